@@ -1,0 +1,78 @@
+package interceptor
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
+	"github.com/caekit/caekit/interceptor/token"
+)
+
+// Claims are the validated claims of the caller's access token.
+type Claims = token.Claims
+
+// Request is what a Check sees of one call. The interceptor builds it once per
+// call (and once per re-check on a stream); checks must not retain it.
+type Request struct {
+	// FullMethod is the gRPC method, "/package.Service/Method".
+	FullMethod string
+	// Claims are the validated token claims. Never nil.
+	Claims *Claims
+	// Peer is the transport peer address of the caller (may be nil in tests).
+	Peer net.Addr
+	// Metadata is the incoming request metadata.
+	Metadata metadata.MD
+	// Stream is true for streaming calls.
+	Stream bool
+	// Now is the time of the evaluation.
+	Now time.Time
+}
+
+// Check decides whether a call may proceed. Revocation, location, auth context
+// and custom rules are all Checks, evaluated in order; the first denial wins.
+//
+// Check returns nil to allow. It must be safe for concurrent use, must not
+// touch the network and should not allocate on the allow path: it runs on
+// every call and, for streams, on every message and on every event.
+type Check interface {
+	Check(ctx context.Context, req *Request) *Denial
+}
+
+// CheckFunc adapts a function to Check.
+type CheckFunc func(ctx context.Context, req *Request) *Denial
+
+// Check calls f.
+func (f CheckFunc) Check(ctx context.Context, req *Request) *Denial { return f(ctx, req) }
+
+// Param is an extra www-authenticate parameter, e.g. cc_type="authcontext".
+type Param struct {
+	Name, Value string
+}
+
+// Denial is a Check's refusal.
+//
+// With Claims set it is a claims challenge: clients that declared the CAE
+// capability (cp1) get error="insufficient_claims" with those claims and can
+// fetch a satisfying token and retry. Without Claims, or for a client without
+// the capability, it is a plain rejection.
+type Denial struct {
+	// Code is the gRPC code; zero means codes.Unauthenticated.
+	Code codes.Code
+	// Reason is the machine-readable reason.
+	Reason caev1.Reason
+	// Claims is the claims-request JSON, e.g.
+	// {"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}; empty for none.
+	Claims string
+	// Description is a human-readable explanation. It must never contain a token.
+	Description string
+	// EventTime is the time of the causing event, if any.
+	EventTime time.Time
+	// EventID is the id (jti) of the causing event, if any.
+	EventID string
+	// Params are extra www-authenticate parameters.
+	Params []Param
+}

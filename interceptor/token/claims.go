@@ -1,0 +1,102 @@
+package token
+
+import (
+	"strings"
+	"time"
+
+	"github.com/caekit/caekit/revocation"
+)
+
+// Claims are the validated claims of an access token. A *Claims is immutable
+// once returned by a Validator: it may be shared between calls (the verified
+// token cache hands out the same pointer), so never modify one.
+type Claims struct {
+	Issuer    string
+	Subject   string   // sub
+	Audience  []string // aud
+	ObjectID  string   // oid
+	TenantID  string   // tid
+	SessionID string   // sid
+	ClientID  string   // azp, else appid
+	TokenID   string   // jti, else uti
+	Email     string   // email, else upn, else preferred_username
+	DeviceID  string   // deviceid
+	IDType    string   // idtyp ("app" for app-only tokens)
+	// Capabilities are the xms_cc values, e.g. ["cp1"].
+	Capabilities []string
+	// ACRS are the satisfied authentication contexts, e.g. ["c1"].
+	ACRS []string
+	// IPAddr is the ipaddr claim: the address the IdP saw at sign-in.
+	IPAddr    string
+	IssuedAt  time.Time
+	NotBefore time.Time
+	ExpiresAt time.Time
+	// Hash is a short, non-reversible hash prefix of the raw token, safe to log.
+	Hash string
+	// Raw holds every claim as decoded JSON, for custom checks.
+	Raw map[string]any
+
+	keys []revocation.Key
+}
+
+// HasCapability reports whether xms_cc contains c, compared case-insensitively.
+func (c *Claims) HasCapability(capability string) bool {
+	for _, v := range c.Capabilities {
+		if strings.EqualFold(v, capability) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasACR reports whether acrs contains the authentication context id.
+func (c *Claims) HasACR(id string) bool {
+	for _, v := range c.ACRS {
+		if v == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Keys returns every revocation subject this token belongs to. The slice is
+// computed once and shared: do not modify it.
+func (c *Claims) Keys() []revocation.Key {
+	if c.keys == nil {
+		c.keys = c.computeKeys()
+	}
+	return c.keys
+}
+
+// Seal computes derived fields. Validators call it before handing Claims out,
+// so that Keys does not write to a shared value.
+func (c *Claims) Seal() *Claims {
+	c.keys = c.computeKeys()
+	return c
+}
+
+func (c *Claims) computeKeys() []revocation.Key {
+	ks := make([]revocation.Key, 0, 7)
+	if c.TenantID != "" && c.ObjectID != "" {
+		ks = append(ks, revocation.ObjectKey(c.TenantID, c.ObjectID))
+	}
+	if c.Issuer != "" && c.Subject != "" {
+		ks = append(ks, revocation.IssuerSubjectKey(c.Issuer, c.Subject))
+	}
+	if c.SessionID != "" {
+		ks = append(ks, revocation.SessionKey(c.SessionID))
+	}
+	if c.ClientID != "" {
+		ks = append(ks, revocation.ClientKey(c.ClientID))
+	}
+	if c.Email != "" {
+		ks = append(ks, revocation.EmailKey(c.Email))
+	}
+	if c.Issuer != "" && c.TokenID != "" {
+		ks = append(ks, revocation.TokenKey(c.Issuer, c.TokenID))
+	}
+	if c.DeviceID != "" {
+		ks = append(ks, revocation.DeviceKey(c.DeviceID))
+	}
+	return ks
+}
