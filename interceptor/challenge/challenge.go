@@ -1,0 +1,55 @@
+// Package challenge is the wire format of CAE claims challenges in gRPC: the
+// RFC 7235 www-authenticate value in Entra's exact form, the cae.v1.ClaimsChallenge
+// and google.rpc.ErrorInfo status details, and the robust parsers a client
+// needs to read them back.
+package challenge
+
+import (
+	"time"
+
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
+)
+
+// OAuth error codes used in challenges.
+const (
+	// ErrorInsufficientClaims marks a claims challenge (cp1 clients only).
+	ErrorInsufficientClaims = "insufficient_claims"
+	// ErrorInvalidToken marks a missing, invalid or revoked token without claims.
+	ErrorInvalidToken = "invalid_token"
+)
+
+// MetadataKey is the response metadata key that carries the challenge string.
+const MetadataKey = "www-authenticate"
+
+// ErrorInfoDomain is the google.rpc.ErrorInfo domain caekit uses.
+const ErrorInfoDomain = "caekit.dev"
+
+// Param is one auth-param of a challenge beyond the standard ones.
+type Param struct {
+	Name, Value string
+}
+
+// Challenge is one claims challenge (or invalid_token rejection), decoded.
+type Challenge struct {
+	// Scheme is the auth scheme, "Bearer".
+	Scheme string
+	// Error is ErrorInsufficientClaims or ErrorInvalidToken.
+	Error string
+	// Claims is the decoded claims-request JSON; empty when there is none.
+	Claims string
+	// AuthorizationURI is where to get a new token.
+	AuthorizationURI string
+	// Realm is the realm; often "".
+	Realm string
+	// Reason is the machine-readable reason (REASON_UNSPECIFIED when only the
+	// www-authenticate header was available).
+	Reason caev1.Reason
+	// EventTime is when the causing event happened, if known.
+	EventTime time.Time
+	// EventID is the causing event's id, if known.
+	EventID string
+	// Description is human-readable; never contains a token.
+	Description string
+	// Params are extra parameters in order, e.g. cc_type="authcontext".
+	Params []Param
+}
