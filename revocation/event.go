@@ -100,21 +100,21 @@ type Type uint8
 // The critical event types: every event in Entra's list, plus those that CAEP
 // and RISC define and that revoke tokens.
 const (
-	TypeUnknown                   Type = iota
-	TypeUserDisabled                   // account deleted or disabled (disabled part)
-	TypeUserDeleted                    // account deleted or purged
-	TypePasswordChanged                // password changed or reset
-	TypeMFAEnabled                     // MFA enabled for the user
-	TypeRefreshTokensRevoked           // admin revoked all refresh tokens / all sessions
-	TypeUserRiskHigh                   // high user risk
-	TypeServicePrincipalDisabled       // workload identity disabled
-	TypeServicePrincipalDeleted        // workload identity deleted
-	TypeServicePrincipalRiskHigh       // high service principal risk
-	TypeSessionRevoked                 // one session revoked, by sid
-	TypeTokenClaimsChanged             // CAEP token-claims-change
-	TypeDeviceNotCompliant             // CAEP device-compliance-change to not-compliant
-	TypeAssuranceDecreased             // CAEP assurance-level-change with decrease
-	TypeCredentialCompromised          // RISC credential-compromise / account-credential-change-required
+	TypeUnknown                  Type = iota
+	TypeUserDisabled                  // account deleted or disabled (disabled part)
+	TypeUserDeleted                   // account deleted or purged
+	TypePasswordChanged               // password changed or reset
+	TypeMFAEnabled                    // MFA enabled for the user
+	TypeRefreshTokensRevoked          // admin revoked all refresh tokens / all sessions
+	TypeUserRiskHigh                  // high user risk
+	TypeServicePrincipalDisabled      // workload identity disabled
+	TypeServicePrincipalDeleted       // workload identity deleted
+	TypeServicePrincipalRiskHigh      // high service principal risk
+	TypeSessionRevoked                // one session revoked, by sid
+	TypeTokenClaimsChanged            // CAEP token-claims-change
+	TypeDeviceNotCompliant            // CAEP device-compliance-change to not-compliant
+	TypeAssuranceDecreased            // CAEP assurance-level-change with decrease
+	TypeCredentialCompromised         // RISC credential-compromise / account-credential-change-required
 	typeCount
 )
 

@@ -176,16 +176,16 @@ func (m *Memory) expired(ev Event, now time.Time) bool {
 	return now.Sub(ev.Time) > m.cfg.retention
 }
 
-// Lookup returns the latest unexpired event for k. It does not allocate.
+// Lookup returns the latest event recorded for k. It does not allocate and
+// does not read the clock: an event past its retention may still be returned
+// until it is swept, which can only revoke a token that lives longer than the
+// retention, never allow one that should be refused.
 func (m *Memory) Lookup(k Key) (Event, bool) {
 	s := m.shardFor(k)
 	s.mu.RLock()
 	ev, ok := s.m[k]
 	s.mu.RUnlock()
-	if !ok || m.expired(ev, m.cfg.now()) {
-		return Event{}, false
-	}
-	return ev, true
+	return ev, ok
 }
 
 // Subscribe registers fn for every event that changes the store's state.

@@ -28,7 +28,9 @@ type Store interface {
 	// wrong.
 	Put(ctx context.Context, ev Event) error
 
-	// Lookup returns the latest unexpired event recorded for k.
+	// Lookup returns the latest event recorded for k. Events past the store's
+	// retention may linger until swept; they can only revoke tokens that
+	// outlive the retention.
 	Lookup(k Key) (Event, bool)
 
 	// Subscribe calls fn for every event stored from now on, including events

@@ -1,0 +1,210 @@
+package revocation_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/caekit/caekit/revocation"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type clock struct{ t atomic.Int64 }
+
+func newClock(t time.Time) *clock    { c := &clock{}; c.t.Store(t.UnixNano()); return c }
+func (c *clock) Now() time.Time      { return time.Unix(0, c.t.Load()) }
+func (c *clock) Add(d time.Duration) { c.t.Add(int64(d)) }
+
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func TestMemoryLatestEventWinsByEventTime(t *testing.T) {
+	clk := newClock(t0)
+	m := revocation.NewMemory(revocation.WithClock(clk.Now))
+	ctx := context.Background()
+	k := revocation.ObjectKey("tenant", "alice")
+
+	newer := revocation.Event{ID: "b", Type: revocation.TypePasswordChanged, Subject: k, Time: t0.Add(-time.Minute)}
+	older := revocation.Event{ID: "a", Type: revocation.TypeUserDisabled, Subject: k, Time: t0.Add(-time.Hour)}
+	if err := m.Put(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	// An old event arriving late must not replace the newer one.
+	if err := m.Put(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := m.Lookup(k)
+	if !ok || got.ID != "b" {
+		t.Fatalf("Lookup = %+v, %v; want event b", got, ok)
+	}
+	// Token issued after the newest event is not revoked; one issued at or before it is.
+	if got.Revokes(t0.Add(-30 * time.Second)) {
+		t.Error("event revoked a token issued after it")
+	}
+	if !got.Revokes(t0.Add(-time.Minute)) || !got.Revokes(t0.Add(-2*time.Minute)) {
+		t.Error("event did not revoke a token issued at or before it")
+	}
+	if _, ok := m.Lookup(revocation.ObjectKey("tenant", "bob")); ok {
+		t.Error("unrelated subject found")
+	}
+	if _, ok := m.Lookup(revocation.ObjectKey("other-tenant", "alice")); ok {
+		t.Error("same object id in another tenant found")
+	}
+}
+
+func TestMemoryExpiry(t *testing.T) {
+	clk := newClock(t0)
+	m := revocation.NewMemory(revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
+	k := revocation.SessionKey("s1")
+	if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: k, Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(59 * time.Minute)
+	if _, ok := m.Lookup(k); !ok {
+		t.Fatal("event expired early")
+	}
+	clk.Add(2 * time.Minute)
+	if n := m.Sweep(); n != 1 || m.Len() != 0 {
+		t.Fatalf("Sweep removed %d, Len %d; want 1, 0", n, m.Len())
+	}
+	if _, ok := m.Lookup(k); ok {
+		t.Fatal("event outlived its retention and sweep")
+	}
+	// An event already past retention is accepted but has no effect.
+	if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: k, Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != 0 {
+		t.Fatal("expired event was stored")
+	}
+}
+
+func TestMemoryBoundAndValidation(t *testing.T) {
+	m := revocation.NewMemory(revocation.WithMaxEntries(2))
+	ctx := context.Background()
+	for i := range 2 {
+		if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey(strconv.Itoa(i)), Time: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := m.Put(ctx, revocation.Event{ID: "x", Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("3"), Time: time.Now()})
+	if !errors.Is(err, revocation.ErrFull) {
+		t.Fatalf("Put beyond bound = %v; want ErrFull", err)
+	}
+	// An update to a held subject is still accepted when full.
+	if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("1"), Time: time.Now().Add(time.Second)}); err != nil {
+		t.Fatalf("update when full: %v", err)
+	}
+
+	bad := []struct {
+		ev   revocation.Event
+		want error
+	}{
+		{revocation.Event{Type: revocation.TypeUserDisabled, Time: time.Now()}, revocation.ErrNoSubject},
+		{revocation.Event{Subject: revocation.SessionKey("s"), Time: time.Now()}, revocation.ErrNoType},
+		{revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("s")}, revocation.ErrNoTime},
+	}
+	for _, b := range bad {
+		if err := m.Put(ctx, b.ev); !errors.Is(err, b.want) {
+			t.Errorf("Put(%+v) = %v; want %v", b.ev, err, b.want)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := m.Put(cctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("s"), Time: time.Now()}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put with cancelled context = %v", err)
+	}
+	if _, err := revocation.NewMemoryE(revocation.WithRetention(0)); err == nil {
+		t.Error("zero retention accepted")
+	}
+	if _, err := revocation.NewMemoryE(revocation.WithMaxEntries(-1)); err == nil {
+		t.Error("negative bound accepted")
+	}
+}
+
+func TestMemorySubscribe(t *testing.T) {
+	m := revocation.NewMemory()
+	var mu sync.Mutex
+	var got []string
+	unsub := m.Subscribe(func(ev revocation.Event) { mu.Lock(); got = append(got, ev.ID); mu.Unlock() })
+	ctx := context.Background()
+	k := revocation.SessionKey("s")
+	_ = m.Put(ctx, revocation.Event{ID: "1", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0})
+	_ = m.Put(ctx, revocation.Event{ID: "0", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(-time.Second)}) // older: no change, no notify
+	_ = m.Put(ctx, revocation.Event{ID: "2", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(time.Second)})
+	unsub()
+	unsub()
+	_ = m.Put(ctx, revocation.Event{ID: "3", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(2 * time.Second)})
+	if fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("notified %v; want [1 2]", got)
+	}
+}
+
+func TestMemoryConcurrentWriters(t *testing.T) {
+	m := revocation.NewMemory()
+	k := revocation.ObjectKey("t", "u")
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				sec := i*8 + w
+				_ = m.Put(context.Background(), revocation.Event{ID: strconv.Itoa(sec), Type: revocation.TypeUserDisabled, Subject: k, Time: t0.Add(time.Duration(sec) * time.Second)})
+				m.Lookup(k)
+			}
+		}()
+	}
+	wg.Wait()
+	if ev, _ := m.Lookup(k); ev.ID != strconv.Itoa(499*8+7) {
+		t.Fatalf("latest = %s; want %d", ev.ID, 499*8+7)
+	}
+}
+
+func TestParseNames(t *testing.T) {
+	for _, ty := range revocation.Types() {
+		got, err := revocation.ParseType(ty.String())
+		if err != nil || got != ty {
+			t.Errorf("ParseType(%q) = %v, %v", ty, got, err)
+		}
+	}
+	if _, err := revocation.ParseType("nope"); err == nil {
+		t.Error("ParseType accepted an unknown name")
+	}
+	for k := revocation.KindObject; k <= revocation.KindDevice; k++ {
+		if got, err := revocation.ParseKind(k.String()); err != nil || got != k {
+			t.Errorf("ParseKind(%q) = %v, %v", k, got, err)
+		}
+	}
+}
+
+func BenchmarkMemoryLookup(b *testing.B) {
+	for _, n := range []int{0, 10_000, 1_000_000} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			m := revocation.NewMemory()
+			now := time.Now()
+			for i := range n {
+				if _, err := m.Apply(revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey("tenant", "user-"+strconv.Itoa(i)), Time: now}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// A miss and a hit alternate, as on a real call path.
+			keys := []revocation.Key{
+				revocation.ObjectKey("tenant", "someone-else"),
+				revocation.ObjectKey("tenant", "user-"+strconv.Itoa(n/2)),
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				m.Lookup(keys[i&1])
+			}
+		})
+	}
+}
