@@ -3,4 +3,36 @@
 // never admits "none"; iss, aud, exp, nbf and iat with leeway; a size bound;
 // and a bounded cache of verified tokens so that repeat calls skip the
 // signature check. Nothing on the validation path touches the network.
+//
+// # Keys
+//
+// Remote key sets (WithDiscovery, WithJWKSURL) are fetched once by
+// NewValidator and then by one background goroutine per source: every
+// WithRefreshInterval, sooner with backoff after a failure, and when a token
+// names an unknown kid. Such a token is refused at once with ErrUnknownKey;
+// the refresh it triggers runs asynchronously and at most once per
+// WithUnknownKIDRefreshLimit, so neither a key rotation nor an attacker
+// sending random kids can make Validate wait for the network or flood the
+// IdP. A failed or empty fetch keeps the last good key set. Responses are
+// size-bounded, only signature keys are taken, symmetric keys from the
+// network are ignored, and the jku, x5u and jwk headers of a token are never
+// used.
+//
+// # Algorithms
+//
+// Only algorithms in the allow-list (DefaultAlgorithms() unless
+// WithAlgorithms) are accepted; "none" never is. The key a kid names must
+// match the algorithm family (RSA for RS*/PS*, the right curve for ES*,
+// Ed25519 for EdDSA). HMAC algorithms need WithHMACKey and are verified only
+// with those secrets, so an HS256 token "signed" with a public key's bytes is
+// refused. Tokens with a crit header, encrypted tokens (JWE) and tokens whose
+// typ is not a JWT access token type (e.g. a Security Event Token) are refused.
+//
+// # Cache
+//
+// A verified token is remembered (WithCacheSize, default 10,000) until its
+// exp. A cache hit returns the same *Claims without verifying the signature
+// again, but still checks exp and nbf; it takes a shard read lock and does
+// not allocate. The cache never replaces the revocation and policy checks
+// that callers run on the claims.
 package token

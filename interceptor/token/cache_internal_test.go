@@ -1,0 +1,140 @@
+package token
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"testing"
+	"time"
+)
+
+func claimsExp(exp time.Time) *Claims { return &Claims{ExpiresAt: exp} }
+
+func TestCacheSizeIsExact(t *testing.T) {
+	for _, size := range []int{1, 2, 31, 63, 64, 100, 1000, 10_000, 12_345} {
+		c := newCache(size)
+		total := 0
+		for i := range c.shards {
+			total += len(c.shards[i].slots)
+			if len(c.shards[i].slots) == 0 {
+				t.Errorf("size %d: empty shard", size)
+			}
+		}
+		if total != size || len(c.shards) > maxShards || len(c.shards)&(len(c.shards)-1) != 0 {
+			t.Errorf("size %d: %d slots in %d shards", size, total, len(c.shards))
+		}
+	}
+	if newCache(0) != nil {
+		t.Error("size 0 must disable the cache")
+	}
+}
+
+func TestCacheBoundedAndCorrect(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	c := newCache(100)
+	cls := map[string]*Claims{}
+	for i := range 1000 {
+		raw := fmt.Sprintf("token-%d", i)
+		cl := claimsExp(now.Add(time.Hour))
+		cls[raw] = cl
+		c.put(raw, cl, now.UnixNano())
+	}
+	if n := c.len(); n != 100 {
+		t.Fatalf("cache holds %d entries, want 100", n)
+	}
+	hits := 0
+	for raw, cl := range cls {
+		got, ok := c.get(raw, now.UnixNano(), 0)
+		if ok {
+			hits++
+			if got != cl {
+				t.Fatalf("%s: wrong claims", raw)
+			}
+		}
+	}
+	if hits != 100 {
+		t.Fatalf("%d hits, want 100", hits)
+	}
+}
+
+func TestCacheTimeBounds(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	c := newCache(10)
+	cl := &Claims{ExpiresAt: now.Add(time.Minute), NotBefore: now.Add(-time.Second)}
+	c.put("t", cl, now.UnixNano())
+	if _, ok := c.get("t", now.Add(59*time.Second).UnixNano(), 0); !ok {
+		t.Fatal("miss before exp")
+	}
+	if _, ok := c.get("t", now.Add(time.Minute).UnixNano(), int64(time.Hour)); ok {
+		t.Fatal("hit at exp: leeway must not extend a cache entry")
+	}
+	if _, ok := c.get("t", now.Add(-2*time.Second).UnixNano(), 0); ok {
+		t.Fatal("hit before nbf")
+	}
+	if _, ok := c.get("t", now.Add(-2*time.Second).UnixNano(), int64(time.Minute)); !ok {
+		t.Fatal("miss before nbf but within leeway")
+	}
+	c.put("old", claimsExp(now), now.UnixNano())
+	if _, ok := c.get("old", now.Add(-time.Hour).UnixNano(), 0); ok {
+		t.Fatal("an already expired token was cached")
+	}
+}
+
+func TestCacheComparesRawOnHit(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	c := newCache(1)
+	c.put("a", claimsExp(now.Add(time.Hour)), now.UnixNano())
+	// Simulate a hash collision: make "b" hash to the slot of "a".
+	s := &c.shards[0]
+	s.index[maphash.String(c.seed, "b")] = s.index[maphash.String(c.seed, "a")]
+	if _, ok := c.get("b", now.UnixNano(), 0); ok {
+		t.Fatal("a colliding token was answered from another token's entry")
+	}
+}
+
+func TestCacheClockEviction(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	c := newCache(10) // one shard of 10
+	if len(c.shards) != 1 {
+		t.Fatalf("%d shards", len(c.shards))
+	}
+	for i := range 10 {
+		exp := now.Add(time.Hour)
+		if i == 5 {
+			exp = now.Add(time.Second)
+		}
+		c.put(fmt.Sprint(i), claimsExp(exp), now.UnixNano())
+	}
+	later := now.Add(2 * time.Second).UnixNano()
+	for i := range 10 {
+		c.get(fmt.Sprint(i), now.UnixNano(), 0) // reference every entry
+	}
+	c.put("new1", claimsExp(now.Add(time.Hour)), later) // evicts the expired entry 5
+	if _, ok := c.get("5", now.UnixNano(), 0); ok {
+		t.Fatal("the expired entry survived")
+	}
+	for _, k := range []string{"0", "9", "new1"} {
+		if _, ok := c.get(k, now.UnixNano(), 0); !ok {
+			t.Fatalf("entry %s was evicted", k)
+		}
+	}
+	if c.len() != 10 {
+		t.Fatalf("len %d", c.len())
+	}
+	c.put("new2", claimsExp(now.Add(time.Hour)), later) // all referenced: CLOCK still finds a victim
+	if c.len() != 10 {
+		t.Fatalf("len %d after eviction", c.len())
+	}
+	if _, ok := c.get("new2", now.UnixNano(), 0); !ok {
+		t.Fatal("new entry missing")
+	}
+}
+
+func TestCacheNoNBF(t *testing.T) {
+	c := newCache(4)
+	now := time.Unix(1_900_000_000, 0)
+	c.put("t", claimsExp(now.Add(time.Hour)), now.UnixNano())
+	if _, ok := c.get("t", math.MinInt64+1, 0); !ok {
+		t.Fatal("a token without nbf must be valid from any time")
+	}
+}

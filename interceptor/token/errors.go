@@ -1,0 +1,39 @@
+package token
+
+import "errors"
+
+// Sentinel errors returned (wrapped, with a message saying what was wrong)
+// by Validator.Validate. Test for them with errors.Is. No error ever contains
+// the token itself; messages may carry the token's Claims.Hash-style prefix,
+// header values such as kid and alg, and claim values such as iss and aud.
+var (
+	// ErrMissing means no token was given.
+	ErrMissing = errors.New("token: missing")
+	// ErrTooLarge means the token exceeds the configured maximum size; it
+	// was refused before any decoding.
+	ErrTooLarge = errors.New("token: too large")
+	// ErrMalformed means the token is not a well-formed compact JWS with a
+	// JSON object payload, lacks the exp claim, has a claim of the wrong
+	// type, nests JSON too deeply, or uses a feature this validator refuses
+	// (crit header, JWE, an unexpected typ).
+	ErrMalformed = errors.New("token: malformed")
+	// ErrAlgorithm means the alg header is not in the allow-list (alg "none"
+	// never is) or does not match the type of the key it names.
+	ErrAlgorithm = errors.New("token: algorithm not allowed")
+	// ErrUnknownKey means no configured or fetched key matches the kid. An
+	// asynchronous, rate-limited refresh of the remote key sets has been
+	// requested; a retry may succeed once it completes.
+	ErrUnknownKey = errors.New("token: unknown signing key")
+	// ErrSignature means the signature does not verify.
+	ErrSignature = errors.New("token: invalid signature")
+	// ErrIssuer means the iss claim is missing or not accepted.
+	ErrIssuer = errors.New("token: issuer not accepted")
+	// ErrAudience means no aud value is one of the configured audiences.
+	ErrAudience = errors.New("token: audience not accepted")
+	// ErrExpired means the exp claim is in the past (beyond the leeway).
+	ErrExpired = errors.New("token: expired")
+	// ErrNotYetValid means the nbf claim is in the future.
+	ErrNotYetValid = errors.New("token: not yet valid")
+	// ErrIssuedInFuture means the iat claim is in the future.
+	ErrIssuedInFuture = errors.New("token: issued in the future")
+)

@@ -1,0 +1,59 @@
+package token_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caekit/caekit/interceptor/token"
+)
+
+func Example() {
+	// An issuer's key pair; in production the key comes from WithDiscovery.
+	priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+
+	v, err := token.NewValidator(context.Background(),
+		token.WithStaticKey("key-1", priv.Public()),
+		token.WithTenantIssuer("https://login.microsoftonline.com/{tid}/v2.0", "contoso-tid"),
+		token.WithAudience("api://inbox"),
+		token.WithClock(func() time.Time { return now }),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer v.Close()
+
+	mint := func(exp time.Time) string {
+		t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+			"iss":    "https://login.microsoftonline.com/contoso-tid/v2.0",
+			"tid":    "contoso-tid",
+			"oid":    "alice-oid",
+			"aud":    "api://inbox",
+			"xms_cc": []string{"cp1"},
+			"iat":    now.Add(-time.Minute).Unix(),
+			"exp":    exp.Unix(),
+		})
+		t.Header["kid"] = "key-1"
+		raw, _ := t.SignedString(priv)
+		return raw
+	}
+
+	claims, err := v.Validate(context.Background(), mint(now.Add(time.Hour)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(claims.TenantID, claims.ObjectID, claims.HasCapability("cp1"), len(claims.Hash))
+
+	_, err = v.Validate(context.Background(), mint(now.Add(-time.Hour)))
+	fmt.Println(errors.Is(err, token.ErrExpired))
+	// Output:
+	// contoso-tid alice-oid true 12
+	// true
+}

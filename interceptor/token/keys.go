@@ -1,0 +1,163 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// methods maps every supported alg to its verifier. It is private on purpose:
+// jwt.GetSigningMethod consults a global registry that other code can extend
+// (it even knows "none").
+var methods = map[string]jwt.SigningMethod{
+	"RS256": jwt.SigningMethodRS256,
+	"RS384": jwt.SigningMethodRS384,
+	"RS512": jwt.SigningMethodRS512,
+	"PS256": jwt.SigningMethodPS256,
+	"PS384": jwt.SigningMethodPS384,
+	"PS512": jwt.SigningMethodPS512,
+	"ES256": jwt.SigningMethodES256,
+	"ES384": jwt.SigningMethodES384,
+	"ES512": jwt.SigningMethodES512,
+	"EdDSA": jwt.SigningMethodEdDSA,
+	"HS256": jwt.SigningMethodHS256,
+	"HS384": jwt.SigningMethodHS384,
+	"HS512": jwt.SigningMethodHS512,
+}
+
+func isHMAC(alg string) bool { return strings.HasPrefix(alg, "HS") }
+
+// keyFits reports whether key may verify alg: the key type must match the
+// algorithm family (and, for ECDSA, the curve). HMAC secrets are never
+// passed here: they live in their own table.
+func keyFits(alg string, key any) error {
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		k, ok := key.(*rsa.PublicKey)
+		if !ok {
+			return fmt.Errorf("%w: alg %s needs an RSA key, kid names a %s key", ErrAlgorithm, alg, keyKind(key))
+		}
+		if k.N.BitLen() < minRSABits {
+			return fmt.Errorf("%w: RSA key has %d bits, need at least %d", ErrAlgorithm, k.N.BitLen(), minRSABits)
+		}
+		return nil
+	case "ES256", "ES384", "ES512":
+		k, ok := key.(*ecdsa.PublicKey)
+		if !ok {
+			return fmt.Errorf("%w: alg %s needs an EC key, kid names a %s key", ErrAlgorithm, alg, keyKind(key))
+		}
+		want := elliptic.P256()
+		switch alg {
+		case "ES384":
+			want = elliptic.P384()
+		case "ES512":
+			want = elliptic.P521()
+		}
+		if k.Curve != want {
+			return fmt.Errorf("%w: alg %s needs curve %s, key is on %s", ErrAlgorithm, alg, want.Params().Name, k.Curve.Params().Name)
+		}
+		return nil
+	case "EdDSA":
+		if k, ok := key.(ed25519.PublicKey); !ok || len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("%w: alg EdDSA needs an Ed25519 key, kid names a %s key", ErrAlgorithm, keyKind(key))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: alg %q", ErrAlgorithm, alg)
+}
+
+func keyKind(key any) string {
+	switch key.(type) {
+	case *rsa.PublicKey:
+		return "RSA"
+	case *ecdsa.PublicKey:
+		return "EC"
+	case ed25519.PublicKey:
+		return "Ed25519"
+	case []byte:
+		return "symmetric"
+	default:
+		return fmt.Sprintf("%T", key)
+	}
+}
+
+// lookupKey finds the key for a token header. It never touches the network:
+// on an unknown kid it asks the remote sources for an asynchronous,
+// rate-limited refresh and fails at once.
+func (v *Validator) lookupKey(ctx context.Context, alg, kid string, hasKID bool) (any, error) {
+	if isHMAC(alg) {
+		if !hasKID && len(v.hmacKeys) == 1 {
+			for _, k := range v.hmacKeys {
+				return k, nil
+			}
+		}
+		if k, ok := v.hmacKeys[kid]; ok {
+			return k, nil
+		}
+		return nil, fmt.Errorf("%w: no HMAC key with kid %q", ErrUnknownKey, clip(kid))
+	}
+
+	if !hasKID {
+		return v.onlyKey(ctx, alg)
+	}
+	if k, ok := v.staticKeys[kid]; ok {
+		return k, keyFits(alg, k)
+	}
+	for _, r := range v.remotes {
+		k, err := r.key(ctx, alg, kid)
+		if err == nil {
+			return k, keyFits(alg, k)
+		}
+		if !errors.Is(err, jwkset.ErrKeyNotFound) {
+			return nil, err
+		}
+	}
+	for _, r := range v.remotes {
+		r.requestRefresh()
+	}
+	if len(v.remotes) > 0 {
+		return nil, fmt.Errorf("%w: kid %q not in the key sets; a background refresh was requested", ErrUnknownKey, clip(kid))
+	}
+	return nil, fmt.Errorf("%w: kid %q not configured", ErrUnknownKey, clip(kid))
+}
+
+// onlyKey serves tokens without a kid: they are accepted only when exactly
+// one known key fits alg, so a kid-less token never costs more than one
+// signature check.
+func (v *Validator) onlyKey(ctx context.Context, alg string) (any, error) {
+	var found []crypto.PublicKey
+	for _, k := range v.staticKeys {
+		if keyFits(alg, k) == nil {
+			found = append(found, k)
+		}
+	}
+	for _, r := range v.remotes {
+		for _, k := range r.all(ctx) {
+			if keyFits(alg, k) == nil {
+				found = append(found, k)
+			}
+		}
+	}
+	if len(found) != 1 {
+		return nil, fmt.Errorf("%w: token has no kid and %d known keys fit alg %s; exactly one must", ErrUnknownKey, len(found), alg)
+	}
+	return found[0], nil
+}
+
+// clip shortens an attacker-chosen value before it goes into an error.
+func clip(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

@@ -1,0 +1,463 @@
+package token
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults of a Validator. Each has an Option to change it.
+const (
+	// DefaultLeeway is the clock skew tolerated on exp, nbf and iat.
+	DefaultLeeway = 60 * time.Second
+	// DefaultMaxTokenSize is the largest token accepted, in bytes; larger
+	// ones are refused before any decoding.
+	DefaultMaxTokenSize = 16 << 10
+	// DefaultCacheSize is the number of verified tokens remembered.
+	DefaultCacheSize = 10_000
+	// DefaultRefreshInterval is how often remote key sets are re-fetched.
+	DefaultRefreshInterval = 5 * time.Minute
+	// DefaultUnknownKIDRefreshLimit is the least time between two refreshes
+	// of a remote key set triggered by tokens with an unknown kid.
+	DefaultUnknownKIDRefreshLimit = 10 * time.Second
+	// DefaultMaxJWKSSize bounds a discovery document or JWKS response, in bytes.
+	DefaultMaxJWKSSize = 1 << 20
+	// DefaultHTTPTimeout bounds one discovery or JWKS request made by the
+	// default HTTP client.
+	DefaultHTTPTimeout = 10 * time.Second
+)
+
+// MaxLeeway is the largest leeway WithLeeway accepts.
+const MaxLeeway = 10 * time.Minute
+
+// DefaultAlgorithms returns the default algorithm allow-list: RS256, PS256,
+// ES256 and EdDSA.
+func DefaultAlgorithms() []string { return []string{"RS256", "PS256", "ES256", "EdDSA"} }
+
+// minRSABits is the smallest RSA modulus accepted, for static and fetched keys.
+const minRSABits = 2048
+
+// minHMACKeySize is the shortest HMAC secret accepted, in bytes.
+const minHMACKeySize = 32
+
+// Option configures a Validator. Options are applied, in order, to a copy of
+// the defaults; NewValidator reports every invalid one.
+type Option func(*config)
+
+type tenantIssuer struct {
+	template string
+	tenants  []string
+}
+
+type config struct {
+	issuers         []string
+	tenantIssuers   []tenantIssuer
+	audiences       []string
+	discovery       []string
+	jwksURLs        []string
+	staticKeys      map[string]crypto.PublicKey
+	hmacKeys        map[string][]byte
+	algs            []string
+	leeway          time.Duration
+	maxTokenSize    int
+	cacheSize       int
+	now             func() time.Time
+	httpClient      *http.Client
+	refreshInterval time.Duration
+	unknownKIDLimit time.Duration
+	logger          *slog.Logger
+	startWithout    bool
+	insecureHTTP    bool
+	maxJWKSSize     int64
+	errs            []error
+}
+
+func defaultConfig() config {
+	return config{
+		staticKeys:      map[string]crypto.PublicKey{},
+		hmacKeys:        map[string][]byte{},
+		algs:            DefaultAlgorithms(),
+		leeway:          DefaultLeeway,
+		maxTokenSize:    DefaultMaxTokenSize,
+		cacheSize:       DefaultCacheSize,
+		now:             time.Now,
+		httpClient:      nil, // built in NewValidator unless WithHTTPClient
+		refreshInterval: DefaultRefreshInterval,
+		unknownKIDLimit: DefaultUnknownKIDRefreshLimit,
+		logger:          slog.Default(),
+		maxJWKSSize:     DefaultMaxJWKSSize,
+	}
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
+
+// WithIssuer accepts tokens whose iss claim equals one of issuers exactly.
+// It may be combined with WithTenantIssuer; at least one of the two is required.
+func WithIssuer(issuers ...string) Option {
+	return func(c *config) {
+		if len(issuers) == 0 {
+			c.fail("WithIssuer: no issuer given")
+		}
+		for _, iss := range issuers {
+			if iss == "" {
+				c.fail("WithIssuer: empty issuer")
+				continue
+			}
+			c.issuers = append(c.issuers, iss)
+		}
+	}
+}
+
+// TenantPlaceholder is the placeholder WithTenantIssuer replaces with the
+// token's tid claim.
+const TenantPlaceholder = "{tid}"
+
+// WithTenantIssuer accepts multi-tenant issuers: a token is accepted when its
+// tid claim is one of tenants (compared case-insensitively) and its iss claim
+// equals template with the single "{tid}" placeholder replaced by that tid,
+// e.g. WithTenantIssuer("https://login.microsoftonline.com/{tid}/v2.0", tid1, tid2).
+//
+// The tenant list is required: an empty list is an error, never "any tenant",
+// since that would accept tokens that any tenant's administrator can mint.
+// Call it once per template (Entra v1 and v2 issuers differ).
+func WithTenantIssuer(template string, tenants ...string) Option {
+	return func(c *config) {
+		if strings.Count(template, TenantPlaceholder) != 1 {
+			c.fail("WithTenantIssuer: template %q must contain %s exactly once", template, TenantPlaceholder)
+			return
+		}
+		if len(tenants) == 0 {
+			c.fail("WithTenantIssuer: template %q: no tenants given; list the accepted tenant ids explicitly", template)
+			return
+		}
+		ts := make([]string, 0, len(tenants))
+		for _, t := range tenants {
+			if t == "" || strings.ContainsAny(t, "/{} ") {
+				c.fail("WithTenantIssuer: invalid tenant id %q", t)
+				continue
+			}
+			ts = append(ts, strings.ToLower(t))
+		}
+		c.tenantIssuers = append(c.tenantIssuers, tenantIssuer{template: template, tenants: ts})
+	}
+}
+
+// WithAudience accepts tokens whose aud claim contains at least one of aud.
+// At least one audience is required.
+func WithAudience(aud ...string) Option {
+	return func(c *config) {
+		if len(aud) == 0 {
+			c.fail("WithAudience: no audience given")
+		}
+		for _, a := range aud {
+			if a == "" {
+				c.fail("WithAudience: empty audience")
+				continue
+			}
+			c.audiences = append(c.audiences, a)
+		}
+	}
+}
+
+// WithDiscovery fetches keys from the jwks_uri of the OpenID Provider whose
+// issuer URL is issuerURL, found at issuerURL + "/.well-known/openid-configuration".
+// The discovery document's issuer field is not required to equal issuerURL
+// (multi-tenant endpoints such as Entra's "organizations" publish a templated
+// one); accepted issuers are configured with WithIssuer or WithTenantIssuer.
+// The URL must be https unless it is on a loopback address or WithInsecureHTTP
+// is given. May be given more than once.
+func WithDiscovery(issuerURL string) Option {
+	return func(c *config) {
+		c.discovery = append(c.discovery, issuerURL)
+	}
+}
+
+// WithJWKSURL fetches keys from a JWK Set URL. The URL must be https unless it
+// is on a loopback address or WithInsecureHTTP is given. May be given more
+// than once.
+func WithJWKSURL(url string) Option {
+	return func(c *config) {
+		c.jwksURLs = append(c.jwksURLs, url)
+	}
+}
+
+// WithStaticKey adds a fixed public key (*rsa.PublicKey of at least 2048 bits,
+// *ecdsa.PublicKey on P-256, P-384 or P-521, or ed25519.PublicKey) under kid.
+// A private key is accepted and reduced to its public key. Static keys are
+// consulted before fetched ones. An empty kid matches tokens without a kid.
+func WithStaticKey(kid string, key crypto.PublicKey) Option {
+	return func(c *config) {
+		if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+			key = pk.Public()
+		}
+		if err := checkPublicKey(key); err != nil {
+			c.fail("WithStaticKey(%q): %w", kid, err)
+			return
+		}
+		if _, dup := c.staticKeys[kid]; dup {
+			c.fail("WithStaticKey: duplicate kid %q", kid)
+			return
+		}
+		c.staticKeys[kid] = key
+	}
+}
+
+// WithHMACKey adds a symmetric secret (at least 32 bytes) under kid for the
+// HS256, HS384 and HS512 algorithms, which must also be allowed explicitly
+// with WithAlgorithms. HMAC tokens are only ever verified with these secrets,
+// never with the bytes of a public key. The secret is copied.
+func WithHMACKey(kid string, secret []byte) Option {
+	return func(c *config) {
+		if len(secret) < minHMACKeySize {
+			c.fail("WithHMACKey(%q): secret is %d bytes, need at least %d", kid, len(secret), minHMACKeySize)
+			return
+		}
+		if _, dup := c.hmacKeys[kid]; dup {
+			c.fail("WithHMACKey: duplicate kid %q", kid)
+			return
+		}
+		c.hmacKeys[kid] = append([]byte(nil), secret...)
+	}
+}
+
+// WithAlgorithms replaces the algorithm allow-list (default DefaultAlgorithms()).
+// Known names: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512,
+// EdDSA, HS256, HS384, HS512. "none" is an error, as is an empty list or an
+// HS* algorithm without WithHMACKey.
+func WithAlgorithms(algs ...string) Option {
+	return func(c *config) {
+		c.algs = append([]string(nil), algs...)
+	}
+}
+
+// WithLeeway sets the clock skew tolerated on exp, nbf and iat (default
+// DefaultLeeway, at most MaxLeeway).
+func WithLeeway(d time.Duration) Option {
+	return func(c *config) { c.leeway = d }
+}
+
+// WithMaxTokenSize sets the largest token accepted, in bytes (default
+// DefaultMaxTokenSize). Must be positive.
+func WithMaxTokenSize(n int) Option {
+	return func(c *config) { c.maxTokenSize = n }
+}
+
+// WithCacheSize sets how many verified tokens are remembered (default
+// DefaultCacheSize); 0 disables the cache. Memory use is about n times the
+// typical token size (1-3 KB for Entra tokens) plus its claims.
+func WithCacheSize(n int) Option {
+	return func(c *config) { c.cacheSize = n }
+}
+
+// WithClock sets the source of the current time used for exp, nbf and iat
+// (default time.Now). Network rate limits always use the real clock.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now == nil {
+			c.fail("WithClock: nil clock")
+			return
+		}
+		c.now = now
+	}
+}
+
+// WithHTTPClient sets the client for discovery and JWKS requests (default: a
+// client with a DefaultHTTPTimeout timeout). Responses are size-bounded
+// whatever the client.
+func WithHTTPClient(client *http.Client) Option {
+	return func(c *config) {
+		if client == nil {
+			c.fail("WithHTTPClient: nil client")
+			return
+		}
+		c.httpClient = client
+	}
+}
+
+// WithRefreshInterval sets how often remote key sets are re-fetched in the
+// background (default DefaultRefreshInterval). After a failed fetch the
+// validator retries sooner, with backoff from 1s up to this interval, and
+// keeps using the last good key set meanwhile.
+func WithRefreshInterval(d time.Duration) Option {
+	return func(c *config) { c.refreshInterval = d }
+}
+
+// WithUnknownKIDRefreshLimit sets the least time between two background
+// refreshes of a remote key set triggered by tokens with an unknown kid
+// (default DefaultUnknownKIDRefreshLimit); 0 disables such refreshes. Such a
+// token is refused at once with ErrUnknownKey: Validate never waits for the
+// network.
+func WithUnknownKIDRefreshLimit(d time.Duration) Option {
+	return func(c *config) { c.unknownKIDLimit = d }
+}
+
+// WithLogger sets the logger for key refresh events (default slog.Default()).
+// Nil discards logs. Tokens are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		c.logger = l
+	}
+}
+
+// WithStartWithoutKeys lets NewValidator succeed when the initial discovery
+// or JWKS fetch fails. Until a background retry succeeds, tokens signed with
+// keys from that source are refused with ErrUnknownKey. Without this option
+// such a failure makes NewValidator return an error.
+func WithStartWithoutKeys() Option {
+	return func(c *config) { c.startWithout = true }
+}
+
+// WithInsecureHTTP allows plain-http discovery and JWKS URLs on non-loopback
+// hosts. Risk: anyone on the network path can then substitute signing keys
+// and mint accepted tokens. Only for closed test networks.
+func WithInsecureHTTP() Option {
+	return func(c *config) { c.insecureHTTP = true }
+}
+
+// WithMaxJWKSSize bounds a discovery document or JWKS response, in bytes
+// (default DefaultMaxJWKSSize). Must be positive.
+func WithMaxJWKSSize(n int64) Option {
+	return func(c *config) { c.maxJWKSSize = n }
+}
+
+// validate checks the assembled configuration and returns every problem.
+func (c *config) validate() error {
+	errs := append([]error(nil), c.errs...)
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.issuers) == 0 && len(c.tenantIssuers) == 0 {
+		add("no issuer: use WithIssuer or WithTenantIssuer")
+	}
+	if len(c.audiences) == 0 {
+		add("no audience: use WithAudience")
+	}
+	if len(c.discovery) == 0 && len(c.jwksURLs) == 0 && len(c.staticKeys) == 0 && len(c.hmacKeys) == 0 {
+		add("no key source: use WithDiscovery, WithJWKSURL, WithStaticKey or WithHMACKey")
+	}
+	for _, u := range c.discovery {
+		if err := checkURL(u, c.insecureHTTP); err != nil {
+			add("WithDiscovery: %w", err)
+		}
+	}
+	for _, u := range c.jwksURLs {
+		if err := checkURL(u, c.insecureHTTP); err != nil {
+			add("WithJWKSURL: %w", err)
+		}
+	}
+
+	if len(c.algs) == 0 {
+		add("WithAlgorithms: empty algorithm list")
+	}
+	hasHMAC := false
+	for _, a := range c.algs {
+		switch {
+		case strings.EqualFold(a, "none"):
+			add("WithAlgorithms: alg %q is never accepted", a)
+		case methods[a] == nil:
+			add("WithAlgorithms: unknown algorithm %q", a)
+		case isHMAC(a):
+			hasHMAC = true
+		}
+	}
+	if hasHMAC && len(c.hmacKeys) == 0 {
+		add("WithAlgorithms: an HS* algorithm is allowed but no WithHMACKey is configured")
+	}
+	if !hasHMAC && len(c.hmacKeys) > 0 {
+		add("WithHMACKey: no HS* algorithm is allowed; add it with WithAlgorithms")
+	}
+
+	if c.leeway < 0 || c.leeway > MaxLeeway {
+		add("WithLeeway: %s is outside [0, %s]", c.leeway, MaxLeeway)
+	}
+	if c.maxTokenSize <= 0 {
+		add("WithMaxTokenSize: %d is not positive", c.maxTokenSize)
+	}
+	if c.cacheSize < 0 {
+		add("WithCacheSize: %d is negative", c.cacheSize)
+	}
+	if c.refreshInterval <= 0 {
+		add("WithRefreshInterval: %s is not positive", c.refreshInterval)
+	}
+	if c.unknownKIDLimit < 0 {
+		add("WithUnknownKIDRefreshLimit: %s is negative", c.unknownKIDLimit)
+	}
+	if c.maxJWKSSize <= 0 {
+		add("WithMaxJWKSSize: %d is not positive", c.maxJWKSSize)
+	}
+	return errors.Join(errs...)
+}
+
+// checkURL requires an absolute http(s) URL, https unless the host is a
+// loopback address or insecure is set.
+func checkURL(raw string, insecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q: %w", raw, err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q is not absolute", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if insecure || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("URL %q is plain http on a non-loopback host; use https (or WithInsecureHTTP in closed test networks)", raw)
+	default:
+		return fmt.Errorf("URL %q: scheme must be https", raw)
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkPublicKey accepts the public key types and sizes the validator uses.
+func checkPublicKey(key crypto.PublicKey) error {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if k == nil || k.N == nil {
+			return errors.New("nil RSA key")
+		}
+		if k.N.BitLen() < minRSABits {
+			return fmt.Errorf("RSA key has %d bits, need at least %d", k.N.BitLen(), minRSABits)
+		}
+	case *ecdsa.PublicKey:
+		if k == nil || k.Curve == nil {
+			return errors.New("nil ECDSA key")
+		}
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("Ed25519 key has %d bytes, want %d", len(k), ed25519.PublicKeySize)
+		}
+	default:
+		return fmt.Errorf("unsupported key type %T", key)
+	}
+	return nil
+}

@@ -1,0 +1,523 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxJSONDepth bounds the nesting of the header and payload JSON.
+const maxJSONDepth = 32
+
+// b64 decodes base64url without padding, refusing non-canonical encodings.
+var b64 = base64.RawURLEncoding.Strict()
+
+// Validator validates JWT access tokens locally. It is safe for concurrent
+// use. Validate never touches the network: remote key sets are fetched and
+// refreshed by background goroutines, which Close stops.
+type Validator struct {
+	allowed      map[string]bool
+	issuers      map[string]bool
+	tenants      []tenantMatcher
+	audiences    []string
+	staticKeys   map[string]crypto.PublicKey
+	hmacKeys     map[string][]byte
+	remotes      []*remote
+	cache        *cache
+	now          func() time.Time
+	leeway       time.Duration
+	maxTokenSize int
+	log          *slog.Logger
+
+	ownClient *http.Client // the default client, whose idle connections Close drops
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type tenantMatcher struct {
+	prefix, suffix string
+	tenants        map[string]bool // lower case
+}
+
+// match reports whether iss is prefix+tid+suffix for an accepted tid.
+func (t *tenantMatcher) match(iss, tid string) bool {
+	if tid == "" || len(iss) != len(t.prefix)+len(tid)+len(t.suffix) ||
+		!strings.HasPrefix(iss, t.prefix) || !strings.HasSuffix(iss, t.suffix) ||
+		iss[len(t.prefix):len(iss)-len(t.suffix)] != tid {
+		return false
+	}
+	return t.tenants[strings.ToLower(tid)]
+}
+
+// NewValidator builds a Validator from opts. It needs an issuer, an audience
+// and a key source. ctx bounds the initial discovery and JWKS fetches; when
+// one fails NewValidator fails, unless WithStartWithoutKeys is given. Call
+// Close to stop the background refreshes.
+func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
+	cfg := defaultConfig()
+	var ownClient *http.Client
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("token: invalid options: %w", err)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if cfg.httpClient == nil {
+		// An own transport, so that Close can drop its idle connections, and
+		// redirects held to the same URL rules as configured URLs.
+		insecure := cfg.insecureHTTP
+		cfg.httpClient = &http.Client{
+			Timeout:   DefaultHTTPTimeout,
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			CheckRedirect: func(req *http.Request, via []*http.Request) error {
+				if len(via) >= 5 {
+					return errors.New("too many redirects")
+				}
+				return checkURL(req.URL.String(), insecure)
+			},
+		}
+		ownClient = cfg.httpClient
+	}
+	v := &Validator{
+		ownClient:    ownClient,
+		allowed:      map[string]bool{},
+		issuers:      map[string]bool{},
+		audiences:    cfg.audiences,
+		staticKeys:   cfg.staticKeys,
+		hmacKeys:     cfg.hmacKeys,
+		cache:        newCache(cfg.cacheSize),
+		now:          cfg.now,
+		leeway:       cfg.leeway,
+		maxTokenSize: cfg.maxTokenSize,
+		log:          cfg.logger,
+	}
+	for _, a := range cfg.algs {
+		v.allowed[a] = true
+	}
+	for _, iss := range cfg.issuers {
+		v.issuers[iss] = true
+	}
+	for _, ti := range cfg.tenantIssuers {
+		prefix, suffix, _ := strings.Cut(ti.template, TenantPlaceholder)
+		m := tenantMatcher{prefix: prefix, suffix: suffix, tenants: map[string]bool{}}
+		for _, t := range ti.tenants {
+			m.tenants[t] = true
+		}
+		v.tenants = append(v.tenants, m)
+	}
+	for _, u := range cfg.discovery {
+		r, err := newRemote(&cfg, u, "")
+		if err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+		v.remotes = append(v.remotes, r)
+	}
+	for _, u := range cfg.jwksURLs {
+		r, err := newRemote(&cfg, "", u)
+		if err != nil {
+			return nil, fmt.Errorf("token: %w", err)
+		}
+		v.remotes = append(v.remotes, r)
+	}
+
+	// Initial fetches, concurrently, bounded by ctx.
+	errs := make([]error, len(v.remotes))
+	var wg sync.WaitGroup
+	for i, r := range v.remotes {
+		wg.Go(func() { errs[i] = r.refresh(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !cfg.startWithout {
+			if ownClient != nil {
+				ownClient.CloseIdleConnections()
+			}
+			return nil, fmt.Errorf("token: initial key fetch from %s failed (WithStartWithoutKeys tolerates this): %w", v.remotes[i].source, err)
+		}
+		v.log.WarnContext(ctx, "initial key fetch failed; retrying in the background", "component", "caekit/token", "source", v.remotes[i].source, "error", err)
+	}
+
+	bg, cancel := context.WithCancel(context.Background())
+	v.cancel = cancel
+	for i, r := range v.remotes {
+		v.wg.Go(func() { r.run(bg, errs[i] != nil) })
+	}
+	return v, nil
+}
+
+// Close stops the background key refreshes and waits for them to end. The
+// Validator still validates afterwards, with the keys it has. Close is
+// idempotent and always returns nil.
+func (v *Validator) Close() error {
+	v.closeOnce.Do(func() {
+		if v.cancel != nil {
+			v.cancel()
+		}
+		v.wg.Wait()
+		if v.ownClient != nil {
+			v.ownClient.CloseIdleConnections()
+		}
+	})
+	return nil
+}
+
+// Hash returns the short hash prefix of a raw token that Claims.Hash holds:
+// the first 12 hex digits of its SHA-256. It is safe to log.
+func Hash(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Validate checks raw, a compact JWS access token (without a "Bearer "
+// prefix), and returns its claims. Errors wrap one of the package's sentinel
+// errors and never contain the token.
+//
+// A token seen before and still within its lifetime is answered from the
+// verified-token cache without signature verification; the returned *Claims
+// is then the same pointer as before, and must not be modified. Validate
+// never touches the network; ctx is accepted for symmetry and future use.
+func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("%w: empty token", ErrMissing)
+	}
+	if len(raw) > v.maxTokenSize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(raw), v.maxTokenSize)
+	}
+	now := v.now()
+	if v.cache != nil {
+		if cl, ok := v.cache.get(raw, now.UnixNano(), int64(v.leeway)); ok {
+			return cl, nil
+		}
+	}
+	cl, err := v.verify(ctx, raw, now)
+	if err != nil {
+		return nil, err
+	}
+	if v.cache != nil {
+		v.cache.put(raw, cl, now.UnixNano())
+	}
+	return cl, nil
+}
+
+type header struct {
+	Alg  *string         `json:"alg"`
+	Kid  *string         `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+// verify does the full check of a token that is not in the cache.
+func (v *Validator) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+	dot1 := strings.IndexByte(raw, '.')
+	dot2 := strings.LastIndexByte(raw, '.')
+	if dot1 < 0 || dot1 == dot2 {
+		return nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
+	}
+	if strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
+		if strings.Count(raw, ".") == 4 {
+			return nil, fmt.Errorf("%w: encrypted tokens (JWE) are not supported", ErrMalformed)
+		}
+		return nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
+	}
+
+	// Header.
+	hb, err := b64.DecodeString(raw[:dot1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: header is not base64url: %v", ErrMalformed, err)
+	}
+	if !depthOK(hb) {
+		return nil, fmt.Errorf("%w: header JSON nests deeper than %d", ErrMalformed, maxJSONDepth)
+	}
+	var h header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header is not a JSON object of the expected shape: %v", ErrMalformed, err)
+	}
+	if h.Alg == nil || *h.Alg == "" {
+		return nil, fmt.Errorf("%w: header has no alg", ErrMalformed)
+	}
+	alg := *h.Alg
+	if strings.EqualFold(alg, "none") {
+		return nil, fmt.Errorf("%w: alg %q is never accepted", ErrAlgorithm, clip(alg))
+	}
+	if !v.allowed[alg] {
+		return nil, fmt.Errorf("%w: alg %q is not in the allow-list", ErrAlgorithm, clip(alg))
+	}
+	if len(h.Crit) > 0 {
+		return nil, fmt.Errorf("%w: header has crit, and no critical extension is supported", ErrMalformed)
+	}
+	if !accessTokenType(h.Typ) {
+		return nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, clip(h.Typ))
+	}
+	kid := ""
+	if h.Kid != nil {
+		kid = *h.Kid
+	}
+
+	// Key and signature, before the payload is parsed.
+	key, err := v.lookupKey(ctx, alg, kid, h.Kid != nil)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := b64.DecodeString(raw[dot2+1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
+	}
+	if err := methods[alg].Verify(raw[:dot2], sig, key); err != nil {
+		return nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, alg, clip(kid))
+	}
+
+	// Payload.
+	pb, err := b64.DecodeString(raw[dot1+1 : dot2])
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload is not base64url: %v", ErrMalformed, err)
+	}
+	if !depthOK(pb) {
+		return nil, fmt.Errorf("%w: payload JSON nests deeper than %d", ErrMalformed, maxJSONDepth)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(pb, &m); err != nil || m == nil {
+		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
+	}
+	cl, err := claimsFrom(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.checkClaims(cl, now); err != nil {
+		return nil, err
+	}
+	cl.Hash = Hash(raw)
+	return cl.Seal(), nil
+}
+
+// accessTokenType accepts a missing typ and the JWT and access-token types;
+// it refuses e.g. "secevent+jwt", so that a Security Event Token can never be
+// replayed as an access token.
+func accessTokenType(typ string) bool {
+	switch strings.ToLower(typ) {
+	case "", "jwt", "at+jwt", "application/jwt", "application/at+jwt":
+		return true
+	}
+	return false
+}
+
+// depthOK reports whether JSON text b nests objects and arrays no deeper
+// than maxJSONDepth.
+func depthOK(b []byte) bool {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > maxJSONDepth {
+				return false
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return true
+}
+
+// checkClaims checks iss, aud, exp, nbf and iat at now.
+func (v *Validator) checkClaims(cl *Claims, now time.Time) error {
+	if cl.Issuer == "" {
+		return fmt.Errorf("%w: no iss claim", ErrIssuer)
+	}
+	if !v.issuers[cl.Issuer] {
+		ok := false
+		for i := range v.tenants {
+			if v.tenants[i].match(cl.Issuer, cl.TenantID) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%w: iss %q (tid %q) is not accepted", ErrIssuer, clip(cl.Issuer), clip(cl.TenantID))
+		}
+	}
+	audOK := false
+	for _, a := range cl.Audience {
+		for _, want := range v.audiences {
+			if a == want {
+				audOK = true
+			}
+		}
+	}
+	if !audOK {
+		if len(cl.Audience) == 0 {
+			return fmt.Errorf("%w: no aud claim", ErrAudience)
+		}
+		return fmt.Errorf("%w: aud %q is not accepted", ErrAudience, clip(strings.Join(cl.Audience, " ")))
+	}
+	if !now.Before(cl.ExpiresAt.Add(v.leeway)) {
+		return fmt.Errorf("%w: exp %s is before now %s (leeway %s)", ErrExpired, cl.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.leeway)
+	}
+	if !cl.NotBefore.IsZero() && now.Add(v.leeway).Before(cl.NotBefore) {
+		return fmt.Errorf("%w: nbf %s is after now %s (leeway %s)", ErrNotYetValid, cl.NotBefore.Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.leeway)
+	}
+	if !cl.IssuedAt.IsZero() && cl.IssuedAt.After(now.Add(v.leeway)) {
+		return fmt.Errorf("%w: iat %s is after now %s (leeway %s)", ErrIssuedInFuture, cl.IssuedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.leeway)
+	}
+	return nil
+}
+
+// maxNumericDate bounds exp, nbf and iat (year 2242), so that every time
+// stays representable in unix nanoseconds.
+const maxNumericDate = 1 << 33
+
+// claimsFrom maps the decoded payload to Claims. A known claim of the wrong
+// type is an error, not an absent claim: revocation matches on these values.
+func claimsFrom(m map[string]any) (*Claims, error) {
+	cl := &Claims{Raw: m}
+	var err error
+	str := func(name string) string {
+		s, e := claimString(m, name)
+		if e != nil && err == nil {
+			err = e
+		}
+		return s
+	}
+	first := func(names ...string) string {
+		for _, n := range names {
+			if s := str(n); s != "" {
+				return s
+			}
+		}
+		return ""
+	}
+	cl.Issuer = str("iss")
+	cl.Subject = str("sub")
+	cl.ObjectID = str("oid")
+	cl.TenantID = str("tid")
+	cl.SessionID = str("sid")
+	cl.ClientID = first("azp", "appid")
+	cl.TokenID = first("jti", "uti")
+	cl.Email = first("email", "upn", "preferred_username")
+	cl.DeviceID = str("deviceid")
+	cl.IDType = str("idtyp")
+	cl.IPAddr = str("ipaddr")
+	if err != nil {
+		return nil, err
+	}
+	if cl.Audience, err = claimStrings(m, "aud"); err != nil {
+		return nil, err
+	}
+	if cl.Capabilities, err = claimStrings(m, "xms_cc"); err != nil {
+		return nil, err
+	}
+	if cl.ACRS, err = claimStrings(m, "acrs"); err != nil {
+		return nil, err
+	}
+	var ok bool
+	if cl.ExpiresAt, ok, err = claimTime(m, "exp"); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%w: required claim exp is missing", ErrMalformed)
+	}
+	if cl.NotBefore, _, err = claimTime(m, "nbf"); err != nil {
+		return nil, err
+	}
+	if cl.IssuedAt, _, err = claimTime(m, "iat"); err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+func claimString(m map[string]any, name string) (string, error) {
+	switch x := m[name].(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	default:
+		return "", fmt.Errorf("%w: claim %s must be a string, not %s", ErrMalformed, name, jsonKind(x))
+	}
+}
+
+// claimStrings reads a claim that may be a string or an array of strings.
+func claimStrings(m map[string]any, name string) ([]string, error) {
+	switch x := m[name].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []string{x}, nil
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("%w: claim %s must hold strings, not %s", ErrMalformed, name, jsonKind(e))
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("%w: claim %s must be a string or an array of strings, not %s", ErrMalformed, name, jsonKind(x))
+	}
+}
+
+// claimTime reads a NumericDate claim.
+func claimTime(m map[string]any, name string) (time.Time, bool, error) {
+	switch x := m[name].(type) {
+	case nil:
+		return time.Time{}, false, nil
+	case float64:
+		if x < 0 || x > maxNumericDate || math.IsNaN(x) {
+			return time.Time{}, false, fmt.Errorf("%w: claim %s is out of range", ErrMalformed, name)
+		}
+		sec, frac := math.Modf(x)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
+	default:
+		return time.Time{}, false, fmt.Errorf("%w: claim %s must be a number, not %s", ErrMalformed, name, jsonKind(x))
+	}
+}
+
+func jsonKind(x any) string {
+	switch x.(type) {
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return "null"
+	}
+}
