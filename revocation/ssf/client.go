@@ -1,0 +1,382 @@
+package ssf
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Delivery method URNs.
+const (
+	DeliveryPush = "urn:ietf:rfc:8935"
+	DeliveryPoll = "urn:ietf:rfc:8936"
+)
+
+// TransmitterConfiguration is the transmitter's /.well-known/ssf-configuration.
+type TransmitterConfiguration struct {
+	SpecVersion              string            `json:"spec_version,omitempty"`
+	Issuer                   string            `json:"issuer"`
+	JWKSURI                  string            `json:"jwks_uri,omitempty"`
+	DeliveryMethodsSupported []string          `json:"delivery_methods_supported,omitempty"`
+	ConfigurationEndpoint    string            `json:"configuration_endpoint,omitempty"`
+	StatusEndpoint           string            `json:"status_endpoint,omitempty"`
+	AddSubjectEndpoint       string            `json:"add_subject_endpoint,omitempty"`
+	RemoveSubjectEndpoint    string            `json:"remove_subject_endpoint,omitempty"`
+	VerificationEndpoint     string            `json:"verification_endpoint,omitempty"`
+	CriticalSubjectMembers   []string          `json:"critical_subject_members,omitempty"`
+	AuthorizationSchemes     []json.RawMessage `json:"authorization_schemes,omitempty"`
+	DefaultSubjects          string            `json:"default_subjects,omitempty"`
+}
+
+// WellKnownURL returns the ssf-configuration URL of an issuer: the issuer's
+// path, if any, is appended after /.well-known/ssf-configuration.
+func WellKnownURL(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("ssf: issuer %q is not an http(s) URL", issuer)
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	u.Path = "/.well-known/ssf-configuration" + path
+	u.RawQuery, u.Fragment, u.RawPath = "", "", ""
+	return u.String(), nil
+}
+
+// FetchConfiguration reads an issuer's ssf-configuration and checks that its
+// issuer member is the issuer asked for.
+func FetchConfiguration(ctx context.Context, hc *http.Client, issuer string) (*TransmitterConfiguration, error) {
+	u, err := WellKnownURL(issuer)
+	if err != nil {
+		return nil, err
+	}
+	var tc TransmitterConfiguration
+	if err := doJSON(ctx, hc, http.MethodGet, u, "", nil, &tc, DefaultMaxMetadataSize); err != nil {
+		return nil, fmt.Errorf("ssf: transmitter configuration: %w", err)
+	}
+	if tc.Issuer != issuer {
+		return nil, fmt.Errorf("ssf: transmitter configuration at %s names issuer %q, expected %q", u, tc.Issuer, issuer)
+	}
+	return &tc, nil
+}
+
+// Audience is a JSON string-or-array of strings.
+type Audience []string
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	v, err := audience(b)
+	if err != nil {
+		return fmt.Errorf("aud %w", err)
+	}
+	*a = v
+	return nil
+}
+
+// MarshalJSON writes a single audience as a string.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// Delivery is a stream's delivery method.
+type Delivery struct {
+	// Method is DeliveryPush or DeliveryPoll.
+	Method string `json:"method"`
+	// EndpointURL is the receiver's push endpoint (push), or the
+	// transmitter's poll endpoint (poll; set by the transmitter).
+	EndpointURL string `json:"endpoint_url,omitempty"`
+	// AuthorizationHeader is what the transmitter sends as Authorization on
+	// push (push only).
+	AuthorizationHeader string `json:"authorization_header,omitempty"`
+}
+
+// StreamConfiguration is an SSF event stream.
+type StreamConfiguration struct {
+	StreamID                string    `json:"stream_id,omitempty"`
+	Issuer                  string    `json:"iss,omitempty"`
+	Audience                Audience  `json:"aud,omitempty"`
+	EventsSupported         []string  `json:"events_supported,omitempty"`
+	EventsRequested         []string  `json:"events_requested,omitempty"`
+	EventsDelivered         []string  `json:"events_delivered,omitempty"`
+	Delivery                *Delivery `json:"delivery,omitempty"`
+	MinVerificationInterval int       `json:"min_verification_interval,omitempty"`
+	InactivityTimeout       int       `json:"inactivity_timeout,omitempty"`
+	Description             string    `json:"description,omitempty"`
+}
+
+// StreamStatus is a stream's status.
+type StreamStatus struct {
+	StreamID string `json:"stream_id,omitempty"`
+	// Status is "enabled", "paused" or "disabled".
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// HTTPError is a non-2xx answer from a transmitter.
+type HTTPError struct {
+	Method, URL string
+	StatusCode  int
+	// Body is the start of the response body (at most 512 bytes).
+	Body string
+}
+
+// Error implements error.
+func (e *HTTPError) Error() string {
+	s := fmt.Sprintf("ssf: %s %s: HTTP %d", e.Method, e.URL, e.StatusCode)
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithClientHTTPClient sets the HTTP client. Default: 30 s timeout.
+func WithClientHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.hc = hc } }
+
+// WithBearerToken authenticates management calls with "Bearer token".
+func WithBearerToken(token string) ClientOption {
+	return func(c *Client) { c.auth = "Bearer " + token }
+}
+
+// WithClientConfiguration uses tc instead of fetching the ssf-configuration.
+func WithClientConfiguration(tc *TransmitterConfiguration) ClientOption {
+	return func(c *Client) { c.tc = tc }
+}
+
+// Client manages event streams at one transmitter (SSF §8). It is safe for
+// concurrent use.
+type Client struct {
+	issuer string
+	hc     *http.Client
+	auth   string
+	mu     sync.Mutex
+	tc     *TransmitterConfiguration
+}
+
+// NewClient returns a stream management client for the transmitter issuer.
+func NewClient(issuer string, opts ...ClientOption) *Client {
+	c := &Client{issuer: issuer, hc: &http.Client{Timeout: 30 * time.Second}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Configuration returns the transmitter configuration, fetching it on first use.
+func (c *Client) Configuration(ctx context.Context) (*TransmitterConfiguration, error) {
+	c.mu.Lock()
+	tc := c.tc
+	c.mu.Unlock()
+	if tc != nil {
+		return tc, nil
+	}
+	tc, err := FetchConfiguration(ctx, c.hc, c.issuer)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.tc = tc
+	c.mu.Unlock()
+	return tc, nil
+}
+
+func (c *Client) endpoint(ctx context.Context, pick func(*TransmitterConfiguration) string, name string) (string, error) {
+	tc, err := c.Configuration(ctx)
+	if err != nil {
+		return "", err
+	}
+	if e := pick(tc); e != "" {
+		return e, nil
+	}
+	return "", fmt.Errorf("ssf: transmitter %s has no %s", c.issuer, name)
+}
+
+func (c *Client) config(ctx context.Context) (string, error) {
+	return c.endpoint(ctx, func(tc *TransmitterConfiguration) string { return tc.ConfigurationEndpoint }, "configuration_endpoint")
+}
+
+func withStreamID(endpoint, id string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", fmt.Errorf("ssf: endpoint %q: %w", endpoint, err)
+	}
+	q := u.Query()
+	q.Set("stream_id", id)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// CreateStream creates a stream (POST configuration_endpoint) and returns the
+// transmitter's view of it, including its stream_id.
+func (c *Client) CreateStream(ctx context.Context, s *StreamConfiguration) (*StreamConfiguration, error) {
+	e, err := c.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out StreamConfiguration
+	if err := doJSON(ctx, c.hc, http.MethodPost, e, c.auth, s, &out, DefaultMaxMetadataSize); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetStream reads a stream's configuration.
+func (c *Client) GetStream(ctx context.Context, streamID string) (*StreamConfiguration, error) {
+	e, err := c.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if e, err = withStreamID(e, streamID); err != nil {
+		return nil, err
+	}
+	var out StreamConfiguration
+	if err := doJSON(ctx, c.hc, http.MethodGet, e, c.auth, nil, &out, DefaultMaxMetadataSize); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateStream changes the members of s that are set (PATCH); s.StreamID is required.
+func (c *Client) UpdateStream(ctx context.Context, s *StreamConfiguration) (*StreamConfiguration, error) {
+	return c.write(ctx, http.MethodPatch, s)
+}
+
+// ReplaceStream replaces a stream's configuration (PUT); s.StreamID is required.
+func (c *Client) ReplaceStream(ctx context.Context, s *StreamConfiguration) (*StreamConfiguration, error) {
+	return c.write(ctx, http.MethodPut, s)
+}
+
+func (c *Client) write(ctx context.Context, method string, s *StreamConfiguration) (*StreamConfiguration, error) {
+	if s == nil || s.StreamID == "" {
+		return nil, errors.New("ssf: stream_id is required")
+	}
+	e, err := c.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out StreamConfiguration
+	if err := doJSON(ctx, c.hc, method, e, c.auth, s, &out, DefaultMaxMetadataSize); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteStream deletes a stream.
+func (c *Client) DeleteStream(ctx context.Context, streamID string) error {
+	e, err := c.config(ctx)
+	if err != nil {
+		return err
+	}
+	if e, err = withStreamID(e, streamID); err != nil {
+		return err
+	}
+	return doJSON(ctx, c.hc, http.MethodDelete, e, c.auth, nil, nil, DefaultMaxMetadataSize)
+}
+
+// StreamStatus reads a stream's status.
+func (c *Client) StreamStatus(ctx context.Context, streamID string) (*StreamStatus, error) {
+	e, err := c.endpoint(ctx, func(tc *TransmitterConfiguration) string { return tc.StatusEndpoint }, "status_endpoint")
+	if err != nil {
+		return nil, err
+	}
+	if e, err = withStreamID(e, streamID); err != nil {
+		return nil, err
+	}
+	var out StreamStatus
+	if err := doJSON(ctx, c.hc, http.MethodGet, e, c.auth, nil, &out, DefaultMaxMetadataSize); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RequestVerification asks the transmitter to send a verification event with
+// state (POST verification_endpoint).
+func (c *Client) RequestVerification(ctx context.Context, streamID, state string) error {
+	e, err := c.endpoint(ctx, func(tc *TransmitterConfiguration) string { return tc.VerificationEndpoint }, "verification_endpoint")
+	if err != nil {
+		return err
+	}
+	body := map[string]string{"stream_id": streamID}
+	if state != "" {
+		body["state"] = state
+	}
+	return doJSON(ctx, c.hc, http.MethodPost, e, c.auth, body, nil, DefaultMaxMetadataSize)
+}
+
+// StateExpecter is what Verify registers a state with; *Receiver is one.
+type StateExpecter interface {
+	ExpectState(state string)
+}
+
+// Verify generates a random state, registers it with r so that the answering
+// verification event is accepted, and requests verification. It returns the state.
+func (c *Client) Verify(ctx context.Context, streamID string, r StateExpecter) (string, error) {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("ssf: state: %w", err)
+	}
+	state := base64.RawURLEncoding.EncodeToString(b[:])
+	r.ExpectState(state)
+	return state, c.RequestVerification(ctx, streamID, state)
+}
+
+func doJSON(ctx context.Context, hc *http.Client, method, u, auth string, in, out any, max int64) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("ssf: %s %s: encode: %w", method, u, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("ssf: %s %s: %w", method, u, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("ssf: %s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return fmt.Errorf("ssf: %s %s: read: %w", method, u, err)
+	}
+	if int64(len(data)) > max {
+		return fmt.Errorf("ssf: %s %s: %w (more than %d bytes)", method, u, ErrTooLarge, max)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		snippet := string(data)
+		if len(snippet) > 512 {
+			snippet = snippet[:512]
+		}
+		return &HTTPError{Method: method, URL: u, StatusCode: resp.StatusCode, Body: strings.TrimSpace(snippet)}
+	}
+	if out == nil || len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("ssf: %s %s: response is not the expected JSON: %w", method, u, err)
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+// Package ssf is caekit's Shared Signals Framework receiver: it turns Security
+// Event Tokens (SETs, RFC 8417) from an SSF transmitter into revocation.Events
+// and stores them.
+//
+// A Receiver validates a SET (signature against the transmitter's JWKS with an
+// algorithm allow-list that never admits "none", typ secevent+jwt, iss, aud,
+// iat window, no exp, no top-level sub, exactly one event, jti), maps its
+// subject onto revocation Keys with a SubjectMapper, maps its event type onto a
+// revocation.Type (CAEP, RISC and SSF event types are built in), Puts one
+// revocation.Event per Key and only then acknowledges it. A redelivered SET
+// (same iss and jti) is answered exactly like the first delivery. A SET that
+// could not be stored is never acknowledged and never remembered as done, so
+// the transmitter delivers it again.
+//
+// Three ways in share that path:
+//
+//   - push (RFC 8935): Receiver is an http.Handler;
+//   - poll (RFC 8936): Poller long-polls a transmitter and acknowledges only
+//     what was validated and stored;
+//   - gRPC: package revocation/ssf/ssfgrpc serves cae.v1.SecurityEventService.
+//
+// Client manages streams at the transmitter (configuration, create, read,
+// update, delete, status, verification).
+//
+// # Event mapping
+//
+// Events are applied at the event's own time: CAEP event_timestamp, else the
+// SET's toe, else its iat. The built-in mapping (see Classify):
+//
+//	CAEP session-revoked                       TypeSessionRevoked
+//	CAEP credential-change, password (any)     TypePasswordChanged
+//	CAEP credential-change, create of an MFA
+//	     method (fido2-platform, fido2-roaming,
+//	     fido-u2f, phone-voice, phone-sms, app)  TypeMFAEnabled
+//	CAEP assurance-level-change, decrease      TypeAssuranceDecreased
+//	CAEP device-compliance-change, not-compliant TypeDeviceNotCompliant
+//	CAEP token-claims-change                   TypeTokenClaimsChanged
+//	CAEP risk-level-change to HIGH             TypeUserRiskHigh, or
+//	     TypeServicePrincipalRiskHigh when principal names a workload
+//	RISC account-disabled                      TypeUserDisabled
+//	RISC account-purged                        TypeUserDeleted
+//	RISC account-credential-change-required,
+//	     credential-compromise                 TypeCredentialCompromised
+//	RISC sessions-revoked (deprecated)         TypeRefreshTokensRevoked
+//
+// x509, pin and verifiable-credential are not treated as MFA methods: a PIN
+// unlocks a local authenticator and a certificate or credential is usually a
+// primary credential, so creating one does not by itself mean the user's
+// sign-in got stronger. Every other known event (session-established,
+// session-presented, account-enabled, credential-change revoke/update/delete of
+// a non-password credential, lower risk levels, SSF verification and
+// stream-updated, the other RISC events) is recorded: acknowledged, logged and
+// reported to the Observer, with no revocation. Unknown event types are
+// acknowledged and counted as OutcomeUnknownType, never rejected.
+//
+// # Subjects
+//
+// Every RFC 9493 format (account, email, iss_sub, opaque, phone_number, did,
+// uri, aliases) and SSF's complex, jwt_id, ip-addresses and saml_assertion_id
+// are parsed, as is the legacy in-event "subject" with "subject_type" (Google
+// RISC). DefaultMapper documents how each maps onto token claims. An event
+// whose subject maps onto no Key is acknowledged (it is valid; we just cannot
+// enforce it), logged at WARN with its jti and counted as OutcomeUnmapped.
+package ssf

@@ -1,0 +1,89 @@
+package ssf
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+)
+
+// ContentTypeSET is the media type of a pushed SET.
+const ContentTypeSET = "application/secevent+jwt"
+
+// ServeHTTP implements RFC 8935 push delivery.
+//
+// It checks the Authorization header (401 with authentication_failed when
+// missing or wrong), requires POST (405) and Content-Type
+// application/secevent+jwt, reads at most the configured body size, validates
+// and stores the SET, and answers 202 Accepted with an empty body only once
+// every Key's event is stored. A refused SET gets 400 with
+// {"err": code, "description": text}. A store failure gets 503 with
+// Retry-After, so that the transmitter delivers the SET again; it is not
+// remembered as received.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if !r.authorized(req) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssf"`)
+		r.rejected(req.Context(), "push", nil, "", reject(CodeAuthenticationFailed, "authorization"))
+		writeError(w, http.StatusUnauthorized, CodeAuthenticationFailed, "the Authorization header is missing or does not match the stream's authorization_header")
+		return
+	}
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, CodeInvalidRequest, "SETs are delivered with POST")
+		return
+	}
+	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err != nil || mt != ContentTypeSET {
+		err := reject(CodeInvalidRequest, "Content-Type is %q, expected %q", req.Header.Get("Content-Type"), ContentTypeSET)
+		r.rejected(req.Context(), "push", nil, "", err)
+		writeError(w, http.StatusBadRequest, err.Code, err.Description)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		e := reject(CodeInvalidRequest, "could not read the body")
+		if errors.As(err, &mbe) {
+			e = reject(CodeInvalidRequest, "body exceeds %d bytes", r.cfg.maxBody)
+		}
+		r.rejected(req.Context(), "push", nil, "", e)
+		writeError(w, http.StatusBadRequest, e.Code, e.Description)
+		return
+	}
+	_, err = r.ReceiveVia(req.Context(), "push", body)
+	var se *Error
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusAccepted)
+	case errors.As(err, &se):
+		writeError(w, http.StatusBadRequest, se.Code, se.Description)
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the event could not be stored; deliver it again")
+	}
+}
+
+func (r *Receiver) authorized(req *http.Request) bool {
+	if r.cfg.pushAuth == "" {
+		return r.cfg.pushNoAuth
+	}
+	got := sha256.Sum256([]byte(req.Header.Get("Authorization")))
+	want := sha256.Sum256([]byte(r.cfg.pushAuth))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// ErrorResponse is the RFC 8935 §2.3 error body.
+type ErrorResponse struct {
+	Err         string `json:"err"`
+	Description string `json:"description"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(ErrorResponse{Err: code, Description: desc})
+}

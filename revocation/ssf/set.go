@@ -1,0 +1,338 @@
+package ssf
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// SET is a validated Security Event Token carrying exactly one event.
+type SET struct {
+	// Issuer is iss.
+	Issuer string
+	// Audience is aud, as a list.
+	Audience []string
+	// JTI is jti.
+	JTI string
+	// IssuedAt is iat.
+	IssuedAt time.Time
+	// TimeOfEvent is toe; zero when absent.
+	TimeOfEvent time.Time
+	// Txn is txn; "" when absent.
+	Txn string
+	// EventType is the single event's type URI.
+	EventType string
+	// Event is the event payload's members, undecoded.
+	Event map[string]json.RawMessage
+	// Subject is the top-level sub_id, else the legacy in-event "subject";
+	// nil when there is neither.
+	Subject *Subject
+	// EventTime is when the event happened: CAEP event_timestamp, else toe,
+	// else iat.
+	EventTime time.Time
+	// KeyID and Algorithm are the JWS header's kid and alg.
+	KeyID, Algorithm string
+	// Hash is a short, non-reversible prefix of the SET's SHA-256, safe to log.
+	Hash string
+}
+
+// Hash returns a short SHA-256 prefix of a raw SET (or any token), safe to log.
+func Hash(raw []byte) string {
+	h := sha256.Sum256(raw)
+	return hex.EncodeToString(h[:6])
+}
+
+var b64 = base64.RawURLEncoding
+
+func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
+	if int64(len(raw)) > r.cfg.maxBody {
+		return nil, reject(CodeInvalidRequest, "SET is %d bytes, more than the limit of %d", len(raw), r.cfg.maxBody)
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, reject(CodeInvalidRequest, "empty body: expected a compact-serialised SET")
+	}
+	parts := strings.Split(string(raw), ".")
+	switch len(parts) {
+	case 3:
+	case 5:
+		return nil, reject(CodeInvalidRequest, "encrypted SETs (JWE) are not supported")
+	default:
+		return nil, reject(CodeInvalidRequest, "not a compact JWS: %d dot-separated parts, expected 3", len(parts))
+	}
+	set := &SET{Hash: Hash(raw)}
+
+	// Header.
+	hb, err := b64.DecodeString(parts[0])
+	if err != nil {
+		return nil, reject(CodeInvalidRequest, "JWS header is not base64url")
+	}
+	var header map[string]any
+	if err := json.Unmarshal(hb, &header); err != nil || header == nil {
+		return nil, reject(CodeInvalidRequest, "JWS header is not a JSON object")
+	}
+	alg, _ := header["alg"].(string)
+	if alg == "" {
+		return nil, reject(CodeInvalidRequest, "JWS header has no alg")
+	}
+	if !r.algs[alg] {
+		return nil, reject(CodeInvalidKey, "alg %q is not allowed", alg)
+	}
+	set.Algorithm = alg
+	typ, _ := header["typ"].(string)
+	if !strings.EqualFold(typ, "secevent+jwt") && !strings.EqualFold(typ, "application/secevent+jwt") {
+		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", typ)
+	}
+	if _, ok := header["crit"]; ok {
+		return nil, reject(CodeInvalidRequest, "JWS header has crit extensions, which this receiver does not understand")
+	}
+	if v, ok := header["kid"]; ok {
+		kid, isStr := v.(string)
+		if !isStr {
+			return nil, reject(CodeInvalidRequest, "JWS header kid is not a string")
+		}
+		set.KeyID = kid
+	}
+
+	// Signature.
+	method := jwt.GetSigningMethod(alg)
+	if method == nil {
+		return nil, reject(CodeInvalidKey, "alg %q is not supported", alg)
+	}
+	sig, err := b64.DecodeString(parts[2])
+	if err != nil {
+		return nil, reject(CodeInvalidRequest, "JWS signature is not base64url")
+	}
+	key, err := r.keyfunc(ctx, &jwt.Token{Header: header, Method: method})
+	if err != nil {
+		return nil, rejectErr(CodeInvalidKey, err, "no usable signing key for kid %q", set.KeyID)
+	}
+	if err := r.checkKey(key); err != nil {
+		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", set.KeyID, err)
+	}
+	if err := verify(method, parts[0]+"."+parts[1], sig, key); err != nil {
+		return nil, rejectErr(CodeInvalidKey, err, "signature does not verify with key %q", set.KeyID)
+	}
+
+	// Claims.
+	pb, err := b64.DecodeString(parts[1])
+	if err != nil {
+		return nil, reject(CodeInvalidRequest, "JWS payload is not base64url")
+	}
+	if err := r.claims(set, pb); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// verify checks sig with key. A VerificationKeySet (no kid) is tried key by key.
+func verify(method jwt.SigningMethod, signing string, sig []byte, key any) error {
+	if ks, ok := key.(jwt.VerificationKeySet); ok {
+		err := errors.New("no key in the set")
+		for _, k := range ks.Keys {
+			if err = method.Verify(signing, sig, k); err == nil {
+				return nil
+			}
+		}
+		return err
+	}
+	return method.Verify(signing, sig, key)
+}
+
+func (r *Receiver) checkKey(key any) error {
+	check := func(k any) error {
+		switch k := k.(type) {
+		case *rsa.PublicKey:
+			if k.N.BitLen() < r.cfg.minRSABits {
+				return fmt.Errorf("RSA key of %d bits, fewer than %d", k.N.BitLen(), r.cfg.minRSABits)
+			}
+		case *ecdsa.PublicKey, []byte:
+			if _, isBytes := k.([]byte); isBytes {
+				return errors.New("symmetric keys are not accepted")
+			}
+		}
+		return nil
+	}
+	if ks, ok := key.(jwt.VerificationKeySet); ok {
+		for _, k := range ks.Keys {
+			if err := check(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return check(key)
+}
+
+func (r *Receiver) claims(set *SET, payload []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &m); err != nil || m == nil {
+		return reject(CodeInvalidRequest, "SET payload is not a JSON object")
+	}
+	var err error
+	// jti first, so that later rejections can name it.
+	if set.JTI, err = str(m, "jti"); err != nil {
+		return reject(CodeInvalidRequest, "jti: %v", err)
+	}
+	if set.JTI == "" {
+		return reject(CodeInvalidRequest, "jti is missing")
+	}
+	if set.Issuer, err = str(m, "iss"); err != nil {
+		return reject(CodeInvalidRequest, "iss: %v", err)
+	}
+	if set.Issuer == "" {
+		return reject(CodeInvalidRequest, "iss is missing")
+	}
+	if set.Issuer != r.cfg.issuer {
+		return reject(CodeInvalidIssuer, "iss %q is not the configured transmitter %q", set.Issuer, r.cfg.issuer)
+	}
+	if set.Audience, err = audience(m["aud"]); err != nil {
+		return reject(CodeInvalidRequest, "aud: %v", err)
+	}
+	if !r.audienceOK(set.Audience) {
+		return reject(CodeInvalidAudience, "aud %q does not contain any of %q", set.Audience, r.cfg.audiences)
+	}
+	iat, ok, err := numericDate(m, "iat")
+	switch {
+	case err != nil:
+		return reject(CodeInvalidRequest, "iat: %v", err)
+	case !ok:
+		return reject(CodeInvalidRequest, "iat is missing")
+	}
+	set.IssuedAt = iat
+	now := r.cfg.now()
+	if iat.Before(now.Add(-r.cfg.iatPast)) {
+		return reject(CodeInvalidRequest, "iat %s is more than %v in the past", iat.UTC().Format(time.RFC3339), r.cfg.iatPast)
+	}
+	if iat.After(now.Add(r.cfg.iatFuture)) {
+		return reject(CodeInvalidRequest, "iat %s is more than %v in the future", iat.UTC().Format(time.RFC3339), r.cfg.iatFuture)
+	}
+	if _, ok := m["exp"]; ok {
+		return reject(CodeInvalidRequest, "exp must not be present in a SET")
+	}
+	if _, ok := m["sub"]; ok {
+		return reject(CodeInvalidRequest, "top-level sub must not be present in a SET; use sub_id")
+	}
+	// txn is a string per RFC 8417, but some transmitters send a number:
+	// it is only for correlation, so keep its JSON text rather than refuse.
+	if set.Txn, err = str(m, "txn"); err != nil {
+		set.Txn = string(m["txn"])
+		if len(set.Txn) > maxMemberLen {
+			set.Txn = set.Txn[:maxMemberLen]
+		}
+	}
+	toe, hasTOE, err := numericDate(m, "toe")
+	if err != nil {
+		return reject(CodeInvalidRequest, "toe: %v", err)
+	}
+	if hasTOE {
+		set.TimeOfEvent = toe
+	}
+
+	// Events: exactly one, an object.
+	rawEvents, ok := m["events"]
+	if !ok {
+		return reject(CodeInvalidRequest, "events is missing")
+	}
+	var events map[string]json.RawMessage
+	if err := json.Unmarshal(rawEvents, &events); err != nil || events == nil {
+		return reject(CodeInvalidRequest, "events is not a JSON object")
+	}
+	if len(events) != 1 {
+		return reject(CodeInvalidRequest, "events has %d members, expected exactly one", len(events))
+	}
+	for typ, raw := range events {
+		set.EventType = typ
+		if err := json.Unmarshal(raw, &set.Event); err != nil || set.Event == nil {
+			return reject(CodeInvalidRequest, "event %q payload is not a JSON object", typ)
+		}
+	}
+	if set.EventType == "" {
+		return reject(CodeInvalidRequest, "event type URI is empty")
+	}
+
+	// Subject: sub_id, else the legacy in-event subject.
+	if raw, ok := m["sub_id"]; ok && !bytes.Equal(raw, []byte("null")) {
+		if set.Subject, err = ParseSubject(raw); err != nil {
+			return reject(CodeInvalidRequest, "sub_id: %v", err)
+		}
+	} else if raw, ok := set.Event["subject"]; ok && !bytes.Equal(raw, []byte("null")) {
+		if set.Subject, err = ParseSubject(raw); err != nil {
+			return reject(CodeInvalidRequest, "event subject: %v", err)
+		}
+	}
+
+	// Event time: event_timestamp, toe, iat.
+	set.EventTime = set.IssuedAt
+	if hasTOE {
+		set.EventTime = set.TimeOfEvent
+	}
+	ts, ok, err := numericDate(set.Event, "event_timestamp")
+	if err != nil {
+		return reject(CodeInvalidRequest, "event_timestamp: %v", err)
+	}
+	if ok {
+		set.EventTime = ts
+	}
+	if set.EventTime.After(now.Add(r.cfg.iatFuture)) {
+		return reject(CodeInvalidRequest, "event time %s is more than %v in the future", set.EventTime.UTC().Format(time.RFC3339), r.cfg.iatFuture)
+	}
+	return nil
+}
+
+func (r *Receiver) audienceOK(aud []string) bool {
+	for _, a := range aud {
+		for _, want := range r.cfg.audiences {
+			if a == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func audience(raw json.RawMessage) ([]string, error) {
+	if raw == nil || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, errors.New("must be a string or an array of strings")
+	}
+	return many, nil
+}
+
+// numericDate reads an optional NumericDate (seconds since the epoch, possibly
+// fractional).
+func numericDate(m map[string]json.RawMessage, name string) (time.Time, bool, error) {
+	raw, ok := m[name]
+	if !ok || bytes.Equal(raw, []byte("null")) {
+		return time.Time{}, false, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return time.Time{}, false, errors.New("must be a number (NumericDate)")
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1e11 {
+		return time.Time{}, false, fmt.Errorf("%s is not a plausible NumericDate", n)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
