@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/interceptor/token"
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
 
 // Claims are the validated claims of the caller's access token.

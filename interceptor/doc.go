@@ -1,0 +1,67 @@
+// Package interceptor brings Continuous Access Evaluation to gRPC servers.
+//
+// A Server's interceptors authenticate every call with the bearer token in
+// the "authorization" metadata ("Bearer <jwt>", scheme case-insensitive,
+// exactly one value), verify it locally with a Validator (*token.Validator,
+// with its verified-token cache), then run the checks in order: the built-in
+// revocation check against a revocation.Store, then those added with
+// WithChecks. The first denial wins. Allowed calls reach the handler with the
+// token's claims in the context (ClaimsFromContext).
+//
+//	v, _ := token.NewValidator(ctx, token.WithIssuer(iss), token.WithAudience(aud), token.WithDiscovery(iss))
+//	cae, _ := interceptor.New(v,
+//		interceptor.WithStore(store),
+//		interceptor.WithAuthorizationURI("https://login.microsoftonline.com/<tenant>/oauth2/authorize"),
+//		interceptor.WithExempt(interceptor.HealthAndReflection()))
+//	defer cae.Close()
+//	srv := grpc.NewServer(cae.ServerOptions()...)
+//
+// # Denials
+//
+// A denied call ends with codes.Unauthenticated (or the Denial's code) and
+// carries the challenge three times:
+//
+//   - a cae.v1.ClaimsChallenge status detail,
+//   - a google.rpc.ErrorInfo status detail (reason such as "PASSWORD_CHANGED",
+//     domain "caekit.dev", metadata "error", "claims", "authorization_uri", ...),
+//   - the response metadata "www-authenticate", in Microsoft Entra's exact form.
+//
+// For example:
+//
+//	Bearer realm="", authorization_uri="https://login.example/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjA0MTA2NjUxIn19fQ=="
+//
+// www-authenticate is sent as TRAILER metadata, for every call shape and also
+// when a stream is cut mid-flight after its headers went out. A grpc-go client
+// reads it with the grpc.Trailer call option (unary) or ClientStream.Trailer
+// (streams, after Recv returned the error). It is not in the header metadata:
+// a denial before any message is a gRPC "trailers-only" response, for which
+// grpc-go's grpc.Header / ClientStream.Header return nothing. (Proxies that
+// map gRPC to HTTP, such as grpc-web or Envoy's transcoder, turn trailers-only
+// metadata into HTTP headers, so HTTP clients see a real WWW-Authenticate.)
+//
+// Claims challenges (error="insufficient_claims" with claims) go only to
+// clients whose token declares the CAE capability (xms_cc contains "cp1",
+// case-insensitively; see WithCapability and WithChallengeAll). Other clients
+// get error="invalid_token" with an error_description and no claims. Both are
+// revoked alike: the capability changes the form of the answer, never the
+// decision.
+//
+// A revoked token (an event in the store for one of its subjects, at or after
+// its iat) gets the reason of the event type and the claims
+// {"access_token":{"nbf":{"essential":true,"value":"<event time>"}}}. A
+// missing or invalid token gets TOKEN_INVALID (TOKEN_EXPIRED when expired) and
+// a description of what was wrong; the token itself never appears in a
+// response or a log line, only its hash prefix. While the store reports itself
+// unhealthy every call fails closed with codes.Unavailable and reason
+// STATE_UNAVAILABLE (no challenge: a new token would not help).
+//
+// # Streams
+//
+// Streams are checked when they open and then watched: the Server subscribes
+// once to the store and indexes open streams by subject, so an event ends
+// exactly the streams it revokes, within microseconds, even while the handler
+// is blocked in Recv or Send. Checks also run again on each message received
+// or sent, periodically with WithStreamRecheckInterval, and a stream ends when
+// its token expires (reason TOKEN_EXPIRED). See StreamServerInterceptor for
+// how the handler is run.
+package interceptor

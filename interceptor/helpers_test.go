@@ -1,0 +1,369 @@
+package interceptor_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/token"
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
+	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
+	"github.com/caekit/caekit/revocation"
+)
+
+const (
+	testIssuer   = "https://login.example/tenant-1/v2.0"
+	testAudience = "api://inbox"
+	testTenant   = "tenant-1"
+	testAuthzURI = "https://login.example/authorize"
+	testKID      = "k1"
+)
+
+var (
+	keyOnce sync.Once
+	ecKey   *ecdsa.PrivateKey
+)
+
+func signingKey(t testing.TB) *ecdsa.PrivateKey {
+	keyOnce.Do(func() {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		ecKey = k
+	})
+	return ecKey
+}
+
+// tok describes a test token; zero fields get defaults in mint.
+type tok struct {
+	sub, sid, jti string
+	caps          []string
+	iat, exp, nbf time.Time
+	noCaps        bool
+	extra         jwt.MapClaims
+}
+
+// mint signs an ES256 access token with the test key.
+func mint(t testing.TB, k tok) string {
+	t.Helper()
+	now := time.Now()
+	if k.iat.IsZero() {
+		k.iat = now.Add(-10 * time.Second)
+	}
+	if k.exp.IsZero() {
+		k.exp = k.iat.Add(time.Hour)
+	}
+	if k.sub == "" {
+		k.sub = "user-1"
+	}
+	if k.caps == nil && !k.noCaps {
+		k.caps = []string{"cp1"}
+	}
+	c := jwt.MapClaims{
+		"iss": testIssuer, "aud": testAudience, "sub": k.sub, "oid": "oid-" + k.sub, "tid": testTenant,
+		"iat": k.iat.Unix(), "exp": k.exp.Unix(),
+	}
+	if !k.nbf.IsZero() {
+		c["nbf"] = k.nbf.Unix()
+	}
+	if k.sid != "" {
+		c["sid"] = k.sid
+	}
+	if k.jti != "" {
+		c["jti"] = k.jti
+	}
+	if len(k.caps) > 0 {
+		c["xms_cc"] = k.caps
+	}
+	for n, v := range k.extra {
+		c[n] = v
+	}
+	j := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	j.Header["kid"] = testKID
+	s, err := j.SignedString(signingKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newValidator(t testing.TB, opts ...token.Option) *token.Validator {
+	t.Helper()
+	base := []token.Option{
+		token.WithIssuer(testIssuer),
+		token.WithAudience(testAudience),
+		token.WithStaticKey(testKID, &signingKey(t).PublicKey),
+		token.WithLogger(nil),
+	}
+	v, err := token.NewValidator(context.Background(), append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return v
+}
+
+// inbox is the test service. Every handler records that it returned, so
+// tests can prove that a cut stream's handler really ended.
+type inbox struct {
+	inboxv1.UnimplementedInboxServiceServer
+	returned chan string
+	ctxDone  atomic.Int32 // handlers that saw their context cancelled
+}
+
+func newInbox() *inbox { return &inbox{returned: make(chan string, 64)} }
+
+func (s *inbox) note(name string, ctx context.Context) {
+	if ctx.Err() != nil {
+		s.ctxDone.Add(1)
+	}
+	select {
+	case s.returned <- name:
+	default:
+	}
+}
+
+func (s *inbox) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
+	c, ok := interceptor.ClaimsFromContext(ctx)
+	sub := "<none>"
+	if ok {
+		sub = c.Subject
+	}
+	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello", Subject: sub}, nil
+}
+
+func (s *inbox) WatchInbox(r *inboxv1.WatchInboxRequest, st grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
+	defer s.note("watch", st.Context())
+	iv := time.Duration(r.GetIntervalMs()) * time.Millisecond
+	if iv <= 0 {
+		iv = 200 * time.Millisecond
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for seq := int64(1); ; seq++ {
+		if err := st.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: "m"}); err != nil {
+			return err
+		}
+		select {
+		case <-st.Context().Done():
+			return st.Context().Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *inbox) Chat(st grpc.BidiStreamingServer[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
+	// Deliberately ignores its context: it sits in Recv until Recv fails.
+	defer s.note("chat", st.Context())
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *inbox) Upload(st grpc.ClientStreamingServer[inboxv1.UploadRequest, inboxv1.UploadResponse]) error {
+	defer s.note("upload", st.Context())
+	var n, b int64
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return st.SendAndClose(&inboxv1.UploadResponse{Count: n, Bytes: b})
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		b += int64(len(m.GetData()))
+	}
+}
+
+// env is one server+client pair over bufconn.
+type env struct {
+	srv    *interceptor.Server
+	store  *revocation.Memory
+	inbox  *inbox
+	client inboxv1.InboxServiceClient
+	conn   *grpc.ClientConn
+}
+
+type envOpt struct {
+	validator interceptor.Validator
+	store     revocation.Store
+	opts      []interceptor.Option
+	register  func(*grpc.Server)
+}
+
+func newEnv(t testing.TB, eo envOpt) *env {
+	t.Helper()
+	e := &env{inbox: newInbox()}
+	if eo.validator == nil {
+		eo.validator = newValidator(t)
+	}
+	if eo.store == nil {
+		e.store = revocation.NewMemory()
+		eo.store = e.store
+	}
+	opts := append([]interceptor.Option{
+		interceptor.WithStore(eo.store),
+		interceptor.WithAuthorizationURI(testAuthzURI),
+	}, eo.opts...)
+	s, err := interceptor.New(eo.validator, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = s
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(s.ServerOptions()...)
+	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
+	if eo.register != nil {
+		eo.register(gs)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.conn = conn
+	e.client = inboxv1.NewInboxServiceClient(conn)
+	t.Cleanup(func() {
+		_ = conn.Close()
+		gs.Stop()
+		s.Close()
+	})
+	return e
+}
+
+func withToken(ctx context.Context, raw string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+raw)
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// denial is what a client can read of a denial.
+type denial struct {
+	code      codes.Code
+	msg       string
+	cc        *caev1.ClaimsChallenge
+	info      *errdetails.ErrorInfo
+	wwwAuth   []string // from the trailer
+	headerMD  metadata.MD
+	trailerMD metadata.MD
+}
+
+func readDenial(t testing.TB, err error, header, trailer metadata.MD) denial {
+	t.Helper()
+	st, ok := status.FromError(err)
+	if !ok || err == nil {
+		t.Fatalf("not a status error: %v", err)
+	}
+	d := denial{code: st.Code(), msg: st.Message(), headerMD: header, trailerMD: trailer, wwwAuth: trailer.Get(challenge.MetadataKey)}
+	for _, x := range st.Details() {
+		switch x := x.(type) {
+		case *caev1.ClaimsChallenge:
+			d.cc = x
+		case *errdetails.ErrorInfo:
+			d.info = x
+		}
+	}
+	return d
+}
+
+// callUnary calls GetMessage and returns the error with header and trailer.
+func (e *env) callUnary(ctx context.Context) (*inboxv1.GetMessageResponse, error, metadata.MD, metadata.MD) {
+	var h, tr metadata.MD
+	resp, err := e.client.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"}, grpc.Header(&h), grpc.Trailer(&tr))
+	return resp, err, h, tr
+}
+
+// assertChallenge checks that a denial carries a consistent challenge in all
+// three places (ClaimsChallenge, ErrorInfo, www-authenticate trailer).
+func assertChallenge(t testing.TB, d denial, wantErr string, wantReason caev1.Reason) {
+	t.Helper()
+	if d.code != codes.Unauthenticated {
+		t.Fatalf("code %v (%s), want Unauthenticated", d.code, d.msg)
+	}
+	if d.cc == nil || d.info == nil {
+		t.Fatalf("details missing: cc=%v info=%v", d.cc, d.info)
+	}
+	if len(d.wwwAuth) != 1 {
+		t.Fatalf("www-authenticate trailer values %q, want exactly one", d.wwwAuth)
+	}
+	if d.cc.GetWwwAuthenticate() != d.wwwAuth[0] {
+		t.Fatalf("ClaimsChallenge.www_authenticate %q != trailer %q", d.cc.GetWwwAuthenticate(), d.wwwAuth[0])
+	}
+	if d.cc.GetError() != wantErr || d.info.GetMetadata()["error"] != wantErr {
+		t.Fatalf("error %q / %q, want %q", d.cc.GetError(), d.info.GetMetadata()["error"], wantErr)
+	}
+	if d.cc.GetReason() != wantReason || d.info.GetReason() != challenge.ReasonName(wantReason) {
+		t.Fatalf("reason %v / %q, want %v", d.cc.GetReason(), d.info.GetReason(), wantReason)
+	}
+	if d.info.GetDomain() != challenge.ErrorInfoDomain {
+		t.Fatalf("domain %q", d.info.GetDomain())
+	}
+	if wantErr == challenge.ErrorInvalidToken && (d.cc.GetClaims() != "" || d.info.GetMetadata()["claims"] != "") {
+		t.Fatalf("invalid_token denial carries claims: %v", d.cc)
+	}
+}
+
+// waitReturned waits for a handler of the test service to return.
+func (e *env) waitReturned(t testing.TB, name string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case n := <-e.inbox.returned:
+			if n == name {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("handler %s did not return", name)
+		}
+	}
+}
+
+// unhealthyStore wraps a Memory and reports itself stale on demand.
+type unhealthyStore struct {
+	*revocation.Memory
+	stale atomic.Bool
+}
+
+func (u *unhealthyStore) Health() error {
+	if u.stale.Load() {
+		return revocation.ErrStale
+	}
+	return nil
+}

@@ -1,0 +1,214 @@
+package interceptor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+
+	"github.com/caekit/caekit/revocation"
+)
+
+// DefaultCapability is the client capability that marks a CAE-capable client
+// (Entra's "cp1"). Only tokens whose xms_cc claim lists it get claims challenges.
+const DefaultCapability = "cp1"
+
+// Option configures a Server. Options are applied, in order, to a copy of the
+// defaults; New reports invalid values.
+type Option func(*options)
+
+type options struct {
+	store          revocation.Store
+	checks         []Check
+	authzURI       string
+	realm          string
+	capability     string
+	challengeAll   bool
+	maxNonCAE      time.Duration
+	exempt         []selector.Matcher
+	exemptMethods  map[string]struct{}
+	logger         *slog.Logger
+	now            func() time.Time
+	recheckEvery   time.Duration
+	errs           []error
+	customMetadata bool
+}
+
+func defaultOptions() options {
+	return options{
+		capability: DefaultCapability,
+		logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:        time.Now,
+	}
+}
+
+func (o *options) fail(format string, args ...any) {
+	o.errs = append(o.errs, fmt.Errorf("interceptor: "+format, args...))
+}
+
+func (o *options) validate() error {
+	if o.authzURI != "" {
+		u, err := url.Parse(o.authzURI)
+		if err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			o.fail("authorization URI %q must be an absolute http(s) URL", o.authzURI)
+		}
+	}
+	if strings.ContainsAny(o.authzURI+o.realm, "\"\\\r\n") {
+		o.fail("authorization URI and realm must not contain quotes, backslashes or line breaks")
+	}
+	return errors.Join(o.errs...)
+}
+
+// WithStore sets the revocation store the built-in revocation check consults
+// and whose events end open streams. Default: a new revocation.Memory owned by
+// the Server, reachable through Server.Store.
+func WithStore(s revocation.Store) Option {
+	return func(o *options) {
+		if s == nil {
+			o.fail("WithStore: store is nil")
+			return
+		}
+		o.store = s
+	}
+}
+
+// WithChecks appends checks that run, in order, after the built-in revocation
+// check; the first denial wins. Setting any check makes the interceptor fill
+// Request.Metadata (a copy of the incoming metadata, one extra allocation per
+// call); without custom checks Request.Metadata is nil.
+func WithChecks(checks ...Check) Option {
+	return func(o *options) {
+		for i, c := range checks {
+			if c == nil {
+				o.fail("WithChecks: check %d is nil", i)
+				return
+			}
+		}
+		o.checks = append(o.checks, checks...)
+		o.customMetadata = true
+	}
+}
+
+// WithAuthorizationURI sets the authorization_uri of every challenge: where a
+// client obtains a new token (Entra: https://login.microsoftonline.com/<tenant>/oauth2/authorize).
+// It must be an absolute http(s) URL. The default is "": the parameter is still
+// emitted, empty, but clients that follow Entra's rules need it, so set it.
+func WithAuthorizationURI(uri string) Option {
+	return func(o *options) { o.authzURI = uri }
+}
+
+// WithRealm sets the realm of every challenge. Default "".
+func WithRealm(realm string) Option {
+	return func(o *options) { o.realm = realm }
+}
+
+// WithCapability sets the client capability (xms_cc value, compared
+// case-insensitively) that earns a token claims challenges. Default "cp1".
+// Tokens without it are still subject to every check; their denials are plain
+// invalid_token rejections without claims.
+func WithCapability(name string) Option {
+	return func(o *options) {
+		if name == "" || strings.ContainsAny(name, " \t\r\n\",") {
+			o.fail("WithCapability: %q is not a capability name", name)
+			return
+		}
+		o.capability = name
+	}
+}
+
+// WithChallengeAll sends claims challenges to every client, capable or not.
+// Use it only when every client of the service handles insufficient_claims.
+func WithChallengeAll() Option {
+	return func(o *options) { o.challengeAll = true }
+}
+
+// WithMaxNonCAELifetime rejects, with reason TOKEN_LIFETIME, tokens lacking
+// the capability whose lifetime (exp - iat) exceeds d: long-lived tokens are
+// only acceptable from clients that can answer a claims challenge. Zero (the
+// default) disables the check.
+func WithMaxNonCAELifetime(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.fail("WithMaxNonCAELifetime: negative duration %v", d)
+			return
+		}
+		o.maxNonCAE = d
+	}
+}
+
+// WithExempt skips the interceptor (no token needed, no checks) for calls the
+// matcher matches, in the go-grpc-middleware selector idiom. Nothing is
+// exempt by default; HealthAndReflection is a ready matcher.
+func WithExempt(m selector.Matcher) Option {
+	return func(o *options) {
+		if m == nil {
+			o.fail("WithExempt: matcher is nil")
+			return
+		}
+		o.exempt = append(o.exempt, m)
+	}
+}
+
+// WithExemptMethods skips the interceptor for the named methods, given as
+// full method names ("/package.Service/Method") or whole services
+// ("/package.Service/").
+func WithExemptMethods(fullMethods ...string) Option {
+	return func(o *options) {
+		for _, m := range fullMethods {
+			if len(m) < 3 || m[0] != '/' || !strings.Contains(m[1:], "/") {
+				o.fail("WithExemptMethods: %q is not /package.Service/Method or /package.Service/", m)
+				return
+			}
+			if o.exemptMethods == nil {
+				o.exemptMethods = make(map[string]struct{})
+			}
+			o.exemptMethods[m] = struct{}{}
+		}
+	}
+}
+
+// WithLogger sets the logger for denials and stream cuts. Tokens are never
+// logged, only their hash prefix. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l == nil {
+			o.fail("WithLogger: logger is nil")
+			return
+		}
+		o.logger = l
+	}
+}
+
+// WithClock sets the clock for Request.Now, lifetime and mid-stream expiry
+// checks. Timers still run on the real clock. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now == nil {
+			o.fail("WithClock: clock is nil")
+			return
+		}
+		o.now = now
+	}
+}
+
+// MinStreamRecheckInterval is the shortest interval WithStreamRecheckInterval accepts.
+const MinStreamRecheckInterval = 10 * time.Millisecond
+
+// WithStreamRecheckInterval re-runs every check on each open stream every d,
+// in addition to the re-checks on each message and on each event. It catches
+// what events do not announce (a store turning unhealthy, a custom check whose
+// inputs change). Zero (the default) disables it.
+func WithStreamRecheckInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 || (d > 0 && d < MinStreamRecheckInterval) {
+			o.fail("WithStreamRecheckInterval: %v is neither 0 nor at least %v", d, MinStreamRecheckInterval)
+			return
+		}
+		o.recheckEvery = d
+	}
+}

@@ -1,0 +1,343 @@
+package interceptor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/token"
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
+	"github.com/caekit/caekit/revocation"
+)
+
+// Validator verifies a raw access token and returns its claims.
+// *token.Validator implements it. Implementations must be safe for
+// concurrent use, must not put the token in their errors, and should wrap the
+// token package's sentinel errors (token.ErrExpired gives reason TOKEN_EXPIRED,
+// anything else TOKEN_INVALID).
+type Validator interface {
+	Validate(ctx context.Context, raw string) (*Claims, error)
+}
+
+var _ Validator = (*token.Validator)(nil)
+
+// Server holds the server-side interceptors: it authenticates every call with
+// a bearer token, runs the checks (revocation first), and keeps every open
+// stream under watch so that a revocation event, a failing re-check or the
+// token's expiry ends it.
+//
+// A Server is safe for concurrent use. Call Close when done: it stops the
+// store subscription and ends the streams it still watches.
+type Server struct {
+	v      Validator
+	o      options
+	store  revocation.Store
+	checks []Check
+	index  streamIndex
+
+	unsub     func()
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns a Server that validates tokens with v. It returns an error
+// naming every invalid option.
+func New(v Validator, opts ...Option) (*Server, error) {
+	if v == nil {
+		return nil, errors.New("interceptor: validator is nil")
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		if opt == nil {
+			o.fail("nil Option")
+			continue
+		}
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.checks = append([]Check(nil), o.checks...)
+	if o.store == nil {
+		o.store = revocation.NewMemory()
+	}
+	s := &Server{
+		v:       v,
+		o:       o,
+		store:   o.store,
+		closing: make(chan struct{}),
+	}
+	s.checks = append(make([]Check, 0, 1+len(o.checks)), revocationCheck{store: o.store})
+	s.checks = append(s.checks, o.checks...)
+	s.index.init()
+	s.unsub = o.store.Subscribe(s.index.notify)
+	return s, nil
+}
+
+// Store returns the revocation store the Server consults (the one given with
+// WithStore, or the Server's own in-memory store).
+func (s *Server) Store() revocation.Store { return s.store }
+
+// Close stops the store subscription and ends every stream still watched with
+// codes.Unavailable (reason STATE_UNAVAILABLE): once events no longer arrive,
+// the streams could no longer be revoked. Calls that arrive after Close are
+// refused the same way. Close is idempotent and does not wait for handlers.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.unsub()
+	})
+}
+
+func (s *Server) isClosed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// ServerOptions returns the grpc.ServerOptions that install both interceptors
+// (chained, so they compose with other interceptors).
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(s.StreamServerInterceptor()),
+	}
+}
+
+type claimsKey struct{}
+
+// ClaimsFromContext returns the validated token claims of the call, as put
+// into the handler's context by the Server's interceptors. It reports false
+// for exempt methods and outside an intercepted call. Never modify the Claims.
+func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
+	c, ok := ctx.Value(claimsKey{}).(*Claims)
+	return c, ok && c != nil
+}
+
+// HealthAndReflection matches the gRPC health service and both server
+// reflection services; use it with WithExempt to let probes and tooling in
+// without a token.
+func HealthAndReflection() selector.Matcher {
+	return selector.MatchFunc(func(_ context.Context, cm interceptors.CallMeta) bool {
+		switch cm.Service {
+		case "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection":
+			return true
+		}
+		return false
+	})
+}
+
+func (s *Server) isExempt(ctx context.Context, fullMethod string, info *grpc.StreamServerInfo, req any) bool {
+	if s.o.exemptMethods != nil {
+		if _, ok := s.o.exemptMethods[fullMethod]; ok {
+			return true
+		}
+		if i := strings.LastIndexByte(fullMethod, '/'); i > 0 {
+			if _, ok := s.o.exemptMethods[fullMethod[:i+1]]; ok {
+				return true
+			}
+		}
+	}
+	if len(s.o.exempt) > 0 {
+		cm := interceptors.NewServerCallMeta(fullMethod, info, req)
+		for _, m := range s.o.exempt {
+			if m.Match(ctx, cm) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// UnaryServerInterceptor returns the unary interceptor.
+func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return s.unary }
+
+func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if s.isExempt(ctx, info.FullMethod, nil, req) {
+		return handler(ctx, req)
+	}
+	claims, raw, d := s.authenticate(ctx)
+	if d == nil {
+		var md metadata.MD
+		if s.o.customMetadata {
+			md, _ = metadata.FromIncomingContext(ctx)
+		}
+		d = s.evaluate(ctx, info.FullMethod, claims, md, false)
+	}
+	if d != nil {
+		c := s.newCut(d, claims)
+		if c.header != "" {
+			_ = grpc.SetTrailer(ctx, metadata.Pairs(challenge.MetadataKey, c.header))
+		}
+		s.logCut(ctx, "caekit: call denied", info.FullMethod, claims, raw, c)
+		return nil, c.err
+	}
+	return handler(context.WithValue(ctx, claimsKey{}, claims), req)
+}
+
+// authenticate extracts and validates the bearer token. It returns the raw
+// token (for a hash in logs only) and a denial on failure.
+func (s *Server) authenticate(ctx context.Context) (*Claims, string, *Denial) {
+	if s.isClosed() {
+		return nil, "", closedDenial()
+	}
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
+	if len(vals) != 1 {
+		desc := `missing authorization metadata: send "authorization: Bearer <token>"`
+		if len(vals) > 1 {
+			desc = "got " + strconv.Itoa(len(vals)) + " authorization metadata values: send exactly one"
+		}
+		return nil, "", invalidDenial(caev1.Reason_REASON_TOKEN_INVALID, desc)
+	}
+	raw, ok := bearerToken(vals[0])
+	if !ok {
+		return nil, "", invalidDenial(caev1.Reason_REASON_TOKEN_INVALID,
+			`authorization metadata is not "Bearer <token>"`)
+	}
+	claims, err := s.v.Validate(ctx, raw)
+	if err != nil {
+		reason := caev1.Reason_REASON_TOKEN_INVALID
+		if errors.Is(err, token.ErrExpired) {
+			reason = caev1.Reason_REASON_TOKEN_EXPIRED
+		}
+		desc := "invalid token: " + err.Error()
+		if strings.Contains(desc, raw) { // defence in depth: never echo a token
+			desc = strings.ReplaceAll(desc, raw, "<token "+tokenHash(raw)+">")
+		}
+		return nil, raw, invalidDenial(reason, desc)
+	}
+	if claims == nil {
+		return nil, raw, invalidDenial(caev1.Reason_REASON_TOKEN_INVALID, "invalid token: validator returned no claims")
+	}
+	if d := s.lifetime(claims); d != nil {
+		return claims, raw, d
+	}
+	return claims, raw, nil
+}
+
+// bearerToken returns the token of an "authorization: Bearer <token>" value.
+// The scheme is case-insensitive; the token must be non-empty and contain no
+// whitespace.
+func bearerToken(v string) (string, bool) {
+	const scheme = "bearer"
+	if len(v) <= len(scheme)+1 || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
+		return "", false
+	}
+	t := strings.TrimSpace(v[len(scheme)+1:])
+	if t == "" || strings.IndexByte(t, ' ') >= 0 || strings.IndexByte(t, '\t') >= 0 {
+		return "", false
+	}
+	return t, true
+}
+
+func (s *Server) capable(c *Claims) bool {
+	return s.o.challengeAll || (c != nil && c.HasCapability(s.o.capability))
+}
+
+// lifetime enforces WithMaxNonCAELifetime.
+func (s *Server) lifetime(c *Claims) *Denial {
+	limit := s.o.maxNonCAE
+	if limit <= 0 || c.HasCapability(s.o.capability) {
+		return nil
+	}
+	from := c.IssuedAt
+	if from.IsZero() {
+		from = s.o.now() // no iat: judge what is left of the token
+	}
+	life := c.ExpiresAt.Sub(from)
+	if c.ExpiresAt.IsZero() || life > limit {
+		return &Denial{
+			Reason: caev1.Reason_REASON_TOKEN_LIFETIME,
+			Description: "token lifetime " + life.String() + " exceeds the " + limit.String() +
+				" allowed for clients without the " + s.o.capability + " capability: request a shorter-lived token or declare " + s.o.capability,
+		}
+	}
+	return nil
+}
+
+var requestPool = sync.Pool{New: func() any { return new(Request) }}
+
+// evaluate builds the Request once and runs the checks in order; the first
+// denial wins.
+func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool) *Denial {
+	r := requestPool.Get().(*Request)
+	r.FullMethod = method
+	r.Claims = claims
+	r.Metadata = md
+	r.Stream = stream
+	r.Now = s.o.now()
+	if p, ok := peer.FromContext(ctx); ok {
+		r.Peer = p.Addr
+	}
+	var d *Denial
+	for _, c := range s.checks {
+		if d = c.Check(ctx, r); d != nil {
+			break
+		}
+	}
+	*r = Request{}
+	requestPool.Put(r)
+	return d
+}
+
+func invalidDenial(reason caev1.Reason, desc string) *Denial {
+	return &Denial{Reason: reason, Description: desc}
+}
+
+func closedDenial() *Denial {
+	return &Denial{
+		Code:        codeUnavailable,
+		Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
+		Description: "the CAE interceptor is closed: retry against another server",
+	}
+}
+
+// tokenHash is token.Hash, a short, non-reversible prefix safe to log.
+func tokenHash(raw string) string {
+	if raw == "" {
+		return "none"
+	}
+	return token.Hash(raw)
+}
+
+func (s *Server) logCut(ctx context.Context, msg, method string, claims *Claims, raw string, c *cut) {
+	if !s.o.logger.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	h := ""
+	if claims != nil && claims.Hash != "" {
+		h = claims.Hash
+	} else {
+		h = tokenHash(raw)
+	}
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("code", c.st.Code().String()),
+		slog.String("reason", reasonName(c.d.Reason)),
+		slog.String("token", h),
+		slog.String("description", c.d.Description),
+	}
+	if claims != nil {
+		attrs = append(attrs, slog.String("sub", claims.Subject))
+	}
+	if c.d.EventID != "" {
+		attrs = append(attrs, slog.String("event_id", c.d.EventID))
+	}
+	if !c.d.EventTime.IsZero() {
+		attrs = append(attrs, slog.Time("event_time", c.d.EventTime))
+	}
+	s.o.logger.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
+}

@@ -1,0 +1,358 @@
+package interceptor
+
+import (
+	"context"
+	"hash/maphash"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/caekit/caekit/interceptor/challenge"
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
+	"github.com/caekit/caekit/revocation"
+)
+
+// StreamServerInterceptor returns the stream interceptor.
+//
+// A stream is checked when it opens, then watched until it ends: the checks
+// run again on every message received or sent, on every store event about one
+// of the token's subjects, and (WithStreamRecheckInterval) periodically; the
+// stream also ends when its token expires. When any of these denies, the
+// handler's context is cancelled, its pending and later RecvMsg/SendMsg calls
+// fail with the denial, and the RPC ends at once with the denial's status,
+// details and www-authenticate trailer, even while the handler is blocked in
+// RecvMsg or SendMsg.
+//
+// To make that possible the handler runs on its own goroutine. When a stream
+// is cut the interceptor returns before the handler does; gRPC then writes the
+// status and closes the transport stream, which unblocks the handler, whose
+// result is discarded. A handler that ignores both its context and the errors
+// of RecvMsg/SendMsg keeps running until it returns, as it would without the
+// interceptor. A panic in the handler is re-raised on the interceptor's
+// goroutine, so recovery interceptors chained before this one still see it.
+func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor { return s.stream }
+
+func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx := ss.Context()
+	if s.isExempt(ctx, info.FullMethod, info, nil) {
+		return handler(srv, ss)
+	}
+	claims, raw, d := s.authenticate(ctx)
+	var md metadata.MD
+	if d == nil {
+		if s.o.customMetadata {
+			md, _ = metadata.FromIncomingContext(ctx)
+		}
+		d = s.evaluate(ctx, info.FullMethod, claims, md, true)
+	}
+	if d != nil {
+		c := s.newCut(d, claims)
+		return s.endStream(ss, "caekit: stream denied", info.FullMethod, claims, raw, c)
+	}
+
+	hctx, cancel := context.WithCancel(context.WithValue(ctx, claimsKey{}, claims))
+	defer cancel()
+	w := &watch{
+		s:      s,
+		claims: claims,
+		method: info.FullMethod,
+		md:     md,
+		ctx:    hctx,
+		wake:   make(chan struct{}, 1),
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		w.peer = p.Addr
+	}
+	keys := claims.Keys()
+	s.index.add(w, keys)
+	defer s.index.remove(w, keys)
+	// An event stored between the first evaluation and registration would
+	// not have woken this stream: evaluate once more now that it is indexed.
+	if err := w.recheck(); err != nil {
+		return s.endStream(ss, "caekit: stream denied", info.FullMethod, claims, raw, w.cut.Load())
+	}
+
+	done := make(chan handlerResult) // unbuffered: see the handler goroutine
+	abandoned := make(chan struct{}) // closed when the interceptor returns
+	defer close(abandoned)
+	go runHandler(handler, srv, &watchedStream{ServerStream: ss, w: w}, done, abandoned)
+
+	var expiry <-chan time.Time
+	if !claims.ExpiresAt.IsZero() {
+		t := time.NewTimer(claims.ExpiresAt.Sub(s.o.now()))
+		defer t.Stop()
+		expiry = t.C
+	}
+	var tick <-chan time.Time
+	if s.o.recheckEvery > 0 {
+		t := time.NewTicker(s.o.recheckEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case r := <-done:
+			if r.panicked {
+				panic(r.panicValue)
+			}
+			if c := w.cut.Load(); c != nil {
+				// The handler returned after a message re-check cut the stream.
+				return s.endStream(ss, "caekit: stream ended", info.FullMethod, claims, raw, c)
+			}
+			return r.err
+		case <-w.wake:
+		case <-expiry:
+			w.record(expiredDenial(claims.ExpiresAt))
+		case <-tick:
+		case <-s.closing:
+			w.record(closedDenial())
+		case <-ctx.Done():
+			// The RPC ended at the transport (client cancelled, deadline,
+			// connection lost): the handler's context is cancelled too, and
+			// its RecvMsg/SendMsg fail. Wait for it as gRPC would.
+			r := <-done
+			if r.panicked {
+				panic(r.panicValue)
+			}
+			return r.err
+		}
+		if err := w.recheck(); err != nil {
+			cancel()
+			return s.endStream(ss, "caekit: stream ended", info.FullMethod, claims, raw, w.cut.Load())
+		}
+	}
+}
+
+// endStream sets the www-authenticate trailer, logs and returns the status.
+func (s *Server) endStream(ss grpc.ServerStream, msg, method string, claims *Claims, raw string, c *cut) error {
+	if c.header != "" {
+		ss.SetTrailer(metadata.Pairs(challenge.MetadataKey, c.header))
+	}
+	s.logCut(ss.Context(), msg, method, claims, raw, c)
+	return c.err
+}
+
+type handlerResult struct {
+	err        error
+	panicked   bool
+	panicValue any
+}
+
+// runHandler runs the stream handler and hands its result to the interceptor
+// if it is still waiting; a panic nobody waits for any more is re-raised here.
+func runHandler(handler grpc.StreamHandler, srv any, ws *watchedStream, done chan<- handlerResult, abandoned <-chan struct{}) {
+	var r handlerResult
+	defer func() {
+		if p := recover(); p != nil {
+			r = handlerResult{panicked: true, panicValue: p}
+		}
+		select {
+		case done <- r:
+		case <-abandoned:
+			if r.panicked {
+				panic(r.panicValue)
+			}
+		}
+	}()
+	r.err = handler(srv, ws)
+}
+
+func expiredDenial(exp time.Time) *Denial {
+	return &Denial{
+		Reason:      caev1.Reason_REASON_TOKEN_EXPIRED,
+		Description: "token expired at " + exp.UTC().Format(time.RFC3339) + " during the stream: get a new token and reopen the stream",
+	}
+}
+
+// watch is one open stream under evaluation.
+type watch struct {
+	s      *Server
+	claims *Claims
+	method string
+	md     metadata.MD
+	peer   net.Addr
+	ctx    context.Context // the handler's context
+	wake   chan struct{}   // capacity 1: "re-evaluate"
+	cut    atomic.Pointer[cut]
+}
+
+// poke asks the interceptor goroutine to re-evaluate. It never blocks.
+func (w *watch) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// record stores d as the stream's denial unless one is already stored, and
+// wakes the interceptor goroutine to end the stream.
+func (w *watch) record(d *Denial) *cut {
+	c := w.s.newCut(d, w.claims)
+	if !w.cut.CompareAndSwap(nil, c) {
+		c = w.cut.Load()
+	}
+	w.poke()
+	return c
+}
+
+// recheck returns the stream's denial error, evaluating the checks (and the
+// token's expiry) if the stream is not cut yet.
+func (w *watch) recheck() error {
+	if c := w.cut.Load(); c != nil {
+		return c.err
+	}
+	s := w.s
+	if exp := w.claims.ExpiresAt; !exp.IsZero() && !s.o.now().Before(exp) {
+		return w.record(expiredDenial(exp)).err
+	}
+	if d := s.evaluateWatch(w); d != nil {
+		return w.record(d).err
+	}
+	return nil
+}
+
+func (s *Server) evaluateWatch(w *watch) *Denial {
+	if s.isClosed() {
+		return closedDenial()
+	}
+	r := requestPool.Get().(*Request)
+	r.FullMethod = w.method
+	r.Claims = w.claims
+	r.Peer = w.peer
+	r.Metadata = w.md
+	r.Stream = true
+	r.Now = s.o.now()
+	var d *Denial
+	for _, c := range s.checks {
+		if d = c.Check(w.ctx, r); d != nil {
+			break
+		}
+	}
+	*r = Request{}
+	requestPool.Put(r)
+	return d
+}
+
+// watchedStream is the ServerStream the handler sees.
+type watchedStream struct {
+	grpc.ServerStream
+	w *watch
+}
+
+// Context returns the handler's context: it carries the Claims and is
+// cancelled when the stream is cut.
+func (ws *watchedStream) Context() context.Context { return ws.w.ctx }
+
+// RecvMsg receives, then re-runs the checks. Once the stream is cut it
+// returns the denial's status error.
+func (ws *watchedStream) RecvMsg(m any) error {
+	if c := ws.w.cut.Load(); c != nil {
+		return c.err
+	}
+	if err := ws.ServerStream.RecvMsg(m); err != nil {
+		if c := ws.w.cut.Load(); c != nil {
+			return c.err
+		}
+		return err
+	}
+	return ws.w.recheck()
+}
+
+// SendMsg re-runs the checks, then sends: nothing leaves after a denial.
+func (ws *watchedStream) SendMsg(m any) error {
+	if err := ws.w.recheck(); err != nil {
+		return err
+	}
+	if err := ws.ServerStream.SendMsg(m); err != nil {
+		if c := ws.w.cut.Load(); c != nil {
+			return c.err
+		}
+		return err
+	}
+	return nil
+}
+
+// streamIndex maps revocation subjects to the open streams whose tokens name
+// them, so that an event wakes exactly the streams it may revoke.
+type streamIndex struct {
+	seed   maphash.Seed
+	shards [indexShards]indexShard
+}
+
+const indexShards = 32
+
+type indexShard struct {
+	mu sync.Mutex
+	m  map[revocation.Key]map[*watch]struct{}
+}
+
+func (ix *streamIndex) init() {
+	ix.seed = maphash.MakeSeed()
+	for i := range ix.shards {
+		ix.shards[i].m = make(map[revocation.Key]map[*watch]struct{})
+	}
+}
+
+func (ix *streamIndex) shard(k revocation.Key) *indexShard {
+	return &ix.shards[(maphash.String(ix.seed, k.ID)^uint64(k.Kind))%indexShards]
+}
+
+func (ix *streamIndex) add(w *watch, keys []revocation.Key) {
+	for _, k := range keys {
+		sh := ix.shard(k)
+		sh.mu.Lock()
+		set := sh.m[k]
+		if set == nil {
+			set = make(map[*watch]struct{}, 1)
+			sh.m[k] = set
+		}
+		set[w] = struct{}{}
+		sh.mu.Unlock()
+	}
+}
+
+func (ix *streamIndex) remove(w *watch, keys []revocation.Key) {
+	for _, k := range keys {
+		sh := ix.shard(k)
+		sh.mu.Lock()
+		if set := sh.m[k]; set != nil {
+			delete(set, w)
+			if len(set) == 0 {
+				delete(sh.m, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// notify is the store subscription: it wakes every stream indexed under the
+// event's subject. It never blocks (Store.Subscribe's contract).
+func (ix *streamIndex) notify(ev revocation.Event) {
+	sh := ix.shard(ev.Subject)
+	sh.mu.Lock()
+	for w := range sh.m[ev.Subject] {
+		w.poke()
+	}
+	sh.mu.Unlock()
+}
+
+// watching reports how many streams are indexed (for tests).
+func (ix *streamIndex) watching() int {
+	seen := make(map[*watch]struct{})
+	for i := range ix.shards {
+		sh := &ix.shards[i]
+		sh.mu.Lock()
+		for _, set := range sh.m {
+			for w := range set {
+				seen[w] = struct{}{}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return len(seen)
+}
