@@ -1,0 +1,101 @@
+package azsource_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.uber.org/goleak"
+
+	"github.com/caekit/caekit/interceptor/client"
+	"github.com/caekit/caekit/interceptor/client/azsource"
+	"github.com/caekit/caekit/interceptor/client/httpsource"
+	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// idpCredential is an azcore.TokenCredential backed by the loopback test
+// IdP; it records the options it was given and, like azidentity with
+// EnableCAE, declares cp1 itself.
+type idpCredential struct {
+	src  *httpsource.Source
+	mu   sync.Mutex
+	seen []policy.TokenRequestOptions
+}
+
+func (c *idpCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	c.mu.Lock()
+	c.seen = append(c.seen, o)
+	c.mu.Unlock()
+	claims := `{"access_token":{"xms_cc":{"values":["cp1"]}}}`
+	if o.Claims != "" {
+		claims = o.Claims // a real credential would merge; the test IdP reads acrs/nbf
+	}
+	t, err := c.src.Token(ctx, client.TokenRequest{Scopes: o.Scopes, Claims: claims})
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	return azcore.AccessToken{Token: t.AccessToken, ExpiresOn: t.ExpiresAt, RefreshOn: t.RefreshAt}, nil
+}
+
+func TestOptionsPassedThrough(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	idp.RefreshIn = 10 * time.Minute
+	hs, err := httpsource.New(idp.TokenURL(), httpsource.WithClientCredentials(testidp.ClientID, testidp.ClientSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := &idpCredential{src: hs}
+	src, err := azsource.New(cred, azsource.WithTenantID("tenant-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := src.Token(context.Background(), client.TokenRequest{Scopes: []string{testidp.Scope}, Claims: `{"access_token":{"xms_cc":{"values":["cp1"]}}}`})
+	if err != nil || tok.RefreshAt.IsZero() {
+		t.Fatalf("%+v %v", tok, err)
+	}
+	challenge := `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`
+	if _, err := src.Token(context.Background(), client.TokenRequest{Scopes: []string{testidp.Scope}, BypassCache: true,
+		Claims: `{"access_token":{"xms_cc":{"values":["cp1"]},"acrs":{"essential":true,"value":"c1"}}}`, ChallengeClaims: challenge}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cred.seen) != 2 {
+		t.Fatalf("calls %d", len(cred.seen))
+	}
+	for i, o := range cred.seen {
+		if !o.EnableCAE || o.TenantID != "tenant-1" || len(o.Scopes) != 1 || o.Scopes[0] != testidp.Scope {
+			t.Fatalf("call %d options %+v", i, o)
+		}
+	}
+	if cred.seen[0].Claims != "" || cred.seen[1].Claims != challenge {
+		t.Fatalf("claims passed: %q, %q", cred.seen[0].Claims, cred.seen[1].Claims)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	if _, err := azsource.New(nil); err == nil {
+		t.Fatal("nil credential accepted")
+	}
+	boom := errors.New("boom")
+	src, _ := azsource.New(credFunc(func(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+		return azcore.AccessToken{}, boom
+	}))
+	if _, err := src.Token(context.Background(), client.TokenRequest{Scopes: []string{"s"}}); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := src.Token(context.Background(), client.TokenRequest{}); err == nil {
+		t.Fatal("no scopes accepted")
+	}
+}
+
+type credFunc func(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error)
+
+func (f credFunc) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return f(ctx, o)
+}

@@ -1,0 +1,322 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned for token requests after Client.Close.
+var ErrClosed = errors.New("caekit/client: client is closed")
+
+// MaxTokenLen bounds an access token accepted from a TokenSource.
+const MaxTokenLen = 64 << 10
+
+// cache holds one token per scope set and runs fetches single-flight.
+type cache struct {
+	src TokenSource
+	o   *options
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	entries map[string]*entry
+}
+
+type entry struct {
+	scopes    []string
+	tok       *Token
+	refreshAt time.Time
+	claims    string // the claims request tok was obtained with
+	inflight  *fetch
+	failures  int
+	retryAt   time.Time
+	warned    bool
+}
+
+// fetch is one call to the TokenSource that callers may wait on.
+type fetch struct {
+	done   chan struct{}
+	claims string
+	bypass bool
+	tok    *Token
+	err    error
+}
+
+func newCache(src TokenSource, o *options, log *slog.Logger) *cache {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &cache{src: src, o: o, log: log, ctx: ctx, cancel: cancel, entries: make(map[string]*entry)}
+}
+
+func (c *cache) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+}
+
+func scopeKey(scopes []string) string { return strings.Join(scopes, " ") }
+
+// entryLocked returns the entry for scopes, creating it within the bound.
+func (c *cache) entryLocked(scopes []string) *entry {
+	key := scopeKey(scopes)
+	if e, ok := c.entries[key]; ok {
+		return e
+	}
+	if len(c.entries) >= maxKeys {
+		for k, e := range c.entries {
+			if e.inflight == nil {
+				delete(c.entries, k)
+				break
+			}
+		}
+	}
+	e := &entry{scopes: scopes}
+	c.entries[key] = e
+	return e
+}
+
+func (c *cache) usable(t *Token, now time.Time) bool {
+	return t != nil && now.Before(t.ExpiresAt.Add(-expirySkew))
+}
+
+// get returns a valid token for scopes: the cached one (starting a
+// background refresh when it is due) or a freshly fetched one.
+func (c *cache) get(ctx context.Context, scopes []string) (*Token, error) {
+	now := c.o.now()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e := c.entryLocked(scopes)
+	if c.usable(e.tok, now) {
+		if !now.Before(e.refreshAt) && e.inflight == nil && !now.Before(e.retryAt) {
+			claims, err := c.baseClaims()
+			if err == nil {
+				e.inflight = c.startLocked(ctx, e, TokenRequest{Claims: claims})
+			}
+		}
+		t := e.tok
+		c.mu.Unlock()
+		return t, nil
+	}
+	f := e.inflight
+	if f == nil {
+		claims, err := c.baseClaims()
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		f = c.startLocked(ctx, e, TokenRequest{Claims: claims})
+		e.inflight = f
+	}
+	c.mu.Unlock()
+	return wait(ctx, f)
+}
+
+// reacquire answers a challenge: it drops rejected, fetches a token with
+// the challenge's claims merged with the capabilities, bypassing any cache,
+// and returns it. Concurrent callers rejected for the same claims share one
+// fetch, and a token already obtained for those claims is reused.
+func (c *cache) reacquire(ctx context.Context, scopes []string, rejected *Token, challengeClaims string) (*Token, error) {
+	claims, err := mergeClaims(challengeClaims, c.o.capabilities)
+	if err != nil {
+		return nil, err
+	}
+	now := c.o.now()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e := c.entryLocked(scopes)
+	if c.usable(e.tok, now) && e.claims == claims && (rejected == nil || e.tok.AccessToken != rejected.AccessToken) {
+		t := e.tok
+		c.mu.Unlock()
+		return t, nil
+	}
+	f := e.inflight
+	if f == nil || !f.bypass || f.claims != claims {
+		if e.tok != nil && rejected != nil && e.tok.AccessToken == rejected.AccessToken {
+			e.tok = nil // never hand out the rejected token again
+		}
+		f = c.startLocked(ctx, e, TokenRequest{Claims: claims, ChallengeClaims: challengeClaims, BypassCache: true})
+		e.inflight = f
+	}
+	c.mu.Unlock()
+	return wait(ctx, f)
+}
+
+func (c *cache) baseClaims() (string, error) {
+	return mergeClaims("", c.o.capabilities)
+}
+
+func wait(ctx context.Context, f *fetch) (*Token, error) {
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// startLocked starts a fetch on its own goroutine, detached from the
+// caller's cancellation (other callers may wait on it) but bounded by the
+// fetch timeout and by close. c.mu must be held.
+func (c *cache) startLocked(ctx context.Context, e *entry, req TokenRequest) *fetch {
+	req.Scopes = e.scopes
+	f := &fetch{done: make(chan struct{}), claims: req.Claims, bypass: req.BypassCache}
+	c.wg.Add(1)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.fetchTimeout)
+	stop := context.AfterFunc(c.ctx, cancel)
+	go func() {
+		defer c.wg.Done()
+		defer cancel()
+		defer stop()
+		tok, err := c.call(fctx, req)
+		c.finish(fctx, e, f, req, tok, err)
+	}()
+	return f
+}
+
+func (c *cache) call(ctx context.Context, req TokenRequest) (tok *Token, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			tok, err = nil, fmt.Errorf("caekit/client: token source panicked: %v", r)
+		}
+	}()
+	tok, err = c.src.Token(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("caekit/client: token source: %w", err)
+	}
+	if err := checkToken(tok, c.o.now()); err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+// checkToken rejects tokens that cannot be used.
+func checkToken(t *Token, now time.Time) error {
+	switch {
+	case t == nil:
+		return errors.New("caekit/client: token source returned no token and no error")
+	case t.AccessToken == "":
+		return errors.New("caekit/client: token source returned an empty access token")
+	case len(t.AccessToken) > MaxTokenLen:
+		return fmt.Errorf("caekit/client: token source returned a %d-byte access token, limit %d", len(t.AccessToken), MaxTokenLen)
+	case t.ExpiresAt.IsZero():
+		return fmt.Errorf("caekit/client: token source returned token %s without an expiry time", TokenHash(t.AccessToken))
+	case !t.ExpiresAt.After(now):
+		return fmt.Errorf("caekit/client: token source returned token %s that already expired at %s", TokenHash(t.AccessToken), t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	for i := 0; i < len(t.AccessToken); i++ {
+		if b := t.AccessToken[i]; b <= ' ' || b >= 0x7f {
+			return fmt.Errorf("caekit/client: token source returned token %s with a byte 0x%02x not allowed in a bearer token", TokenHash(t.AccessToken), b)
+		}
+	}
+	return nil
+}
+
+func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest, tok *Token, err error) {
+	now := c.o.now()
+	c.mu.Lock()
+	f.tok, f.err = tok, err
+	current := e.inflight == f
+	var ev Event
+	var recovered, firstFailure bool
+	if current {
+		e.inflight = nil
+		if err == nil {
+			recovered = e.warned
+			same := e.tok != nil && e.tok.AccessToken == tok.AccessToken
+			e.tok, e.claims, e.refreshAt = tok, req.Claims, c.refreshTime(tok, now, same)
+			e.failures, e.retryAt, e.warned = 0, time.Time{}, false
+		} else {
+			e.failures++
+			e.retryAt = now.Add(c.backoff(e.failures))
+			if !e.warned {
+				e.warned, firstFailure = true, true
+			}
+		}
+	}
+	stale := err != nil && c.usable(e.tok, now)
+	failures := e.failures
+	c.mu.Unlock()
+	close(f.done)
+
+	if err == nil {
+		ev = Event{Kind: EventTokenFetched, Scopes: req.Scopes, Claims: req.Claims, TokenHash: TokenHash(tok.AccessToken)}
+		if recovered {
+			c.log.InfoContext(ctx, "caekit: token refresh recovered", "scopes", req.Scopes, "token", ev.TokenHash)
+		} else {
+			c.log.DebugContext(ctx, "caekit: token fetched", "scopes", req.Scopes, "token", ev.TokenHash, "bypass_cache", req.BypassCache)
+		}
+	} else {
+		ev = Event{Kind: EventTokenFetchFailed, Scopes: req.Scopes, Claims: req.Claims, Err: err, Stale: stale, Failures: failures}
+		switch {
+		case stale && firstFailure:
+			c.log.WarnContext(ctx, "caekit: token refresh failed; serving the still-valid token and retrying with backoff", "scopes", req.Scopes, "error", err)
+		case stale:
+			c.log.DebugContext(ctx, "caekit: token refresh failed again", "scopes", req.Scopes, "error", err, "failures", failures)
+		default:
+			c.log.WarnContext(ctx, "caekit: token fetch failed", "scopes", req.Scopes, "error", err)
+		}
+	}
+	if c.o.observer != nil {
+		c.o.observer.Observe(ctx, ev)
+	}
+}
+
+// refreshTime is when to refresh tok proactively: its RefreshAt when that
+// lies ahead; soon (after the minimum backoff) when RefreshAt already passed
+// during a slow fetch; else the refresh margin before expiry, but never
+// before half the remaining lifetime. A source that hands back the token it
+// already had (its own cache) also gets the margin rule, so that it is not
+// asked again on every call.
+func (c *cache) refreshTime(t *Token, now time.Time, same bool) time.Time {
+	if !t.RefreshAt.IsZero() && t.RefreshAt.Before(t.ExpiresAt) {
+		if t.RefreshAt.After(now) {
+			return t.RefreshAt
+		}
+		if !same {
+			return now.Add(c.o.backoffMin)
+		}
+	}
+	r := t.ExpiresAt.Add(-c.o.refreshMargin)
+	if half := now.Add(t.ExpiresAt.Sub(now) / 2); r.Before(half) {
+		r = half
+	}
+	return r
+}
+
+// backoff is the wait after n consecutive failures: min·2^(n-1), capped,
+// with ±20% jitter.
+func (c *cache) backoff(n int) time.Duration {
+	d := c.o.backoffMin
+	for i := 1; i < n && d < c.o.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.o.backoffMax)
+	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) * 2
+	return d - d/5 + jitter
+}
+
+// TokenHash returns a short, non-reversible hash prefix of a token that is
+// safe to log.
+func TokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:6])
+}

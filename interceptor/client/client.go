@@ -1,0 +1,253 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/caekit/caekit/interceptor/challenge"
+)
+
+// Client attaches CAE-capable access tokens to outgoing gRPC calls and
+// answers claims challenges. Create one with New, install it with
+// DialOptions, and Close it when the connections using it are closed. A
+// Client is safe for concurrent use and may serve many connections.
+type Client struct {
+	o     options
+	log   *slog.Logger
+	cache *cache
+}
+
+// New returns a Client that obtains tokens from src.
+func New(src TokenSource, opts ...Option) (*Client, error) {
+	if src == nil {
+		return nil, errors.New("caekit/client: nil TokenSource")
+	}
+	o := defaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if _, err := mergeClaims("", o.capabilities); err != nil {
+		return nil, err
+	}
+	log := o.logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Client{o: o, log: log}
+	c.cache = newCache(src, &c.o, log)
+	return c, nil
+}
+
+// Close stops background token refreshes and waits for them to end. Calls
+// made after Close fail with ErrClosed. Close is idempotent.
+func (c *Client) Close() error {
+	c.cache.close()
+	return nil
+}
+
+// DialOptions returns the dial options that install the Client's unary and
+// stream interceptors.
+func (c *Client) DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(c.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(c.StreamClientInterceptor()),
+	}
+}
+
+// Token returns the token the Client would attach to a call with the given
+// scopes (the configured ones when none are given), fetching it if needed.
+func (c *Client) Token(ctx context.Context, scopes ...string) (*Token, error) {
+	s := c.o.scopes
+	if len(scopes) > 0 {
+		s = normScopes(scopes)
+	}
+	return c.cache.get(ctx, s)
+}
+
+// CallScopes returns a call option that makes one call use a token for
+// these scopes instead of the Client's configured scopes.
+func CallScopes(scopes ...string) grpc.CallOption {
+	return scopesOption{scopes: normScopes(scopes)}
+}
+
+type scopesOption struct {
+	grpc.EmptyCallOption
+	scopes []string
+}
+
+func (c *Client) scopesFor(opts []grpc.CallOption) []string {
+	s := c.o.scopes
+	for _, o := range opts {
+		if so, ok := o.(scopesOption); ok {
+			s = so.scopes
+		}
+	}
+	return s
+}
+
+// IsChallenge reports whether err, returned by a call, is a CAE challenge
+// (a claims challenge or an invalid_token rejection) and returns it. Use
+// c.InsufficientClaims() to tell whether it asked for claims. Only the
+// status details are consulted; to include the www-authenticate metadata
+// use challenge.FromError with the call's header and trailer.
+func IsChallenge(err error) (*challenge.Challenge, bool) {
+	return challenge.FromError(err)
+}
+
+// TokenError is returned when no token could be obtained for a call. Its
+// gRPC status is codes.Unauthenticated; it unwraps to the cause.
+type TokenError struct {
+	Err error
+}
+
+// Error describes the failure.
+func (e *TokenError) Error() string {
+	return "caekit/client: cannot obtain an access token: " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// GRPCStatus makes the error a codes.Unauthenticated status.
+func (e *TokenError) GRPCStatus() *status.Status {
+	return status.New(codes.Unauthenticated, e.Error())
+}
+
+func tokenError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return &TokenError{Err: err}
+}
+
+func mergeClaims(challengeClaims string, capabilities []string) (string, error) {
+	s, err := challenge.MergeClaims(challengeClaims, capabilities...)
+	if err != nil {
+		return "", fmt.Errorf("caekit/client: %w", err)
+	}
+	return s, nil
+}
+
+// UnaryClientInterceptor returns the unary interceptor: it attaches the
+// token, and on a claims challenge fetches a token with the challenge's
+// claims and retries the call once.
+func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		scopes := c.scopesFor(opts)
+		tok, err := c.cache.get(ctx, scopes)
+		if err != nil {
+			return tokenError(err)
+		}
+		var hdr, trl metadata.MD
+		err = invoker(ctx, method, req, reply, cc, c.callOpts(opts, tok, &hdr, &trl)...)
+		if err == nil {
+			return nil
+		}
+		ch := c.challengeOf(ctx, method, err, hdr, trl)
+		if ch == nil {
+			return err
+		}
+		if !ch.InsufficientClaims() {
+			c.notRetried(ctx, method, ch, err, "challenge without claims")
+			return err
+		}
+		tok2, ferr := c.cache.reacquire(ctx, scopes, tok, ch.Claims)
+		if ferr != nil {
+			c.notRetried(ctx, method, ch, ferr, "cannot obtain a token for the challenge")
+			return err
+		}
+		c.retrying(ctx, method, ch, tok2)
+		hdr, trl = nil, nil
+		err = invoker(ctx, method, req, reply, cc, c.callOpts(opts, tok2, &hdr, &trl)...)
+		if err != nil {
+			if ch2, ok := challenge.FromError(err, hdr, trl); ok {
+				c.notRetried(ctx, method, ch2, err, "challenged again on the retry")
+			}
+		}
+		return err
+	}
+}
+
+// callOpts returns opts plus the token's credentials and header/trailer
+// capture, in a new slice.
+func (c *Client) callOpts(opts []grpc.CallOption, tok *Token, hdr, trl *metadata.MD) []grpc.CallOption {
+	out := make([]grpc.CallOption, 0, len(opts)+3)
+	out = append(out, opts...)
+	out = append(out, grpc.PerRPCCredentials(c.creds(tok)))
+	if hdr != nil {
+		out = append(out, grpc.Header(hdr), grpc.Trailer(trl))
+	}
+	return out
+}
+
+// challengeOf returns the challenge in err, or nil. It reports challenges
+// and malformed challenges to the logger and observer.
+func (c *Client) challengeOf(ctx context.Context, method string, err error, md ...metadata.MD) *challenge.Challenge {
+	if status.Code(err) != codes.Unauthenticated {
+		return nil
+	}
+	ch, perr := challenge.Extract(err, md...)
+	if perr != nil {
+		if !errors.Is(perr, challenge.ErrNoChallenge) {
+			c.log.WarnContext(ctx, "caekit: malformed claims challenge; returning the error", "method", method, "error", perr)
+			c.observe(ctx, Event{Kind: EventMalformedChallenge, Method: method, Err: perr})
+		}
+		return nil
+	}
+	c.log.InfoContext(ctx, "caekit: claims challenge", "method", method, "error", ch.Error, "reason", ch.Reason.String(), "claims", ch.Claims)
+	c.observe(ctx, Event{Kind: EventChallenge, Method: method, Challenge: ch})
+	return ch
+}
+
+func (c *Client) notRetried(ctx context.Context, method string, ch *challenge.Challenge, err error, why string) {
+	c.log.InfoContext(ctx, "caekit: challenge returned to the caller", "method", method, "why", why, "error", err)
+	c.observe(ctx, Event{Kind: EventNotRetried, Method: method, Challenge: ch, Err: fmt.Errorf("%s: %w", why, err)})
+}
+
+func (c *Client) retrying(ctx context.Context, method string, ch *challenge.Challenge, tok *Token) {
+	h := TokenHash(tok.AccessToken)
+	c.log.InfoContext(ctx, "caekit: retrying with a new token", "method", method, "token", h)
+	c.observe(ctx, Event{Kind: EventRetry, Method: method, Challenge: ch, TokenHash: h})
+}
+
+func (c *Client) observe(ctx context.Context, e Event) {
+	if c.o.observer != nil {
+		c.o.observer.Observe(ctx, e)
+	}
+}
+
+func (c *Client) creds(tok *Token) credentials.PerRPCCredentials {
+	return bearer{token: tok.AccessToken, allowInsecure: c.o.allowInsecure}
+}
+
+// bearer is the per-call credentials that carry one token. It checks the
+// connection's security level itself (rather than through
+// RequireTransportSecurity) to give a clear error.
+type bearer struct {
+	token         string
+	allowInsecure bool
+}
+
+func (b bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	if !b.allowInsecure {
+		ri, _ := credentials.RequestInfoFromContext(ctx)
+		if err := credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity); err != nil {
+			return nil, status.Errorf(codes.Unauthenticated,
+				"caekit/client: refusing to send an access token over a connection without privacy and integrity (%v); use TLS, or client.WithInsecure for loopback tests", err)
+		}
+	}
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return false }

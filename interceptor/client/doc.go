@@ -1,0 +1,21 @@
+// Package client is the client half of caekit: gRPC client interceptors that
+// attach CAE-capable access tokens and answer Continuous Access Evaluation
+// claims challenges.
+//
+// A Client wraps a TokenSource (see the adapters httpsource, azsource and
+// oauth2source) with a cache that keeps one token per scope set, refreshes it
+// proactively (at refresh_in, else a margin before expiry) one fetch at a
+// time, and rides out identity-provider outages while the cached token is
+// still valid. Every token request declares the client capabilities (cp1).
+//
+// When a call fails with codes.Unauthenticated and a claims challenge (from
+// the cae.v1.ClaimsChallenge detail, else the google.rpc.ErrorInfo detail,
+// else the www-authenticate metadata), the unary interceptor drops the
+// rejected token, fetches one with the challenge's claims, bypassing any
+// cache, and retries the call once. A second challenge goes to the caller.
+// The stream interceptor re-opens a stream challenged before its first
+// response and replays the buffered messages.
+//
+// Tokens are attached as per-call credentials and only over connections with
+// privacy and integrity (TLS), unless WithInsecure says otherwise.
+package client

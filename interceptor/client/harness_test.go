@@ -1,0 +1,269 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/client"
+	"github.com/caekit/caekit/interceptor/client/httpsource"
+	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/interceptor/token"
+	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
+	"github.com/caekit/caekit/revocation"
+)
+
+// env is a real gRPC server protected by caekit's server interceptors, a
+// test IdP on loopback, and a client connection using the caekit client.
+type env struct {
+	t     *testing.T
+	idp   *testidp.IdP
+	srv   *interceptor.Server
+	store revocation.Store
+	cli   *client.Client
+	conn  *grpc.ClientConn
+	api   inboxv1.InboxServiceClient
+	obs   *recorder
+	sends atomic.Int64 // calls and streams that reached the server (before auth)
+}
+
+type envConfig struct {
+	serverOpts []interceptor.Option
+	clientOpts []client.Option
+	tls        bool
+	noInsecure bool
+	src        func(*testidp.IdP) client.TokenSource
+	setupIdP   func(*testidp.IdP)
+	// wrap, when set, wraps every unary call on the server outside caekit's
+	// interceptor, to reshape or replace its answer.
+	wrap func(ctx context.Context, call func() error) error
+}
+
+func newEnv(t *testing.T, cfg envConfig) *env {
+	t.Helper()
+	e := &env{t: t, idp: testidp.New(), obs: &recorder{}}
+	t.Cleanup(e.idp.Close)
+	if cfg.setupIdP != nil {
+		cfg.setupIdP(e.idp)
+	}
+	v, err := token.NewValidator(context.Background(),
+		token.WithIssuer(testidp.Issuer), token.WithAudience(testidp.Audience),
+		token.WithStaticKey(testidp.KID, e.idp.PublicKey()), token.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	e.srv, err = interceptor.New(v, append([]interceptor.Option{
+		interceptor.WithAuthorizationURI(e.idp.URL() + "/authorize"),
+		interceptor.WithStreamRecheckInterval(20 * time.Millisecond),
+	}, cfg.serverOpts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.srv.Close)
+	e.store = e.srv.Store()
+
+	sopts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			e.sends.Add(1)
+			if cfg.wrap == nil {
+				return h(ctx, req)
+			}
+			var resp any
+			err := cfg.wrap(ctx, func() (err error) { resp, err = h(ctx, req); return err })
+			return resp, err
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			e.sends.Add(1)
+			return h(srv, ss)
+		}),
+	}
+	sopts = append(sopts, e.srv.ServerOptions()...)
+	var creds credentials.TransportCredentials = insecure.NewCredentials()
+	var ccreds credentials.TransportCredentials = insecure.NewCredentials()
+	if cfg.tls {
+		st, ct := tlsCreds(t)
+		creds, ccreds = credentials.NewTLS(st), credentials.NewTLS(ct)
+	}
+	sopts = append(sopts, grpc.Creds(creds))
+	gs := grpc.NewServer(sopts...)
+	inboxv1.RegisterInboxServiceServer(gs, &inbox{})
+	lis := bufconn.Listen(1 << 20)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+
+	src := client.TokenSource(nil)
+	if cfg.src != nil {
+		src = cfg.src(e.idp)
+	} else {
+		src = mustSource(e.idp)
+	}
+	copts := []client.Option{client.WithScopes(testidp.Scope), client.WithObserver(e.obs), client.WithLogger(discard()),
+		client.WithRefreshBackoff(20*time.Millisecond, 200*time.Millisecond)}
+	if !cfg.noInsecure && !cfg.tls {
+		copts = append(copts, client.WithInsecure())
+	}
+	e.cli, err = client.New(src, append(copts, cfg.clientOpts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dopts := append(e.cli.DialOptions(),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(ccreds))
+	e.conn, err = grpc.NewClient("passthrough:///bufnet", dopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e.conn.Close()
+		_ = e.cli.Close()
+	})
+	e.api = inboxv1.NewInboxServiceClient(e.conn)
+	return e
+}
+
+// mustSource is an httpsource.Source for alice at the test IdP.
+func mustSource(idp *testidp.IdP) client.TokenSource {
+	s, err := httpsource.New(idp.TokenURL(), httpsource.WithPassword(testidp.ClientID, testidp.ClientSecret, testidp.Username, testidp.Password))
+	if err != nil {
+		panic(err) // a loopback http URL and a grant: cannot fail
+	}
+	return s
+}
+
+// revoke puts a session revocation event for alice into the server's store.
+func (e *env) revoke() {
+	e.t.Helper()
+	err := e.store.Put(context.Background(), revocation.Event{
+		ID: "evt-" + time.Now().String(), Type: revocation.TypeSessionRevoked,
+		Subject: revocation.SessionKey(testidp.SessionID), Time: time.Now(),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+func (e *env) get() error {
+	_, err := e.api.GetMessage(e.ctx(), &inboxv1.GetMessageRequest{Id: "1"})
+	return err
+}
+
+// recorder is an Observer that keeps every event.
+type recorder struct {
+	mu     sync.Mutex
+	events []client.Event
+}
+
+func (r *recorder) Observe(_ context.Context, e client.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) count(k client.EventKind) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// inbox is the test service.
+type inbox struct {
+	inboxv1.UnimplementedInboxServiceServer
+}
+
+func (s *inbox) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
+	c, _ := interceptor.ClaimsFromContext(ctx)
+	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello", Subject: c.Subject}, nil
+}
+
+func (s *inbox) WatchInbox(r *inboxv1.WatchInboxRequest, st grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
+	t := time.NewTicker(time.Duration(max(r.GetIntervalMs(), 5)) * time.Millisecond)
+	defer t.Stop()
+	for seq := int64(1); ; seq++ {
+		if err := st.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: "m"}); err != nil {
+			return err
+		}
+		select {
+		case <-st.Context().Done():
+			return st.Context().Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *inbox) Chat(st grpc.BidiStreamingServer[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *inbox) Upload(st grpc.ClientStreamingServer[inboxv1.UploadRequest, inboxv1.UploadResponse]) error {
+	var n, b int64
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return st.SendAndClose(&inboxv1.UploadResponse{Count: n, Bytes: b})
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		b += int64(len(m.GetData()))
+	}
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func metadataValue(ctx context.Context, key string) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

@@ -1,0 +1,214 @@
+// Package testidp is a small OAuth 2.0 identity provider on loopback for
+// caekit's client tests: a token endpoint (password and client_credentials
+// grants) that issues ES256 JWT access tokens and honours the CAE parts of
+// a claims request (xms_cc capabilities, nbf and acrs).
+package testidp
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Test identities and token parameters.
+const (
+	Issuer       = "https://idp.test/tenant-1/v2.0"
+	Audience     = "api://inbox"
+	Scope        = "api://inbox/.default"
+	Tenant       = "tenant-1"
+	KID          = "idp-k1"
+	ClientID     = "app"
+	ClientSecret = "s3cret"
+	Username     = "alice"
+	Password     = "pw"
+	SessionID    = "sid-alice"
+)
+
+// Request is what the token endpoint received, minus secrets.
+type Request struct {
+	GrantType string
+	Scope     string
+	Claims    string
+}
+
+// IdP is the test identity provider. Its fields are set before use.
+type IdP struct {
+	// Lifetime of issued tokens (default 1h).
+	Lifetime time.Duration
+	// RefreshIn, when set, is sent as refresh_in (seconds).
+	RefreshIn time.Duration
+
+	srv *httptest.Server
+	key *ecdsa.PrivateKey
+
+	mu       sync.Mutex
+	requests []Request
+	down     int // >0: answer 503; -1: forever
+	delay    time.Duration
+}
+
+// New starts an IdP on a loopback port. Close it when done.
+func New() *IdP {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	i := &IdP{key: k, Lifetime: time.Hour}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", i.token)
+	i.srv = httptest.NewServer(mux)
+	return i
+}
+
+// Close stops the server.
+func (i *IdP) Close() { i.srv.Close() }
+
+// TokenURL is the token endpoint.
+func (i *IdP) TokenURL() string { return i.srv.URL + "/token" }
+
+// URL is the server's base URL.
+func (i *IdP) URL() string { return i.srv.URL }
+
+// PublicKey verifies the issued tokens.
+func (i *IdP) PublicKey() *ecdsa.PublicKey { return &i.key.PublicKey }
+
+// Requests returns the token requests received so far.
+func (i *IdP) Requests() []Request {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return append([]Request(nil), i.requests...)
+}
+
+// Count is len(Requests()).
+func (i *IdP) Count() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return len(i.requests)
+}
+
+// SetDown makes the endpoint answer 503 temporarily_unavailable (true) or
+// work again (false).
+func (i *IdP) SetDown(down bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.down = 0
+	if down {
+		i.down = -1
+	}
+}
+
+// SetDelay delays every answer.
+func (i *IdP) SetDelay(d time.Duration) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.delay = d
+}
+
+func writeErr(w http.ResponseWriter, code int, e, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": e, "error_description": desc})
+}
+
+func (i *IdP) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		writeErr(w, 400, "invalid_request", err.Error())
+		return
+	}
+	f := r.PostForm
+	i.mu.Lock()
+	i.requests = append(i.requests, Request{GrantType: f.Get("grant_type"), Scope: f.Get("scope"), Claims: f.Get("claims")})
+	down, delay := i.down, i.delay
+	i.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if down != 0 {
+		writeErr(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the test IdP is down")
+		return
+	}
+	id, sec := f.Get("client_id"), f.Get("client_secret")
+	if u, p, ok := r.BasicAuth(); ok {
+		id, sec = u, p
+	}
+	if id != ClientID || sec != ClientSecret {
+		writeErr(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{"iss": Issuer, "aud": Audience, "tid": Tenant, "azp": ClientID, "jti": strconv.FormatInt(now.UnixNano(), 36)}
+	switch f.Get("grant_type") {
+	case "client_credentials":
+		claims["sub"], claims["oid"], claims["idtyp"] = "app-sp", "app-sp", "app"
+	case "password":
+		if f.Get("username") != Username || f.Get("password") != Password {
+			writeErr(w, http.StatusBadRequest, "invalid_grant", "AADSTS50126: invalid username or password")
+			return
+		}
+		claims["sub"], claims["oid"], claims["sid"] = Username, "oid-"+Username, SessionID
+	default:
+		writeErr(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+f.Get("grant_type"))
+		return
+	}
+	iat := now.Unix()
+	if c := f.Get("claims"); c != "" {
+		var req struct {
+			AccessToken struct {
+				XMSCC struct {
+					Values []string `json:"values"`
+				} `json:"xms_cc"`
+				NBF  *struct{ Value string } `json:"nbf"`
+				ACRS *struct{ Value string } `json:"acrs"`
+			} `json:"access_token"`
+		}
+		if err := json.Unmarshal([]byte(c), &req); err != nil {
+			writeErr(w, 400, "invalid_request", "claims is not valid JSON: "+err.Error())
+			return
+		}
+		if v := req.AccessToken.XMSCC.Values; len(v) > 0 {
+			claims["xms_cc"] = v
+		}
+		if n := req.AccessToken.NBF; n != nil {
+			v, err := strconv.ParseInt(n.Value, 10, 64)
+			if err != nil {
+				writeErr(w, 400, "invalid_request", "nbf value is not a number")
+				return
+			}
+			// A token issued after the event: iat strictly after it.
+			iat = max(iat, v+1)
+		}
+		if a := req.AccessToken.ACRS; a != nil {
+			claims["acrs"] = []string{a.Value}
+		}
+	}
+	claims["iat"], claims["nbf"] = iat, iat
+	exp := now.Add(i.Lifetime)
+	claims["exp"] = exp.Unix()
+	j := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	j.Header["kid"] = KID
+	j.Header["typ"] = "at+jwt"
+	s, err := j.SignedString(i.key)
+	if err != nil {
+		writeErr(w, 500, "server_error", err.Error())
+		return
+	}
+	resp := map[string]any{"access_token": s, "token_type": "Bearer", "expires_in": int64(i.Lifetime / time.Second)}
+	if i.RefreshIn > 0 {
+		resp["refresh_in"] = fmt.Sprint(int64(i.RefreshIn / time.Second))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}

@@ -1,0 +1,159 @@
+package client
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults.
+const (
+	// DefaultRefreshMargin is how long before expiry a token without
+	// refresh_in is refreshed.
+	DefaultRefreshMargin = 5 * time.Minute
+	// DefaultFetchTimeout bounds one call to the TokenSource.
+	DefaultFetchTimeout = 30 * time.Second
+	// DefaultReplayMessages and DefaultReplayBytes bound the messages a
+	// stream keeps for a replay after a challenge, like grpc-go's per-RPC
+	// retry buffer.
+	DefaultReplayMessages = 64
+	DefaultReplayBytes    = 256 << 10
+	// DefaultBackoffMin and DefaultBackoffMax bound the wait between
+	// proactive refresh attempts after failures.
+	DefaultBackoffMin = time.Second
+	DefaultBackoffMax = time.Minute
+)
+
+// expirySkew: a token this close to expiry is not sent any more, so that it
+// does not expire in flight.
+const expirySkew = 10 * time.Second
+
+// maxKeys bounds the number of scope sets cached.
+const maxKeys = 256
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	scopes         []string
+	capabilities   []string
+	refreshMargin  time.Duration
+	fetchTimeout   time.Duration
+	backoffMin     time.Duration
+	backoffMax     time.Duration
+	replayMessages int
+	replayBytes    int
+	allowInsecure  bool
+	logger         *slog.Logger
+	observer       Observer
+	now            func() time.Time
+}
+
+func defaults() options {
+	return options{
+		capabilities:   []string{"cp1"},
+		refreshMargin:  DefaultRefreshMargin,
+		fetchTimeout:   DefaultFetchTimeout,
+		backoffMin:     DefaultBackoffMin,
+		backoffMax:     DefaultBackoffMax,
+		replayMessages: DefaultReplayMessages,
+		replayBytes:    DefaultReplayBytes,
+		now:            time.Now,
+	}
+}
+
+func (o *options) validate() error {
+	switch {
+	case o.refreshMargin < 0:
+		return fmt.Errorf("caekit/client: negative refresh margin %v", o.refreshMargin)
+	case o.fetchTimeout <= 0:
+		return fmt.Errorf("caekit/client: fetch timeout must be positive, got %v", o.fetchTimeout)
+	case o.backoffMin <= 0 || o.backoffMax < o.backoffMin:
+		return fmt.Errorf("caekit/client: refresh backoff must satisfy 0 < min <= max, got %v..%v", o.backoffMin, o.backoffMax)
+	case o.replayMessages < 0 || o.replayBytes < 0:
+		return fmt.Errorf("caekit/client: negative replay buffer limit (%d messages, %d bytes)", o.replayMessages, o.replayBytes)
+	}
+	for _, c := range o.capabilities {
+		if strings.TrimSpace(c) == "" {
+			return fmt.Errorf("caekit/client: empty client capability")
+		}
+	}
+	return nil
+}
+
+// WithScopes sets the scopes (or audience) of the tokens requested, e.g.
+// "api://inbox/.default". One token is cached per scope set; CallScopes
+// overrides the set for a single call.
+func WithScopes(scopes ...string) Option {
+	return func(o *options) { o.scopes = normScopes(scopes) }
+}
+
+// WithCapabilities sets the client capabilities declared in every claims
+// request, default ["cp1"] (CAE-capable). WithCapabilities() with none
+// declares nothing: the identity provider then treats the client as not
+// CAE-capable and servers answer with plain rejections, not challenges.
+func WithCapabilities(capabilities ...string) Option {
+	return func(o *options) { o.capabilities = slices.Clone(capabilities) }
+}
+
+// WithRefreshMargin sets how long before expiry a token that came without a
+// refresh time (refresh_in) is refreshed, default DefaultRefreshMargin. The
+// refresh never happens before half of the token's remaining lifetime.
+func WithRefreshMargin(d time.Duration) Option {
+	return func(o *options) { o.refreshMargin = d }
+}
+
+// WithFetchTimeout bounds each call to the TokenSource, default
+// DefaultFetchTimeout.
+func WithFetchTimeout(d time.Duration) Option {
+	return func(o *options) { o.fetchTimeout = d }
+}
+
+// WithRefreshBackoff sets the exponential backoff between proactive refresh
+// attempts that failed while the cached token was still valid.
+func WithRefreshBackoff(minWait, maxWait time.Duration) Option {
+	return func(o *options) { o.backoffMin, o.backoffMax = minWait, maxWait }
+}
+
+// WithStreamReplayBuffer bounds what a stream keeps to replay after a
+// challenge that arrives before the first response message: at most
+// messages messages and bytes bytes (proto.Size). Past either limit the
+// stream stops buffering and a later challenge is returned to the
+// application instead. WithStreamReplayBuffer(0, 0) disables stream replay.
+func WithStreamReplayBuffer(messages, bytes int) Option {
+	return func(o *options) { o.replayMessages, o.replayBytes = messages, bytes }
+}
+
+// WithInsecure allows sending tokens over connections without privacy and
+// integrity (plaintext h2c). Risk: anyone on the path can steal the bearer
+// token and replay it until it expires or is revoked. Use it for tests and
+// loopback development only.
+func WithInsecure() Option {
+	return func(o *options) { o.allowInsecure = true }
+}
+
+// WithLogger sets the logger, default slog.Default(). Tokens are never
+// logged, only a short hash prefix.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithObserver registers an Observer for challenges, retries and token
+// fetches.
+func WithObserver(obs Observer) Option {
+	return func(o *options) { o.observer = obs }
+}
+
+// normScopes sorts and deduplicates scopes, dropping empty ones.
+func normScopes(scopes []string) []string {
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"time"
+)
+
+// TokenSource obtains access tokens from an identity provider.
+//
+// Implementations must be safe for concurrent use. The caching layer in this
+// package calls Token at most once at a time per cache key (audience/scope
+// set), so a source need not deduplicate requests itself, but calls for
+// different keys may run concurrently. Token should respect ctx; the cache
+// runs fetches on a context detached from any single RPC (it carries the
+// first caller's values) and bounded by the client's fetch timeout.
+//
+// A source that cannot honour req.Claims must fail with an error rather
+// than silently return a token that ignores them: a token without the
+// requested claims is rejected again by the server.
+type TokenSource interface {
+	Token(ctx context.Context, req TokenRequest) (*Token, error)
+}
+
+// TokenSourceFunc adapts a function to TokenSource.
+type TokenSourceFunc func(ctx context.Context, req TokenRequest) (*Token, error)
+
+// Token calls f.
+func (f TokenSourceFunc) Token(ctx context.Context, req TokenRequest) (*Token, error) {
+	return f(ctx, req)
+}
+
+// TokenRequest says what kind of token to obtain.
+type TokenRequest struct {
+	// Scopes are the OAuth scopes (or the audience) the token is for,
+	// e.g. ["api://inbox/.default"]. Sorted and deduplicated.
+	Scopes []string
+	// Claims is the claims-request JSON to send to the identity provider
+	// (the OAuth "claims" parameter): the client capabilities merged with the
+	// claims of a challenge, e.g.
+	// {"access_token":{"xms_cc":{"values":["cp1"]},"acrs":{"essential":true,"value":"c1"}}}.
+	// Empty when there is nothing to ask for.
+	Claims string
+	// ChallengeClaims is the claims request of the challenge being answered,
+	// exactly as the server sent it (decoded), without the capabilities; empty
+	// for ordinary requests. Sources that merge capabilities themselves (MSAL,
+	// azidentity with EnableCAE) use it instead of Claims.
+	ChallengeClaims string
+	// BypassCache tells a source that keeps its own cache (MSAL, azidentity)
+	// to go to the identity provider. It is set for every request made in
+	// answer to a challenge.
+	BypassCache bool
+}
+
+// Token is an access token and its timing.
+type Token struct {
+	// AccessToken is the bearer token. Never log it.
+	AccessToken string
+	// ExpiresAt is when the token expires. Required.
+	ExpiresAt time.Time
+	// RefreshAt is when to refresh proactively (from the token response's
+	// refresh_in). Zero means a margin before ExpiresAt (see
+	// WithRefreshMargin).
+	RefreshAt time.Time
+}

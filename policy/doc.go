@@ -1,0 +1,141 @@
+// Package policy enforces location and authentication-context policies on
+// gRPC calls, as interceptor.Check values for the caekit server interceptor.
+//
+// A Policy names IP locations (IPv4 and IPv6 CIDR ranges, each location with
+// a name and a trusted flag) and has rules that, per method pattern, allow
+// only some locations, block some, require the caller's IP to match the
+// token's ipaddr claim (strict mode), or require an authentication context
+// (acrs c1..c25). An Engine compiles a Policy into an immutable structure,
+// swapped atomically on Update; its Checks plug into the interceptor:
+//
+//	p, err := policy.LoadFile("policy.yaml")
+//	eng, err := policy.NewEngine(p, policy.WithClientID(apiAppID))
+//	w, err := policy.Watch(ctx, "policy.yaml", eng) // hot reload
+//	defer w.Close()
+//	srv, err := interceptor.New(validator, interceptor.WithChecks(eng.Checks()...))
+//
+// The same Policy can be built in code as a struct literal and passed to
+// NewEngine, which validates it exactly as a file is validated.
+//
+// # Which IP counts
+//
+// By default the gRPC peer address, and nothing else. With
+// client_ip.trusted_proxies set, and only for calls whose peer is one of
+// those proxies, the forwarding header (x-forwarded-for, or client_ip.header)
+// is read and the right-most address in it that is not a trusted proxy is the
+// caller. Forwarding headers from any other peer are ignored. See package
+// clientip. If the address cannot be determined the call is denied.
+//
+// # Rules
+//
+// For each call the most specific rule applies: an exact "/pkg.Service/Method"
+// pattern, else "/pkg.Service/*", else "*"; a method matched by no rule is
+// not restricted by the policy. Within a rule: a caller in any block_locations
+// location is refused; if allow_locations or allow_trusted is set the caller
+// must be in one of those locations (or any trusted one); with strict the
+// caller's IP must also equal the token's ipaddr claim; with auth_context the
+// token's acrs must hold one of the listed ids.
+//
+// A location refusal is a claims challenge with reason REASON_LOCATION and
+// claims {"access_token":{"nbf":{"essential":true,"value":"<unix time>"}}}:
+// the client goes back to the identity provider (IdP), which re-evaluates its
+// own conditional access from the address it sees, and either refuses or
+// issues a new token. A missing auth context is a challenge with reason
+// REASON_AUTH_CONTEXT, claims {"access_token":{"acrs":{"essential":true,"value":"c1"}}}
+// and the parameter cc_type="authcontext" (plus client_id with WithClientID).
+//
+// # Avoiding challenge loops
+//
+// A challenge only helps if a new token can change the outcome. When the IdP
+// and this service see the caller at different addresses — the IdP over IPv4
+// and the service over IPv6, or a split-tunnel VPN — the IdP keeps issuing
+// tokens that the service keeps refusing: Entra's documented IPv4/IPv6
+// mismatch loop, in which every call costs a trip to the IdP. The engine
+// turns such a challenge into a plain denial (codes.PermissionDenied, reason
+// REASON_LOCATION, no claims, a message that says why) in two cases:
+//
+//  1. The token's ipaddr claim equals the caller's address as this service
+//     sees it: the IdP issued the token seeing this very address, so asking
+//     it again cannot change anything.
+//  2. The service already challenged this caller (same subject, same address)
+//     at time T, and the presented token is a different one, issued at or
+//     after T (less a skew, default 10 minutes, because Entra backdates iat
+//     by 5 minutes): the client has been back to the IdP since the mismatch
+//     was first seen, and the new token still fails.
+//
+// The nbf value of a challenge is T, the moment the mismatch was first seen,
+// not the current time, so all challenges for one mismatch agree. The same
+// token presented again is challenged again with the same T (its client has
+// not been back yet); an older token never challenged is challenged too. For
+// auth context the same memory applies: a token issued after a step-up
+// challenge that still lacks the context gets a plain denial telling the
+// operator to check the IdP's auth context definition.
+//
+// The memory of challenges is bounded (WithChallengeMemory, default 10,000
+// entries for 1 hour), kept per process and touched only on the deny path.
+// With several replicas a caller may get one extra challenge per replica;
+// since clients retry a challenged call once and return a second challenge
+// to the caller, this never loops. After the memory expires the cycle may
+// repeat once: one IdP round trip per caller and address per hour at most.
+//
+// # Policy file
+//
+// A policy file is YAML, or JSON (a JSON document is parsed as YAML, with
+// the same line numbers). It is parsed with go.yaml.in/yaml/v3, the
+// YAML organisation's maintained continuation of gopkg.in/yaml.v3: it has no
+// dependencies, and its node API gives the line and column of every value,
+// which the loader uses to report each problem at its place. Anchors and
+// aliases are refused, so no "billion laughs" expansion is possible; files
+// are limited to MaxFileSize bytes.
+//
+//	version: 1                     # optional; only 1 is accepted
+//	client_ip:                     # optional
+//	  trusted_proxies:             # CIDR ranges of proxies whose header is believed
+//	    - 10.0.0.0/8
+//	    - fd12:3456:789a::/48
+//	  header: x-forwarded-for      # lowercase metadata key; default x-forwarded-for
+//	  max_hops: 16                 # header entries examined, 1..64; default 16
+//	locations:
+//	  - name: hq                   # required, unique, printable, ≤ 256 bytes
+//	    trusted: true              # optional, default false
+//	    ranges:                    # required, ≥ 1; IPv4 /8../32, IPv6 /32../128
+//	      - 203.0.113.0/24
+//	      - 2001:db8:1::/48
+//	  - name: embargoed
+//	    ranges: [198.51.100.0/24]
+//	rules:
+//	  - methods: ["/inbox.v1.InboxService/*"]   # "/pkg.Service/Method", "/pkg.Service/*" or "*"
+//	    allow_locations: [hq]      # names of locations defined above
+//	    allow_trusted: false       # also admit every trusted location
+//	    block_locations: [embargoed]
+//	    strict: false              # caller IP must equal the token's ipaddr
+//	    auth_context: []           # any one of c1..c25 required in acrs
+//	  - methods: ["/inbox.v1.InboxService/DeleteMessage"]
+//	    allow_trusted: true
+//	    auth_context: [c1]
+//	  - methods: ["*"]
+//	    block_locations: [embargoed]
+//
+// Every problem is reported with the file, line, column and field, e.g.
+//
+//	policy.yaml:14:7: rules[0].allow_locations[0]: unknown location "hq2" (defined: "hq", "embargoed")
+//
+// The checks: unknown fields and fields given twice; wrong types (a string
+// where a list is expected, an unquoted number as a name); invalid CIDR
+// ranges, bare addresses without a prefix length, host bits set (with the
+// masked range suggested), IPv4 prefixes broader than /8 and IPv6 broader
+// than /32 (MinIPv4Bits, MinIPv6Bits: broader ranges span many networks
+// and are almost surely mistakes), IPv6 prefixes overlapping the
+// IPv4-mapped space; duplicate or empty location names, locations without
+// ranges; bad method patterns (wildcards other than a whole method or "*")
+// and patterns used by two rules; unknown locations in rules, a location both
+// allowed and blocked; auth context ids outside c1..c25; rules that restrict
+// nothing; more than MaxLocations locations, MaxRanges ranges or MaxRules
+// rules; more than one YAML document; an empty file; aliases.
+//
+// # Hot reload
+//
+// Watch polls the file (every 2 s by default) and swaps in each new valid
+// version. A version that does not parse or validate is logged and reported
+// to the WithOnReload callback, and the last good policy stays in force.
+package policy

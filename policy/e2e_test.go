@@ -1,0 +1,383 @@
+package policy_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/client"
+	"github.com/caekit/caekit/interceptor/client/httpsource"
+	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/policy"
+	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
+)
+
+const (
+	idpIssuer   = "https://idp.test/tenant-1/v2.0"
+	idpAudience = "api://inbox"
+	idpScope    = "api://inbox/.default"
+	idpKID      = "policy-test-k1"
+	idpClient   = "app"
+	idpSecret   = "s3cret"
+	getMessage  = "/example.inbox.v1.InboxService/GetMessage"
+)
+
+// testIdP is an OAuth token endpoint on loopback that issues ES256 access
+// tokens, puts the address it "sees" in ipaddr, and honours the nbf and acrs
+// parts of a claims request (unless told to ignore acrs, like an IdP whose
+// conditional access does not define the context).
+type testIdP struct {
+	srv *httptest.Server
+	key *ecdsa.PrivateKey
+
+	mu         sync.Mutex
+	ipaddr     string
+	ignoreACRS bool
+	claims     []string // claims parameter of each request
+}
+
+func newTestIdP(t testing.TB, ipaddr string) *testIdP {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := &testIdP{key: k, ipaddr: ipaddr}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", i.token)
+	i.srv = httptest.NewServer(mux)
+	t.Cleanup(i.srv.Close)
+	return i
+}
+
+func (i *testIdP) requests() []string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return append([]string(nil), i.claims...)
+}
+
+func (i *testIdP) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" ||
+		r.PostForm.Get("client_id") != idpClient || r.PostForm.Get("client_secret") != idpSecret {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
+		return
+	}
+	cr := r.PostForm.Get("claims")
+	i.mu.Lock()
+	i.claims = append(i.claims, cr)
+	ipaddr, ignoreACRS := i.ipaddr, i.ignoreACRS
+	i.mu.Unlock()
+
+	now := time.Now()
+	c := jwt.MapClaims{
+		"iss": idpIssuer, "aud": idpAudience, "tid": "tenant-1", "oid": "oid-alice", "sub": "alice",
+		"azp": idpClient, "jti": strconv.FormatInt(now.UnixNano(), 36), "ipaddr": ipaddr,
+	}
+	iat := now.Unix()
+	if cr != "" {
+		var req struct {
+			AccessToken struct {
+				XMSCC struct {
+					Values []string `json:"values"`
+				} `json:"xms_cc"`
+				NBF  *struct{ Value string } `json:"nbf"`
+				ACRS *struct{ Value string } `json:"acrs"`
+			} `json:"access_token"`
+		}
+		if err := json.Unmarshal([]byte(cr), &req); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
+			return
+		}
+		if v := req.AccessToken.XMSCC.Values; len(v) > 0 {
+			c["xms_cc"] = v
+		}
+		if n := req.AccessToken.NBF; n != nil {
+			if v, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+				iat = max(iat, v)
+			}
+		}
+		if a := req.AccessToken.ACRS; a != nil && !ignoreACRS {
+			c["acrs"] = []string{a.Value}
+		}
+	}
+	c["iat"], c["nbf"], c["exp"] = iat, iat, now.Add(time.Hour).Unix()
+	j := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	j.Header["kid"] = idpKID
+	s, err := j.SignedString(i.key)
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": s, "token_type": "Bearer", "expires_in": 3600})
+}
+
+type inboxServer struct {
+	inboxv1.UnimplementedInboxServiceServer
+}
+
+func (inboxServer) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
+	c, _ := interceptor.ClaimsFromContext(ctx)
+	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello " + c.Subject}, nil
+}
+
+type e2e struct {
+	idp *testIdP
+	eng *policy.Engine
+	api inboxv1.InboxServiceClient
+}
+
+func newValidatorFor(t testing.TB, idp *testIdP) *token.Validator {
+	v, err := token.NewValidator(context.Background(), token.WithIssuer(idpIssuer), token.WithAudience(idpAudience),
+		token.WithStaticKey(idpKID, &idp.key.PublicKey), token.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return v
+}
+
+// startE2E runs a real gRPC server on 127.0.0.1 with the caekit server
+// interceptors and the policy engine, and a client with the caekit client
+// interceptors that fetches tokens from the test IdP over HTTP.
+func startE2E(t *testing.T, p *policy.Policy, idpSees string) *e2e {
+	t.Helper()
+	e := &e2e{idp: newTestIdP(t, idpSees), eng: newEngine(t, p, policy.WithClientID("api://inbox"))}
+	srv, err := interceptor.New(newValidatorFor(t, e.idp),
+		interceptor.WithAuthorizationURI(e.idp.srv.URL+"/authorize"),
+		interceptor.WithChecks(e.eng.Checks()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	gs := grpc.NewServer(srv.ServerOptions()...)
+	inboxv1.RegisterInboxServiceServer(gs, inboxServer{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+
+	src, err := httpsource.New(e.idp.srv.URL+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := client.New(src, client.WithScopes(idpScope), client.WithInsecure(), client.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), append(cli.DialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		_ = cli.Close()
+	})
+	e.api = inboxv1.NewInboxServiceClient(conn)
+	return e
+}
+
+func (e *e2e) get(ctx context.Context) (*inboxv1.GetMessageResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return e.api.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "m1"})
+}
+
+func e2ePolicy() *policy.Policy {
+	return &policy.Policy{
+		Locations: []policy.Location{
+			{Name: "hq", Trusted: true, Ranges: prefixes("203.0.113.0/24")},
+			{Name: "loopback", Ranges: prefixes("127.0.0.0/8", "::1/128")},
+		},
+		Rules: []policy.Rule{{Methods: []string{"/example.inbox.v1.InboxService/*"}, AllowLocations: []string{"hq"}}},
+	}
+}
+
+// The IdP sees the client at an hq address, the service sees it at loopback:
+// one challenge, one new token, then a plain denial; no loop.
+func TestE2ELocationMismatchNoLoop(t *testing.T) {
+	e := startE2E(t, e2ePolicy(), "203.0.113.7")
+	_, err := e.get(context.Background())
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "127.0.0.1") {
+		t.Fatalf("err = %v, want PermissionDenied naming the address", err)
+	}
+	reqs := e.idp.requests()
+	if len(reqs) != 2 || !strings.Contains(reqs[1], `"nbf"`) {
+		t.Fatalf("IdP requests = %q, want the initial one and one re-acquisition with nbf", reqs)
+	}
+	// The next call is denied at once, without another trip to the IdP.
+	if _, err := e.get(context.Background()); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("second call: %v", err)
+	}
+	if n := len(e.idp.requests()); n != 2 {
+		t.Fatalf("IdP requests = %d after the second call, want 2", n)
+	}
+
+	// The administrator adds the loopback location: the same token now works.
+	p := e2ePolicy()
+	p.Rules[0].AllowLocations = append(p.Rules[0].AllowLocations, "loopback")
+	if err := e.eng.Update(p); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.get(context.Background())
+	if err != nil || resp.GetBody() != "hello alice" {
+		t.Fatalf("after update: %v, %v", resp, err)
+	}
+}
+
+// The IdP saw the same address the service sees: no challenge at all.
+func TestE2ELocationDeniedPlainWhenIdPSawSameAddress(t *testing.T) {
+	e := startE2E(t, e2ePolicy(), "127.0.0.1")
+	_, err := e.get(context.Background())
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(e.idp.requests()); n != 1 {
+		t.Fatalf("IdP requests = %d, want 1 (no challenge)", n)
+	}
+}
+
+func TestE2ETrustedProxy(t *testing.T) {
+	withXFF := metadata.AppendToOutgoingContext(context.Background(), "x-forwarded-for", "198.51.100.1, 203.0.113.9")
+
+	// Loopback is not a trusted proxy: the forged header is ignored.
+	e := startE2E(t, e2ePolicy(), "127.0.0.1")
+	if _, err := e.get(withXFF); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("forged header believed: %v", err)
+	}
+
+	// Loopback is the trusted proxy: the right-most other hop (hq) counts.
+	p := e2ePolicy()
+	p.ClientIP.TrustedProxies = prefixes("127.0.0.0/8")
+	e = startE2E(t, p, "203.0.113.9")
+	if _, err := e.get(withXFF); err != nil {
+		t.Fatalf("proxied hq caller: %v", err)
+	}
+	if _, err := e.get(context.Background()); status.Code(err) == codes.OK {
+		t.Fatal("the proxy itself admitted without a header")
+	}
+}
+
+func authContextPolicy() *policy.Policy {
+	return &policy.Policy{
+		Locations: []policy.Location{{Name: "loopback", Ranges: prefixes("127.0.0.0/8")}},
+		Rules: []policy.Rule{
+			{Methods: []string{"/example.inbox.v1.InboxService/*"}, AllowLocations: []string{"loopback"}},
+			{Methods: []string{getMessage}, AllowLocations: []string{"loopback"}, AuthContext: []string{"c1"}},
+		},
+	}
+}
+
+// Step-up: the client interceptor re-acquires a token with acrs c1 and the
+// retry succeeds.
+func TestE2EAuthContextStepUp(t *testing.T) {
+	e := startE2E(t, authContextPolicy(), "127.0.0.1")
+	resp, err := e.get(context.Background())
+	if err != nil || resp.GetBody() != "hello alice" {
+		t.Fatalf("GetMessage = %v, %v", resp, err)
+	}
+	reqs := e.idp.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("IdP requests = %q, want 2", reqs)
+	}
+	var cr map[string]map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(reqs[1]), &cr); err != nil {
+		t.Fatal(err)
+	}
+	if string(cr["access_token"]["acrs"]) != `{"essential":true,"value":"c1"}` || cr["access_token"]["xms_cc"] == nil {
+		t.Fatalf("step-up claims = %s", reqs[1])
+	}
+	// The stepped-up token is cached and keeps working.
+	if _, err := e.get(context.Background()); err != nil || len(e.idp.requests()) != 2 {
+		t.Fatalf("second call: %v (IdP requests %d)", err, len(e.idp.requests()))
+	}
+}
+
+// An IdP that does not grant the context: one step-up attempt, then a plain
+// denial that says why.
+func TestE2EAuthContextNotGranted(t *testing.T) {
+	e := startE2E(t, authContextPolicy(), "127.0.0.1")
+	e.idp.mu.Lock()
+	e.idp.ignoreACRS = true
+	e.idp.mu.Unlock()
+	_, err := e.get(context.Background())
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "still lacks") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := e.get(context.Background()); status.Code(err) != codes.PermissionDenied || len(e.idp.requests()) != 2 {
+		t.Fatalf("second call: %v (IdP requests %d, want 2)", err, len(e.idp.requests()))
+	}
+}
+
+// BenchmarkInterceptor measures the whole server interceptor on one unary
+// call (token from the verified-token cache, no network), with the policy
+// engine's checks and without.
+func BenchmarkInterceptor(b *testing.B) {
+	idp := newTestIdP(b, "127.0.0.1")
+	src, err := httpsource.New(idp.srv.URL+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := src.Token(context.Background(), client.TokenRequest{Scopes: []string{idpScope},
+		Claims: `{"access_token":{"xms_cc":{"values":["cp1"]},"acrs":{"essential":true,"value":"c1"}}}`})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tok.AccessToken))
+	ctx = peerContext(ctx, &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 50000})
+	info := &grpc.UnaryServerInfo{FullMethod: getMessage}
+	handler := func(ctx context.Context, req any) (any, error) { return req, nil }
+
+	for _, tc := range []struct {
+		name string
+		opts []interceptor.Option
+	}{
+		{"policy=off", nil},
+		{"policy=on", []interceptor.Option{interceptor.WithChecks(newEngine(b, authContextPolicy()).Checks()...)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv, err := interceptor.New(newValidatorFor(b, idp), tc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			unary := srv.UnaryServerInterceptor()
+			if _, err := unary(ctx, "req", info, handler); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := unary(ctx, "req", info, handler); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func peerContext(ctx context.Context, addr net.Addr) context.Context {
+	return peer.NewContext(ctx, &peer.Peer{Addr: addr})
+}

@@ -1,0 +1,492 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/policy/clientip"
+	"github.com/caekit/caekit/policy/location"
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
+)
+
+// Engine enforces a Policy as interceptor.Check values. The compiled policy
+// is immutable and swapped atomically by Update (or a Watcher), so checks
+// never wait for a reload. An Engine is safe for concurrent use.
+type Engine struct {
+	cur  atomic.Pointer[compiled]
+	opts options
+	mem  *memory
+}
+
+type options struct {
+	logger       *slog.Logger
+	clientID     string
+	memEntries   int
+	memTTL       time.Duration
+	iatSkew      time.Duration
+	strictV6Bits int
+}
+
+// Option configures an Engine.
+type Option func(*options)
+
+// WithLogger sets the logger (default slog.Default()). Denials are logged
+// with the token's hash prefix, never the token.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithClientID adds client_id="<id>" (the API's application id) to
+// auth-context challenges, as Entra's sample does.
+func WithClientID(id string) Option { return func(o *options) { o.clientID = id } }
+
+// WithChallengeMemory bounds the memory of recent challenges that lets the
+// engine turn a challenge the client cannot satisfy into a plain denial
+// instead of a loop: at most entries (caller, address) pairs, each kept for
+// ttl. Defaults: 10,000 and 1 hour. See the package doc.
+func WithChallengeMemory(entries int, ttl time.Duration) Option {
+	return func(o *options) { o.memEntries, o.memTTL = entries, ttl }
+}
+
+// WithIssuedAtSkew sets how much earlier than a recorded challenge a new
+// token's iat may be and still count as issued in answer to it (default 10
+// minutes: Entra backdates iat and nbf by 5 minutes, and clocks drift).
+func WithIssuedAtSkew(d time.Duration) Option { return func(o *options) { o.iatSkew = d } }
+
+// WithStrictIPv6Prefix makes strict mode compare IPv6 addresses by their
+// first bits bits instead of all 128, so that privacy addresses rotating
+// within one /64 are not a mismatch. Default 128 (exact). IPv4 is always exact.
+func WithStrictIPv6Prefix(bits int) Option { return func(o *options) { o.strictV6Bits = bits } }
+
+// compiled is an immutable, ready-to-evaluate policy.
+type compiled struct {
+	pol      *Policy
+	table    *location.Table
+	resolver *clientip.Resolver
+	exact    map[string]*crule // "/pkg.Service/Method"
+	service  map[string]*crule // "/pkg.Service/"
+	def      *crule            // "*"
+}
+
+type crule struct {
+	rule       *Rule
+	pattern    string // the most readable pattern, for logs
+	allow      []bool // by location index; nil: no allow list
+	block      []bool
+	needIP     bool
+	strict     bool
+	acrs       []string
+	acrsClaims string // challenge claims for acrs[0]
+	acrsKey    string
+}
+
+// NewEngine validates p, copies it and returns an Engine enforcing it.
+func NewEngine(p *Policy, opts ...Option) (*Engine, error) {
+	o := options{
+		logger:       slog.Default(),
+		memEntries:   10000,
+		memTTL:       time.Hour,
+		iatSkew:      10 * time.Minute,
+		strictV6Bits: 128,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.memEntries < 1 || o.memTTL <= 0 {
+		return nil, fmt.Errorf("policy: challenge memory needs at least 1 entry and a positive ttl (got %d, %v)", o.memEntries, o.memTTL)
+	}
+	if o.iatSkew < 0 {
+		return nil, fmt.Errorf("policy: issued-at skew %v is negative", o.iatSkew)
+	}
+	if o.strictV6Bits < 1 || o.strictV6Bits > 128 {
+		return nil, fmt.Errorf("policy: strict IPv6 prefix /%d outside /1../128", o.strictV6Bits)
+	}
+	e := &Engine{opts: o, mem: newMemory(o.memEntries, o.memTTL)}
+	if err := e.Update(p); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Update validates p and, if it is valid, makes a copy of it the policy in
+// force, atomically; calls already being checked finish with the old one.
+// An invalid p changes nothing.
+func (e *Engine) Update(p *Policy) error {
+	c, err := compile(p)
+	if err != nil {
+		return err
+	}
+	e.cur.Store(c)
+	return nil
+}
+
+// Policy returns a copy of the policy in force.
+func (e *Engine) Policy() *Policy { return e.cur.Load().pol.Clone() }
+
+func compile(p *Policy) (*compiled, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = p.Clone()
+	for i := range p.Locations { // canonical form (IPv4-mapped -> IPv4)
+		for k, r := range p.Locations[i].Ranges {
+			p.Locations[i].Ranges[k], _ = location.Normalize(r)
+		}
+	}
+	t, err := location.NewTable(p.Locations)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	res, err := p.ClientIP.resolver()
+	if err != nil {
+		return nil, fmt.Errorf("policy: client_ip: %w", err)
+	}
+	c := &compiled{pol: p, table: t, resolver: res, exact: map[string]*crule{}, service: map[string]*crule{}}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		cr := &crule{rule: r, pattern: r.Methods[0], strict: r.Strict, acrs: r.AuthContext}
+		if len(r.AllowLocations) > 0 || r.AllowTrusted {
+			cr.allow = make([]bool, t.Len())
+			for _, n := range r.AllowLocations {
+				cr.allow[t.Index(n)] = true
+			}
+			if r.AllowTrusted {
+				for id := range t.Len() {
+					if t.Location(int32(id)).Trusted {
+						cr.allow[id] = true
+					}
+				}
+			}
+		}
+		if len(r.BlockLocations) > 0 {
+			cr.block = make([]bool, t.Len())
+			for _, n := range r.BlockLocations {
+				cr.block[t.Index(n)] = true
+			}
+		}
+		cr.needIP = cr.allow != nil || cr.block != nil || cr.strict
+		if len(cr.acrs) > 0 {
+			cr.acrsClaims = fmt.Sprintf(`{"access_token":{"acrs":{"essential":true,"value":%q}}}`, cr.acrs[0])
+			cr.acrsKey = "acrs:" + strings.Join(cr.acrs, ",")
+		}
+		for _, m := range r.Methods {
+			switch {
+			case m == "*":
+				c.def = cr
+			case strings.HasSuffix(m, "/*"):
+				c.service[m[:len(m)-1]] = cr
+			default:
+				c.exact[m] = cr
+			}
+		}
+	}
+	return c, nil
+}
+
+// ruleFor returns the most specific rule for fullMethod, or nil.
+func (c *compiled) ruleFor(fullMethod string) *crule {
+	if r := c.exact[fullMethod]; r != nil {
+		return r
+	}
+	if i := strings.LastIndexByte(fullMethod, '/'); i > 0 {
+		if r := c.service[fullMethod[:i+1]]; r != nil {
+			return r
+		}
+	}
+	return c.def
+}
+
+// Checks returns the location check and the auth-context check, in that
+// order, for interceptor.WithChecks.
+func (e *Engine) Checks() []interceptor.Check {
+	return []interceptor.Check{e.LocationCheck(), e.AuthContextCheck()}
+}
+
+// LocationCheck returns the check that enforces allow_locations,
+// allow_trusted, block_locations and strict.
+func (e *Engine) LocationCheck() interceptor.Check { return interceptor.CheckFunc(e.checkLocation) }
+
+// AuthContextCheck returns the check that enforces auth_context.
+func (e *Engine) AuthContextCheck() interceptor.Check {
+	return interceptor.CheckFunc(e.checkAuthContext)
+}
+
+// Check runs the location check, then the auth-context check.
+func (e *Engine) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+	if d := e.checkLocation(ctx, req); d != nil {
+		return d
+	}
+	return e.checkAuthContext(ctx, req)
+}
+
+var noClaims interceptor.Claims
+
+// claimsOf returns the request's claims; an empty set if (against the
+// interceptor's contract) there are none, so that nothing panics.
+func claimsOf(req *interceptor.Request) *interceptor.Claims {
+	if req.Claims == nil {
+		return &noClaims
+	}
+	return req.Claims
+}
+
+func now(req *interceptor.Request) time.Time {
+	if req.Now.IsZero() {
+		return time.Now()
+	}
+	return req.Now
+}
+
+func (e *Engine) checkLocation(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+	c := e.cur.Load()
+	r := c.ruleFor(req.FullMethod)
+	if r == nil || !r.needIP {
+		return nil
+	}
+	ip, err := c.resolver.ClientIP(req.Peer, req.Metadata)
+	if err != nil {
+		e.opts.logger.LogAttrs(ctx, slog.LevelWarn, "policy: cannot determine client IP; denying",
+			slog.String("method", req.FullMethod), slog.String("error", err.Error()), tokenAttr(req.Claims))
+		return &interceptor.Denial{
+			Code:        codes.PermissionDenied,
+			Reason:      caev1.Reason_REASON_LOCATION,
+			Description: "location policy: the caller's IP address could not be determined",
+		}
+	}
+	ids := c.table.Lookup(ip)
+	blocked, allowed := false, r.allow == nil
+	for _, id := range ids {
+		if r.block != nil && r.block[id] {
+			blocked = true
+		}
+		if r.allow != nil && r.allow[id] {
+			allowed = true
+		}
+	}
+	why := ""
+	switch {
+	case blocked:
+		why = "is in a blocked location"
+	case !allowed:
+		why = "is not in an allowed location"
+	case r.strict && !e.sameIP(claimsOf(req).IPAddr, ip):
+		why = "does not match the address the identity provider saw (strict location enforcement)"
+	default:
+		return nil
+	}
+	return e.locationDenial(ctx, req, c, r, ip, ids, why)
+}
+
+func (e *Engine) sameIP(claim string, ip netip.Addr) bool {
+	tip, err := netip.ParseAddr(claim)
+	if err != nil {
+		return false
+	}
+	tip = tip.Unmap().WithZone("")
+	if tip.Is6() && ip.Is6() && e.opts.strictV6Bits < 128 {
+		a, _ := tip.Prefix(e.opts.strictV6Bits)
+		b, _ := ip.Prefix(e.opts.strictV6Bits)
+		return a == b
+	}
+	return tip == ip
+}
+
+// locationDenial decides between a claims challenge and a plain denial; see
+// "Avoiding challenge loops" in the package doc.
+func (e *Engine) locationDenial(ctx context.Context, req *interceptor.Request, c *compiled, r *crule, ip netip.Addr, ids []int32, why string) *interceptor.Denial {
+	t := now(req)
+	cl := claimsOf(req)
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = c.table.Location(id).Name
+	}
+	attrs := []slog.Attr{
+		slog.String("method", req.FullMethod), slog.String("rule", r.pattern),
+		slog.String("client_ip", ip.String()), slog.Any("locations", names),
+		slog.String("token_ipaddr", cl.IPAddr), tokenAttr(cl), slog.String("why", why),
+	}
+	seen := e.sameIP(cl.IPAddr, ip)
+	first, plain := e.mem.decide("loc\x00"+subjectKey(cl)+"\x00"+ip.String(), cl, t, e.opts.iatSkew)
+	if seen {
+		plain = true // the IdP issued this token seeing this very address
+	}
+	if plain {
+		e.opts.logger.LogAttrs(ctx, slog.LevelInfo, "policy: location denied; a new token would not help", attrs...)
+		msg := fmt.Sprintf("location policy: this service sees the caller at %s, which %s for %s", ip, why, req.FullMethod)
+		if seen {
+			msg += "; the identity provider issued this token seeing the same address, so a new token will not help"
+		} else {
+			msg += fmt.Sprintf("; the token was issued after the location challenge of %s, so a new token will not help", first.UTC().Format(time.RFC3339))
+			if cl.IPAddr != "" {
+				msg += fmt.Sprintf(" (the identity provider sees the caller at %s: if that is the same network, its %s ranges may be missing from the named location)", cl.IPAddr, otherFamily(ip))
+			}
+		}
+		return &interceptor.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_LOCATION, Description: msg, EventTime: first}
+	}
+	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: location challenge", attrs...)
+	return &interceptor.Denial{
+		Reason:      caev1.Reason_REASON_LOCATION,
+		Claims:      fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, first.Unix()),
+		Description: fmt.Sprintf("location policy: this service sees the caller at %s, which %s for %s; get a new token", ip, why, req.FullMethod),
+		EventTime:   first,
+	}
+}
+
+func otherFamily(ip netip.Addr) string {
+	if ip.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+func (e *Engine) checkAuthContext(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+	c := e.cur.Load()
+	r := c.ruleFor(req.FullMethod)
+	if r == nil || len(r.acrs) == 0 {
+		return nil
+	}
+	cl := claimsOf(req)
+	for _, a := range r.acrs {
+		if cl.HasACR(a) {
+			return nil
+		}
+	}
+	t := now(req)
+	first, plain := e.mem.decide(r.acrsKey+"\x00"+subjectKey(cl), cl, t, e.opts.iatSkew)
+	attrs := []slog.Attr{
+		slog.String("method", req.FullMethod), slog.String("rule", r.pattern),
+		slog.Any("required", r.acrs), slog.Any("acrs", cl.ACRS), tokenAttr(cl),
+	}
+	if plain {
+		e.opts.logger.LogAttrs(ctx, slog.LevelInfo, "policy: auth context missing after step-up; denying", attrs...)
+		return &interceptor.Denial{
+			Code:   codes.PermissionDenied,
+			Reason: caev1.Reason_REASON_AUTH_CONTEXT,
+			Description: fmt.Sprintf("auth context policy: %s requires authentication context %s, and the token issued after the step-up challenge of %s still lacks it; check that the identity provider's conditional access defines it",
+				req.FullMethod, strings.Join(r.acrs, " or "), first.UTC().Format(time.RFC3339)),
+			EventTime: first,
+		}
+	}
+	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: auth context challenge", attrs...)
+	params := make([]interceptor.Param, 0, 2)
+	if e.opts.clientID != "" {
+		params = append(params, interceptor.Param{Name: "client_id", Value: e.opts.clientID})
+	}
+	params = append(params, interceptor.Param{Name: "cc_type", Value: "authcontext"})
+	return &interceptor.Denial{
+		Reason:      caev1.Reason_REASON_AUTH_CONTEXT,
+		Claims:      r.acrsClaims,
+		Description: fmt.Sprintf("auth context policy: %s requires authentication context %s", req.FullMethod, strings.Join(r.acrs, " or ")),
+		EventTime:   first,
+		Params:      params,
+	}
+}
+
+func tokenAttr(c *interceptor.Claims) slog.Attr {
+	if c == nil {
+		return slog.String("token", "")
+	}
+	return slog.String("token", c.Hash)
+}
+
+// subjectKey identifies the caller for the challenge memory.
+func subjectKey(c *interceptor.Claims) string {
+	switch {
+	case c == nil:
+		return "-"
+	case c.TenantID != "" && c.ObjectID != "":
+		return "o:" + c.TenantID + "/" + c.ObjectID
+	case c.Subject != "":
+		return "s:" + c.Issuer + "|" + c.Subject
+	case c.ClientID != "":
+		return "c:" + c.ClientID
+	}
+	return "t:" + c.Hash
+}
+
+// memory remembers, per caller and reason, when a challenge was first sent
+// and which tokens it was sent to. It is touched only on the deny path.
+type memory struct {
+	mu      sync.Mutex
+	max     int
+	ttl     time.Duration
+	entries map[string]*memEntry
+}
+
+const tokensPerEntry = 8
+
+type memEntry struct {
+	first   time.Time
+	expires time.Time
+	tokens  []string // hashes of challenged tokens, at most tokensPerEntry
+}
+
+func newMemory(max int, ttl time.Duration) *memory {
+	return &memory{max: max, ttl: ttl, entries: make(map[string]*memEntry)}
+}
+
+// decide returns when the challenge for key was first sent and whether this
+// token must get a plain denial because it was issued in answer to it.
+func (m *memory) decide(key string, c *interceptor.Claims, now time.Time, skew time.Duration) (time.Time, bool) {
+	hash := ""
+	var iat time.Time
+	if c != nil {
+		hash, iat = c.Hash, c.IssuedAt
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ent := m.entries[key]
+	if ent != nil && !now.Before(ent.expires) {
+		delete(m.entries, key)
+		ent = nil
+	}
+	if ent == nil {
+		m.makeRoom(now)
+		first := now.Truncate(time.Second)
+		m.entries[key] = &memEntry{first: first, expires: now.Add(m.ttl), tokens: []string{hash}}
+		return first, false
+	}
+	if hash != "" && slices.Contains(ent.tokens, hash) {
+		return ent.first, false // the same token again: the client has not been back to the IdP
+	}
+	if (hash == "" && iat.IsZero()) || (!iat.IsZero() && iat.Before(ent.first.Add(-skew))) {
+		// An older token that was never challenged: challenge it too.
+		if len(ent.tokens) < tokensPerEntry {
+			ent.tokens = append(ent.tokens, hash)
+		}
+		return ent.first, false
+	}
+	return ent.first, true
+}
+
+// makeRoom evicts expired entries, then arbitrary ones, until one fits.
+func (m *memory) makeRoom(now time.Time) {
+	if len(m.entries) < m.max {
+		return
+	}
+	for k, v := range m.entries {
+		if !now.Before(v.expires) {
+			delete(m.entries, k)
+		}
+	}
+	for k := range m.entries { // map order is unspecified: evicts arbitrary entries
+		if len(m.entries) < m.max-m.max/8 || len(m.entries) == 0 {
+			break
+		}
+		delete(m.entries, k)
+	}
+}
