@@ -1,0 +1,71 @@
+// Command idp runs caekit's development identity provider: OIDC discovery,
+// a JWKS, a password and client_credentials token endpoint that issues CAE
+// tokens, and admin endpoints that push CAEP/RISC Security Event Tokens to SSF
+// receivers.
+//
+// FOR DEVELOPMENT ONLY: keys live in memory, the seeded accounts have
+// well-known passwords and the admin API is unauthenticated.
+//
+//	go run ./examples/idp -push http://127.0.0.1:8501/events
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/caekit/caekit/examples/internal/idp"
+)
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+func main() {
+	var push multi
+	addr := flag.String("addr", idp.DefaultAddr, "listen address")
+	issuer := flag.String("issuer", "", "issuer URL (default http://<addr>)")
+	audience := flag.String("audience", idp.DefaultAudience, "aud of tokens and SETs")
+	flag.Var(&push, "push", "SSF push receiver URL to deliver SETs to (repeatable)")
+	pushAuth := flag.String("push-auth", "", "Authorization header value sent with pushes")
+	caeLife := flag.Duration("cae-lifetime", idp.DefaultCAELifetime, "lifetime of CAE (cp1) tokens")
+	life := flag.Duration("lifetime", idp.DefaultLifetime, "lifetime of other tokens")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if host, _, err := net.SplitHostPort(*addr); err == nil {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			log.Warn("the development IdP's admin API is unauthenticated: do not expose it beyond loopback", "addr", *addr)
+		}
+	}
+	opts := []idp.Option{
+		idp.WithAudience(*audience), idp.WithPushAuth(*pushAuth),
+		idp.WithCAELifetime(*caeLife), idp.WithLifetime(*life), idp.WithLogger(log),
+	}
+	if *issuer != "" {
+		opts = append(opts, idp.WithIssuer(*issuer))
+	}
+	for _, p := range push {
+		opts = append(opts, idp.WithPushTarget(p))
+	}
+	p, err := idp.Listen(*addr, opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idp:", err)
+		os.Exit(1)
+	}
+	fmt.Println(p.Banner())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	if err := p.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "idp:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,282 @@
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/caekit/caekit/examples/internal/app"
+	"github.com/caekit/caekit/examples/internal/demo"
+	"github.com/caekit/caekit/examples/internal/idp"
+	"github.com/caekit/caekit/interceptor/client"
+	"github.com/caekit/caekit/interceptor/client/httpsource"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a bytes.Buffer safe for the servers' logging goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startRedis runs a real redis-server on a free loopback port, or returns ""
+// when none is installed.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Log("redis-server not installed: step 9 will be skipped")
+		return ""
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			_ = c.Close()
+			return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+		}
+	}
+	t.Fatal("redis-server did not start")
+	return ""
+}
+
+func eventsOf(evs []app.Event, kind string) []app.Event {
+	var out []app.Event
+	for _, e := range evs {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// recovered asserts one challenge with reason, one new token asked with
+// claims that carry cp1 and the challenge's claims, and one retry.
+func recovered(t *testing.T, n int, evs []app.Event, reason string) {
+	t.Helper()
+	ch := eventsOf(evs, app.KindChallenge)
+	if len(ch) != 1 || ch[0].Reason != reason {
+		t.Errorf("step %d: challenges %v, want one %s", n, ch, reason)
+		return
+	}
+	if r := eventsOf(evs, app.KindRetry); len(r) != 1 {
+		t.Errorf("step %d: %d retries, want 1", n, len(r))
+	}
+	tok := eventsOf(evs, app.KindToken)
+	if len(tok) != 1 || !strings.Contains(tok[0].Claims, `"cp1"`) {
+		t.Errorf("step %d: token events %v, want one with cp1", n, tok)
+		return
+	}
+	// the token request carries the challenge's claims (merged with cp1)
+	key := `"nbf"`
+	if reason == "AUTH_CONTEXT" {
+		key = `"acrs"`
+	}
+	if !strings.Contains(ch[0].Claims, key) || !strings.Contains(tok[0].Claims, key) {
+		t.Errorf("step %d: challenge claims %s, token claims %s, want both with %s", n, ch[0].Claims, tok[0].Claims, key)
+	}
+	if len(eventsOf(evs, app.KindNotRetried)) != 0 {
+		t.Errorf("step %d: a challenge reached the application", n)
+	}
+}
+
+func TestDemoSteps(t *testing.T) {
+	redisURL := startRedis(t)
+	var out, logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := demo.Run(ctx, demo.Options{Out: &out, ServerLog: &logs, Store: redisURL, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + out.String())
+	if len(rep.Steps) != 9 {
+		t.Fatalf("%d steps ran", len(rep.Steps))
+	}
+	s := func(n int) demo.Step { return rep.Steps[n-1] }
+	for _, st := range rep.Steps {
+		if !st.OK && !st.Skipped {
+			t.Errorf("step %d %q: %s", st.N, st.Name, st.Problem)
+		}
+	}
+
+	// 1: a CAE token, 24 h, cp1; the call succeeds as alice.
+	if o := s(1).Obs; o.Token.Lifetime != 24*time.Hour || fmt.Sprint(o.Token.Capabilities) != "[cp1]" || o.Token.RefreshIn < 11*time.Hour || o.Subject != "alice" {
+		t.Errorf("step 1: %+v", o)
+	}
+	if len(eventsOf(s(1).Obs.Events, app.KindChallenge)) != 0 {
+		t.Errorf("step 1: challenged")
+	}
+
+	// 2, 3: the event is pushed and the next call recovers with one retry.
+	for n, want := range map[int]struct{ uri, reason string }{
+		2: {idp.EventSessionRevoked, "SESSION_REVOKED"},
+		3: {idp.EventCredentialChange, "PASSWORD_CHANGED"},
+	} {
+		o := s(n).Obs
+		if o.Admin == nil || o.Admin.EventType != want.uri || !o.Admin.Delivered() {
+			t.Errorf("step %d: admin result %+v", n, o.Admin)
+		}
+		recovered(t, n, o.Events, want.reason)
+		if o.Subject != "alice" {
+			t.Errorf("step %d: subject %q", n, o.Subject)
+		}
+	}
+
+	// 4: the open stream is cut promptly, with reason MFA_ENABLED; the
+	// reconnect gets messages again.
+	if o := s(4).Obs; o.CutAfter <= 0 || o.CutAfter > time.Second || o.ReceivedBefore < 3 || o.ReceivedAfter != 2 {
+		t.Errorf("step 4: cut after %v, received %d/%d", o.CutAfter, o.ReceivedBefore, o.ReceivedAfter)
+	} else if ch, ok := client.IsChallenge(o.Err); !ok || ch.Reason.String() != "REASON_MFA_ENABLED" || status.Code(o.Err) != codes.Unauthenticated {
+		t.Errorf("step 4: stream error %v", o.Err)
+	}
+
+	// 5: challenged with LOCATION, retried once, then a plain PermissionDenied that says why.
+	if o := s(5).Obs; status.Code(o.Err) != codes.PermissionDenied || !strings.Contains(status.Convert(o.Err).Message(), "198.51.100.7") {
+		t.Errorf("step 5: %v", o.Err)
+	} else if ch := eventsOf(o.Events, app.KindChallenge); len(ch) != 1 || ch[0].Reason != "LOCATION" || len(eventsOf(o.Events, app.KindRetry)) != 1 {
+		t.Errorf("step 5: events %v", o.Events)
+	}
+
+	// 6: step-up: the new token carries acrs c1.
+	recovered(t, 6, s(6).Obs.Events, "AUTH_CONTEXT")
+	if o := s(6).Obs; o.Err != nil || fmt.Sprint(o.Token.ACRS) != "[c1]" {
+		t.Errorf("step 6: err %v, acrs %v", o.Err, o.Token.ACRS)
+	}
+
+	// 7: disabled: the app gets the IdP's invalid_grant, after one challenge, no retry.
+	var se *app.SignInError
+	var oe *httpsource.Error
+	if o := s(7).Obs; !errors.As(o.Err, &se) || se.Reason != "USER_DISABLED" || !errors.As(o.Err, &oe) || oe.Code != "invalid_grant" {
+		t.Errorf("step 7: %v", o.Err)
+	} else if len(eventsOf(o.Events, app.KindRetry)) != 0 || len(eventsOf(o.Events, app.KindTokenFailed)) != 1 {
+		t.Errorf("step 7: events %v", o.Events)
+	}
+
+	// 8: no cp1: a 1 h token and a plain invalid_token rejection.
+	if o := s(8).Obs; o.Token.Lifetime != time.Hour || len(o.Token.Capabilities) != 0 || status.Code(o.Err) != codes.Unauthenticated {
+		t.Errorf("step 8: %+v", o)
+	} else if ch, ok := client.IsChallenge(o.Err); ok && ch.InsufficientClaims() {
+		t.Errorf("step 8: claims challenge for a non-CAE client")
+	} else if len(eventsOf(o.Events, app.KindRetry)) != 0 || len(eventsOf(o.Events, app.KindToken)) != 0 {
+		t.Errorf("step 8: events %v", o.Events)
+	} else if ch := eventsOf(o.Events, app.KindChallenge); len(ch) != 1 || ch[0].Claims != "" {
+		t.Errorf("step 8: rejection %v, want one without claims", ch)
+	}
+
+	// 9: one push, every replica.
+	if redisURL == "" {
+		if !s(9).Skipped {
+			t.Errorf("step 9 ran without a store")
+		}
+	} else {
+		o := s(9).Obs
+		if len(o.Propagation) != 3 || len(o.ReplicaEvents) != 3 {
+			t.Fatalf("step 9: %+v", o)
+		}
+		for i, d := range o.Propagation {
+			if d <= 0 || d > 2*time.Second {
+				t.Errorf("step 9: replica %d propagation %v", i, d)
+			}
+			recovered(t, 9, o.ReplicaEvents[i], "SESSION_REVOKED")
+		}
+	}
+
+	// The server's decision log: one line per decision, never a token.
+	l := logs.String()
+	for _, want := range []string{
+		`method=/example.inbox.v1.InboxService/GetMessage subject=` + mustSub(t, "alice") + ` outcome=allow`,
+		`outcome=challenge reason=SESSION_REVOKED`,
+		`outcome=challenge reason=PASSWORD_CHANGED`,
+		`method=/example.inbox.v1.InboxService/WatchInbox subject=` + mustSub(t, "alice") + ` outcome=cut reason=MFA_ENABLED`,
+		`outcome=challenge reason=LOCATION`,
+		`outcome=deny reason=LOCATION code=PermissionDenied`,
+		`outcome=challenge reason=AUTH_CONTEXT`,
+		`outcome=challenge reason=USER_DISABLED`,
+		`subject=` + mustSub(t, "bob") + ` outcome=deny reason=SESSION_REVOKED code=Unauthenticated`,
+	} {
+		if !strings.Contains(l, want) {
+			t.Errorf("decision log lacks %q", want)
+		}
+	}
+	if regexp.MustCompile(`eyJ[A-Za-z0-9_-]{10,}\.`).MatchString(l) {
+		t.Error("a JWT appears in the logs")
+	}
+	if !strings.Contains(out.String(), "behaved as expected") {
+		t.Errorf("no summary line")
+	}
+}
+
+// The subjects are stable per user name (derived from it), so the test can
+// name them without starting an IdP of its own.
+var subs = map[string]string{}
+
+func mustSub(t *testing.T, name string) string {
+	t.Helper()
+	if s, ok := subs[name]; ok {
+		return s
+	}
+	p, err := idp.New(idp.WithIssuer("http://127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := p.Subject(name)
+	if !ok {
+		t.Fatalf("no user %s", name)
+	}
+	subs[name] = s
+	return s
+}
+
+func TestDemoOnlyAndSkip(t *testing.T) {
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := demo.Run(ctx, demo.Options{Out: &out, Only: []int{1, 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Steps) != 2 || !rep.Steps[0].OK || !rep.Steps[1].Skipped || !rep.OK() {
+		t.Fatalf("%+v", rep.Steps)
+	}
+	if !strings.Contains(out.String(), "-store redis://") {
+		t.Errorf("the skip line does not say how to enable step 9:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "\x1b[") {
+		t.Errorf("colour without Color")
+	}
+}

@@ -1,0 +1,25 @@
+// Package idp is a development identity provider for caekit's examples, demo
+// and integration tests. It is NOT for production: accounts, passwords and
+// signing keys live in memory, the admin endpoints have no authentication, and
+// everything is seeded with well-known secrets.
+//
+// It speaks just enough OpenID Connect, OAuth 2.0 and Shared Signals to
+// exercise Continuous Access Evaluation end to end:
+//
+//   - GET /.well-known/openid-configuration and /.well-known/ssf-configuration
+//   - GET /jwks: the RS256 signing keys, by kid
+//   - POST /token: grant_type=password or client_credentials, with an optional
+//     claims request. A request that declares the cp1 capability
+//     ({"access_token":{"xms_cc":{"values":["cp1"]}}}) gets a long-lived CAE
+//     token and a refresh_in hint; others get a short-lived token. An nbf
+//     claims request gets a token issued at or after that time; an acrs claims
+//     request gets a token that satisfies that authentication context.
+//   - POST /admin/users/{name}/{action}: disable, enable, reset-password,
+//     enable-mfa, revoke-sessions, risk-high. Each changes the account and
+//     pushes the matching CAEP or RISC Security Event Token (RFC 8417) to every
+//     push target (RFC 8935).
+//   - POST /admin/clients/{id}/{disable|enable} and POST /admin/rotate-keys.
+//
+// Seeded accounts: users alice, bob and carol with password "password"; the
+// workload client "reporting" with secret "secret".
+package idp

@@ -1,0 +1,363 @@
+package idp
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	maxTokenBody   = 64 << 10
+	maxClaimsParam = 16 << 10
+	// maxIssueWait bounds how long a token request waits for the clock to pass
+	// the requested nbf or the subject's latest event.
+	maxIssueWait = 3 * time.Second
+)
+
+var acrPattern = regexp.MustCompile(`^c([1-9]|1[0-9]|2[0-5])$`)
+
+// oauthError is an RFC 6749 §5.2 error.
+type oauthError struct {
+	status int
+	code   string
+	desc   string
+}
+
+func (e *oauthError) Error() string { return e.code + ": " + e.desc }
+
+func badRequest(code, format string, a ...any) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: code, desc: fmt.Sprintf(format, a...)}
+}
+
+// ClaimsRequest is what the IdP understood of a token request's claims parameter.
+type ClaimsRequest struct {
+	// Capabilities are the xms_cc values, lower-cased.
+	Capabilities []string
+	// NotBefore is the requested nbf; zero if none.
+	NotBefore time.Time
+	// ACRS are the requested authentication contexts.
+	ACRS []string
+}
+
+// CAE reports whether the request declared the cp1 capability.
+func (c ClaimsRequest) CAE() bool {
+	for _, v := range c.Capabilities {
+		if v == "cp1" {
+			return true
+		}
+	}
+	return false
+}
+
+type claimSpec struct {
+	Essential bool              `json:"essential"`
+	Value     json.RawMessage   `json:"value"`
+	Values    []json.RawMessage `json:"values"`
+}
+
+// ParseClaimsRequest parses an OIDC claims request as used by CAE: only its
+// access_token member matters; xms_cc, nbf and acrs are understood, other
+// members are ignored.
+func ParseClaimsRequest(s string) (ClaimsRequest, error) {
+	var out ClaimsRequest
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	if len(s) > maxClaimsParam {
+		return out, fmt.Errorf("claims parameter is %d bytes, more than %d", len(s), maxClaimsParam)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &top); err != nil {
+		return out, fmt.Errorf("claims parameter is not a JSON object: %v", err)
+	}
+	raw, ok := top["access_token"]
+	if !ok {
+		return out, nil
+	}
+	var at map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &at); err != nil {
+		return out, fmt.Errorf("claims access_token is not a JSON object: %v", err)
+	}
+	for name, v := range at {
+		if string(v) == "null" {
+			continue
+		}
+		var spec claimSpec
+		if err := json.Unmarshal(v, &spec); err != nil {
+			return out, fmt.Errorf("claims access_token.%s is not a claim request object: %v", name, err)
+		}
+		switch name {
+		case "xms_cc":
+			vals, err := stringValues(name, spec)
+			if err != nil {
+				return out, err
+			}
+			for _, s := range vals {
+				out.Capabilities = append(out.Capabilities, strings.ToLower(s))
+			}
+		case "acrs":
+			vals, err := stringValues(name, spec)
+			if err != nil {
+				return out, err
+			}
+			for _, s := range vals {
+				if !acrPattern.MatchString(s) {
+					return out, fmt.Errorf("claims access_token.acrs: %q is not an authentication context id c1..c25", s)
+				}
+				out.ACRS = append(out.ACRS, s)
+			}
+		case "nbf":
+			if len(spec.Value) == 0 {
+				return out, errors.New("claims access_token.nbf has no value")
+			}
+			var str string
+			var n json.Number
+			if err := json.Unmarshal(spec.Value, &str); err == nil {
+				n = json.Number(str)
+			} else if err := json.Unmarshal(spec.Value, &n); err != nil {
+				return out, fmt.Errorf("claims access_token.nbf value is neither a number nor a string")
+			}
+			secs, err := strconv.ParseInt(string(n), 10, 64)
+			if err != nil || secs <= 0 {
+				return out, fmt.Errorf("claims access_token.nbf value %q is not a positive integer NumericDate", string(n))
+			}
+			out.NotBefore = time.Unix(secs, 0)
+		}
+	}
+	return out, nil
+}
+
+func stringValues(name string, spec claimSpec) ([]string, error) {
+	var out []string
+	add := func(r json.RawMessage) error {
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			return fmt.Errorf("claims access_token.%s: values must be strings", name)
+		}
+		out = append(out, s)
+		return nil
+	}
+	if len(spec.Value) > 0 {
+		if err := add(spec.Value); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range spec.Values {
+		if err := add(v); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) > 32 {
+		return nil, fmt.Errorf("claims access_token.%s: %d values, at most 32", name, len(out))
+	}
+	return out, nil
+}
+
+// TokenResponse is the JSON answer of the token endpoint.
+type TokenResponse struct {
+	TokenType    string `json:"token_type"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	ExtExpiresIn int64  `json:"ext_expires_in"`
+	// RefreshIn is set for CAE tokens only: refresh after this many seconds.
+	RefreshIn int64 `json:"refresh_in,omitempty"`
+}
+
+func (p *IdP) handleToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenBody)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		writeOAuthError(w, badRequest("invalid_request", "Content-Type must be application/x-www-form-urlencoded, got %q", ct))
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		writeOAuthError(w, badRequest("invalid_request", "cannot parse form body: %v", err))
+		return
+	}
+	resp, err := p.issue(r.Context(), r.PostForm, r)
+	if err != nil {
+		var oe *oauthError
+		if !errors.As(err, &oe) {
+			p.cfg.logger.Error("idp: token request failed", "err", err)
+			oe = &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "internal error"}
+		}
+		writeOAuthError(w, oe)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Request) (*TokenResponse, error) {
+	get := func(k string) string {
+		if v := form[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	cr, err := ParseClaimsRequest(get("claims"))
+	if err != nil {
+		return nil, badRequest("invalid_request", "%v", err)
+	}
+	now := p.cfg.now()
+	if !cr.NotBefore.IsZero() && cr.NotBefore.Sub(now) > maxIssueWait {
+		return nil, badRequest("invalid_request", "requested nbf %d is %v in the future", cr.NotBefore.Unix(), cr.NotBefore.Sub(now).Round(time.Second))
+	}
+
+	var acct *account
+	var sid, clientID string
+	switch gt := get("grant_type"); gt {
+	case "password":
+		name, pw := get("username"), get("password")
+		if name == "" {
+			return nil, badRequest("invalid_request", "username is required for grant_type=password")
+		}
+		clientID = get("client_id")
+		if clientID == "" {
+			clientID = DefaultPublicClientID
+		}
+		p.mu.Lock()
+		a, ok := p.users[name]
+		if !ok || subtle.ConstantTimeCompare([]byte(a.secret), []byte(pw)) != 1 {
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS50126: invalid username or password")
+		}
+		if a.disabled {
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS50057: the user account %s is disabled", name)
+		}
+		cp := *a
+		p.mu.Unlock()
+		acct, sid = &cp, cp.sid
+	case "client_credentials":
+		id, secret := get("client_id"), get("client_secret")
+		if u, pw, ok := r.BasicAuth(); ok && id == "" {
+			id, secret = u, pw
+		}
+		p.mu.Lock()
+		a, ok := p.clients[id]
+		if !ok || subtle.ConstantTimeCompare([]byte(a.secret), []byte(secret)) != 1 {
+			p.mu.Unlock()
+			return nil, &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "AADSTS7000215: invalid client id or secret"}
+		}
+		if a.disabled {
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS7000112: the application %s is disabled", id)
+		}
+		cp := *a
+		p.mu.Unlock()
+		acct, clientID = &cp, cp.name
+	case "":
+		return nil, badRequest("invalid_request", "grant_type is required")
+	default:
+		return nil, badRequest("unsupported_grant_type", "grant_type %q is not supported (password, client_credentials)", gt)
+	}
+
+	// A token must be issued strictly after the subject's latest event (events
+	// revoke tokens issued at or before their second) and at or after the
+	// requested nbf. Wait for the clock if needed; it is at most a few seconds.
+	floor := cr.NotBefore
+	if !acct.lastEvent.IsZero() {
+		if next := time.Unix(acct.lastEvent.Unix()+1, 0); next.After(floor) {
+			floor = next
+		}
+	}
+	if wait := floor.Sub(now); wait > 0 {
+		if wait > maxIssueWait {
+			wait = maxIssueWait
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("idp: token request: %w", ctx.Err())
+		case <-t.C:
+		}
+		now = p.cfg.now()
+		if now.Before(floor) {
+			now = floor
+		}
+	}
+
+	life := p.cfg.lifetime
+	if cr.CAE() {
+		life = p.cfg.caeLifetime
+	}
+	iat := now.Unix()
+	jti := randomID()
+	claims := jwt.MapClaims{
+		"iss":    p.cfg.issuer,
+		"aud":    p.cfg.audience,
+		"sub":    acct.oid,
+		"oid":    acct.oid,
+		"tid":    TenantID,
+		"iat":    iat,
+		"nbf":    iat,
+		"exp":    iat + int64(life/time.Second),
+		"jti":    jti,
+		"uti":    jti,
+		"azp":    clientID,
+		"appid":  clientID,
+		"ipaddr": remoteIP(r),
+		"ver":    "2.0",
+	}
+	if acct.app {
+		claims["idtyp"] = "app"
+	} else {
+		claims["idtyp"] = "user"
+		claims["sid"] = sid
+		claims["name"] = acct.name
+		claims["preferred_username"] = acct.name + "@caekit.example"
+	}
+	if cr.CAE() {
+		claims["xms_cc"] = []string{"cp1"}
+	}
+	if len(cr.ACRS) > 0 {
+		claims["acrs"] = cr.ACRS
+	}
+	tok, err := p.sign(claims, "JWT")
+	if err != nil {
+		return nil, err
+	}
+	resp := &TokenResponse{
+		TokenType:    "Bearer",
+		AccessToken:  tok,
+		ExpiresIn:    int64(life / time.Second),
+		ExtExpiresIn: int64(life / time.Second),
+	}
+	if cr.CAE() {
+		resp.RefreshIn = int64(life / 2 / time.Second)
+	}
+	p.cfg.logger.Info("idp: token issued", "subject", acct.name, "cae", cr.CAE(), "lifetime", life, "acrs", cr.ACRS, "jti", jti)
+	return resp, nil
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func writeOAuthError(w http.ResponseWriter, e *oauthError) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, e.status, map[string]string{"error": e.code, "error_description": e.desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

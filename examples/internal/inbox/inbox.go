@@ -1,0 +1,129 @@
+// Package inbox implements example.inbox.v1.InboxService, the toy resource
+// API that caekit's examples protect: one call of each gRPC shape.
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
+)
+
+// DefaultInterval is WatchInbox's interval when the request gives none.
+const DefaultInterval = 200 * time.Millisecond
+
+// Bounds on requests.
+const (
+	// MinInterval is the shortest WatchInbox interval accepted.
+	MinInterval = 10 * time.Millisecond
+	// MaxInterval is the longest WatchInbox interval accepted.
+	MaxInterval = time.Minute
+	// MaxIDLength bounds GetMessage ids.
+	MaxIDLength = 256
+)
+
+// SubjectFunc returns the authenticated caller of a call, "" if none.
+type SubjectFunc func(ctx context.Context) string
+
+// Service implements inboxv1.InboxServiceServer.
+type Service struct {
+	inboxv1.UnimplementedInboxServiceServer
+	subject SubjectFunc
+}
+
+// New returns the service. subject names the caller in responses; nil means
+// every caller is anonymous.
+func New(subject SubjectFunc) *Service {
+	if subject == nil {
+		subject = func(context.Context) string { return "" }
+	}
+	return &Service{subject: subject}
+}
+
+// Register registers s on r.
+func (s *Service) Register(r grpc.ServiceRegistrar) { inboxv1.RegisterInboxServiceServer(r, s) }
+
+// GetMessage returns a message named by the request.
+func (s *Service) GetMessage(ctx context.Context, req *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
+	id := req.GetId()
+	if len(id) > MaxIDLength {
+		return nil, status.Errorf(codes.InvalidArgument, "id is %d bytes, at most %d", len(id), MaxIDLength)
+	}
+	if id == "" {
+		id = "1"
+	}
+	sub := s.subject(ctx)
+	return &inboxv1.GetMessageResponse{Id: id, Body: fmt.Sprintf("message %s for %s", id, nameOr(sub)), Subject: sub}, nil
+}
+
+// WatchInbox sends a message every interval_ms until the client cancels or
+// the stream is ended by the server (e.g. by caekit on a revocation).
+func (s *Service) WatchInbox(req *inboxv1.WatchInboxRequest, stream grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
+	iv := time.Duration(req.GetIntervalMs()) * time.Millisecond
+	if req.GetIntervalMs() == 0 {
+		iv = DefaultInterval
+	}
+	if iv < MinInterval || iv > MaxInterval {
+		return status.Errorf(codes.InvalidArgument, "interval_ms %d is outside [%d, %d]", req.GetIntervalMs(), MinInterval.Milliseconds(), MaxInterval.Milliseconds())
+	}
+	ctx := stream.Context()
+	sub := nameOr(s.subject(ctx))
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for seq := int64(1); ; seq++ {
+		if err := stream.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: fmt.Sprintf("new mail #%d for %s", seq, sub)}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Chat echoes every message.
+func (s *Service) Chat(stream grpc.BidiStreamingServer[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
+			return err
+		}
+	}
+}
+
+// Upload counts messages and bytes.
+func (s *Service) Upload(stream grpc.ClientStreamingServer[inboxv1.UploadRequest, inboxv1.UploadResponse]) error {
+	var n, b int64
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&inboxv1.UploadResponse{Count: n, Bytes: b})
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		b += int64(len(m.GetData()))
+	}
+}
+
+func nameOr(s string) string {
+	if s == "" {
+		return "anonymous"
+	}
+	return s
+}

@@ -1,0 +1,375 @@
+// Package server is caekit's example resource API: the
+// example.inbox.v1.InboxService behind caekit's server interceptors, with an
+// SSF push receiver for the identity provider's security events, a revocation
+// store (in memory or shared through Redis), a location and auth-context
+// policy, gRPC health and reflection (both exempt from authentication), and a
+// one-line log of every decision.
+//
+// cmd examples/server is a thin flag wrapper around Start; the demo and the
+// integration tests start it in-process.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/caekit/caekit/examples/internal/inbox"
+	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/policy"
+	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/revocation/redisstore"
+	"github.com/caekit/caekit/revocation/ssf"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr       = "127.0.0.1:8500"
+	DefaultEventsAddr = "127.0.0.1:8501"
+	DefaultIssuer     = "http://127.0.0.1:8400"
+	DefaultAudience   = "api://caekit-example"
+	// EventsPath is where the SSF push receiver is served.
+	EventsPath = "/events"
+)
+
+// Config configures a Server. The zero value serves on the default addresses
+// and trusts the development IdP at DefaultIssuer.
+type Config struct {
+	// Addr is the gRPC listen address. Default DefaultAddr; "127.0.0.1:0" picks a free port.
+	Addr string
+	// EventsAddr is the listen address of the SSF push receiver (POST /events).
+	// Default DefaultEventsAddr.
+	EventsAddr string
+	// Issuer is the token issuer; its signing keys are found by OIDC discovery.
+	// Default DefaultIssuer.
+	Issuer string
+	// Audience is the token audience. Default DefaultAudience.
+	Audience string
+	// EventsIssuer is the SET issuer (default Issuer); its keys come from its
+	// /.well-known/ssf-configuration unless EventsJWKS is set.
+	EventsIssuer string
+	// EventsJWKS overrides the SET signing keys' JWKS URL.
+	EventsJWKS string
+	// EventsAudience is the aud SETs must carry. Default Audience.
+	EventsAudience string
+	// EventsAuth is the exact Authorization header pushes must carry. Empty
+	// accepts pushes without one (SETs are still signature-checked); a
+	// warning is logged.
+	EventsAuth string
+	// Store is "memory" (default) or a redis:// URL shared by replicas.
+	Store string
+	// StorePrefix namespaces a Redis store's keys (default: redisstore's).
+	StorePrefix string
+	// PolicyFile is a policy file (YAML or JSON), reloaded when it changes.
+	PolicyFile string
+	// Policy is a policy given in code; ignored when PolicyFile is set.
+	// Default: no restrictions (SetPolicy can change it at run time).
+	Policy *policy.Policy
+	// AuthorizationURI is sent in challenges. Default Issuer + "/authorize".
+	AuthorizationURI string
+	// NoAuth serves without caekit at all: a benchmark baseline.
+	NoAuth bool
+	// Logger receives the decision log and component logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.Addr, DefaultAddr)
+	def(&c.EventsAddr, DefaultEventsAddr)
+	def(&c.Issuer, DefaultIssuer)
+	def(&c.Audience, DefaultAudience)
+	def(&c.EventsIssuer, c.Issuer)
+	def(&c.EventsAudience, c.Audience)
+	def(&c.Store, "memory")
+	def(&c.AuthorizationURI, strings.TrimRight(c.Issuer, "/")+"/authorize")
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is a running example server. Close it when done.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	grpcLis   net.Listener
+	eventsLis net.Listener
+	grpc      *grpc.Server
+	http      *http.Server
+	health    *health.Server
+	validator *token.Validator
+	store     revocation.Store
+	redis     *redisstore.Store
+	receiver  *ssf.Receiver
+	engine    *policy.Engine
+	watcher   *policy.Watcher
+	caekit    *interceptor.Server
+	done      chan error
+	httpDone  chan error
+}
+
+// Start builds the server from cfg and serves until Close. ctx bounds the
+// start-up (OIDC discovery, SSF configuration, Redis connection).
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	cfg.fill()
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			s.cleanup()
+		}
+	}()
+	if s.grpcLis, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", cfg.Addr, err)
+	}
+	var opts []grpc.ServerOption
+	if !cfg.NoAuth {
+		if opts, err = s.setupCAE(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.grpc = grpc.NewServer(opts...)
+	inbox.New(subject).Register(s.grpc)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.grpc.Serve(s.grpcLis) }()
+	if s.eventsLis != nil {
+		s.httpDone = make(chan error, 1)
+		go func() { s.httpDone <- s.http.Serve(s.eventsLis) }()
+	}
+	return s, nil
+}
+
+func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
+	cfg := s.cfg
+	var err error
+	s.validator, err = token.NewValidator(ctx,
+		token.WithIssuer(cfg.Issuer),
+		token.WithAudience(cfg.Audience),
+		token.WithDiscovery(cfg.Issuer),
+		token.WithLogger(s.log.With("component", "token")),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("server: token validator for %s: %w", cfg.Issuer, err)
+	}
+
+	switch {
+	case cfg.Store == "memory":
+		s.store = revocation.NewMemory()
+	case strings.HasPrefix(cfg.Store, "redis://") || strings.HasPrefix(cfg.Store, "rediss://"):
+		ropts := []redisstore.Option{redisstore.WithLogger(s.log.With("component", "redisstore"))}
+		if cfg.StorePrefix != "" {
+			ropts = append(ropts, redisstore.WithPrefix(cfg.StorePrefix))
+		}
+		if s.redis, err = redisstore.NewFromURL(ctx, cfg.Store, ropts...); err != nil {
+			return nil, fmt.Errorf("server: store %s: %w", redactURL(cfg.Store), err)
+		}
+		s.store = s.redis
+	default:
+		return nil, fmt.Errorf("server: store %q: want \"memory\" or a redis:// URL", redactURL(cfg.Store))
+	}
+
+	pol := cfg.Policy
+	if pol == nil {
+		pol = &policy.Policy{}
+	}
+	if s.engine, err = policy.NewEngine(pol, policy.WithLogger(s.log.With("component", "policy")), policy.WithClientID(cfg.Audience)); err != nil {
+		return nil, fmt.Errorf("server: policy: %w", err)
+	}
+	if cfg.PolicyFile != "" {
+		if s.watcher, err = policy.Watch(context.Background(), cfg.PolicyFile, s.engine, policy.WithWatchLogger(s.log.With("component", "policy"))); err != nil {
+			return nil, fmt.Errorf("server: policy file: %w", err)
+		}
+	}
+
+	// caekit logs its own denials; the decision log below says the same in
+	// one line per call, so keep caekit's to warnings.
+	quiet := slog.New(levelFilter{slog.LevelWarn, s.log.Handler()})
+	if s.caekit, err = interceptor.New(s.validator,
+		interceptor.WithStore(s.store),
+		interceptor.WithChecks(s.engine.Checks()...),
+		interceptor.WithAuthorizationURI(cfg.AuthorizationURI),
+		interceptor.WithExempt(interceptor.HealthAndReflection()),
+		interceptor.WithLogger(quiet.With("component", "caekit")),
+	); err != nil {
+		return nil, fmt.Errorf("server: interceptor: %w", err)
+	}
+
+	ropts := []ssf.Option{
+		ssf.WithIssuer(cfg.EventsIssuer),
+		ssf.WithAudience(cfg.EventsAudience),
+		ssf.WithStore(s.store),
+		ssf.WithLogger(s.log.With("component", "ssf")),
+	}
+	if cfg.EventsJWKS != "" {
+		ropts = append(ropts, ssf.WithJWKSURL(cfg.EventsJWKS))
+	}
+	if cfg.EventsAuth != "" {
+		ropts = append(ropts, ssf.WithPushAuthorization(cfg.EventsAuth))
+	} else {
+		s.log.Warn("server: -events-auth is not set: pushes are accepted without an Authorization header (SETs are still signature-checked)")
+		ropts = append(ropts, ssf.WithInsecurePushWithoutAuthorization())
+	}
+	if s.receiver, err = ssf.New(ctx, ropts...); err != nil {
+		return nil, fmt.Errorf("server: SSF receiver for %s: %w", cfg.EventsIssuer, err)
+	}
+	if s.eventsLis, err = net.Listen("tcp", cfg.EventsAddr); err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", cfg.EventsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST "+EventsPath, s.receiver)
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+
+	dl := &decisionLog{log: s.log, validator: s.validator}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(dl.unary),
+		grpc.ChainStreamInterceptor(dl.stream),
+	}
+	opts = append(opts, s.caekit.ServerOptions()...)
+	opts = append(opts, grpc.ChainUnaryInterceptor(tapUnary), grpc.ChainStreamInterceptor(tapStream))
+	return opts, nil
+}
+
+// Addr is the gRPC address.
+func (s *Server) Addr() string { return s.grpcLis.Addr().String() }
+
+// EventsURL is the SSF push endpoint, or "" with NoAuth.
+func (s *Server) EventsURL() string {
+	if s.eventsLis == nil {
+		return ""
+	}
+	return "http://" + s.eventsLis.Addr().String() + EventsPath
+}
+
+// Store is the revocation store (nil with NoAuth).
+func (s *Server) Store() revocation.Store { return s.store }
+
+// SetPolicy replaces the policy in force (not with NoAuth).
+func (s *Server) SetPolicy(p *policy.Policy) error {
+	if s.engine == nil {
+		return errors.New("server: no policy engine (NoAuth)")
+	}
+	if p == nil {
+		p = &policy.Policy{}
+	}
+	return s.engine.Update(p)
+}
+
+// Close stops serving: open streams are ended, then everything is released.
+func (s *Server) Close() error {
+	var errs []error
+	if s.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		if s.caekit != nil {
+			s.caekit.Close() // ends watched streams so GracefulStop can finish
+		}
+		select {
+		case <-stopped:
+		case <-time.After(3 * time.Second):
+			s.grpc.Stop()
+			<-stopped
+		}
+		if err := <-s.done; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errs = append(errs, err)
+		}
+		s.grpc = nil
+	}
+	if s.http != nil && s.httpDone != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		errs = append(errs, s.http.Shutdown(ctx))
+		cancel()
+		if err := <-s.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		s.http = nil
+	}
+	s.cleanup()
+	return errors.Join(errs...)
+}
+
+// cleanup releases everything but the servers; safe on a partial start.
+func (s *Server) cleanup() {
+	if s.health != nil {
+		s.health.Shutdown()
+	}
+	if s.watcher != nil {
+		_ = s.watcher.Close()
+		s.watcher = nil
+	}
+	if s.caekit != nil {
+		s.caekit.Close()
+	}
+	if s.receiver != nil {
+		_ = s.receiver.Close()
+		s.receiver = nil
+	}
+	if s.validator != nil {
+		_ = s.validator.Close()
+		s.validator = nil
+	}
+	if s.redis != nil {
+		_ = s.redis.Close()
+		s.redis = nil
+	}
+	if s.http != nil && s.httpDone == nil { // built but never served
+		_ = s.http.Close()
+	}
+	if s.eventsLis != nil && s.httpDone == nil {
+		_ = s.eventsLis.Close()
+	}
+	if s.grpcLis != nil && s.done == nil {
+		_ = s.grpcLis.Close()
+	}
+}
+
+func subject(ctx context.Context) string {
+	if c, ok := interceptor.ClaimsFromContext(ctx); ok {
+		if n, ok := c.Raw["name"].(string); ok && n != "" {
+			return n
+		}
+		return c.Subject
+	}
+	return ""
+}
+
+// redactURL drops the password of a redis URL for errors and logs.
+func redactURL(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "***" + s[i:]
+		}
+	}
+	return s
+}
+
+type levelFilter struct {
+	min slog.Level
+	h   slog.Handler
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{f.min, f.h.WithAttrs(a)}
+}
+func (f levelFilter) WithGroup(n string) slog.Handler { return levelFilter{f.min, f.h.WithGroup(n)} }

@@ -1,0 +1,255 @@
+// Package testredis starts a real redis-server for tests.
+//
+// Start runs the redis-server binary found on PATH on a free loopback port,
+// in a temporary directory, and stops it when the test ends. The server can be
+// killed and restarted on the same port (with persistence, its data survives
+// the restart). Proxy is a loopback TCP proxy that a test can cut and restore,
+// to disconnect one client from Redis while others stay connected.
+//
+// When redis-server is not installed the test is skipped with a message that
+// says how to install it, unless the environment variable CAEKIT_REQUIRE_REDIS
+// is "1", in which case the test fails.
+package testredis
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireEnv is the environment variable that turns a missing redis-server
+// from a skip into a failure (set it to "1" in CI).
+const RequireEnv = "CAEKIT_REQUIRE_REDIS"
+
+// Binary is the name of the server binary looked up on PATH.
+const Binary = "redis-server"
+
+const startTimeout = 10 * time.Second
+
+// Option configures Start.
+type Option func(*config)
+
+type config struct {
+	persist bool
+}
+
+// WithPersistence turns on the append-only file with fsync on every write, so
+// that every acknowledged write survives Kill and Restart.
+func WithPersistence() Option { return func(c *config) { c.persist = true } }
+
+// Server is a running (or stopped) redis-server owned by one test.
+type Server struct {
+	t    testing.TB
+	cfg  config
+	path string
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	exit chan struct{} // closed when cmd has exited
+	out  *syncBuffer
+}
+
+// Path returns the path of redis-server, or skips t (fails it when
+// CAEKIT_REQUIRE_REDIS=1) when the binary is not installed.
+func Path(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath(Binary)
+	if err != nil {
+		msg := "redis-server not found on PATH; install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) to run the Redis tests"
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("%s (%s=1 requires it)", msg, RequireEnv)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// Start starts redis-server on a free 127.0.0.1 port and registers its
+// shutdown with t.Cleanup. It returns once the server answers PING.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s := &Server{t: t, path: Path(t), dir: t.TempDir()}
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if s.port, err = freePort(); err != nil {
+			continue
+		}
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("testredis: start: %v", err)
+	}
+	t.Cleanup(func() { s.stop(syscall.SIGKILL) })
+	return s
+}
+
+// Addr returns host:port of the server.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// URL returns a redis:// URL for database 0 of the server.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Kill stops the server abruptly with SIGKILL, as a crash would, and waits
+// for it to exit. With WithPersistence every acknowledged write survives.
+func (s *Server) Kill() {
+	s.t.Helper()
+	s.stop(syscall.SIGKILL)
+}
+
+// Restart starts the server again on the same port and directory. It fails
+// the test if the server is still running.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	running := s.cmd != nil
+	s.mu.Unlock()
+	if running {
+		s.t.Fatal("testredis: Restart while the server is running; call Kill first")
+	}
+	var err error
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if err = s.start(); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the port may linger briefly
+	}
+	if err != nil {
+		s.t.Fatalf("testredis: restart on port %d: %v", s.port, err)
+	}
+}
+
+func (s *Server) start() error {
+	args := []string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--dir", s.dir,
+		"--daemonize", "no",
+		"--save", "",
+		"--logfile", "",
+		"--databases", "16",
+	}
+	if s.cfg.persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	out := &syncBuffer{}
+	cmd := exec.Command(s.path, args...)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = out, out, s.dir
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("exec %s: %w", s.path, err)
+	}
+	exit := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exit) }()
+	if err := waitPing(s.Addr(), exit); err != nil {
+		_ = cmd.Process.Kill()
+		<-exit
+		return fmt.Errorf("%w; server output:\n%s", err, out.String())
+	}
+	s.mu.Lock()
+	s.cmd, s.exit, s.out = cmd, exit, out
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Server) stop(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd, exit := s.cmd, s.exit
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exit:
+	case <-time.After(startTimeout):
+		_ = cmd.Process.Kill()
+		<-exit
+	}
+}
+
+// waitPing polls addr with PING until it answers +PONG, the process exits or
+// the start timeout passes.
+func waitPing(addr string, exit <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exit:
+			return errors.New("redis-server exited during start-up")
+		default:
+		}
+		if last = ping(addr); last == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("redis-server on %s did not answer PING within %v: %w", addr, startTimeout, last)
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("unexpected PING reply %q", line)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() > 1<<20 { // keep start-up diagnostics, drop the rest
+		return len(p), nil
+	}
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

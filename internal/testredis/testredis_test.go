@@ -1,0 +1,99 @@
+package testredis_test
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/caekit/caekit/internal/testredis"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// do sends one inline command and returns the first reply line.
+func do(t *testing.T, addr, cmd string) (string, error) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
+}
+
+func TestStartKillRestartPersists(t *testing.T) {
+	srv := testredis.Start(t, testredis.WithPersistence())
+	if got, err := do(t, srv.Addr(), "SET k v"); err != nil || got != "+OK" {
+		t.Fatalf("SET = %q, %v", got, err)
+	}
+	srv.Kill()
+	if _, err := do(t, srv.Addr(), "PING"); err == nil {
+		t.Fatal("PING succeeded after Kill")
+	}
+	srv.Restart()
+	if got, err := do(t, srv.Addr(), "GET k"); err != nil || got != "$1" {
+		t.Fatalf("GET after restart = %q, %v; want the value written before the kill", got, err)
+	}
+	if !strings.HasPrefix(srv.URL(), "redis://127.0.0.1:") {
+		t.Fatalf("URL = %q", srv.URL())
+	}
+}
+
+func TestWithoutPersistenceRestartsEmpty(t *testing.T) {
+	srv := testredis.Start(t)
+	if _, err := do(t, srv.Addr(), "SET k v"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	srv.Restart()
+	if got, err := do(t, srv.Addr(), "GET k"); err != nil || got != "$-1" {
+		t.Fatalf("GET after restart = %q, %v; want nil", got, err)
+	}
+}
+
+func TestProxyCutRestore(t *testing.T) {
+	srv := testredis.Start(t)
+	p := testredis.NewProxy(t, srv.Addr())
+	if got, err := do(t, p.Addr(), "PING"); err != nil || got != "+PONG" {
+		t.Fatalf("PING via proxy = %q, %v", got, err)
+	}
+	p.Cut()
+	if _, err := do(t, p.Addr(), "PING"); err == nil {
+		t.Fatal("PING via a cut proxy succeeded")
+	}
+	p.Restore()
+	if got, err := do(t, p.Addr(), "PING"); err != nil || got != "+PONG" {
+		t.Fatalf("PING after restore = %q, %v", got, err)
+	}
+}
+
+func TestProxyStall(t *testing.T) {
+	srv := testredis.Start(t)
+	p := testredis.NewProxy(t, srv.Addr())
+	p.Stall()
+	c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+		t.Fatal("a stalled proxy answered")
+	}
+	p.Restore()
+	if got, err := do(t, p.Addr(), "PING"); err != nil || got != "+PONG" {
+		t.Fatalf("PING after restore = %q, %v", got, err)
+	}
+}

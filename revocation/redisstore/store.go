@@ -1,0 +1,534 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caekit/caekit/revocation"
+)
+
+// ErrClosed is returned by Put after Close.
+var ErrClosed = errors.New("redisstore: store is closed")
+
+// putScript stores the event in KEYS[1] unless the key already holds an event
+// at the same time or later, and publishes it when stored. ARGV: the encoded
+// event, its TTL in milliseconds, the channel. It returns 1 when stored, 0
+// when an event at least as new was already there. It touches one key only,
+// so it is valid in Redis Cluster; PUBLISH in a script reaches every node.
+var putScript = redis.NewScript(`
+local old = redis.call('GET', KEYS[1])
+if old and string.sub(old, 1, 2) == '1,' and string.sub(old, 3, 22) >= string.sub(ARGV[1], 3, 22) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+`)
+
+const (
+	scanCount     = 1000
+	minBackoff    = 10 * time.Millisecond
+	subscribeWait = 30 * time.Second // New's bound when ctx has no deadline
+)
+
+// Store is a revocation.Store shared by replicas through Redis. Each replica
+// keeps a local mirror (a revocation.Memory) that Lookup reads; Put writes to
+// Redis first and the other replicas' mirrors follow through Pub/Sub. See the
+// package documentation for the design.
+//
+// A Store is safe for concurrent use. Call Close to stop its goroutine.
+type Store struct {
+	cfg       config
+	client    redis.UniversalClient
+	ownClient bool
+	mirror    *revocation.Memory
+	log       *slog.Logger
+	channel   string
+	pattern   string
+
+	epoch       time.Time    // monotonic base for lastContact
+	lastContact atomic.Int64 // time.Since(epoch) at the last confirmed contact
+	overflow    atomic.Bool  // the mirror refused an event that Redis holds
+	overflows   atomic.Uint64
+	closed      atomic.Bool
+
+	errStale    error
+	errOverflow error
+	errClosedH  error
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	psMu   sync.Mutex
+	ps     *redis.PubSub
+	done   chan struct{}
+	once   sync.Once
+	closeE error
+}
+
+var _ revocation.Store = (*Store)(nil)
+
+// New returns a Store that shares state through client, which may be a
+// single-node, Sentinel (failover) or Cluster client. It subscribes to the
+// event channel and loads every unexpired event from Redis into the mirror
+// before it returns, so a replica started after an event enforces it at
+// once. It fails if Redis cannot be reached before ctx is done. The caller
+// keeps ownership of client: Close does not close it.
+func New(ctx context.Context, client redis.UniversalClient, opts ...Option) (*Store, error) {
+	return newStore(ctx, client, false, opts)
+}
+
+// NewFromURL is New with a client built from a redis:// or rediss:// URL
+// (redis://[user:password@]host:port/db, see redis.ParseURL). The Store owns
+// that client and closes it in Close. For Sentinel or Cluster build the
+// client with redis.NewUniversalClient and call New.
+func NewFromURL(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
+	o, err := redis.ParseURL(rawURL)
+	if err != nil {
+		// url.Error repeats the URL, which may hold a password: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("redisstore: bad Redis URL (want redis://[user:password@]host:port/db or rediss://...): %w", err)
+	}
+	client := redis.NewClient(o)
+	s, err := newStore(ctx, client, true, opts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts []Option) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redisstore: nil Redis client")
+	}
+	if _, ok := client.(*redis.Ring); ok {
+		return nil, errors.New("redisstore: redis.Ring is not supported (Pub/Sub does not cross Ring shards); use a single-node, Sentinel or Cluster client")
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	mirror, err := revocation.NewMemoryE(
+		revocation.WithRetention(cfg.retention),
+		revocation.WithMaxEntries(cfg.maxEntries),
+		revocation.WithClock(cfg.now),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: mirror: %w", err)
+	}
+	s := &Store{
+		cfg:       cfg,
+		client:    client,
+		ownClient: own,
+		mirror:    mirror,
+		log:       cfg.logger,
+		channel:   cfg.prefix + channelName,
+		pattern:   scanPattern(cfg.prefix),
+		epoch:     time.Now(),
+		done:      make(chan struct{}),
+	}
+	// Health must not allocate: its errors are built once.
+	s.errStale = fmt.Errorf("redisstore: out of touch with Redis for longer than %v (policy %s): %w",
+		cfg.staleAfter, cfg.policy, revocation.ErrStale)
+	s.errOverflow = fmt.Errorf("redisstore: local mirror is full (%d entries) and misses events Redis holds: %w",
+		cfg.maxEntries, errors.Join(revocation.ErrStale, revocation.ErrFull))
+	s.errClosedH = fmt.Errorf("redisstore: store is closed: %w", revocation.ErrStale)
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, subscribeWait)
+		defer cancel()
+	}
+	// Subscribe first, then load: an event published in between arrives as
+	// a message, one stored before is found by the scan. Apply is
+	// newest-wins, so seeing an event twice is harmless.
+	ps := client.Subscribe(ctx, s.channel)
+	if err := s.waitSubscribed(ctx, ps); err != nil {
+		_ = ps.Close()
+		return nil, fmt.Errorf("redisstore: subscribe to %q: %w", s.channel, err)
+	}
+	if err := s.resync(ctx, false); err != nil {
+		_ = ps.Close()
+		return nil, fmt.Errorf("redisstore: initial load from Redis: %w", err)
+	}
+	s.touch()
+	s.ps = ps
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go s.run(ps)
+	return s, nil
+}
+
+func (s *Store) waitSubscribed(ctx context.Context, ps *redis.PubSub) error {
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, s.cfg.heartbeat)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			if isTimeout(err) {
+				continue
+			}
+			return err
+		}
+		if sub, ok := msg.(*redis.Subscription); ok && sub.Kind == "subscribe" && sub.Channel == s.channel {
+			return nil
+		}
+	}
+}
+
+// Put stores ev in Redis, unless Redis already holds an event for the same
+// subject at the same time or later, and publishes it to the other replicas;
+// then it applies ev to the local mirror and notifies subscribers. It returns
+// nil only once Redis has stored ev (or holds a newer event), so the caller
+// may acknowledge ev. When Redis cannot be reached it returns an error and
+// ev is not stored anywhere. An event already older than the retention is
+// accepted and ignored.
+func (s *Store) Put(ctx context.Context, ev revocation.Event) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := validate(ev); err != nil {
+		return err
+	}
+	ttl := ev.Time.Add(s.cfg.retention).Sub(s.cfg.now())
+	if ttl <= 0 {
+		return nil // nothing it could revoke is still valid
+	}
+	ttlMS := int64((ttl + time.Millisecond - 1) / time.Millisecond)
+	key := subjectKey(s.cfg.prefix, ev.Subject)
+	if err := putScript.Run(ctx, s.client, []string{key}, encode(ev), ttlMS, s.channel).Err(); err != nil {
+		return fmt.Errorf("redisstore: store %s event %q for %s in Redis: %w", ev.Type, ev.ID, ev.Subject, err)
+	}
+	changed, err := s.mirror.Apply(ev)
+	if err != nil {
+		if errors.Is(err, revocation.ErrFull) {
+			s.setOverflow()
+		}
+		return fmt.Errorf("redisstore: event stored in Redis but not in the local mirror: %w", err)
+	}
+	if changed {
+		s.mirror.Notify(ev)
+	}
+	return nil
+}
+
+// Lookup returns the latest unexpired event for k from the local mirror. It
+// does not touch the network and does not allocate.
+func (s *Store) Lookup(k revocation.Key) (revocation.Event, bool) { return s.mirror.Lookup(k) }
+
+// Subscribe calls fn for every event that changes the mirror: events Put on
+// this replica, events published by other replicas and events found by a
+// resynchronisation after a reconnect. fn must not block.
+func (s *Store) Subscribe(fn func(revocation.Event)) (unsubscribe func()) {
+	return s.mirror.Subscribe(fn)
+}
+
+// Health returns nil while look-ups can be trusted. Under FailClosed it
+// returns an error wrapping revocation.ErrStale once Staleness exceeds the
+// StaleAfter threshold; under either policy it returns such an error when the
+// mirror is full and misses events, and after Close. It does not allocate.
+func (s *Store) Health() error {
+	switch {
+	case s.closed.Load():
+		return s.errClosedH
+	case s.overflow.Load():
+		return s.errOverflow
+	case s.cfg.policy == FailClosed && s.Staleness() > s.cfg.staleAfter:
+		return s.errStale
+	}
+	return nil
+}
+
+// Staleness returns how long ago the store last confirmed that its mirror
+// is in step with Redis: a live, resynchronised subscription that answered a
+// message or a heartbeat. It stays below about one heartbeat while healthy.
+func (s *Store) Staleness() time.Duration {
+	d := time.Since(s.epoch) - time.Duration(s.lastContact.Load())
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// Sweep removes expired events from the local mirror and returns how many it
+// removed. The store sweeps on its own about once a minute (more often for a
+// short retention); Redis expires its keys by TTL.
+func (s *Store) Sweep() int { return s.mirror.Sweep() }
+
+// Len returns the number of subjects in the local mirror, expired ones
+// included until swept.
+func (s *Store) Len() int { return s.mirror.Len() }
+
+// Close stops the store's goroutine and, for a Store from NewFromURL, closes
+// its Redis client. Lookup keeps answering from the mirror; Put fails with
+// ErrClosed and Health reports the store as stale. Close is idempotent.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		s.cancel()
+		s.psMu.Lock()
+		if s.ps != nil {
+			_ = s.ps.Close() // unblocks a pending receive
+		}
+		s.psMu.Unlock()
+		<-s.done
+		if s.ownClient {
+			s.closeE = s.client.Close()
+		}
+	})
+	return s.closeE
+}
+
+func (s *Store) setOverflow() {
+	s.overflows.Add(1)
+	s.overflow.Store(true)
+}
+
+func (s *Store) touch() { s.lastContact.Store(int64(time.Since(s.epoch))) }
+
+// run receives published events, pings the subscription when idle,
+// reconnects when it fails and resynchronises after every (re)subscription.
+func (s *Store) run(ps *redis.PubSub) {
+	defer close(s.done)
+	defer func() {
+		s.psMu.Lock()
+		_ = s.ps.Close()
+		s.psMu.Unlock()
+	}()
+	hb := s.cfg.heartbeat
+	synced, needSync := true, false
+	lastRecv, lastResync := time.Now(), time.Now()
+	backoff := time.Duration(0)
+	sweepEvery := min(max(s.cfg.retention/4, hb), time.Minute)
+	lastSweep := time.Now()
+	for s.ctx.Err() == nil {
+		if time.Since(lastSweep) > sweepEvery {
+			s.mirror.Sweep()
+			lastSweep = time.Now()
+		}
+		if needSync {
+			if err := s.resync(s.ctx, true); err != nil {
+				if s.ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("redisstore: resynchronisation failed; retrying", "error", err)
+				s.sleep(&backoff)
+				continue
+			}
+			s.log.Info("redisstore: mirror resynchronised with Redis", "channel", s.channel,
+				"entries", s.mirror.Len(), "stale_for", s.Staleness().Round(time.Millisecond))
+			needSync, synced, backoff = false, true, 0
+			lastResync = time.Now()
+			s.touch()
+		}
+		msg, err := ps.ReceiveTimeout(s.ctx, hb)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if !isTimeout(err) {
+				if synced {
+					s.log.Warn("redisstore: lost the Redis subscription; reconnecting", "error", err)
+				}
+				synced = false
+				s.sleep(&backoff)
+				continue
+			}
+			if time.Since(lastRecv) > 3*hb {
+				s.log.Warn("redisstore: subscription answered nothing for three heartbeats; reconnecting",
+					"heartbeat", hb)
+				synced = false
+				if ps = s.resubscribe(ps); ps == nil {
+					return
+				}
+				lastRecv = time.Now()
+				continue
+			}
+			if synced && s.overflow.Load() && time.Since(lastResync) > s.cfg.staleAfter {
+				needSync = true // try to recover from a full mirror once entries expire
+				continue
+			}
+			_ = ps.Ping(s.ctx) // a failure shows up on the next receive
+			continue
+		}
+		lastRecv = time.Now()
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				// A (re)subscription: events may have been missed since
+				// the last one; reload before trusting the mirror again.
+				synced, needSync = false, true
+			}
+		case *redis.Message:
+			s.applyEncoded(m.Payload, "message")
+			if synced {
+				s.touch()
+			}
+		case *redis.Pong:
+			if synced {
+				s.touch()
+			}
+		}
+	}
+}
+
+// resubscribe replaces a silent subscription with a new one, or returns nil
+// when the store is closing.
+func (s *Store) resubscribe(old *redis.PubSub) *redis.PubSub {
+	s.psMu.Lock()
+	defer s.psMu.Unlock()
+	_ = old.Close()
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	s.ps = s.client.Subscribe(s.ctx, s.channel)
+	return s.ps
+}
+
+func (s *Store) sleep(backoff *time.Duration) {
+	switch {
+	case *backoff == 0:
+		*backoff = minBackoff
+	case *backoff < s.cfg.heartbeat:
+		*backoff = min(2**backoff, s.cfg.heartbeat)
+	}
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+}
+
+// applyEncoded decodes one event from Redis and applies it to the mirror,
+// notifying subscribers when it changed what Lookup returns.
+func (s *Store) applyEncoded(v, source string) {
+	ev, err := decode(v)
+	if err != nil {
+		s.log.Warn("redisstore: ignored an undecodable event", "source", source, "error", err)
+		return
+	}
+	s.applyEvent(ev)
+}
+
+func (s *Store) applyEvent(ev revocation.Event) {
+	changed, err := s.mirror.Apply(ev)
+	if err != nil {
+		if errors.Is(err, revocation.ErrFull) {
+			s.setOverflow()
+		}
+		s.log.Error("redisstore: could not mirror an event", "subject", ev.Subject.String(), "error", err)
+		return
+	}
+	if changed {
+		s.mirror.Notify(ev)
+	}
+}
+
+// resync loads every event under the prefix into the mirror: SCAN over every
+// master (in Cluster) and GET in pipelined batches.
+func (s *Store) resync(ctx context.Context, notify bool) error {
+	var full atomic.Bool
+	overflows := s.overflows.Load()
+	scan := func(ctx context.Context, node redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := node.Scan(ctx, cursor, s.pattern, scanCount).Result()
+			if err != nil {
+				return fmt.Errorf("scan %q: %w", s.pattern, err)
+			}
+			if err := s.load(ctx, keys, notify, &full); err != nil {
+				return err
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	var err error
+	if c, ok := s.client.(*redis.ClusterClient); ok {
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+	} else {
+		err = scan(ctx, s.client)
+	}
+	if err != nil {
+		return err
+	}
+	if full.Load() {
+		s.log.Error("redisstore: local mirror is full and misses events; raise WithMaxEntries", "max_entries", s.cfg.maxEntries)
+	}
+	if full.Load() {
+		s.setOverflow()
+	} else if s.overflows.Load() == overflows {
+		s.overflow.Store(false) // every event Redis holds is mirrored again
+	}
+	return nil
+}
+
+func (s *Store) load(ctx context.Context, keys []string, notify bool, full *atomic.Bool) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	// Through the store's client, which routes each GET to its slot's owner.
+	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("get %d keys: %w", len(keys), err)
+	}
+	for i, c := range cmds {
+		v, err := c.(*redis.StringCmd).Result()
+		if errors.Is(err, redis.Nil) {
+			continue // expired between SCAN and GET
+		}
+		if err != nil {
+			return fmt.Errorf("get %q: %w", keys[i], err)
+		}
+		ev, err := decode(v)
+		if err != nil {
+			s.log.Warn("redisstore: ignored an undecodable key", "key", keys[i], "error", err)
+			continue
+		}
+		if subjectKey(s.cfg.prefix, ev.Subject) != keys[i] {
+			s.log.Warn("redisstore: ignored a key whose event names another subject", "key", keys[i])
+			continue
+		}
+		changed, err := s.mirror.Apply(ev)
+		if err != nil {
+			if errors.Is(err, revocation.ErrFull) {
+				full.Store(true)
+			}
+			continue
+		}
+		if changed && notify {
+			s.mirror.Notify(ev)
+		}
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
