@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caekit/caekit/internal/testredis"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
+	"github.com/caekit/caekit/revocation/redisstore/redistest"
 )
 
 // BenchmarkPropagation measures, per event, the time from the start of Put on
@@ -20,7 +20,7 @@ import (
 //
 //	go test -run '^$' -bench Propagation -benchtime 2000x ./revocation/redisstore/
 func BenchmarkPropagation(b *testing.B) {
-	srv := testredis.Start(b)
+	srv := redistest.Start(b)
 	a, rb, rc := open(b, srv.URL()), open(b, srv.URL()), open(b, srv.URL())
 	var (
 		mu      sync.Mutex
@@ -74,7 +74,7 @@ func BenchmarkPropagation(b *testing.B) {
 
 // BenchmarkLookup is the hot path: a hit in the local mirror plus Health.
 func BenchmarkLookup(b *testing.B) {
-	srv := testredis.Start(b)
+	srv := redistest.Start(b)
 	s := open(b, srv.URL())
 	k := revocation.ObjectKey("72f988bf-86f1-41af-91ab-2d7cd011db47", "4a6e1b2c-1d2e-4f5a-8b9c-0d1e2f3a4b5c")
 	if err := s.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled, Subject: k, Time: time.Now()}); err != nil {
@@ -91,7 +91,7 @@ func BenchmarkLookup(b *testing.B) {
 
 // BenchmarkHealth is the per-call health check.
 func BenchmarkHealth(b *testing.B) {
-	srv := testredis.Start(b)
+	srv := redistest.Start(b)
 	s := open(b, srv.URL())
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -19,10 +19,10 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
-	"github.com/caekit/caekit/internal/testredis"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
+	"github.com/caekit/caekit/revocation/redisstore/redistest"
 )
 
 const (
@@ -75,7 +75,7 @@ func serve(t *testing.T, key *ecdsa.PublicKey, store *redisstore.Store) inboxv1.
 // a claims challenge; when Redis goes away, the fail-closed replicas answer
 // Unavailable.
 func TestEndToEndThreeServers(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -230,8 +230,9 @@ func (s *Store) Put(ctx context.Context, ev revocation.Event) error {
 	return nil
 }
 
-// Lookup returns the latest unexpired event for k from the local mirror. It
-// does not touch the network and does not allocate.
+// Lookup returns the latest event for k from the local mirror. It does not
+// touch the network and does not allocate. As with revocation.Memory, an
+// event past its retention may be returned until the next sweep.
 func (s *Store) Lookup(k revocation.Key) (revocation.Event, bool) { return s.mirror.Lookup(k) }
 
 // Subscribe calls fn for every event that changes the mirror: events Put on

@@ -15,9 +15,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/caekit/caekit/internal/testredis"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
+	"github.com/caekit/caekit/revocation/redisstore/redistest"
 )
 
 const (
@@ -115,7 +115,7 @@ func (c *counter) get(id string) int {
 }
 
 func TestEventVisibleOnEveryReplica(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	a, b, c := open(t, srv.URL()), open(t, srv.URL()), open(t, srv.URL())
 	cb, cc := count(b), count(c)
 	ev := event(revocation.ObjectKey("tenant", "user-1"), time.Now())
@@ -152,9 +152,9 @@ func TestEventVisibleOnEveryReplica(t *testing.T) {
 }
 
 func TestLateReplicaLoadsExistingEvents(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	a := open(t, srv.URL())
-	evs := make([]revocation.Event, 2500) // more than one SCAN batch
+	evs := make([]revocation.Event, 1100) // more than one SCAN batch
 	for i := range evs {
 		evs[i] = event(revocation.ObjectKey("t", fmt.Sprint("u", i)), time.Now())
 		put(t, a, evs[i])
@@ -172,7 +172,7 @@ func TestLateReplicaLoadsExistingEvents(t *testing.T) {
 }
 
 func TestConcurrentWritersNewestWins(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	stores := []*redisstore.Store{open(t, srv.URL()), open(t, srv.URL()), open(t, srv.URL())}
 	subject := revocation.ObjectKey("t", "contended")
 	base := time.Now().Add(-time.Hour)
@@ -214,7 +214,7 @@ func TestConcurrentWritersNewestWins(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	rc := rawClient(t, srv.Addr())
 	ctx := context.Background()
 
@@ -275,10 +275,10 @@ func TestExpiry(t *testing.T) {
 // honoured, and every replica recovers, including events written by another
 // replica while this one was still disconnected.
 func TestRedisRestart(t *testing.T) {
-	srv := testredis.Start(t, testredis.WithPersistence())
+	srv := redistest.Start(t, redistest.WithPersistence())
 	writer := open(t, srv.URL(), redisstore.WithStalenessPolicy(redisstore.KeepLastKnown))
 	closed := open(t, srv.URL()) // FailClosed is the default
-	proxy := testredis.NewProxy(t, srv.Addr())
+	proxy := redistest.NewProxy(t, srv.Addr())
 	late := open(t, proxy.URL(), redisstore.WithStalenessPolicy(redisstore.FailClosed))
 
 	before := event(revocation.ObjectKey("t", "before"), time.Now())
@@ -336,8 +336,8 @@ func TestRedisRestart(t *testing.T) {
 func TestPartitionedReplicaCatchesUp(t *testing.T) {
 	for _, mode := range []string{"cut", "stall"} {
 		t.Run(mode, func(t *testing.T) {
-			srv := testredis.Start(t)
-			proxy := testredis.NewProxy(t, srv.Addr())
+			srv := redistest.Start(t)
+			proxy := redistest.NewProxy(t, srv.Addr())
 			a := open(t, srv.URL())
 			b := open(t, proxy.URL())
 			cb := count(b)
@@ -360,7 +360,7 @@ func TestPartitionedReplicaCatchesUp(t *testing.T) {
 }
 
 func TestPutRejectsInvalidEvents(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	s := open(t, srv.URL())
 	good := event(revocation.ObjectKey("t", "o"), time.Now())
 	for name, ev := range map[string]revocation.Event{
@@ -381,7 +381,7 @@ func TestPutRejectsInvalidEvents(t *testing.T) {
 }
 
 func TestUndecodableDataIsIgnored(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	rc := rawClient(t, srv.Addr())
 	ctx := context.Background()
 	rc.Set(ctx, "caekit:rev:object:1:t:garbage", "not an event", 0)
@@ -402,7 +402,7 @@ func TestUndecodableDataIsIgnored(t *testing.T) {
 }
 
 func TestPrefixesIsolate(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	x := open(t, srv.URL(), redisstore.WithPrefix("x:"))
 	y1 := open(t, srv.URL(), redisstore.WithPrefix("y:"))
 	y2 := open(t, srv.URL(), redisstore.WithPrefix("y:"))
@@ -426,7 +426,7 @@ func TestPrefixesIsolate(t *testing.T) {
 }
 
 func TestMirrorFullFailsHealth(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	a := open(t, srv.URL())
 	small := open(t, srv.URL(), redisstore.WithMaxEntries(2), redisstore.WithStalenessPolicy(redisstore.KeepLastKnown))
 	for i := 0; i < 3; i++ {
@@ -460,7 +460,7 @@ func TestConstructorErrors(t *testing.T) {
 		t.Fatal("accepted a Ring client")
 	}
 	// Nothing listens on a port we just freed: New must fail, not hang.
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	url := srv.URL()
 	srv.Kill()
 	if _, err := redisstore.NewFromURL(ctx, url); err == nil {
@@ -483,7 +483,7 @@ func TestConstructorErrors(t *testing.T) {
 }
 
 func TestCloseKeepsCallersClient(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	rc := rawClient(t, srv.Addr())
 	ctx := context.Background()
 	s, err := redisstore.New(ctx, rc, redisstore.WithLogger(quiet))
@@ -511,5 +511,53 @@ func TestCloseKeepsCallersClient(t *testing.T) {
 	}
 	if _, ok := s.Lookup(ev.Subject); !ok {
 		t.Fatal("Lookup after Close lost the mirror")
+	}
+}
+
+// In Redis Cluster, subject keys spread over every master: events written
+// through one replica reach the others (PUBLISH crosses nodes) and a late
+// replica loads them all (SCAN on every master).
+func TestCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	newClient := func() redis.UniversalClient {
+		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cl.Addrs(), IsClusterMode: true})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	openC := func() *redisstore.Store {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		s, err := redisstore.New(ctx, newClient(), redisstore.WithLogger(quiet),
+			redisstore.WithHeartbeat(testHeartbeat), redisstore.WithStaleAfter(testStaleAfter))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := openC(), openC()
+	evs := make([]revocation.Event, 60)
+	for i := range evs {
+		evs[i] = event(revocation.ObjectKey("t", fmt.Sprint("cluster-user-", i)), time.Now())
+		put(t, a, evs[i])
+	}
+	for _, ev := range evs {
+		eventually(t, "B to see every event", sees(b, ev))
+	}
+	// The keys really are spread: every master holds some.
+	for _, addr := range cl.Addrs() {
+		n, err := redistest.Command(addr, "DBSIZE")
+		if err != nil || n == "0" {
+			t.Fatalf("master %s holds %s keys (%v); want keys on every master", addr, n, err)
+		}
+	}
+	late := openC()
+	for _, ev := range evs {
+		if !sees(late, ev)() {
+			t.Fatalf("late replica missed %v", ev.Subject)
+		}
+	}
+	if err := late.Health(); err != nil {
+		t.Fatal(err)
 	}
 }

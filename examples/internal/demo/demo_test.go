@@ -5,13 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caekit/caekit/revocation/redisstore/redistest"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
@@ -45,33 +47,15 @@ func (s *syncBuffer) String() string {
 }
 
 // startRedis runs a real redis-server on a free loopback port, or returns ""
-// when none is installed.
+// when none is installed (then step 9 is skipped, unless CAEKIT_REQUIRE_REDIS=1
+// makes redistest fail the test).
 func startRedis(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil && os.Getenv("CAEKIT_REQUIRE_REDIS") != "1" {
 		t.Log("redis-server not installed: step 9 will be skipped")
 		return ""
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			_ = c.Close()
-			return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-		}
-	}
-	t.Fatal("redis-server did not start")
-	return ""
+	return redistest.Start(t).URL()
 }
 
 func eventsOf(evs []app.Event, kind string) []app.Event {

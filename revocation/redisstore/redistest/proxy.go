@@ -1,4 +1,4 @@
-package testredis
+package redistest
 
 import (
 	"net"
@@ -28,7 +28,7 @@ func NewProxy(t testing.TB, upstream string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("testredis: proxy listen: %v", err)
+		t.Fatalf("redistest: proxy listen: %v", err)
 	}
 	p := &Proxy{upstream: upstream, ln: ln, conns: make(map[net.Conn]struct{})}
 	p.wg.Add(1)

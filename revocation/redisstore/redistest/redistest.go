@@ -1,4 +1,4 @@
-// Package testredis starts a real redis-server for tests.
+// Package redistest starts a real redis-server for tests.
 //
 // Start runs the redis-server binary found on PATH on a free loopback port,
 // in a temporary directory, and stops it when the test ends. The server can be
@@ -9,17 +9,19 @@
 // When redis-server is not installed the test is skipped with a message that
 // says how to install it, unless the environment variable CAEKIT_REQUIRE_REDIS
 // is "1", in which case the test fails.
-package testredis
+package redistest
 
 import (
 	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -40,6 +42,7 @@ type Option func(*config)
 
 type config struct {
 	persist bool
+	cluster bool
 }
 
 // WithPersistence turns on the append-only file with fsync on every write, so
@@ -93,7 +96,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 	}
 	if err != nil {
-		t.Fatalf("testredis: start: %v", err)
+		t.Fatalf("redistest: start: %v", err)
 	}
 	t.Cleanup(func() { s.stop(syscall.SIGKILL) })
 	return s
@@ -120,7 +123,7 @@ func (s *Server) Restart() {
 	running := s.cmd != nil
 	s.mu.Unlock()
 	if running {
-		s.t.Fatal("testredis: Restart while the server is running; call Kill first")
+		s.t.Fatal("redistest: Restart while the server is running; call Kill first")
 	}
 	var err error
 	deadline := time.Now().Add(startTimeout)
@@ -131,7 +134,7 @@ func (s *Server) Restart() {
 		time.Sleep(50 * time.Millisecond) // the port may linger briefly
 	}
 	if err != nil {
-		s.t.Fatalf("testredis: restart on port %d: %v", s.port, err)
+		s.t.Fatalf("redistest: restart on port %d: %v", s.port, err)
 	}
 }
 
@@ -144,6 +147,10 @@ func (s *Server) start() error {
 		"--save", "",
 		"--logfile", "",
 		"--databases", "16",
+	}
+	if s.cfg.cluster {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000")
 	}
 	if s.cfg.persist {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
@@ -206,23 +213,55 @@ func waitPing(addr string, exit <-chan struct{}) error {
 }
 
 func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	reply, err := Command(addr, "PING")
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("unexpected PING reply %q", line)
+	if reply != "PONG" {
+		return fmt.Errorf("unexpected PING reply %q", reply)
 	}
 	return nil
+}
+
+// Command sends one inline command (no quoting) to addr on a new connection
+// and returns a simple-string, integer or bulk-string reply. An error reply
+// is returned as an error.
+func Command(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty reply")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", errors.New(line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	return "", fmt.Errorf("unsupported reply %q", line)
 }
 
 func freePort() (int, error) {

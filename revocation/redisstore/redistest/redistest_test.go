@@ -1,4 +1,4 @@
-package testredis_test
+package redistest_test
 
 import (
 	"bufio"
@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/caekit/caekit/internal/testredis"
+	"github.com/caekit/caekit/revocation/redisstore/redistest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -31,7 +31,7 @@ func do(t *testing.T, addr, cmd string) (string, error) {
 }
 
 func TestStartKillRestartPersists(t *testing.T) {
-	srv := testredis.Start(t, testredis.WithPersistence())
+	srv := redistest.Start(t, redistest.WithPersistence())
 	if got, err := do(t, srv.Addr(), "SET k v"); err != nil || got != "+OK" {
 		t.Fatalf("SET = %q, %v", got, err)
 	}
@@ -49,7 +49,7 @@ func TestStartKillRestartPersists(t *testing.T) {
 }
 
 func TestWithoutPersistenceRestartsEmpty(t *testing.T) {
-	srv := testredis.Start(t)
+	srv := redistest.Start(t)
 	if _, err := do(t, srv.Addr(), "SET k v"); err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +61,8 @@ func TestWithoutPersistenceRestartsEmpty(t *testing.T) {
 }
 
 func TestProxyCutRestore(t *testing.T) {
-	srv := testredis.Start(t)
-	p := testredis.NewProxy(t, srv.Addr())
+	srv := redistest.Start(t)
+	p := redistest.NewProxy(t, srv.Addr())
 	if got, err := do(t, p.Addr(), "PING"); err != nil || got != "+PONG" {
 		t.Fatalf("PING via proxy = %q, %v", got, err)
 	}
@@ -77,8 +77,8 @@ func TestProxyCutRestore(t *testing.T) {
 }
 
 func TestProxyStall(t *testing.T) {
-	srv := testredis.Start(t)
-	p := testredis.NewProxy(t, srv.Addr())
+	srv := redistest.Start(t)
+	p := redistest.NewProxy(t, srv.Addr())
 	p.Stall()
 	c, err := net.DialTimeout("tcp", p.Addr(), time.Second)
 	if err != nil {
@@ -95,5 +95,16 @@ func TestProxyStall(t *testing.T) {
 	p.Restore()
 	if got, err := do(t, p.Addr(), "PING"); err != nil || got != "+PONG" {
 		t.Fatalf("PING after restore = %q, %v", got, err)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	if len(c.Addrs()) != 3 {
+		t.Fatalf("Addrs = %v", c.Addrs())
+	}
+	info, err := redistest.Command(c.Addrs()[0], "CLUSTER INFO")
+	if err != nil || !strings.Contains(info, "cluster_known_nodes:3") {
+		t.Fatalf("CLUSTER INFO = %q, %v", info, err)
 	}
 }
