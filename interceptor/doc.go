@@ -64,4 +64,26 @@
 // or sent, periodically with WithStreamRecheckInterval, and a stream ends when
 // its token expires (reason TOKEN_EXPIRED). See StreamServerInterceptor for
 // how the handler is run.
+//
+// # Observability
+//
+// Metrics go through the OpenTelemetry metric API to WithMeterProvider's
+// provider (default: the global one). caekit.server.decisions counts the
+// decision on every unary call and stream open by rpc.method, caekit.outcome
+// (allow, deny) and, for denials, caekit.reason; caekit.server.check.duration
+// times the token validation and checks (seconds); caekit.server.stream.cuts
+// counts streams ended mid-flight; caekit.server.streams.active counts open
+// streams; caekit.revocation.store.entries, .staleness and .healthy report the
+// store (entries and staleness only when the store has Len() int and
+// Staleness() time.Duration methods). Allowed calls record with attribute sets
+// built once per method, without allocating; methods past MaxMetricMethods are
+// reported as "_OTHER".
+//
+// WithLogger's logger gets one line per denial, with the token's hash prefix
+// ("token"), never the token. When a go-grpc-middleware v2 logging interceptor
+// runs before this one, every call's caekit.subject, caekit.tenant,
+// caekit.decision and caekit.reason are added to the fields it logs, also for
+// denials and for streams cut mid-flight (see WithoutLoggingFields and
+// WithInjectLoggingFields). WithAuditHook receives an AuditRecord for every
+// denial.
 package interceptor

@@ -1,6 +1,7 @@
 package interceptor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/caekit/caekit/revocation"
 )
@@ -37,6 +39,10 @@ type options struct {
 	recheckEvery   time.Duration
 	errs           []error
 	customMetadata bool
+	meterProvider  metric.MeterProvider
+	audit          AuditHook
+	logFields      bool
+	injectFields   bool
 }
 
 func defaultOptions() options {
@@ -44,6 +50,7 @@ func defaultOptions() options {
 		capability: DefaultCapability,
 		logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:        time.Now,
+		logFields:  true,
 	}
 }
 
@@ -211,4 +218,60 @@ func WithStreamRecheckInterval(d time.Duration) Option {
 		}
 		o.recheckEvery = d
 	}
+}
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider of the Server's
+// metrics (see the Metric constants). Default: otel.GetMeterProvider(), the
+// global provider, which records nothing until an SDK is installed.
+//
+// An allowed call records one counter increment and one histogram value with
+// attribute sets built once per method, so it does not allocate.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) {
+		if mp == nil {
+			o.fail("WithMeterProvider: meter provider is nil")
+			return
+		}
+		o.meterProvider = mp
+	}
+}
+
+// WithAuditHook calls hook with an AuditRecord for every denial: refused
+// unary calls, refused stream opens and streams cut mid-flight. The record
+// holds the token's hash prefix, never the token.
+//
+// The hook is called synchronously on the call's goroutine (for a mid-stream
+// cut, the interceptor's goroutine, before the stream's status is written),
+// so it delays the denied caller's answer: keep it fast, or hand the record
+// off (a buffered channel, a queue) and do slow work elsewhere. It must be
+// safe for concurrent use. Default: none.
+func WithAuditHook(hook func(ctx context.Context, r AuditRecord)) Option {
+	return func(o *options) {
+		if hook == nil {
+			o.fail("WithAuditHook: hook is nil")
+			return
+		}
+		o.audit = hook
+	}
+}
+
+// WithoutLoggingFields stops the interceptors from setting the caekit.*
+// logging fields (FieldSubject, FieldTenant, FieldDecision, FieldReason).
+//
+// By default, when a go-grpc-middleware v2 logging interceptor (or anything
+// that calls logging.InjectFields) runs before this one, every call's fields
+// are added to the fields that interceptor logs, denials included; for a
+// stream, FieldDecision and FieldReason turn to deny when it is cut. Nothing
+// is done, and nothing allocated, when no logging fields are in the context.
+func WithoutLoggingFields() Option {
+	return func(o *options) { o.logFields = false }
+}
+
+// WithInjectLoggingFields also puts the caekit.* logging fields into the
+// handler's context (logging.InjectFields) when no logging interceptor runs
+// before this one: for a logging interceptor chained after this one, or
+// handlers that read logging.ExtractFields. It costs a few allocations per
+// allowed call.
+func WithInjectLoggingFields() Option {
+	return func(o *options) { o.injectFields = true }
 }

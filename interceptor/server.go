@@ -3,13 +3,17 @@ package interceptor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -44,6 +48,7 @@ type Server struct {
 	store  revocation.Store
 	checks []Check
 	index  streamIndex
+	met    *serverMetrics
 
 	unsub     func()
 	closing   chan struct{}
@@ -80,6 +85,14 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	s.checks = append(make([]Check, 0, 1+len(o.checks)), revocationCheck{store: o.store})
 	s.checks = append(s.checks, o.checks...)
 	s.index.init()
+	if o.meterProvider == nil {
+		o.meterProvider = otel.GetMeterProvider()
+	}
+	met, err := newServerMetrics(o.meterProvider, o.store)
+	if err != nil {
+		return nil, fmt.Errorf("interceptor: metrics: %w", err)
+	}
+	s.met = met
 	s.unsub = o.store.Subscribe(s.index.notify)
 	return s, nil
 }
@@ -96,6 +109,7 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.unsub()
+		s.met.close()
 	})
 }
 
@@ -169,6 +183,8 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if s.isExempt(ctx, info.FullMethod, nil, req) {
 		return handler(ctx, req)
 	}
+	start := time.Now()
+	ms := s.met.method(info.FullMethod)
 	claims, raw, d := s.authenticate(ctx)
 	if d == nil {
 		var md metadata.MD
@@ -179,13 +195,23 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
+		s.met.denied(ctx, ms, reasonName(d.Reason), time.Since(start))
 		if c.header != "" {
 			_ = grpc.SetTrailer(ctx, metadata.Pairs(challenge.MetadataKey, c.header))
 		}
-		s.logCut(ctx, "caekit: call denied", info.FullMethod, claims, raw, c)
+		s.denied(ctx, PhaseUnary, "caekit: call denied", info.FullMethod, claims, raw, c)
 		return nil, c.err
 	}
-	return handler(context.WithValue(ctx, claimsKey{}, claims), req)
+	s.met.allowed(ctx, ms, time.Since(start))
+	hctx := context.WithValue(ctx, claimsKey{}, claims)
+	if s.o.logFields {
+		if up := hasLoggingFields(ctx); up || s.o.injectFields {
+			hctx = publishFields(ctx, hctx, up, s.o.injectFields, logging.Fields{
+				FieldSubject, claims.Subject, FieldTenant, claims.TenantID, FieldDecision, outcomeAllow,
+			})
+		}
+	}
+	return handler(hctx, req)
 }
 
 // authenticate extracts and validates the bearer token. It returns the raw
@@ -313,31 +339,65 @@ func tokenHash(raw string) string {
 	return token.Hash(raw)
 }
 
-func (s *Server) logCut(ctx context.Context, msg, method string, claims *Claims, raw string, c *cut) {
-	if !s.o.logger.Enabled(ctx, slog.LevelInfo) {
-		return
+// denied publishes a denial: logging fields for an upstream logging
+// interceptor (not for mid-stream cuts, whose fields are live values), the
+// kit's own log line and the audit hook.
+func (s *Server) denied(ctx context.Context, phase AuditPhase, msg, method string, claims *Claims, raw string, c *cut) {
+	sub, tid := claimFields(claims)
+	if s.o.logFields && phase != PhaseMidStream && hasLoggingFields(ctx) {
+		logging.AddFields(ctx, logging.Fields{
+			FieldSubject, sub, FieldTenant, tid, FieldDecision, outcomeDeny, FieldReason, reasonName(c.d.Reason),
+		})
 	}
-	h := ""
+	h := tokenHash(raw)
 	if claims != nil && claims.Hash != "" {
 		h = claims.Hash
-	} else {
-		h = tokenHash(raw)
+	}
+	if s.o.audit != nil {
+		r := AuditRecord{
+			Time:        s.o.now(),
+			Phase:       phase,
+			Method:      method,
+			Subject:     sub,
+			Tenant:      tid,
+			Code:        c.st.Code(),
+			Reason:      c.d.Reason,
+			Description: c.d.Description,
+			EventID:     c.d.EventID,
+			EventTime:   c.d.EventTime,
+			TokenHash:   h,
+		}
+		if r.Description == "" {
+			r.Description = c.st.Message()
+		}
+		if p, ok := peer.FromContext(ctx); ok {
+			r.Peer = p.Addr
+		}
+		s.o.audit(ctx, r)
+	}
+	if !s.o.logger.Enabled(ctx, slog.LevelInfo) {
+		return
 	}
 	attrs := []slog.Attr{
 		slog.String("method", method),
 		slog.String("code", c.st.Code().String()),
-		slog.String("reason", reasonName(c.d.Reason)),
+		slog.String(FieldDecision, outcomeDeny),
+		slog.String(FieldReason, reasonName(c.d.Reason)),
+		slog.String("phase", phase.String()),
 		slog.String("token", h),
 		slog.String("description", c.d.Description),
 	}
 	if claims != nil {
-		attrs = append(attrs, slog.String("sub", claims.Subject))
+		attrs = append(attrs, slog.String(FieldSubject, sub), slog.String(FieldTenant, tid))
 	}
 	if c.d.EventID != "" {
 		attrs = append(attrs, slog.String("event_id", c.d.EventID))
 	}
 	if !c.d.EventTime.IsZero() {
 		attrs = append(attrs, slog.Time("event_time", c.d.EventTime))
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		attrs = append(attrs, slog.String("peer", p.Addr.String()))
 	}
 	s.o.logger.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -42,6 +43,8 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	if s.isExempt(ctx, info.FullMethod, info, nil) {
 		return handler(srv, ss)
 	}
+	start := time.Now()
+	ms := s.met.method(info.FullMethod)
 	claims, raw, d := s.authenticate(ctx)
 	var md metadata.MD
 	if d == nil {
@@ -52,7 +55,8 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
-		return s.endStream(ss, "caekit: stream denied", info.FullMethod, claims, raw, c)
+		s.met.denied(ctx, ms, reasonName(d.Reason), time.Since(start))
+		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
 	}
 
 	hctx, cancel := context.WithCancel(context.WithValue(ctx, claimsKey{}, claims))
@@ -74,7 +78,23 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	// An event stored between the first evaluation and registration would
 	// not have woken this stream: evaluate once more now that it is indexed.
 	if err := w.recheck(); err != nil {
-		return s.endStream(ss, "caekit: stream denied", info.FullMethod, claims, raw, w.cut.Load())
+		c := w.cut.Load()
+		s.met.denied(ctx, ms, reasonName(c.d.Reason), time.Since(start))
+		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
+	}
+	s.met.allowed(ctx, ms, time.Since(start))
+	s.met.active.Add(1)
+	defer s.met.active.Add(-1)
+	if s.o.logFields {
+		// Published before the handler goroutine starts, so that the logging
+		// interceptor's reads (from that goroutine) never race with this
+		// write; a cut later changes only the live values.
+		if up := hasLoggingFields(ctx); up || s.o.injectFields {
+			w.decision, w.reason = newLiveField(outcomeAllow), newLiveField("")
+			w.ctx = publishFields(ctx, w.ctx, up, s.o.injectFields, logging.Fields{
+				FieldSubject, claims.Subject, FieldTenant, claims.TenantID, FieldDecision, w.decision, FieldReason, w.reason,
+			})
+		}
 	}
 
 	done := make(chan handlerResult) // unbuffered: see the handler goroutine
@@ -102,7 +122,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 			}
 			if c := w.cut.Load(); c != nil {
 				// The handler returned after a message re-check cut the stream.
-				return s.endStream(ss, "caekit: stream ended", info.FullMethod, claims, raw, c)
+				return s.endCut(ss, ms, info.FullMethod, claims, raw, c)
 			}
 			return r.err
 		case <-w.wake:
@@ -123,17 +143,23 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		}
 		if err := w.recheck(); err != nil {
 			cancel()
-			return s.endStream(ss, "caekit: stream ended", info.FullMethod, claims, raw, w.cut.Load())
+			return s.endCut(ss, ms, info.FullMethod, claims, raw, w.cut.Load())
 		}
 	}
 }
 
-// endStream sets the www-authenticate trailer, logs and returns the status.
-func (s *Server) endStream(ss grpc.ServerStream, msg, method string, claims *Claims, raw string, c *cut) error {
+// endCut ends a stream cut mid-flight.
+func (s *Server) endCut(ss grpc.ServerStream, ms *methodSet, method string, claims *Claims, raw string, c *cut) error {
+	s.met.cut(ss.Context(), ms, reasonName(c.d.Reason))
+	return s.endStream(ss, PhaseMidStream, "caekit: stream ended", method, claims, raw, c)
+}
+
+// endStream sets the www-authenticate trailer, logs, audits and returns the status.
+func (s *Server) endStream(ss grpc.ServerStream, phase AuditPhase, msg, method string, claims *Claims, raw string, c *cut) error {
 	if c.header != "" {
 		ss.SetTrailer(metadata.Pairs(challenge.MetadataKey, c.header))
 	}
-	s.logCut(ss.Context(), msg, method, claims, raw, c)
+	s.denied(ss.Context(), phase, msg, method, claims, raw, c)
 	return c.err
 }
 
@@ -179,6 +205,10 @@ type watch struct {
 	ctx    context.Context // the handler's context
 	wake   chan struct{}   // capacity 1: "re-evaluate"
 	cut    atomic.Pointer[cut]
+
+	// decision and reason are the stream's published logging fields, nil
+	// when none were published.
+	decision, reason *liveField
 }
 
 // poke asks the interceptor goroutine to re-evaluate. It never blocks.
@@ -195,6 +225,9 @@ func (w *watch) record(d *Denial) *cut {
 	c := w.s.newCut(d, w.claims)
 	if !w.cut.CompareAndSwap(nil, c) {
 		c = w.cut.Load()
+	} else if w.decision != nil {
+		w.reason.set(reasonName(d.Reason))
+		w.decision.set(outcomeDeny)
 	}
 	w.poke()
 	return c

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -40,6 +41,14 @@ func New(src TokenSource, opts ...Option) (*Client, error) {
 	if _, err := mergeClaims("", o.capabilities); err != nil {
 		return nil, err
 	}
+	if o.meterProvider == nil {
+		o.meterProvider = otel.GetMeterProvider()
+	}
+	met, err := newMetrics(o.meterProvider, o.observer)
+	if err != nil {
+		return nil, fmt.Errorf("caekit/client: metrics: %w", err)
+	}
+	o.observer = met
 	log := o.logger
 	if log == nil {
 		log = slog.Default()

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults.
@@ -48,6 +50,7 @@ type options struct {
 	allowInsecure  bool
 	logger         *slog.Logger
 	observer       Observer
+	meterProvider  metric.MeterProvider
 	now            func() time.Time
 }
 
@@ -138,6 +141,15 @@ func WithInsecure() Option {
 // logged, only a short hash prefix.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
+}
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider of the Client's
+// metrics (MetricChallenges, MetricRetries, MetricTokenFetches). Default:
+// otel.GetMeterProvider(), the global provider, which records nothing until
+// an SDK is installed. The metrics are recorded in addition to WithObserver's
+// Observer.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) { o.meterProvider = mp }
 }
 
 // WithObserver registers an Observer for challenges, retries and token

@@ -61,4 +61,15 @@
 // RISC). DefaultMapper documents how each maps onto token claims. An event
 // whose subject maps onto no Key is acknowledged (it is valid; we just cannot
 // enforce it), logged at WARN with its jti and counted as OutcomeUnmapped.
+//
+// # Observability
+//
+// Every processed SET is counted in the OpenTelemetry counter
+// caekit.ssf.events (WithMeterProvider; default the global provider) by
+// caekit.ssf.event_type (a short name such as "caep.session-revoked", or
+// "_OTHER"), caekit.outcome (Outcome.String()), caekit.ssf.delivery and, for
+// rejected SETs, caekit.ssf.error_code; failed JWKS refreshes are counted in
+// caekit.ssf.jwks.refresh.failures. The Observer (WithObserver) still sees
+// every Observation. Log lines carry delivery, iss, jti, event_type, the SET's
+// hash prefix ("set") and the outcome; never the SET itself.
 package ssf

@@ -51,6 +51,7 @@ func (r *Receiver) buildKeys(jwksURL string) error {
 			RefreshInterval:           r.cfg.jwksRefresh,
 			RefreshErrorHandler: func(ctx context.Context, err error) {
 				if r.ctx.Err() == nil {
+					r.met.jwksRefreshFailed(ctx)
 					logger.Warn("ssf: JWKS refresh failed; keeping the last good key set", "url", jwksURL, "error", err)
 				}
 			},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/caekit/caekit/revocation"
 )
@@ -67,6 +68,7 @@ type config struct {
 	stateTTL        time.Duration
 	criticalMembers []string
 	minRSABits      int
+	meterProvider   metric.MeterProvider
 }
 
 func defaultConfig() config {
@@ -162,6 +164,15 @@ func WithSubjectMapper(m SubjectMapper) Option { return func(c *config) { c.mapp
 
 // WithObserver sets the metrics and audit hook. Default: none.
 func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }
+
+// WithMeterProvider sets the OpenTelemetry MeterProvider of the Receiver's
+// metrics (MetricEvents, MetricJWKSRefreshFailures). Default:
+// otel.GetMeterProvider(), the global provider, which records nothing until an
+// SDK is installed. The metrics are recorded in addition to WithObserver's
+// Observer.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meterProvider = mp }
+}
 
 // WithLogger sets the logger. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

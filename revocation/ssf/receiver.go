@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel"
 
 	"github.com/caekit/caekit/revocation"
 )
@@ -29,6 +30,7 @@ type Receiver struct {
 	states   *stateSet
 	critical map[string]bool
 	tc       *TransmitterConfiguration
+	met      *metrics
 }
 
 // Result says what became of an accepted SET.
@@ -84,12 +86,21 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	if cfg.observer == nil {
 		cfg.observer = nopObserver{}
 	}
+	if cfg.meterProvider == nil {
+		cfg.meterProvider = otel.GetMeterProvider()
+	}
+	met, err := newMetrics(cfg.meterProvider, cfg.observer)
+	if err != nil {
+		return nil, fmt.Errorf("ssf: metrics: %w", err)
+	}
+	cfg.observer = met
 	r := &Receiver{
 		cfg:      cfg,
 		algs:     map[string]bool{"RS256": true},
 		dedup:    newDedup(cfg.dedupMax, cfg.dedupTTL, cfg.now),
 		states:   &stateSet{ttl: cfg.stateTTL, now: cfg.now, m: map[string]time.Time{}},
 		critical: map[string]bool{},
+		met:      met,
 	}
 	for _, a := range cfg.algorithms {
 		if strings.EqualFold(a, "none") || strings.HasPrefix(strings.ToUpper(a), "HS") {
@@ -162,11 +173,11 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 		r.rejected(ctx, delivery, set, "", err)
 		return nil, err
 	}
-	log := r.cfg.logger.With("delivery", delivery, "jti", set.JTI, "event_type", set.EventType, "set", set.Hash)
+	log := r.cfg.logger.With("delivery", delivery, "iss", set.Issuer, "jti", set.JTI, "event_type", set.EventType, "set", set.Hash)
 	if prev, ok := r.dedup.get(set.Issuer, set.JTI); ok {
 		res := *prev
 		res.Duplicate = true
-		log.DebugContext(ctx, "ssf: duplicate SET acknowledged again")
+		log.DebugContext(ctx, "ssf: duplicate SET acknowledged again", "outcome", OutcomeDuplicate.String())
 		r.cfg.observer.Observe(Observation{Delivery: delivery, EventType: set.EventType, Type: res.Type, JTI: set.JTI, Outcome: OutcomeDuplicate, SET: set})
 		return &res, nil
 	}
@@ -176,7 +187,7 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 	switch {
 	case !cls.Known:
 		res.Outcome = OutcomeUnknownType
-		log.InfoContext(ctx, "ssf: unknown event type acknowledged")
+		log.InfoContext(ctx, "ssf: unknown event type acknowledged", "outcome", OutcomeUnknownType.String())
 	case set.EventType == SSFVerification:
 		state, _ := str(set.Event, "state")
 		if state != "" && !r.stateOK(ctx, state) {
@@ -185,10 +196,10 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 			return nil, err
 		}
 		res.Outcome = OutcomeRecorded
-		log.InfoContext(ctx, "ssf: stream verification received", "state_present", state != "")
+		log.InfoContext(ctx, "ssf: stream verification received", "outcome", OutcomeRecorded.String(), "state_present", state != "")
 	case !cls.Revokes():
 		res.Outcome = OutcomeRecorded
-		log.InfoContext(ctx, "ssf: event recorded", "note", cls.Note, "subject", set.Subject.String())
+		log.InfoContext(ctx, "ssf: event recorded", "outcome", OutcomeRecorded.String(), "note", cls.Note, "subject", set.Subject.String())
 	default:
 		res.Type = cls.Type
 		if set.Subject == nil {
@@ -200,19 +211,19 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 		if len(keys) == 0 {
 			res.Outcome = OutcomeUnmapped
 			log.WarnContext(ctx, "ssf: event acknowledged but not enforced: subject maps onto no key",
-				"subject", set.Subject.String(), "reason", why, "type", cls.Type.String())
+				"outcome", OutcomeUnmapped.String(), "subject", set.Subject.String(), "reason", why, "type", cls.Type.String())
 			break
 		}
 		for _, k := range keys {
 			ev := revocation.Event{ID: set.JTI, Type: cls.Type, Subject: k, Time: set.EventTime}
 			if err := r.cfg.store.Put(ctx, ev); err != nil {
-				log.ErrorContext(ctx, "ssf: event not stored; not acknowledged", "key", k.String(), "error", err)
+				log.ErrorContext(ctx, "ssf: event not stored; not acknowledged", "outcome", OutcomeStoreFailed.String(), "key", k.String(), "error", err)
 				r.cfg.observer.Observe(Observation{Delivery: delivery, EventType: set.EventType, Type: cls.Type, JTI: set.JTI, Outcome: OutcomeStoreFailed, Keys: keys})
 				return nil, fmt.Errorf("%w: jti %q key %s: %w", ErrStore, set.JTI, k, err)
 			}
 		}
 		res.Outcome, res.Keys = OutcomeStored, keys
-		log.InfoContext(ctx, "ssf: event stored", "type", cls.Type.String(), "keys", len(keys),
+		log.InfoContext(ctx, "ssf: event stored", "outcome", OutcomeStored.String(), "type", cls.Type.String(), "keys", len(keys),
 			"event_time", set.EventTime.UTC().Format(time.RFC3339))
 	}
 	r.dedup.add(set.Issuer, set.JTI, res)
@@ -265,7 +276,7 @@ func (r *Receiver) rejected(ctx context.Context, delivery string, set *SET, jti 
 	if set != nil {
 		et, hash = set.EventType, set.Hash
 	}
-	r.cfg.logger.WarnContext(ctx, "ssf: SET rejected", "delivery", delivery, "code", code, "jti", jti,
+	r.cfg.logger.WarnContext(ctx, "ssf: SET rejected", "delivery", delivery, "outcome", OutcomeRejected.String(), "code", code, "jti", jti,
 		"event_type", et, "set", hash, "error", err)
 	r.cfg.observer.Observe(Observation{Delivery: delivery, EventType: et, JTI: jti, Outcome: OutcomeRejected, Code: code})
 }

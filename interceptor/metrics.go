@@ -1,0 +1,243 @@
+package interceptor
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/caekit/caekit/revocation"
+)
+
+// Instrument names of the Server's metrics (OpenTelemetry metric API; see
+// WithMeterProvider). The meter is named after this package's import path.
+const (
+	// MetricDecisions counts decisions taken when a call arrives (unary calls
+	// and stream opens), unit "{decision}", attributes AttrMethod, AttrOutcome
+	// and, for denials, AttrReason. Exempt methods are not counted.
+	MetricDecisions = "caekit.server.decisions"
+	// MetricCheckDuration is the time spent authenticating and checking a
+	// call (token validation plus every Check), unit "s", attributes as for
+	// MetricDecisions.
+	MetricCheckDuration = "caekit.server.check.duration"
+	// MetricStreamCuts counts streams ended mid-flight by a denial (an event,
+	// a failing re-check, token expiry, Close), unit "{stream}", attributes
+	// AttrMethod and AttrReason. Denials when a stream opens are counted by
+	// MetricDecisions instead.
+	MetricStreamCuts = "caekit.server.stream.cuts"
+	// MetricStreamsActive is the number of open streams under watch, unit
+	// "{stream}" (an asynchronous up-down counter).
+	MetricStreamsActive = "caekit.server.streams.active"
+	// MetricStoreEntries is the number of events the revocation store holds,
+	// unit "{event}" (an asynchronous gauge). Reported only when the store
+	// has a Len() int method (revocation.Memory and the Redis store do).
+	MetricStoreEntries = "caekit.revocation.store.entries"
+	// MetricStoreStaleness is how long ago the revocation store last
+	// confirmed it is in sync with its source of truth, unit "s" (an
+	// asynchronous gauge). Reported only when the store has a
+	// Staleness() time.Duration method (the Redis store does).
+	MetricStoreStaleness = "caekit.revocation.store.staleness"
+	// MetricStoreHealthy is 1 while the revocation store's Health returns nil
+	// and 0 while it fails closed, unit "1" (an asynchronous gauge).
+	MetricStoreHealthy = "caekit.revocation.store.healthy"
+)
+
+// Attribute keys of the Server's metrics.
+const (
+	// AttrMethod is the OpenTelemetry semantic-convention rpc.method: the
+	// full method without its leading slash, "package.Service/Method", or
+	// MethodOther once MaxMetricMethods distinct methods have been seen.
+	AttrMethod = "rpc.method"
+	// AttrOutcome is "allow" or "deny".
+	AttrOutcome = "caekit.outcome"
+	// AttrReason is the denial's reason name without the REASON_ prefix, as
+	// in the google.rpc.ErrorInfo detail: "PASSWORD_CHANGED",
+	// "TOKEN_INVALID", ... Absent for allowed calls.
+	AttrReason = "caekit.reason"
+)
+
+// MethodOther is the AttrMethod value of calls to methods past the
+// MaxMetricMethods bound (the semantic conventions' value for unrecognised
+// methods).
+const MethodOther = "_OTHER"
+
+// MaxMetricMethods bounds the number of distinct AttrMethod values a Server
+// reports; calls to further methods are reported as MethodOther. It only
+// matters for servers with an unknown-service handler, which can be called
+// with any method name.
+const MaxMetricMethods = 512
+
+// Outcome attribute values.
+const (
+	outcomeAllow = "allow"
+	outcomeDeny  = "deny"
+)
+
+const meterName = "github.com/caekit/caekit/interceptor"
+
+// durationBuckets suit a check that takes microseconds on a verified-token
+// cache hit and a fraction of a millisecond for a signature verification.
+var durationBuckets = []float64{
+	0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+}
+
+// serverMetrics holds the instruments and the cached attribute sets of the
+// allow path, so that an allowed call records its metrics without building
+// attribute sets or allocating.
+type serverMetrics struct {
+	decisions metric.Int64Counter
+	duration  metric.Float64Histogram
+	cuts      metric.Int64Counter
+	reg       metric.Registration
+	active    atomic.Int64
+
+	mu      sync.Mutex                            // serialises additions to methods
+	methods atomic.Pointer[map[string]*methodSet] // copy on write; read lock-free
+	other   *methodSet
+}
+
+// methodSet is one method's attribute value and its pre-built allow options.
+type methodSet struct {
+	name     string // AttrMethod value
+	allowAdd []metric.AddOption
+	allowRec []metric.RecordOption
+}
+
+func newMethodSet(name string) *methodSet {
+	opt := metric.WithAttributeSet(attribute.NewSet(
+		attribute.String(AttrMethod, name),
+		attribute.String(AttrOutcome, outcomeAllow),
+	))
+	return &methodSet{name: name, allowAdd: []metric.AddOption{opt}, allowRec: []metric.RecordOption{opt}}
+}
+
+func newServerMetrics(mp metric.MeterProvider, store revocation.Store) (*serverMetrics, error) {
+	m := mp.Meter(meterName)
+	sm := &serverMetrics{other: newMethodSet(MethodOther)}
+	empty := map[string]*methodSet{}
+	sm.methods.Store(&empty)
+	var err error
+	if sm.decisions, err = m.Int64Counter(MetricDecisions, metric.WithUnit("{decision}"),
+		metric.WithDescription("Access decisions taken when a call arrives, by method, outcome and reason.")); err != nil {
+		return nil, err
+	}
+	if sm.duration, err = m.Float64Histogram(MetricCheckDuration, metric.WithUnit("s"),
+		metric.WithDescription("Time spent validating the token and running the checks of a call."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		return nil, err
+	}
+	if sm.cuts, err = m.Int64Counter(MetricStreamCuts, metric.WithUnit("{stream}"),
+		metric.WithDescription("Streams ended mid-flight by a denial, by method and reason.")); err != nil {
+		return nil, err
+	}
+	active, err := m.Int64ObservableUpDownCounter(MetricStreamsActive, metric.WithUnit("{stream}"),
+		metric.WithDescription("Open streams under continuous evaluation."))
+	if err != nil {
+		return nil, err
+	}
+	healthy, err := m.Int64ObservableGauge(MetricStoreHealthy, metric.WithUnit("1"),
+		metric.WithDescription("1 while the revocation store can be trusted, 0 while calls fail closed."))
+	if err != nil {
+		return nil, err
+	}
+	instruments := []metric.Observable{active, healthy}
+	var entries metric.Int64ObservableGauge
+	sized, hasLen := store.(interface{ Len() int })
+	if hasLen {
+		if entries, err = m.Int64ObservableGauge(MetricStoreEntries, metric.WithUnit("{event}"),
+			metric.WithDescription("Events held by the revocation store.")); err != nil {
+			return nil, err
+		}
+		instruments = append(instruments, entries)
+	}
+	var staleness metric.Float64ObservableGauge
+	stale, hasStaleness := store.(interface{ Staleness() time.Duration })
+	if hasStaleness {
+		if staleness, err = m.Float64ObservableGauge(MetricStoreStaleness, metric.WithUnit("s"),
+			metric.WithDescription("Time since the revocation store last confirmed it is in sync.")); err != nil {
+			return nil, err
+		}
+		instruments = append(instruments, staleness)
+	}
+	sm.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(active, sm.active.Load())
+		h := int64(1)
+		if store.Health() != nil {
+			h = 0
+		}
+		o.ObserveInt64(healthy, h)
+		if hasLen {
+			o.ObserveInt64(entries, int64(sized.Len()))
+		}
+		if hasStaleness {
+			o.ObserveFloat64(staleness, stale.Staleness().Seconds())
+		}
+		return nil
+	}, instruments...)
+	if err != nil {
+		return nil, err
+	}
+	return sm, nil
+}
+
+func (sm *serverMetrics) close() {
+	if sm.reg != nil {
+		_ = sm.reg.Unregister()
+	}
+}
+
+// method returns the cached attribute set of fullMethod, adding it unless
+// MaxMetricMethods methods are known already.
+func (sm *serverMetrics) method(fullMethod string) *methodSet {
+	if ms, ok := (*sm.methods.Load())[fullMethod]; ok {
+		return ms
+	}
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	cur := *sm.methods.Load()
+	if ms, ok := cur[fullMethod]; ok {
+		return ms
+	}
+	if len(cur) >= MaxMetricMethods {
+		return sm.other
+	}
+	next := make(map[string]*methodSet, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	ms := newMethodSet(strings.TrimPrefix(fullMethod, "/"))
+	next[fullMethod] = ms
+	sm.methods.Store(&next)
+	return ms
+}
+
+// allowed records an allowed call that took d to check.
+func (sm *serverMetrics) allowed(ctx context.Context, ms *methodSet, d time.Duration) {
+	sm.decisions.Add(ctx, 1, ms.allowAdd...)
+	sm.duration.Record(ctx, d.Seconds(), ms.allowRec...)
+}
+
+// denied records a denied call that took d to check. The attribute set is
+// built per denial: denials are rare and allocate anyway.
+func (sm *serverMetrics) denied(ctx context.Context, ms *methodSet, reason string, d time.Duration) {
+	opt := metric.WithAttributeSet(attribute.NewSet(
+		attribute.String(AttrMethod, ms.name),
+		attribute.String(AttrOutcome, outcomeDeny),
+		attribute.String(AttrReason, reason),
+	))
+	sm.decisions.Add(ctx, 1, opt)
+	sm.duration.Record(ctx, d.Seconds(), opt)
+}
+
+// cut records a stream ended mid-flight.
+func (sm *serverMetrics) cut(ctx context.Context, ms *methodSet, reason string) {
+	sm.cuts.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
+		attribute.String(AttrMethod, ms.name),
+		attribute.String(AttrReason, reason),
+	)))
+}
