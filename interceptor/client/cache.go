@@ -255,7 +255,9 @@ func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest
 	stale := err != nil && c.usable(e.tok, now)
 	failures := e.failures
 	c.mu.Unlock()
-	close(f.done)
+	// Report before releasing the waiters, so that a caller that returns
+	// after this fetch has been observed it (observers must be fast).
+	defer close(f.done)
 
 	if err == nil {
 		ev = Event{Kind: EventTokenFetched, Scopes: req.Scopes, Claims: req.Claims, TokenHash: TokenHash(tok.AccessToken)}

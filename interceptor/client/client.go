@@ -133,6 +133,44 @@ func (e *TokenError) GRPCStatus() *status.Status {
 	return status.New(codes.Unauthenticated, e.Error())
 }
 
+// ReacquireError is returned when a call was answered with a claims
+// challenge and fetching a token for that challenge failed, for example with
+// invalid_grant because the user was disabled. Its gRPC status is the
+// server's (so challenge.FromError and status.Code still see the challenge),
+// and it unwraps to both the server's error and the *TokenError, so that
+// errors.As finds the identity provider's refusal.
+type ReacquireError struct {
+	// Call is the challenged call's error, as the server sent it.
+	Call error
+	// Token is why no token could be obtained for the challenge.
+	Token *TokenError
+}
+
+// Error describes both failures.
+func (e *ReacquireError) Error() string {
+	return e.Call.Error() + "; and re-acquiring a token for the challenge failed: " + e.Token.Err.Error()
+}
+
+// Unwrap returns the call's error and the token error.
+func (e *ReacquireError) Unwrap() []error { return []error{e.Call, e.Token} }
+
+// GRPCStatus returns the server's status, details included.
+func (e *ReacquireError) GRPCStatus() *status.Status { return status.Convert(e.Call) }
+
+// reacquireError combines a challenged call's error with the failure to
+// fetch a token for it. Cancellation of the caller's context is returned as
+// the call's error alone.
+func reacquireError(callErr, fetchErr error) error {
+	if errors.Is(fetchErr, context.Canceled) || errors.Is(fetchErr, context.DeadlineExceeded) {
+		return callErr
+	}
+	var te *TokenError
+	if !errors.As(fetchErr, &te) {
+		te = &TokenError{Err: fetchErr}
+	}
+	return &ReacquireError{Call: callErr, Token: te}
+}
+
 func tokenError(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
@@ -174,7 +212,7 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		tok2, ferr := c.cache.reacquire(ctx, scopes, tok, ch.Claims)
 		if ferr != nil {
 			c.notRetried(ctx, method, ch, ferr, "cannot obtain a token for the challenge")
-			return err
+			return reacquireError(err, ferr)
 		}
 		c.retrying(ctx, method, ch, tok2)
 		hdr, trl = nil, nil

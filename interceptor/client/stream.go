@@ -154,30 +154,33 @@ func (s *stream) RecvMsg(m any) error {
 		if errors.Is(err, io.EOF) {
 			return err
 		}
-		if !s.reopen(cur, err) {
-			return err
+		reopened, rerr := s.reopen(cur, err)
+		if !reopened {
+			return rerr
 		}
 	}
 }
 
 // reopen handles an error that ended cur. It reports whether the stream
-// was re-opened, in which case RecvMsg continues on the new stream.
-func (s *stream) reopen(cur grpc.ClientStream, err error) bool {
+// was re-opened, in which case RecvMsg continues on the new stream, and
+// otherwise the error to return: err, or err combined with the failure to
+// obtain a token for its challenge.
+func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 	s.mu.Lock()
 	retried := s.retried
 	s.mu.Unlock()
 	hdr, _ := cur.Header()
 	ch := s.c.challengeOf(s.ctx, s.method, err, hdr, cur.Trailer())
 	if ch == nil {
-		return false
+		return false, err
 	}
 	if retried {
 		s.c.notRetried(s.ctx, s.method, ch, err, "challenged again on the re-opened stream")
-		return false
+		return false, err
 	}
 	if !ch.InsufficientClaims() {
 		s.c.notRetried(s.ctx, s.method, ch, err, "challenge without claims")
-		return false
+		return false, err
 	}
 	s.mu.Lock()
 	s.retried = true
@@ -189,20 +192,20 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) bool {
 	tok, ferr := s.c.cache.reacquire(s.ctx, s.scopes, oldTok, ch.Claims)
 	if ferr != nil {
 		s.c.notRetried(s.ctx, s.method, ch, ferr, "cannot obtain a token for the challenge")
-		return false
+		return false, reacquireError(err, ferr)
 	}
 	if !canReplay {
 		s.c.notRetried(s.ctx, s.method, ch, err, "a response already arrived or the replay buffer overflowed; token refreshed for the next stream")
 		s.mu.Lock()
 		s.stopBufferingLocked()
 		s.mu.Unlock()
-		return false
+		return false, err
 	}
 	s.c.retrying(s.ctx, s.method, ch, tok)
 	ns, oerr := s.streamer(s.ctx, s.desc, s.cc, s.method, s.c.callOpts(s.opts, tok, nil, nil)...)
 	if oerr != nil {
 		s.c.log.WarnContext(s.ctx, "caekit: cannot re-open stream", "method", s.method, "error", oerr)
-		return false
+		return false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -217,5 +220,5 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) bool {
 	}
 	s.sendFailed = false
 	s.stopBufferingLocked()
-	return true
+	return true, nil
 }

@@ -268,3 +268,37 @@ func TestClosedClient(t *testing.T) {
 		t.Fatalf("err = %v, want ErrClosed", err)
 	}
 }
+
+// When the IdP refuses the token the challenge asks for, the call returns an
+// error that is still the server's challenge and also unwraps to the IdP's
+// refusal, so the application can tell "sign in again" from other failures.
+func TestUnaryReacquireFailureUnwrapsToBoth(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	if err := e.get(); err != nil {
+		t.Fatal(err)
+	}
+	e.revoke()
+	e.idp.SetDown(true)
+	err := e.get()
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("err = %v, want Unauthenticated", err)
+	}
+	var re *client.ReacquireError
+	if !errors.As(err, &re) {
+		t.Fatalf("err %T %v is not a *client.ReacquireError", err, err)
+	}
+	var te *client.TokenError
+	if !errors.As(err, &te) {
+		t.Fatalf("err does not unwrap to *client.TokenError: %v", err)
+	}
+	ch, ok := client.IsChallenge(err)
+	if !ok || !ch.InsufficientClaims() || ch.Reason != caev1.Reason_REASON_SESSION_REVOKED {
+		t.Fatalf("IsChallenge = %+v, %v; want the server's SESSION_REVOKED challenge", ch, ok)
+	}
+	if !strings.Contains(err.Error(), "re-acquiring a token for the challenge failed") {
+		t.Fatalf("message does not say the re-acquisition failed: %v", err)
+	}
+	if got := e.sends.Load(); got != 2 {
+		t.Fatalf("sends = %d, want 2 (no retry without a token)", got)
+	}
+}

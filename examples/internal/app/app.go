@@ -111,9 +111,8 @@ type Client struct {
 	cc    *grpc.ClientConn
 	Inbox inboxv1.InboxServiceClient
 
-	mu       sync.Mutex
-	events   []Event
-	tokenErr *httpsource.Error // the IdP's latest refusal, until a token is fetched
+	mu     sync.Mutex
+	events []Event
 }
 
 // Dial signs in lazily (on the first call) and connects to the server.
@@ -189,23 +188,12 @@ func (c *Client) observe(_ context.Context, e client.Event) {
 		}
 	case client.EventTokenFetched:
 		ev.Kind = KindToken
-		c.setTokenErr(nil)
 	case client.EventTokenFetchFailed:
 		ev.Kind = KindTokenFailed
-		var oe *httpsource.Error
-		if errors.As(e.Err, &oe) {
-			c.setTokenErr(oe)
-		}
 	case client.EventRetry:
 		ev.Kind = KindRetry
 	case client.EventNotRetried, client.EventMalformedChallenge:
 		ev.Kind = KindNotRetried
-		// Reported on the call path, before the call returns: Explain
-		// sees it even when the failed fetch's own event comes later.
-		var oe *httpsource.Error
-		if errors.As(e.Err, &oe) {
-			c.setTokenErr(oe)
-		}
 		if e.Challenge != nil {
 			ev.Reason = challenge.ReasonName(e.Challenge.Reason)
 		}
@@ -221,12 +209,6 @@ func (c *Client) observe(_ context.Context, e client.Event) {
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(ev)
 	}
-}
-
-func (c *Client) setTokenErr(e *httpsource.Error) {
-	c.mu.Lock()
-	c.tokenErr = e
-	c.mu.Unlock()
 }
 
 // SignInError is what Explain returns when a call was challenged and the
@@ -249,22 +231,20 @@ func (e *SignInError) Error() string {
 func (e *SignInError) Unwrap() []error { return []error{e.IdP, e.Call} }
 
 // Explain turns a call's error into the one the application should show:
-// when the call was challenged and the IdP refused the new token (the
-// caekit client reports that only to its observer; the call itself returns
-// the server's challenge), it returns a *SignInError that says so.
-// Otherwise it returns err unchanged.
+// when the call was challenged and the IdP refused the new token (the caekit
+// client returns a *client.ReacquireError that unwraps to the refusal), it
+// returns a *SignInError that says so. Otherwise it returns err unchanged.
 func (c *Client) Explain(err error) error {
-	ch, ok := client.IsChallenge(err)
-	if !ok {
+	var re *client.ReacquireError
+	var oe *httpsource.Error
+	if !errors.As(err, &re) || !errors.As(re.Token, &oe) {
 		return err
 	}
-	c.mu.Lock()
-	te := c.tokenErr
-	c.mu.Unlock()
-	if te == nil {
-		return err
+	reason := "UNSPECIFIED"
+	if ch, ok := client.IsChallenge(err); ok {
+		reason = challenge.ReasonName(ch.Reason)
 	}
-	return &SignInError{Reason: challenge.ReasonName(ch.Reason), IdP: te, Call: err}
+	return &SignInError{Reason: reason, IdP: oe, Call: err}
 }
 
 // TakeEvents returns the events since the last call and forgets them.
