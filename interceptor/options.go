@@ -97,7 +97,11 @@ func WithChecks(checks ...Check) Option {
 			}
 		}
 		o.checks = append(o.checks, checks...)
-		o.customMetadata = true
+		for _, c := range checks {
+			if mu, ok := c.(MetadataUser); !ok || mu.UsesMetadata() {
+				o.customMetadata = true
+			}
+		}
 	}
 }
 

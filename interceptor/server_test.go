@@ -669,3 +669,42 @@ func TestChallengeRoundTripsThroughClientParsers(t *testing.T) {
 		t.Fatalf("Parse: %+v %v", parsed, perr)
 	}
 }
+
+// metadataFree is a check that declares it never reads Request.Metadata.
+type metadataFree struct{ saw *atomic.Bool }
+
+func (m metadataFree) Check(_ context.Context, r *interceptor.Request) *interceptor.Denial {
+	if r.Metadata != nil {
+		m.saw.Store(true)
+	}
+	return nil
+}
+
+func (metadataFree) UsesMetadata() bool { return false }
+
+func TestMetadataCopiedOnlyForChecksThatUseIt(t *testing.T) {
+	var sawFree, sawPlain atomic.Bool
+	free := metadataFree{saw: &sawFree}
+	e := newEnv(t, envOpt{opts: []interceptor.Option{interceptor.WithChecks(free)}})
+	ctx := metadata.AppendToOutgoingContext(withToken(testCtx(t), mint(t, tok{})), "x-hint", "1")
+	if _, err, _, _ := e.callUnary(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sawFree.Load() {
+		t.Fatal("metadata was copied although every check declared UsesMetadata() == false")
+	}
+	plain := interceptor.CheckFunc(func(_ context.Context, r *interceptor.Request) *interceptor.Denial {
+		if r.Metadata.Get("x-hint") != nil {
+			sawPlain.Store(true)
+		}
+		return nil
+	})
+	e2 := newEnv(t, envOpt{opts: []interceptor.Option{interceptor.WithChecks(free, plain)}})
+	ctx = metadata.AppendToOutgoingContext(withToken(testCtx(t), mint(t, tok{})), "x-hint", "1")
+	if _, err, _, _ := e2.callUnary(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !sawPlain.Load() {
+		t.Fatal("a check without MetadataUser did not get the metadata")
+	}
+}

@@ -218,12 +218,31 @@ func (e *Engine) Checks() []interceptor.Check {
 
 // LocationCheck returns the check that enforces allow_locations,
 // allow_trusted, block_locations and strict.
-func (e *Engine) LocationCheck() interceptor.Check { return interceptor.CheckFunc(e.checkLocation) }
+func (e *Engine) LocationCheck() interceptor.Check {
+	return engineCheck{check: e.checkLocation}
+}
 
 // AuthContextCheck returns the check that enforces auth_context.
 func (e *Engine) AuthContextCheck() interceptor.Check {
-	return interceptor.CheckFunc(e.checkAuthContext)
+	return engineCheck{check: e.checkAuthContext}
 }
+
+// engineCheck is one of the Engine's checks. It reads the forwarding header
+// from the call's context itself, so the interceptor need not copy the
+// incoming metadata (interceptor.MetadataUser).
+type engineCheck struct {
+	check func(context.Context, *interceptor.Request) *interceptor.Denial
+}
+
+func (c engineCheck) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+	return c.check(ctx, req)
+}
+
+// UsesMetadata reports false: the policy reads single keys from ctx.
+func (engineCheck) UsesMetadata() bool { return false }
+
+// UsesMetadata reports false: the policy reads single keys from ctx.
+func (e *Engine) UsesMetadata() bool { return false }
 
 // Check runs the location check, then the auth-context check.
 func (e *Engine) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
@@ -257,7 +276,13 @@ func (e *Engine) checkLocation(ctx context.Context, req *interceptor.Request) *i
 	if r == nil || !r.needIP {
 		return nil
 	}
-	ip, err := c.resolver.ClientIP(req.Peer, req.Metadata)
+	var ip netip.Addr
+	var err error
+	if req.Metadata != nil {
+		ip, err = c.resolver.ClientIP(req.Peer, req.Metadata)
+	} else {
+		ip, err = c.resolver.ClientIPFromContext(ctx, req.Peer)
+	}
 	if err != nil {
 		e.opts.logger.LogAttrs(ctx, slog.LevelWarn, "policy: cannot determine client IP; denying",
 			slog.String("method", req.FullMethod), slog.String("error", err.Error()), tokenAttr(req.Claims))

@@ -13,6 +13,7 @@
 package clientip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -151,7 +152,25 @@ func (r *Resolver) ClientIP(peer net.Addr, md metadata.MD) (netip.Addr, error) {
 	if r.proxies == nil || !r.proxies.Contains(ip) {
 		return ip, nil // headers from untrusted peers are ignored
 	}
-	vals := md[r.header]
+	return r.fromHeader(ip, md[r.header])
+}
+
+// ClientIPFromContext is ClientIP reading the forwarding header from the
+// incoming metadata of ctx, and only when the peer is a trusted proxy, so that
+// callers need not copy the whole metadata on every call.
+func (r *Resolver) ClientIPFromContext(ctx context.Context, peer net.Addr) (netip.Addr, error) {
+	ip, ok := PeerAddr(peer)
+	if !ok {
+		return netip.Addr{}, ErrNoPeer
+	}
+	if r.proxies == nil || !r.proxies.Contains(ip) {
+		return ip, nil // headers from untrusted peers are ignored
+	}
+	return r.fromHeader(ip, metadata.ValueFromIncomingContext(ctx, r.header))
+}
+
+// fromHeader walks the forwarding header values behind the trusted proxy ip.
+func (r *Resolver) fromHeader(ip netip.Addr, vals []string) (netip.Addr, error) {
 	total := 0
 	for _, v := range vals {
 		total += len(v)
