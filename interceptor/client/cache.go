@@ -132,21 +132,29 @@ func (c *cache) get(ctx context.Context, scopes []string) (*Token, error) {
 // and returns it. Concurrent callers rejected for the same claims share one
 // fetch, and a token already obtained for those claims is reused.
 func (c *cache) reacquire(ctx context.Context, scopes []string, rejected *Token, challengeClaims string) (*Token, error) {
+	tok, f, err := c.startReacquire(ctx, scopes, rejected, challengeClaims)
+	if tok != nil || err != nil {
+		return tok, err
+	}
+	return wait(ctx, f)
+}
+
+// startReacquire is reacquire without the wait: it returns a usable token
+// already obtained for the claims, or the fetch under way for them.
+func (c *cache) startReacquire(ctx context.Context, scopes []string, rejected *Token, challengeClaims string) (*Token, *fetch, error) {
 	claims, err := mergeClaims(challengeClaims, c.o.capabilities)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := c.o.now()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	e := c.entryLocked(scopes)
 	if c.usable(e.tok, now) && e.claims == claims && (rejected == nil || e.tok.AccessToken != rejected.AccessToken) {
-		t := e.tok
-		c.mu.Unlock()
-		return t, nil
+		return e.tok, nil, nil
 	}
 	f := e.inflight
 	if f == nil || !f.bypass || f.claims != claims {
@@ -156,8 +164,7 @@ func (c *cache) reacquire(ctx context.Context, scopes []string, rejected *Token,
 		f = c.startLocked(ctx, e, TokenRequest{Claims: claims, ChallengeClaims: challengeClaims, BypassCache: true})
 		e.inflight = f
 	}
-	c.mu.Unlock()
-	return wait(ctx, f)
+	return nil, f, nil
 }
 
 func (c *cache) baseClaims() (string, error) {

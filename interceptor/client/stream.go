@@ -189,17 +189,24 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 	s.mu.Unlock()
 
 	// Refresh in every case, so that the next call or reconnect succeeds.
-	tok, ferr := s.c.cache.reacquire(s.ctx, s.scopes, oldTok, ch.Claims)
-	if ferr != nil {
-		s.c.notRetried(s.ctx, s.method, ch, ferr, "cannot obtain a token for the challenge")
-		return false, reacquireError(err, ferr)
-	}
 	if !canReplay {
-		s.c.notRetried(s.ctx, s.method, ch, err, "a response already arrived or the replay buffer overflowed; token refreshed for the next stream")
+		// The stream cannot be re-opened transparently: hand the error to
+		// the application now and let the fetch finish on its own goroutine;
+		// the application's next call or reconnect waits for it (one fetch).
+		if _, _, ferr := s.c.cache.startReacquire(s.ctx, s.scopes, oldTok, ch.Claims); ferr != nil {
+			s.c.notRetried(s.ctx, s.method, ch, ferr, "cannot obtain a token for the challenge")
+			return false, reacquireError(err, ferr)
+		}
+		s.c.notRetried(s.ctx, s.method, ch, err, "a response already arrived or the replay buffer overflowed; a new token is being fetched for the next stream")
 		s.mu.Lock()
 		s.stopBufferingLocked()
 		s.mu.Unlock()
 		return false, err
+	}
+	tok, ferr := s.c.cache.reacquire(s.ctx, s.scopes, oldTok, ch.Claims)
+	if ferr != nil {
+		s.c.notRetried(s.ctx, s.method, ch, ferr, "cannot obtain a token for the challenge")
+		return false, reacquireError(err, ferr)
 	}
 	s.c.retrying(s.ctx, s.method, ch, tok)
 	ns, oerr := s.streamer(s.ctx, s.desc, s.cc, s.method, s.c.callOpts(s.opts, tok, nil, nil)...)

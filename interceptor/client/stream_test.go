@@ -64,11 +64,9 @@ func TestServerStreamChallengedAfterFirstResponseSurfacesAndRefreshes(t *testing
 	if e.sends.Load() != 1 {
 		t.Fatalf("stream re-opened after a response: %d opens", e.sends.Load())
 	}
-	// The token was refreshed anyway: the application's next call succeeds
-	// without another challenge or token request.
-	if e.idp.Count() != 2 {
-		t.Fatalf("token requests = %d, want 2", e.idp.Count())
-	}
+	// A new token is fetched anyway (on its own goroutine, so the error
+	// reached the application at once): the application's next call waits
+	// for that one fetch and succeeds without another challenge.
 	if err := e.get(); err != nil {
 		t.Fatal(err)
 	}

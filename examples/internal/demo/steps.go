@@ -254,8 +254,8 @@ func (e *env) step4(ctx context.Context, st *Step) error {
 	st.Obs.ReceivedBefore += ended.n
 	st.Obs.Err = ended.err
 	// The stream ends on the wire when the client interceptor sees the
-	// challenge; it hands the error to the app once it has fetched a fresh
-	// token for the reconnect.
+	// challenge; it hands the error to the app at once and fetches a fresh
+	// token for the reconnect in the background.
 	cutAt := ended.at
 	for _, ev := range e.peekEvents() {
 		if ev.Kind == app.KindChallenge {
@@ -272,7 +272,7 @@ func (e *env) step4(ctx context.Context, st *Step) error {
 	st.Lines = append(st.Lines,
 		fmt.Sprintf("WatchInbox open, %d messages received (one every %dms)", st.Obs.ReceivedBefore, interval),
 		pushLine(res),
-		fmt.Sprintf("stream cut %s after the push began (%s, reason %s); error handed to the app at %s, after the token refresh",
+		fmt.Sprintf("stream cut %s after the push began (%s, reason %s); the app saw the error at %s",
 			ms(st.Obs.CutAfter), status.Code(ended.err), reason, ms(ended.at.Sub(res.PushedAt))))
 
 	t0 := time.Now()
@@ -291,7 +291,7 @@ func (e *env) step4(ctx context.Context, st *Step) error {
 	st.Obs.Events = append(e.pending, e.alice.TakeEvents()...)
 	e.pending = nil
 	st.Lines = append(st.Lines, eventLines(st.Obs.Events, res.PushedAt)...)
-	st.Lines = append(st.Lines, fmt.Sprintf("reconnected with a fresh token: %d messages in %s", st.Obs.ReceivedAfter, ms(time.Since(t0))))
+	st.Lines = append(st.Lines, fmt.Sprintf("reconnected with the fresh token (the reconnect waited for the fetch under way): %d messages in %s", st.Obs.ReceivedAfter, ms(time.Since(t0))))
 	switch {
 	case status.Code(ended.err) != codes.Unauthenticated || !isCh:
 		return fmt.Errorf("stream ended with %v, want an Unauthenticated challenge", ended.err)
