@@ -48,6 +48,10 @@ type Memory struct {
 	shards [shardCount]shard
 	count  atomic.Int64
 	puts   atomic.Uint64
+	// kinds counts the entries held per subject kind, so that look-ups of a
+	// kind the store holds nothing of (often most of a token's subjects)
+	// return without hashing or locking.
+	kinds [kindCount]atomic.Int64
 
 	subMu  sync.Mutex
 	subs   atomic.Pointer[[]*subscriber]
@@ -157,6 +161,7 @@ func (m *Memory) Apply(ev Event) (changed bool, err error) {
 			}
 		}
 		m.count.Add(1)
+		m.kinds[ev.Subject.Kind].Add(1)
 	}
 	s.m[ev.Subject] = ev
 	s.mu.Unlock()
@@ -181,6 +186,9 @@ func (m *Memory) expired(ev Event, now time.Time) bool {
 // until it is swept, which can only revoke a token that lives longer than the
 // retention, never allow one that should be refused.
 func (m *Memory) Lookup(k Key) (Event, bool) {
+	if k.Kind >= kindCount || m.kinds[k.Kind].Load() == 0 {
+		return Event{}, false
+	}
 	s := m.shardFor(k)
 	s.mu.RLock()
 	ev, ok := s.m[k]
@@ -240,6 +248,7 @@ func (m *Memory) sweepShard(i int, now time.Time) int {
 	for k, ev := range s.m {
 		if m.expired(ev, now) {
 			delete(s.m, k)
+			m.kinds[k.Kind].Add(-1)
 			n++
 		}
 	}

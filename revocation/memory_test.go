@@ -208,3 +208,40 @@ func BenchmarkMemoryLookup(b *testing.B) {
 		})
 	}
 }
+
+func TestMemoryLookupAcrossKinds(t *testing.T) {
+	clk := newClock(t0)
+	m := revocation.NewMemory(revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
+	keys := []revocation.Key{
+		revocation.ObjectKey("t", "id"), revocation.IssuerSubjectKey("t", "id"), revocation.SessionKey("id"),
+		revocation.ClientKey("id"), revocation.EmailKey("ID"), revocation.TokenKey("t", "id"), revocation.DeviceKey("id"),
+	}
+	for i, k := range keys {
+		if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled, Subject: k, Time: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// Every kind stored so far is found, and the others are not.
+		for j, k2 := range keys {
+			if _, ok := m.Lookup(k2); ok != (j <= i) {
+				t.Fatalf("after storing %d kinds, Lookup(%s) = %v", i+1, k2, ok)
+			}
+		}
+	}
+	if _, ok := m.Lookup(revocation.Key{Kind: 200, ID: "x"}); ok {
+		t.Fatal("out-of-range kind found")
+	}
+	clk.Add(2 * time.Hour)
+	m.Sweep()
+	for _, k := range keys {
+		if _, ok := m.Lookup(k); ok {
+			t.Fatalf("%s found after sweep", k)
+		}
+	}
+	// Kind counts went back to zero and come back up.
+	if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: keys[2], Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Lookup(keys[2]); !ok {
+		t.Fatal("session not found after re-adding its kind")
+	}
+}
