@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&cfg.PolicyFile, "policy", "", "policy file (YAML or JSON), reloaded on change")
 	flag.StringVar(&cfg.AuthorizationURI, "authorization-uri", "", "authorization_uri of challenges (default <issuer>/authorize)")
 	flag.BoolVar(&cfg.NoAuth, "no-auth", false, "serve without caekit (benchmark baseline)")
+	flag.BoolVar(&cfg.Metrics, "metrics", true, "serve OpenTelemetry metrics in Prometheus format at GET /metrics on -events-addr")
 	debug := flag.Bool("debug", false, "log at debug level")
 	flag.Parse()
 
@@ -57,6 +58,9 @@ func main() {
 		fmt.Printf("inbox server on %s WITHOUT authentication (-no-auth)\n", s.Addr())
 	} else {
 		fmt.Printf("inbox server on %s (issuer %s, store %s); SSF push receiver at %s\n", s.Addr(), cfg.Issuer, redact(cfg.Store), s.EventsURL())
+		if u := s.MetricsURL(); u != "" {
+			fmt.Printf("metrics at %s\n", u)
+		}
 	}
 	<-ctx.Done()
 	if err := s.Close(); err != nil {

@@ -19,6 +19,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -80,6 +85,9 @@ type Config struct {
 	AuthorizationURI string
 	// NoAuth serves without caekit at all: a benchmark baseline.
 	NoAuth bool
+	// Metrics exports caekit's OpenTelemetry metrics (an SDK meter provider
+	// with a Prometheus exporter) at GET /metrics on EventsAddr.
+	Metrics bool
 	// Logger receives the decision log and component logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -119,6 +127,7 @@ type Server struct {
 	engine    *policy.Engine
 	watcher   *policy.Watcher
 	caekit    *interceptor.Server
+	meter     *sdkmetric.MeterProvider
 	done      chan error
 	httpDone  chan error
 }
@@ -160,6 +169,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 	cfg := s.cfg
 	var err error
+	mux := http.NewServeMux()
+	// caekit's libraries depend on the OpenTelemetry API only; the
+	// application chooses the SDK and exporter. Without Metrics the global
+	// provider (a no-op unless installed) is used.
+	mp := otel.GetMeterProvider()
+	if cfg.Metrics {
+		reg := prometheus.NewRegistry()
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+		if err != nil {
+			return nil, fmt.Errorf("server: prometheus exporter: %w", err)
+		}
+		s.meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+		mp = s.meter
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	s.validator, err = token.NewValidator(ctx,
 		token.WithIssuer(cfg.Issuer),
 		token.WithAudience(cfg.Audience),
@@ -208,6 +232,7 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 		interceptor.WithAuthorizationURI(cfg.AuthorizationURI),
 		interceptor.WithExempt(interceptor.HealthAndReflection()),
 		interceptor.WithLogger(quiet.With("component", "caekit")),
+		interceptor.WithMeterProvider(mp),
 	); err != nil {
 		return nil, fmt.Errorf("server: interceptor: %w", err)
 	}
@@ -217,6 +242,7 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 		ssf.WithAudience(cfg.EventsAudience),
 		ssf.WithStore(s.store),
 		ssf.WithLogger(s.log.With("component", "ssf")),
+		ssf.WithMeterProvider(mp),
 	}
 	if cfg.EventsJWKS != "" {
 		ropts = append(ropts, ssf.WithJWKSURL(cfg.EventsJWKS))
@@ -233,7 +259,6 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 	if s.eventsLis, err = net.Listen("tcp", cfg.EventsAddr); err != nil {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.EventsAddr, err)
 	}
-	mux := http.NewServeMux()
 	mux.Handle("POST "+EventsPath, s.receiver)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 
@@ -249,6 +274,14 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 
 // Addr is the gRPC address.
 func (s *Server) Addr() string { return s.grpcLis.Addr().String() }
+
+// MetricsURL is the Prometheus metrics endpoint, or "" without Metrics.
+func (s *Server) MetricsURL() string {
+	if s.eventsLis == nil || s.meter == nil {
+		return ""
+	}
+	return "http://" + s.eventsLis.Addr().String() + "/metrics"
+}
 
 // EventsURL is the SSF push endpoint, or "" with NoAuth.
 func (s *Server) EventsURL() string {
@@ -324,6 +357,12 @@ func (s *Server) cleanup() {
 	if s.validator != nil {
 		_ = s.validator.Close()
 		s.validator = nil
+	}
+	if s.meter != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_ = s.meter.Shutdown(ctx)
+		cancel()
+		s.meter = nil
 	}
 	if s.redis != nil {
 		_ = s.redis.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -156,6 +157,39 @@ func TestServerAuthHealthAndDecisionLog(t *testing.T) {
 	}
 	if strings.Contains(l, tok) || strings.Contains(l, tok[:40]) {
 		t.Error("the token was logged")
+	}
+}
+
+func TestServerMetrics(t *testing.T) {
+	p := startIdP(t)
+	s := start(t, server.Config{
+		Addr: "127.0.0.1:0", EventsAddr: "127.0.0.1:0", Issuer: p.Issuer(), Audience: p.Audience(),
+		EventsAuth: "Bearer push", Metrics: true, Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inbox := inboxv1.NewInboxServiceClient(dial(t, s.Addr()))
+	if _, err := inbox.GetMessage(ctx, &inboxv1.GetMessageRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no token: %v", err)
+	}
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token(t, p, "carol"))
+	if _, err := inbox.GetMessage(actx, &inboxv1.GetMessageRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(s.MetricsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`caekit_server_decisions_total{caekit_outcome="allow",otel_scope_name=`,
+		`caekit_reason="TOKEN_INVALID"`,
+		`caekit_revocation_store_healthy`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s:\n%s", want, body)
+		}
 	}
 }
 
