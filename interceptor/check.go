@@ -39,6 +39,7 @@ type Request struct {
 // touch the network and should not allocate on the allow path: it runs on
 // every call and, for streams, on every message and on every event.
 type Check interface {
+	// Check returns nil to allow the call described by req, else the denial.
 	Check(ctx context.Context, req *Request) *Denial
 }
 
@@ -49,6 +50,7 @@ type Check interface {
 // that returns false and still needs a single key reads it from the call's
 // context with metadata.ValueFromIncomingContext.
 type MetadataUser interface {
+	// UsesMetadata reports whether the check reads Request.Metadata.
 	UsesMetadata() bool
 }
 
@@ -60,7 +62,7 @@ func (f CheckFunc) Check(ctx context.Context, req *Request) *Denial { return f(c
 
 // Param is an extra www-authenticate parameter, e.g. cc_type="authcontext".
 type Param struct {
-	Name, Value string
+	Name, Value string // the parameter's name and unquoted value
 }
 
 // Denial is a Check's refusal.

@@ -18,6 +18,8 @@ type revocationCheck struct {
 	store revocation.Store
 }
 
+// Check denies a token that a stored event revokes, and every token while
+// the store is unhealthy.
 func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
 	if err := rc.store.Health(); err != nil {
 		return &Denial{

@@ -30,6 +30,8 @@ import (
 // token package's sentinel errors (token.ErrExpired gives reason TOKEN_EXPIRED,
 // anything else TOKEN_INVALID).
 type Validator interface {
+	// Validate verifies raw and returns its claims, or an error that does
+	// not contain raw.
 	Validate(ctx context.Context, raw string) (*Claims, error)
 }
 

@@ -234,6 +234,7 @@ type engineCheck struct {
 	check func(context.Context, *interceptor.Request) *interceptor.Denial
 }
 
+// Check runs the Engine check c wraps.
 func (c engineCheck) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
 	return c.check(ctx, req)
 }

@@ -54,9 +54,9 @@ func ParseKind(s string) (Kind, error) {
 
 // Key identifies a subject. It is comparable and used directly as a map key.
 type Key struct {
-	Kind  Kind
+	Kind  Kind   // what ID identifies
 	Scope string // tenant id or issuer, or "" (see Kind)
-	ID    string
+	ID    string // the identifier itself (see Kind)
 }
 
 // String renders k as kind:scope:id for logs and errors.
@@ -100,6 +100,7 @@ type Type uint8
 // The critical event types: every event in Entra's list, plus those that CAEP
 // and RISC define and that revoke tokens.
 const (
+	// TypeUnknown is the zero Type; an Event of this type is invalid.
 	TypeUnknown                  Type = iota
 	TypeUserDisabled                  // account deleted or disabled (disabled part)
 	TypeUserDeleted                   // account deleted or purged

@@ -46,6 +46,7 @@ type introspection struct {
 // audienceList is an aud member: a string or an array of strings.
 type audienceList []string
 
+// UnmarshalJSON accepts aud as a string or an array of strings.
 func (a *audienceList) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var s string

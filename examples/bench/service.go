@@ -19,10 +19,12 @@ type service struct {
 
 const messageBody = "Your quarterly report is ready. Open it from the shared drive before Friday."
 
+// GetMessage returns a fixed message.
 func (service) GetMessage(_ context.Context, req *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
 	return &inboxv1.GetMessageResponse{Id: req.GetId(), Subject: "Quarterly report", Body: messageBody}, nil
 }
 
+// WatchInbox streams messages until the call ends.
 func (service) WatchInbox(req *inboxv1.WatchInboxRequest, st grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
 	ctx := st.Context()
 	msg := &inboxv1.WatchInboxResponse{Body: messageBody}

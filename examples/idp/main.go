@@ -25,7 +25,10 @@ import (
 
 type multi []string
 
-func (m *multi) String() string     { return strings.Join(*m, ",") }
+// String joins the values with commas (flag.Value).
+func (m *multi) String() string { return strings.Join(*m, ",") }
+
+// Set appends s (flag.Value).
 func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
 func main() {

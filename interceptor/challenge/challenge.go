@@ -26,7 +26,7 @@ const ErrorInfoDomain = "caekit.dev"
 
 // Param is one auth-param of a challenge beyond the standard ones.
 type Param struct {
-	Name, Value string
+	Name, Value string // the auth-param's name and unquoted value
 }
 
 // Challenge is one claims challenge (or invalid_token rejection), decoded.

@@ -117,6 +117,7 @@ func IsChallenge(err error) (*challenge.Challenge, bool) {
 // TokenError is returned when no token could be obtained for a call. Its
 // gRPC status is codes.Unauthenticated; it unwraps to the cause.
 type TokenError struct {
+	// Err is why no token could be obtained (e.g. the TokenSource's error).
 	Err error
 }
 
@@ -286,6 +287,8 @@ type bearer struct {
 	allowInsecure bool
 }
 
+// GetRequestMetadata returns the authorization header, after checking that
+// the connection has privacy and integrity unless insecure is allowed.
 func (b bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
 	if !b.allowInsecure {
 		ri, _ := credentials.RequestInfoFromContext(ctx)
@@ -297,4 +300,6 @@ func (b bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[string
 	return map[string]string{"authorization": "Bearer " + b.token}, nil
 }
 
+// RequireTransportSecurity reports false: GetRequestMetadata checks the
+// security level itself, to give a clear error.
 func (b bearer) RequireTransportSecurity() bool { return false }

@@ -50,6 +50,7 @@ func (k EventKind) String() string {
 
 // Event describes something the client did. Fields that do not apply are zero.
 type Event struct {
+	// Kind says what happened.
 	Kind EventKind
 	// Method is the full gRPC method, for call events.
 	Method string
@@ -73,6 +74,7 @@ type Event struct {
 // or on a token fetch goroutine; it must be fast, safe for concurrent use,
 // and must not call back into the Client.
 type Observer interface {
+	// Observe is told about e; ctx is the call's or the fetch's context.
 	Observe(ctx context.Context, e Event)
 }
 

@@ -18,6 +18,7 @@ import (
 // than silently return a token that ignores them: a token without the
 // requested claims is rejected again by the server.
 type TokenSource interface {
+	// Token returns a token for req.Scopes that satisfies req.Claims.
 	Token(ctx context.Context, req TokenRequest) (*Token, error)
 }
 

@@ -63,9 +63,14 @@ type stream struct {
 	retried    bool
 }
 
+// Header returns the header of the current underlying stream.
 func (s *stream) Header() (metadata.MD, error) { return s.current().Header() }
-func (s *stream) Trailer() metadata.MD         { return s.current().Trailer() }
-func (s *stream) Context() context.Context     { return s.current().Context() }
+
+// Trailer returns the trailer of the current underlying stream.
+func (s *stream) Trailer() metadata.MD { return s.current().Trailer() }
+
+// Context returns the context of the current underlying stream.
+func (s *stream) Context() context.Context { return s.current().Context() }
 
 func (s *stream) current() grpc.ClientStream {
 	s.mu.Lock()
@@ -80,6 +85,8 @@ func (s *stream) stopBufferingLocked() {
 	s.bufBytes = 0
 }
 
+// SendMsg sends m on the current stream, keeping a copy for a replay while
+// the replay buffer's bounds allow.
 func (s *stream) SendMsg(m any) error {
 	s.mu.Lock()
 	if s.buffering {
@@ -126,6 +133,7 @@ func (s *stream) SendMsg(m any) error {
 	return io.EOF
 }
 
+// CloseSend half-closes the current stream and remembers it for a replay.
 func (s *stream) CloseSend() error {
 	s.mu.Lock()
 	s.closedSend = true
@@ -137,6 +145,9 @@ func (s *stream) CloseSend() error {
 	return cur.CloseSend()
 }
 
+// RecvMsg receives from the current stream; on a claims challenge it
+// re-opens the stream with a new token and replays the buffered messages
+// when it can, else it returns the challenge.
 func (s *stream) RecvMsg(m any) error {
 	for {
 		s.mu.Lock()

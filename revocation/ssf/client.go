@@ -18,24 +18,26 @@ import (
 
 // Delivery method URNs.
 const (
-	DeliveryPush = "urn:ietf:rfc:8935"
-	DeliveryPoll = "urn:ietf:rfc:8936"
+	DeliveryPush = "urn:ietf:rfc:8935" // push delivery (RFC 8935)
+	DeliveryPoll = "urn:ietf:rfc:8936" // poll delivery (RFC 8936)
 )
 
 // TransmitterConfiguration is the transmitter's /.well-known/ssf-configuration.
+// The fields are the transmitter metadata members of the SSF specification
+// of the same JSON names.
 type TransmitterConfiguration struct {
-	SpecVersion              string            `json:"spec_version,omitempty"`
-	Issuer                   string            `json:"issuer"`
-	JWKSURI                  string            `json:"jwks_uri,omitempty"`
-	DeliveryMethodsSupported []string          `json:"delivery_methods_supported,omitempty"`
-	ConfigurationEndpoint    string            `json:"configuration_endpoint,omitempty"`
-	StatusEndpoint           string            `json:"status_endpoint,omitempty"`
-	AddSubjectEndpoint       string            `json:"add_subject_endpoint,omitempty"`
-	RemoveSubjectEndpoint    string            `json:"remove_subject_endpoint,omitempty"`
-	VerificationEndpoint     string            `json:"verification_endpoint,omitempty"`
-	CriticalSubjectMembers   []string          `json:"critical_subject_members,omitempty"`
-	AuthorizationSchemes     []json.RawMessage `json:"authorization_schemes,omitempty"`
-	DefaultSubjects          string            `json:"default_subjects,omitempty"`
+	SpecVersion              string            `json:"spec_version,omitempty"`               // SSF version implemented
+	Issuer                   string            `json:"issuer"`                               // iss of the transmitter's SETs
+	JWKSURI                  string            `json:"jwks_uri,omitempty"`                   // keys that sign the SETs
+	DeliveryMethodsSupported []string          `json:"delivery_methods_supported,omitempty"` // DeliveryPush, DeliveryPoll
+	ConfigurationEndpoint    string            `json:"configuration_endpoint,omitempty"`     // stream management
+	StatusEndpoint           string            `json:"status_endpoint,omitempty"`            // stream status
+	AddSubjectEndpoint       string            `json:"add_subject_endpoint,omitempty"`       // add a subject to a stream
+	RemoveSubjectEndpoint    string            `json:"remove_subject_endpoint,omitempty"`    // remove a subject from a stream
+	VerificationEndpoint     string            `json:"verification_endpoint,omitempty"`      // request a verification event
+	CriticalSubjectMembers   []string          `json:"critical_subject_members,omitempty"`   // subject members a receiver must understand
+	AuthorizationSchemes     []json.RawMessage `json:"authorization_schemes,omitempty"`      // how receivers authenticate, as sent
+	DefaultSubjects          string            `json:"default_subjects,omitempty"`           // "ALL" or "NONE"
 }
 
 // WellKnownURL returns the ssf-configuration URL of an issuer: the issuer's
@@ -101,32 +103,35 @@ type Delivery struct {
 	AuthorizationHeader string `json:"authorization_header,omitempty"`
 }
 
-// StreamConfiguration is an SSF event stream.
+// StreamConfiguration is an SSF event stream. The fields are the stream
+// configuration members of the SSF specification of the same JSON names.
 type StreamConfiguration struct {
-	StreamID                string    `json:"stream_id,omitempty"`
-	Issuer                  string    `json:"iss,omitempty"`
-	Audience                Audience  `json:"aud,omitempty"`
-	EventsSupported         []string  `json:"events_supported,omitempty"`
-	EventsRequested         []string  `json:"events_requested,omitempty"`
-	EventsDelivered         []string  `json:"events_delivered,omitempty"`
-	Delivery                *Delivery `json:"delivery,omitempty"`
-	MinVerificationInterval int       `json:"min_verification_interval,omitempty"`
-	InactivityTimeout       int       `json:"inactivity_timeout,omitempty"`
-	Description             string    `json:"description,omitempty"`
+	StreamID                string    `json:"stream_id,omitempty"`                 // set by the transmitter
+	Issuer                  string    `json:"iss,omitempty"`                       // iss of the stream's SETs
+	Audience                Audience  `json:"aud,omitempty"`                       // aud of the stream's SETs
+	EventsSupported         []string  `json:"events_supported,omitempty"`          // event types the transmitter can send
+	EventsRequested         []string  `json:"events_requested,omitempty"`          // event types the receiver asks for
+	EventsDelivered         []string  `json:"events_delivered,omitempty"`          // event types actually sent
+	Delivery                *Delivery `json:"delivery,omitempty"`                  // push or poll, and where
+	MinVerificationInterval int       `json:"min_verification_interval,omitempty"` // seconds between verification requests
+	InactivityTimeout       int       `json:"inactivity_timeout,omitempty"`        // seconds without receiver activity before the stream may pause
+	Description             string    `json:"description,omitempty"`               // free text
 }
 
 // StreamStatus is a stream's status.
 type StreamStatus struct {
+	// StreamID is the stream the status is about.
 	StreamID string `json:"stream_id,omitempty"`
 	// Status is "enabled", "paused" or "disabled".
 	Status string `json:"status"`
+	// Reason optionally explains the status.
 	Reason string `json:"reason,omitempty"`
 }
 
 // HTTPError is a non-2xx answer from a transmitter.
 type HTTPError struct {
-	Method, URL string
-	StatusCode  int
+	Method, URL string // the request that failed
+	StatusCode  int    // the HTTP status of the answer
 	// Body is the start of the response body (at most 512 bytes).
 	Body string
 }
@@ -318,6 +323,7 @@ func (c *Client) RequestVerification(ctx context.Context, streamID, state string
 
 // StateExpecter is what Verify registers a state with; *Receiver is one.
 type StateExpecter interface {
+	// ExpectState makes a verification event carrying state acceptable.
 	ExpectState(state string)
 }
 

@@ -107,6 +107,7 @@ type limitTransport struct {
 	max  int64
 }
 
+// RoundTrip performs req with the base transport and bounds the response body.
 func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
@@ -124,6 +125,7 @@ type limitedBody struct {
 	left int64
 }
 
+// Read reads from the body and fails with ErrTooLarge past the bound.
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		// Probe: a clean EOF at the bound is fine, more data is not.
@@ -142,4 +144,5 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the underlying body.
 func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -65,6 +65,7 @@ type Observation struct {
 // synchronously on the delivering goroutine and must be fast and safe for
 // concurrent use.
 type Observer interface {
+	// Observe is told what became of one SET.
 	Observe(o Observation)
 }
 
@@ -76,4 +77,5 @@ func (f ObserverFunc) Observe(o Observation) { f(o) }
 
 type nopObserver struct{}
 
+// Observe does nothing.
 func (nopObserver) Observe(Observation) {}

@@ -14,12 +14,12 @@ import (
 
 // Poll defaults.
 const (
-	DefaultPollMaxEvents      = 100
-	DefaultPollMaxResponse    = 16 << 20
-	DefaultPollRequestTimeout = 2 * time.Minute
-	DefaultPollMinBackoff     = 500 * time.Millisecond
-	DefaultPollMaxBackoff     = time.Minute
-	DefaultPollInterval       = 5 * time.Second
+	DefaultPollMaxEvents      = 100                    // maxEvents asked for per request
+	DefaultPollMaxResponse    = 16 << 20               // bytes of one poll response
+	DefaultPollRequestTimeout = 2 * time.Minute        // bound of one (long-)poll request
+	DefaultPollMinBackoff     = 500 * time.Millisecond // first wait after a failed poll
+	DefaultPollMaxBackoff     = time.Minute            // longest wait after failed polls
+	DefaultPollInterval       = 5 * time.Second        // wait between empty short polls
 )
 
 // PollOption configures a Poller.
@@ -90,11 +90,14 @@ func NewPoller(r *Receiver, endpoint string, opts ...PollOption) (*Poller, error
 	}
 	switch {
 	case r == nil || endpoint == "" || p.hc == nil:
-		return nil, errors.New("ssf: poller needs a receiver, an endpoint and an HTTP client")
+		return nil, fmt.Errorf("ssf: poller needs a receiver, an endpoint and an HTTP client (receiver nil: %t, endpoint empty: %t, HTTP client nil: %t)",
+			r == nil, endpoint == "", p.hc == nil)
 	case p.maxEvents < 0 || p.maxResp <= 0 || p.timeout <= 0:
-		return nil, errors.New("ssf: poller bounds must be positive")
+		return nil, fmt.Errorf("ssf: poller bounds must be positive (max events %d, max response %d, request timeout %v)",
+			p.maxEvents, p.maxResp, p.timeout)
 	case p.minBackoff <= 0 || p.maxBackoff < p.minBackoff || p.interval < 0:
-		return nil, errors.New("ssf: invalid poller backoff or interval")
+		return nil, fmt.Errorf("ssf: invalid poller backoff %v..%v or interval %v (backoff must be positive and ordered, interval not negative)",
+			p.minBackoff, p.maxBackoff, p.interval)
 	}
 	return p, nil
 }

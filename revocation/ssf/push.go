@@ -77,8 +77,8 @@ func (r *Receiver) authorized(req *http.Request) bool {
 
 // ErrorResponse is the RFC 8935 §2.3 error body.
 type ErrorResponse struct {
-	Err         string `json:"err"`
-	Description string `json:"description"`
+	Err         string `json:"err"`         // the RFC 8935 error code, e.g. invalid_key
+	Description string `json:"description"` // human-readable; never contains the SET
 }
 
 func writeError(w http.ResponseWriter, status int, code, desc string) {

@@ -69,13 +69,15 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	case cfg.store == nil:
 		return nil, errors.New("ssf: WithStore is required")
 	case cfg.now == nil || cfg.logger == nil || cfg.httpClient == nil:
-		return nil, errors.New("ssf: clock, logger and HTTP client must not be nil")
+		return nil, fmt.Errorf("ssf: clock, logger and HTTP client must not be nil (clock nil: %t, logger nil: %t, HTTP client nil: %t)",
+			cfg.now == nil, cfg.logger == nil, cfg.httpClient == nil)
 	case cfg.iatPast <= 0 || cfg.iatFuture < 0:
-		return nil, fmt.Errorf("ssf: invalid iat window %v/%v", cfg.iatPast, cfg.iatFuture)
+		return nil, fmt.Errorf("ssf: invalid iat window %v/%v (past must be positive, future not negative)", cfg.iatPast, cfg.iatFuture)
 	case cfg.maxBody <= 0 || cfg.maxMetadata <= 0 || cfg.dedupMax <= 0:
-		return nil, errors.New("ssf: size and dedup bounds must be positive")
+		return nil, fmt.Errorf("ssf: size and dedup bounds must be positive (body %d, metadata %d, dedup %d)",
+			cfg.maxBody, cfg.maxMetadata, cfg.dedupMax)
 	case cfg.jwksRefresh <= 0 || cfg.unknownKID <= 0:
-		return nil, errors.New("ssf: JWKS refresh intervals must be positive")
+		return nil, fmt.Errorf("ssf: JWKS refresh intervals must be positive (refresh %v, unknown-kid %v)", cfg.jwksRefresh, cfg.unknownKID)
 	}
 	if cfg.dedupTTL <= 0 {
 		cfg.dedupTTL = cfg.iatPast + cfg.iatFuture

@@ -313,6 +313,7 @@ func strictArray(m map[string]json.RawMessage, name string, dst any) error {
 // treated like no Keys, with the error logged. Implementations must be safe
 // for concurrent use.
 type SubjectMapper interface {
+	// MapSubject returns the Keys that subject s of set identifies.
 	MapSubject(set *SET, s *Subject) ([]revocation.Key, error)
 }
 

@@ -73,8 +73,11 @@ const (
 
 // Event is one thing the caekit client did on the app's behalf.
 type Event struct {
-	At     time.Time
-	Kind   string
+	// At is when it happened.
+	At time.Time
+	// Kind is one of the Kind constants.
+	Kind string
+	// Method is the gRPC method of the call concerned, if any.
 	Method string
 	// Reason is the challenge's reason, e.g. SESSION_REVOKED.
 	Reason string
@@ -106,9 +109,10 @@ func (e Event) String() string {
 
 // Client is the example app's connection to the inbox server.
 type Client struct {
-	cfg   Config
-	cae   *client.Client
-	cc    *grpc.ClientConn
+	cfg Config
+	cae *client.Client
+	cc  *grpc.ClientConn
+	// Inbox calls the inbox server through the caekit client interceptors.
 	Inbox inboxv1.InboxServiceClient
 
 	mu     sync.Mutex
@@ -263,8 +267,8 @@ type TokenInfo struct {
 	Lifetime     time.Duration // exp - iat
 	RefreshIn    time.Duration // until the proactive refresh (refresh_in), 0 if unknown
 	Capabilities []string      // xms_cc
-	ACRS         []string
-	Hash         string // safe to print
+	ACRS         []string      // acrs: the authentication contexts satisfied
+	Hash         string        // safe to print
 }
 
 // Token returns what the app would send on its next call.

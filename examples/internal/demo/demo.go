@@ -39,13 +39,16 @@ type Options struct {
 
 // Step is the outcome of one demo step, with what was observed.
 type Step struct {
-	N    int
+	// N is the step's number, from 1.
+	N int
+	// Name is the step's title.
 	Name string
 	// OK is true when the step behaved as expected; Skipped when it did not run.
 	OK, Skipped bool
 	// Problem says what was unexpected.
 	Problem string
-	Took    time.Duration
+	// Took is how long the step ran.
+	Took time.Duration
 	// Lines are the narration's detail lines.
 	Lines []string
 	// Obs holds what the step observed, for tests.
@@ -77,8 +80,8 @@ type Observed struct {
 
 // Report is the whole run.
 type Report struct {
-	Steps []Step
-	Took  time.Duration
+	Steps []Step        // the steps, in order, including skipped ones
+	Took  time.Duration // the whole run's duration
 }
 
 // OK reports whether every step that ran behaved as expected.
@@ -190,6 +193,7 @@ func (e *env) selected(n int) bool {
 // errSkip marks a step that did not run, with the reason.
 type errSkip string
 
+// Error returns why the step was skipped.
 func (e errSkip) Error() string { return string(e) }
 
 func (e *env) setup(ctx context.Context) error {

@@ -79,6 +79,7 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
+// Write writes b under the lock.
 func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

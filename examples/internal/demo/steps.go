@@ -33,7 +33,7 @@ const getMessage = "/example.inbox.v1.InboxService/GetMessage"
 // ProxyAddr is the reverse proxy the demo's policy trusts, and ClientNetworkIP
 // the address the step-5 client appears at behind it: a network that the
 // location policy does not allow, unlike the IdP, which sees the client on
-// loopback.
+// loopback. CorpNetwork is the network the location policy allows.
 var (
 	ProxyAddr       = netip.MustParsePrefix("127.0.0.1/32")
 	ClientNetworkIP = "198.51.100.7"
@@ -151,7 +151,7 @@ func (e *env) step1(ctx context.Context, st *Step) error {
 	resp, err := e.call(ctx, e.alice)
 	st.Obs.Events = e.alice.TakeEvents()
 	if err != nil {
-		return fmt.Errorf("GetMessage failed: %v", err)
+		return fmt.Errorf("GetMessage failed: %w", err)
 	}
 	st.Obs.Subject = resp.GetSubject()
 	tok, err := e.alice.Token(ctx)
@@ -190,7 +190,7 @@ func (e *env) revokeAndRecover(ctx context.Context, st *Step, action, reason str
 	st.Lines = append(st.Lines, eventLines(st.Obs.Events, t0)...)
 	if err != nil {
 		st.Obs.Err = err
-		return fmt.Errorf("call failed: %v", err)
+		return fmt.Errorf("call failed: %w", err)
 	}
 	st.Obs.Subject = resp.GetSubject()
 	st.Lines = append(st.Lines, fmt.Sprintf("GetMessage → ok after %d retry, %s end to end (the IdP waits for the next second so the new token postdates the event)",
@@ -212,11 +212,11 @@ func (e *env) step4(ctx context.Context, st *Step) error {
 	defer cancel()
 	stream, err := e.alice.Inbox.WatchInbox(sctx, &inboxv1.WatchInboxRequest{IntervalMs: interval})
 	if err != nil {
-		return fmt.Errorf("open WatchInbox: %v", err)
+		return fmt.Errorf("open WatchInbox: %w", err)
 	}
 	for range 3 {
 		if _, err := stream.Recv(); err != nil {
-			return fmt.Errorf("WatchInbox before the event: %v", err)
+			return fmt.Errorf("WatchInbox before the event: %w", err)
 		}
 		st.Obs.ReceivedBefore++
 	}
@@ -278,12 +278,12 @@ func (e *env) step4(ctx context.Context, st *Step) error {
 	t0 := time.Now()
 	stream2, err := e.alice.Inbox.WatchInbox(sctx, &inboxv1.WatchInboxRequest{IntervalMs: interval})
 	if err != nil {
-		return fmt.Errorf("reconnect: %v", err)
+		return fmt.Errorf("reconnect: %w", err)
 	}
 	for range 2 {
 		if _, err := stream2.Recv(); err != nil {
 			st.Obs.Events = e.alice.TakeEvents()
-			return fmt.Errorf("reconnected WatchInbox: %v", err)
+			return fmt.Errorf("reconnected WatchInbox: %w", err)
 		}
 		st.Obs.ReceivedAfter++
 	}
@@ -356,7 +356,7 @@ func (e *env) step6(ctx context.Context, st *Step) error {
 	st.Obs.Err = err
 	st.Lines = append(st.Lines, eventLines(st.Obs.Events, t0)...)
 	if err != nil {
-		return fmt.Errorf("call failed: %v", err)
+		return fmt.Errorf("call failed: %w", err)
 	}
 	st.Obs.Subject = resp.GetSubject()
 	tok, err := e.alice.Token(ctx)
@@ -410,7 +410,7 @@ func (e *env) step8(ctx context.Context, st *Step) error {
 	}
 	defer bob.Close()
 	if _, err := e.call(ctx, bob); err != nil {
-		return fmt.Errorf("first call failed: %v", err)
+		return fmt.Errorf("first call failed: %w", err)
 	}
 	tok, err := bob.Token(ctx)
 	if err != nil {
@@ -480,7 +480,7 @@ func (e *env) step9(ctx context.Context, st *Step) error {
 			Logger: e.log.With("app", fmt.Sprintf("replica%d", i)),
 		})
 		if err != nil {
-			return fmt.Errorf("replica %d: %v", i, err)
+			return fmt.Errorf("replica %d: %w", i, err)
 		}
 		replicas = append(replicas, r)
 		c, err := e.dialTo(ctx, r.Addr(), "carol", false)
@@ -489,7 +489,7 @@ func (e *env) step9(ctx context.Context, st *Step) error {
 		}
 		clients = append(clients, c)
 		if _, err := e.call(ctx, c); err != nil {
-			return fmt.Errorf("replica %d: first call: %v", i, err)
+			return fmt.Errorf("replica %d: first call: %w", i, err)
 		}
 		c.TakeEvents()
 	}
@@ -535,10 +535,10 @@ func (e *env) step9(ctx context.Context, st *Step) error {
 		evs := c.TakeEvents()
 		st.Obs.ReplicaEvents = append(st.Obs.ReplicaEvents, evs)
 		if err != nil {
-			return fmt.Errorf("replica %d: call after the event: %v", i, err)
+			return fmt.Errorf("replica %d: call after the event: %w", i, err)
 		}
 		if err := expectRecovered(evs, "SESSION_REVOKED"); err != nil {
-			return fmt.Errorf("replica %d: %v", i, err)
+			return fmt.Errorf("replica %d: %w", i, err)
 		}
 	}
 	st.Lines = append(st.Lines, "every replica challenged carol's old token; each client recovered with one retry")

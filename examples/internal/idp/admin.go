@@ -42,6 +42,7 @@ var ErrBadAction = errors.New("idp: unknown action")
 
 // PushResult is the outcome of delivering one SET to one receiver.
 type PushResult struct {
+	// Target is the receiver's push endpoint URL.
 	Target string `json:"target"`
 	// Status is the HTTP status; 0 when the request failed.
 	Status int `json:"status"`
@@ -57,13 +58,14 @@ func (r PushResult) OK() bool { return r.Status == http.StatusAccepted }
 
 // AdminResult is the answer to an admin action.
 type AdminResult struct {
-	Action    string `json:"action"`
-	Subject   string `json:"subject"`
-	JTI       string `json:"jti"`
-	EventType string `json:"event_type"`
+	Action    string `json:"action"`     // one of the Action constants
+	Subject   string `json:"subject"`    // the user acted on
+	JTI       string `json:"jti"`        // the jti of the SET emitted
+	EventType string `json:"event_type"` // the event-type URI of the SET
 	// EventTime is the event_timestamp, in seconds since the epoch.
-	EventTime int64        `json:"event_time"`
-	Pushes    []PushResult `json:"pushes"`
+	EventTime int64 `json:"event_time"`
+	// Pushes are the deliveries of the SET, one per receiver.
+	Pushes []PushResult `json:"pushes"`
 	// PushedAt is when delivery started (not part of the JSON).
 	PushedAt time.Time `json:"-"`
 }

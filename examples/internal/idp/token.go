@@ -33,6 +33,7 @@ type oauthError struct {
 	desc   string
 }
 
+// Error returns the OAuth error code and description.
 func (e *oauthError) Error() string { return e.code + ": " + e.desc }
 
 func badRequest(code, format string, a ...any) *oauthError {
@@ -78,7 +79,7 @@ func ParseClaimsRequest(s string) (ClaimsRequest, error) {
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(s), &top); err != nil {
-		return out, fmt.Errorf("claims parameter is not a JSON object: %v", err)
+		return out, fmt.Errorf("claims parameter is not a JSON object: %w", err)
 	}
 	raw, ok := top["access_token"]
 	if !ok {
@@ -86,7 +87,7 @@ func ParseClaimsRequest(s string) (ClaimsRequest, error) {
 	}
 	var at map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &at); err != nil {
-		return out, fmt.Errorf("claims access_token is not a JSON object: %v", err)
+		return out, fmt.Errorf("claims access_token is not a JSON object: %w", err)
 	}
 	for name, v := range at {
 		if string(v) == "null" {
@@ -94,7 +95,7 @@ func ParseClaimsRequest(s string) (ClaimsRequest, error) {
 		}
 		var spec claimSpec
 		if err := json.Unmarshal(v, &spec); err != nil {
-			return out, fmt.Errorf("claims access_token.%s is not a claim request object: %v", name, err)
+			return out, fmt.Errorf("claims access_token.%s is not a claim request object: %w", name, err)
 		}
 		switch name {
 		case "xms_cc":
@@ -165,10 +166,10 @@ func stringValues(name string, spec claimSpec) ([]string, error) {
 
 // TokenResponse is the JSON answer of the token endpoint.
 type TokenResponse struct {
-	TokenType    string `json:"token_type"`
-	AccessToken  string `json:"access_token"`
-	ExpiresIn    int64  `json:"expires_in"`
-	ExtExpiresIn int64  `json:"ext_expires_in"`
+	TokenType    string `json:"token_type"`     // "Bearer"
+	AccessToken  string `json:"access_token"`   // the signed JWT
+	ExpiresIn    int64  `json:"expires_in"`     // seconds until exp
+	ExtExpiresIn int64  `json:"ext_expires_in"` // seconds of the extended lifetime (as Entra sends)
 	// RefreshIn is set for CAE tokens only: refresh after this many seconds.
 	RefreshIn int64 `json:"refresh_in,omitempty"`
 }

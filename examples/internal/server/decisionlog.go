@@ -70,6 +70,7 @@ type tappedStream struct {
 	ctx context.Context
 }
 
+// Context returns the call's context with the decision log's tap added.
 func (s tappedStream) Context() context.Context { return s.ctx }
 
 func (d *decisionLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

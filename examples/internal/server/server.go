@@ -404,11 +404,19 @@ type levelFilter struct {
 	h   slog.Handler
 }
 
+// Enabled reports whether l reaches the filter's minimum and the wrapped
+// handler's.
 func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= f.min && f.h.Enabled(ctx, l)
 }
+
+// Handle passes r to the wrapped handler.
 func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+
+// WithAttrs returns the filter over the wrapped handler with a.
 func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFilter{f.min, f.h.WithAttrs(a)}
 }
+
+// WithGroup returns the filter over the wrapped handler with group n.
 func (f levelFilter) WithGroup(n string) slog.Handler { return levelFilter{f.min, f.h.WithGroup(n)} }

@@ -10,6 +10,7 @@ import (
 
 // Cluster is a Redis Cluster of masters without replicas, each a Server.
 type Cluster struct {
+	// Nodes are the cluster's masters.
 	Nodes []*Server
 }
 

@@ -35,9 +35,9 @@ const (
 
 // Request is what the token endpoint received, minus secrets.
 type Request struct {
-	GrantType string
-	Scope     string
-	Claims    string
+	GrantType string // grant_type
+	Scope     string // scope
+	Claims    string // claims, the claims request, if any
 }
 
 // IdP is the test identity provider. Its fields are set before use.
