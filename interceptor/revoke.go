@@ -25,7 +25,7 @@ func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
 		return &Denial{
 			Code:        codeUnavailable,
 			Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
-			Description: "revocation state cannot be trusted, failing closed: " + err.Error(),
+			Description: "revocation state cannot be trusted, failing closed; try again later",
 		}
 	}
 	var (

@@ -14,6 +14,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -88,12 +89,12 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 		return nil, reject(CodeInvalidRequest, "JWS header has no alg")
 	}
 	if !r.algs[alg] {
-		return nil, reject(CodeInvalidKey, "alg %q is not allowed", alg)
+		return nil, reject(CodeInvalidKey, "alg %q is not allowed", clip(alg))
 	}
 	set.Algorithm = alg
 	typ, _ := header["typ"].(string)
 	if !strings.EqualFold(typ, "secevent+jwt") && !strings.EqualFold(typ, "application/secevent+jwt") {
-		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", typ)
+		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", clip(typ))
 	}
 	if _, ok := header["crit"]; ok {
 		return nil, reject(CodeInvalidRequest, "JWS header has crit extensions, which this receiver does not understand")
@@ -109,7 +110,7 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	// Signature.
 	method := jwt.GetSigningMethod(alg)
 	if method == nil {
-		return nil, reject(CodeInvalidKey, "alg %q is not supported", alg)
+		return nil, reject(CodeInvalidKey, "alg %q is not supported", clip(alg))
 	}
 	sig, err := b64.DecodeString(parts[2])
 	if err != nil {
@@ -117,13 +118,13 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	}
 	key, err := r.keyfunc(ctx, &jwt.Token{Header: header, Method: method})
 	if err != nil {
-		return nil, rejectErr(CodeInvalidKey, err, "no usable signing key for kid %q", set.KeyID)
+		return nil, rejectErr(CodeInvalidKey, err, "no usable signing key for kid %q", clip(set.KeyID))
 	}
 	if err := r.checkKey(key); err != nil {
-		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", set.KeyID, err)
+		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", clip(set.KeyID), err)
 	}
 	if err := verify(method, parts[0]+"."+parts[1], sig, key); err != nil {
-		return nil, rejectErr(CodeInvalidKey, err, "signature does not verify with key %q", set.KeyID)
+		return nil, rejectErr(CodeInvalidKey, err, "signature does not verify with key %q", clip(set.KeyID))
 	}
 
 	// Claims.
@@ -335,4 +336,20 @@ func numericDate(m map[string]json.RawMessage, name string) (time.Time, bool, er
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+// maxEcho bounds how much of a sender-chosen header value is repeated in a
+// rejection or a log line.
+const maxEcho = 64
+
+// clip shortens a sender-chosen value for an error message.
+func clip(v string) string {
+	if len(v) <= maxEcho {
+		return v
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "…"
 }
