@@ -154,7 +154,11 @@ func WithMaxNonCAELifetime(d time.Duration) Option {
 
 // WithExempt skips the interceptor (no token needed, no checks) for calls the
 // matcher matches, in the go-grpc-middleware selector idiom. Nothing is
-// exempt by default; HealthAndReflection is a ready matcher.
+// exempt by default; HealthAndReflection is a ready matcher. A matcher that
+// looks only at CallMeta.Service is not safe on a server with an unknown-
+// service handler: CallMeta splits at the first '/' and grpc-go routes at
+// the last, so also refuse methods containing '/' (or use WithExemptMethods,
+// which matches full method names exactly).
 func WithExempt(m selector.Matcher) Option {
 	return func(o *options) {
 		if m == nil {

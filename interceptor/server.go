@@ -145,9 +145,17 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 
 // HealthAndReflection matches the gRPC health service and both server
 // reflection services; use it with WithExempt to let probes and tooling in
-// without a token.
+// without a token. It refuses full methods with extra path segments, which a
+// matcher looking at CallMeta.Service alone would let through.
 func HealthAndReflection() selector.Matcher {
 	return selector.MatchFunc(func(_ context.Context, cm interceptors.CallMeta) bool {
+		// CallMeta splits the full method at its first '/', but grpc-go
+		// routes at the last: "/grpc.health.v1.Health/x/admin.v1.Admin/Delete"
+		// would look like health yet reach an UnknownServiceHandler. A
+		// method name never contains '/'.
+		if strings.Contains(cm.Method, "/") {
+			return false
+		}
 		switch cm.Service {
 		case "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection":
 			return true

@@ -66,8 +66,37 @@ func (k Key) String() string { return k.Kind.String() + ":" + k.Scope + ":" + k.
 func (k Key) Valid() bool { return k.Kind > KindUnknown && k.Kind < kindCount && k.ID != "" }
 
 // ObjectKey names a user or service principal by tenant and object id.
+// Tenant and object ids that are GUIDs are compared case-insensitively (they
+// are canonicalised to lower case, as tokens carry them), other ids exactly.
 func ObjectKey(tenantID, objectID string) Key {
-	return Key{Kind: KindObject, Scope: tenantID, ID: objectID}
+	return Key{Kind: KindObject, Scope: lowerGUID(tenantID), ID: lowerGUID(objectID)}
+}
+
+// lowerGUID lower-cases s if it is a GUID (8-4-4-4-12 hex digits) and
+// returns it unchanged otherwise. It does not allocate for lower-case input.
+func lowerGUID(s string) string {
+	if len(s) != 36 {
+		return s
+	}
+	upper := false
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return s
+			}
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			upper = true
+		default:
+			return s
+		}
+	}
+	if !upper {
+		return s
+	}
+	return strings.ToLower(s)
 }
 
 // IssuerSubjectKey names a subject by issuer and sub.

@@ -144,28 +144,43 @@ func (m *Memory) Apply(ev Event) (changed bool, err error) {
 		m.sweepShard(int(n/1024)%shardCount, now)
 	}
 	s := m.shardFor(ev.Subject)
-	s.mu.Lock()
-	old, ok := s.m[ev.Subject]
-	switch {
-	case ok && !m.expired(old, now) && !ev.Time.After(old.Time):
-		s.mu.Unlock()
-		return false, nil
-	case !ok:
-		if m.count.Load() >= int64(m.cfg.maxEntries) {
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		old, ok := s.m[ev.Subject]
+		switch {
+		case ok && !m.expired(old, now) && !ev.Time.After(old.Time):
 			s.mu.Unlock()
-			m.Sweep()
-			s.mu.Lock()
-			if m.count.Load() >= int64(m.cfg.maxEntries) {
-				s.mu.Unlock()
-				return false, fmt.Errorf("%w: %d entries; event %s for %s not stored", ErrFull, m.cfg.maxEntries, ev.ID, ev.Subject)
+			return false, nil
+		case ok || m.reserve():
+			if !ok {
+				m.kinds[ev.Subject.Kind].Add(1)
 			}
+			s.m[ev.Subject] = ev
+			s.mu.Unlock()
+			return true, nil
 		}
-		m.count.Add(1)
-		m.kinds[ev.Subject.Kind].Add(1)
+		// A new subject and no room: sweep once (without holding the shard)
+		// and decide again from scratch, since another writer may have
+		// stored this subject meanwhile.
+		s.mu.Unlock()
+		if attempt > 0 {
+			return false, fmt.Errorf("%w: %d entries; event %s for %s not stored", ErrFull, m.cfg.maxEntries, ev.ID, ev.Subject)
+		}
+		m.Sweep()
 	}
-	s.m[ev.Subject] = ev
-	s.mu.Unlock()
-	return true, nil
+}
+
+// reserve takes one entry slot if the bound allows it.
+func (m *Memory) reserve() bool {
+	for {
+		c := m.count.Load()
+		if c >= int64(m.cfg.maxEntries) {
+			return false
+		}
+		if m.count.CompareAndSwap(c, c+1) {
+			return true
+		}
+	}
 }
 
 // Notify calls the subscribers with ev.
