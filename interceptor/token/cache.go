@@ -32,8 +32,9 @@ type cacheSlot struct {
 	hash   uint64
 	raw    string
 	claims *Claims
-	exp    int64 // unix nanos; the entry is served only strictly before it
-	nbf    int64 // unix nanos, math.MinInt64 when absent
+	key    *keyRec // the key that verified raw; never nil
+	exp    int64   // unix nanos; the entry is served only strictly before it
+	nbf    int64   // unix nanos, math.MinInt64 when absent
 	ref    atomic.Bool
 }
 
@@ -65,7 +66,8 @@ func newCache(size int) *cache {
 }
 
 // get returns the claims of raw if it is cached and, at now (unix nanos),
-// before its exp and not before its nbf minus leeway.
+// before its exp, not before its nbf minus leeway, and the key that verified
+// it is still accepted.
 func (c *cache) get(raw string, now, leeway int64) (*Claims, bool) {
 	h := maphash.String(c.seed, raw)
 	s := &c.shards[h&c.mask]
@@ -76,7 +78,7 @@ func (c *cache) get(raw string, now, leeway int64) (*Claims, bool) {
 		return nil, false
 	}
 	e := &s.slots[i]
-	if e.raw != raw || now >= e.exp || now+leeway < e.nbf {
+	if e.raw != raw || now >= e.exp || now+leeway < e.nbf || !e.key.live(now) {
 		s.mu.RUnlock()
 		return nil, false
 	}
@@ -88,8 +90,8 @@ func (c *cache) get(raw string, now, leeway int64) (*Claims, bool) {
 	return cl, true
 }
 
-// put caches claims for raw; now is unix nanos.
-func (c *cache) put(raw string, cl *Claims, now int64) {
+// put caches claims for raw, verified by key; now is unix nanos.
+func (c *cache) put(raw string, cl *Claims, key *keyRec, now int64) {
 	exp := cl.ExpiresAt.UnixNano()
 	if now >= exp {
 		return
@@ -114,7 +116,7 @@ func (c *cache) put(raw string, cl *Claims, now int64) {
 		s.index[h] = i
 	}
 	e := &s.slots[i]
-	e.hash, e.raw, e.claims, e.exp, e.nbf = h, raw, cl, exp, nbf
+	e.hash, e.raw, e.claims, e.key, e.exp, e.nbf = h, raw, cl, key, exp, nbf
 	e.ref.Store(false)
 }
 
@@ -130,7 +132,7 @@ func (s *cacheShard) victim(now int64) int32 {
 			s.hand = 0
 		}
 		e := &s.slots[i]
-		if now >= e.exp || !e.ref.Load() {
+		if now >= e.exp || !e.ref.Load() || !e.key.live(now) {
 			return int32(i)
 		}
 		e.ref.Store(false)

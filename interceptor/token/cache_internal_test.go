@@ -37,7 +37,7 @@ func TestCacheBoundedAndCorrect(t *testing.T) {
 		raw := fmt.Sprintf("token-%d", i)
 		cl := claimsExp(now.Add(time.Hour))
 		cls[raw] = cl
-		c.put(raw, cl, now.UnixNano())
+		c.put(raw, cl, staticRec, now.UnixNano())
 	}
 	if n := c.len(); n != 100 {
 		t.Fatalf("cache holds %d entries, want 100", n)
@@ -61,7 +61,7 @@ func TestCacheTimeBounds(t *testing.T) {
 	now := time.Unix(1_900_000_000, 0)
 	c := newCache(10)
 	cl := &Claims{ExpiresAt: now.Add(time.Minute), NotBefore: now.Add(-time.Second)}
-	c.put("t", cl, now.UnixNano())
+	c.put("t", cl, staticRec, now.UnixNano())
 	if _, ok := c.get("t", now.Add(59*time.Second).UnixNano(), 0); !ok {
 		t.Fatal("miss before exp")
 	}
@@ -74,7 +74,7 @@ func TestCacheTimeBounds(t *testing.T) {
 	if _, ok := c.get("t", now.Add(-2*time.Second).UnixNano(), int64(time.Minute)); !ok {
 		t.Fatal("miss before nbf but within leeway")
 	}
-	c.put("old", claimsExp(now), now.UnixNano())
+	c.put("old", claimsExp(now), staticRec, now.UnixNano())
 	if _, ok := c.get("old", now.Add(-time.Hour).UnixNano(), 0); ok {
 		t.Fatal("an already expired token was cached")
 	}
@@ -83,7 +83,7 @@ func TestCacheTimeBounds(t *testing.T) {
 func TestCacheComparesRawOnHit(t *testing.T) {
 	now := time.Unix(1_900_000_000, 0)
 	c := newCache(1)
-	c.put("a", claimsExp(now.Add(time.Hour)), now.UnixNano())
+	c.put("a", claimsExp(now.Add(time.Hour)), staticRec, now.UnixNano())
 	// Simulate a hash collision: make "b" hash to the slot of "a".
 	s := &c.shards[0]
 	s.index[maphash.String(c.seed, "b")] = s.index[maphash.String(c.seed, "a")]
@@ -103,13 +103,13 @@ func TestCacheClockEviction(t *testing.T) {
 		if i == 5 {
 			exp = now.Add(time.Second)
 		}
-		c.put(fmt.Sprint(i), claimsExp(exp), now.UnixNano())
+		c.put(fmt.Sprint(i), claimsExp(exp), staticRec, now.UnixNano())
 	}
 	later := now.Add(2 * time.Second).UnixNano()
 	for i := range 10 {
 		c.get(fmt.Sprint(i), now.UnixNano(), 0) // reference every entry
 	}
-	c.put("new1", claimsExp(now.Add(time.Hour)), later) // evicts the expired entry 5
+	c.put("new1", claimsExp(now.Add(time.Hour)), staticRec, later) // evicts the expired entry 5
 	if _, ok := c.get("5", now.UnixNano(), 0); ok {
 		t.Fatal("the expired entry survived")
 	}
@@ -121,7 +121,7 @@ func TestCacheClockEviction(t *testing.T) {
 	if c.len() != 10 {
 		t.Fatalf("len %d", c.len())
 	}
-	c.put("new2", claimsExp(now.Add(time.Hour)), later) // all referenced: CLOCK still finds a victim
+	c.put("new2", claimsExp(now.Add(time.Hour)), staticRec, later) // all referenced: CLOCK still finds a victim
 	if c.len() != 10 {
 		t.Fatalf("len %d after eviction", c.len())
 	}
@@ -133,8 +133,52 @@ func TestCacheClockEviction(t *testing.T) {
 func TestCacheNoNBF(t *testing.T) {
 	c := newCache(4)
 	now := time.Unix(1_900_000_000, 0)
-	c.put("t", claimsExp(now.Add(time.Hour)), now.UnixNano())
+	c.put("t", claimsExp(now.Add(time.Hour)), staticRec, now.UnixNano())
 	if _, ok := c.get("t", math.MinInt64+1, 0); !ok {
 		t.Fatal("a token without nbf must be valid from any time")
+	}
+}
+
+// staticRec is a key that never leaves.
+var staticRec = newKeyRec("static", "", nil)
+
+func TestCacheRefusesWithdrawnKey(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	c := newCache(64)
+	k := newKeyRec("k", "", nil)
+	cl := claimsExp(now.Add(time.Hour))
+	c.put("t", cl, k, now.UnixNano())
+	if got, ok := c.get("t", now.UnixNano(), 0); !ok || got != cl {
+		t.Fatal("miss while the key is published")
+	}
+	k.until.Store(now.Add(time.Minute).UnixNano()) // withdrawn, one minute of grace
+	if _, ok := c.get("t", now.Add(59*time.Second).UnixNano(), 0); !ok {
+		t.Fatal("miss within the grace period")
+	}
+	if _, ok := c.get("t", now.Add(time.Minute).UnixNano(), 0); ok {
+		t.Fatal("hit once the grace period ended")
+	}
+	k.until.Store(math.MaxInt64) // published again
+	if _, ok := c.get("t", now.Add(2*time.Minute).UnixNano(), 0); !ok {
+		t.Fatal("miss after the key came back")
+	}
+}
+
+func TestCacheEvictsWithdrawnKeyFirst(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0).UnixNano()
+	c := newCache(2)
+	live, dead := newKeyRec("live", "", nil), newKeyRec("dead", "", nil)
+	exp := claimsExp(time.Unix(0, now).Add(time.Hour))
+	c.put("a", exp, live, now)
+	c.put("b", exp, dead, now)
+	c.get("a", now, 0) // referenced
+	c.get("b", now, 0) // referenced too, but its key is then withdrawn
+	dead.until.Store(now - 1)
+	c.put("c", exp, live, now)
+	if _, ok := c.get("a", now, 0); !ok {
+		t.Fatal("the live entry was evicted instead of the one whose key is withdrawn")
+	}
+	if _, ok := c.get("c", now, 0); !ok {
+		t.Fatal("new entry missing")
 	}
 }

@@ -15,8 +15,14 @@
 // sending random kids can make Validate wait for the network or flood the
 // IdP. A failed or empty fetch keeps the last good key set. Responses are
 // size-bounded, only signature keys are taken, symmetric keys from the
-// network are ignored, and the jku, x5u and jwk headers of a token are never
-// used.
+// network are ignored, and the jku, x5u, x5c and jwk headers of a token are
+// never used.
+//
+// A key that leaves its JWK Set is withdrawn: its tokens are still accepted
+// for WithKeyRotationGrace (default DefaultKeyRotationGrace, 5 minutes), then
+// refused with ErrKeyRetired, tokens already in the verified-token cache
+// included. Each cache entry points at the key that verified it, so the
+// check on a hit is one atomic load.
 //
 // # Algorithms
 //
@@ -28,11 +34,21 @@
 // refused. Tokens with a crit header, encrypted tokens (JWE) and tokens whose
 // typ is not a JWT access token type (e.g. a Security Event Token) are refused.
 //
+// # JSON
+//
+// Header and payload must be UTF-8 JSON objects that nest at most 32 deep
+// and never repeat a member name in one object (compared after unescaping,
+// so "sub" and "s\u0075b" are the same name). encoding/json keeps the last
+// of two equal names and other JWT libraries the first; a token that two
+// parsers would read differently is refused with ErrMalformed. Header member
+// names are matched exactly ("ALG" is not "alg").
+//
 // # Cache
 //
 // A verified token is remembered (WithCacheSize, default 10,000) until its
 // exp. A cache hit returns the same *Claims without verifying the signature
-// again, but still checks exp and nbf; it takes a shard read lock and does
+// again, but still checks exp, nbf and that the verifying key has not been
+// withdrawn beyond its grace period; it takes a shard read lock and does
 // not allocate. The cache never replaces the revocation and policy checks
 // that callers run on the claims.
 package token

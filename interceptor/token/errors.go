@@ -14,8 +14,9 @@ var (
 	ErrTooLarge = errors.New("token: too large")
 	// ErrMalformed means the token is not a well-formed compact JWS with a
 	// JSON object payload, lacks the exp claim, has a claim of the wrong
-	// type, nests JSON too deeply, or uses a feature this validator refuses
-	// (crit header, JWE, an unexpected typ).
+	// type, nests JSON too deeply, repeats a member name in a JSON object of
+	// its header or payload, is not UTF-8, or uses a feature this validator
+	// refuses (crit header, JWE, an unexpected typ).
 	ErrMalformed = errors.New("token: malformed")
 	// ErrAlgorithm means the alg header is not in the allow-list (alg "none"
 	// never is) or does not match the type of the key it names.
@@ -24,6 +25,10 @@ var (
 	// asynchronous, rate-limited refresh of the remote key sets has been
 	// requested; a retry may succeed once it completes.
 	ErrUnknownKey = errors.New("token: unknown signing key")
+	// ErrKeyRetired means the kid names a key that left its JWK Set longer
+	// ago than the rotation grace period (WithKeyRotationGrace). Errors
+	// wrapping it also wrap ErrUnknownKey.
+	ErrKeyRetired = errors.New("token: signing key withdrawn from the key set")
 	// ErrSignature means the signature does not verify.
 	ErrSignature = errors.New("token: invalid signature")
 	// ErrIssuer means the iss claim is missing or not accepted.

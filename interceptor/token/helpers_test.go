@@ -152,6 +152,7 @@ type idp struct {
 	keys   []jwkset.JWKMarshal
 	status int           // JWKS status; 0 means 200
 	block  chan struct{} // when non-nil, JWKS requests wait for it to close
+	delay  time.Duration // JWKS requests wait this long before answering
 	body   []byte        // when non-nil, served verbatim as the JWKS
 
 	discoveryHits atomic.Int64
@@ -177,9 +178,16 @@ func (p *idp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/keys":
 		p.jwksHits.Add(1)
 		p.mu.Lock()
-		block, status, body := p.block, p.status, p.body
+		block, status, body, delay := p.block, p.status, p.body, p.delay
 		set := jwkset.JWKSMarshal{Keys: append([]jwkset.JWKMarshal(nil), p.keys...)}
 		p.mu.Unlock()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if block != nil {
 			select {
 			case <-block:

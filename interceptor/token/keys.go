@@ -1,17 +1,17 @@
 package token
 
 import (
-	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"sync/atomic"
+	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -90,10 +90,32 @@ func keyKind(key any) string {
 	}
 }
 
-// lookupKey finds the key for a token header. It never touches the network:
-// on an unknown kid it asks the remote sources for an asynchronous,
+// keyRec is one verification key as the validator knows it. Verified-token
+// cache entries point at the keyRec that verified them, so that a key which
+// leaves its JWK Set stops serving cache hits too once its grace period ends.
+type keyRec struct {
+	kid string
+	alg string // the JWK's alg member, "" when absent
+	key any    // a public key, or []byte for an HMAC secret
+	// until is the unix-nanosecond instant from which the key is no longer
+	// accepted: math.MaxInt64 while it is configured or published, the
+	// withdrawal time plus the rotation grace once it left its JWK Set.
+	until atomic.Int64
+}
+
+func newKeyRec(kid, alg string, key any) *keyRec {
+	r := &keyRec{kid: kid, alg: alg, key: key}
+	r.until.Store(math.MaxInt64)
+	return r
+}
+
+// live reports whether the key is accepted at now (unix nanos).
+func (r *keyRec) live(now int64) bool { return now < r.until.Load() }
+
+// lookupKey finds the key for a token header at now. It never touches the
+// network: on an unknown kid it asks the remote sources for an asynchronous,
 // rate-limited refresh and fails at once.
-func (v *Validator) lookupKey(ctx context.Context, alg, kid string, hasKID bool) (any, error) {
+func (v *Validator) lookupKey(alg, kid string, hasKID bool, now time.Time) (*keyRec, error) {
 	if isHMAC(alg) {
 		if !hasKID && len(v.hmacKeys) == 1 {
 			for _, k := range v.hmacKeys {
@@ -107,17 +129,17 @@ func (v *Validator) lookupKey(ctx context.Context, alg, kid string, hasKID bool)
 	}
 
 	if !hasKID {
-		return v.onlyKey(ctx, alg)
+		return v.onlyKey(alg, now)
 	}
 	if k, ok := v.staticKeys[kid]; ok {
-		return k, keyFits(alg, k)
+		return k, keyFits(alg, k.key)
 	}
 	for _, r := range v.remotes {
-		k, err := r.key(ctx, alg, kid)
+		k, err := r.key(alg, kid, now)
 		if err == nil {
-			return k, keyFits(alg, k)
+			return k, keyFits(alg, k.key)
 		}
-		if !errors.Is(err, jwkset.ErrKeyNotFound) {
+		if !errors.Is(err, errKeyNotFound) {
 			return nil, err
 		}
 	}
@@ -132,25 +154,30 @@ func (v *Validator) lookupKey(ctx context.Context, alg, kid string, hasKID bool)
 
 // onlyKey serves tokens without a kid: they are accepted only when exactly
 // one known key fits alg, so a kid-less token never costs more than one
-// signature check.
-func (v *Validator) onlyKey(ctx context.Context, alg string) (any, error) {
-	var found []crypto.PublicKey
-	for _, k := range v.staticKeys {
-		if keyFits(alg, k) == nil {
-			found = append(found, k)
+// signature check. Keys withdrawn from their JWK Set are not considered.
+func (v *Validator) onlyKey(alg string, now time.Time) (*keyRec, error) {
+	var found *keyRec
+	n := 0
+	consider := func(k *keyRec) {
+		if keyFits(alg, k.key) == nil && (k.alg == "" || k.alg == alg) {
+			found = k
+			n++
 		}
 	}
+	for _, k := range v.staticKeys {
+		consider(k)
+	}
 	for _, r := range v.remotes {
-		for _, k := range r.all(ctx) {
-			if keyFits(alg, k) == nil {
-				found = append(found, k)
+		if snap := r.keys.Load(); snap != nil {
+			for _, k := range snap.list {
+				consider(k)
 			}
 		}
 	}
-	if len(found) != 1 {
-		return nil, fmt.Errorf("%w: token has no kid and %d known keys fit alg %s; exactly one must", ErrUnknownKey, len(found), alg)
+	if n != 1 {
+		return nil, fmt.Errorf("%w: token has no kid and %d known keys fit alg %s; exactly one must", ErrUnknownKey, n, alg)
 	}
-	return found[0], nil
+	return found, nil
 }
 
 // clip shortens an attacker-chosen value before it goes into an error.

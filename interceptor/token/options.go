@@ -32,6 +32,9 @@ const (
 	DefaultUnknownKIDRefreshLimit = 10 * time.Second
 	// DefaultMaxJWKSSize bounds a discovery document or JWKS response, in bytes.
 	DefaultMaxJWKSSize = 1 << 20
+	// DefaultKeyRotationGrace is how long a key that left its JWK Set keeps
+	// being accepted; see WithKeyRotationGrace.
+	DefaultKeyRotationGrace = 5 * time.Minute
 	// DefaultHTTPTimeout bounds one discovery or JWKS request made by the
 	// default HTTP client.
 	DefaultHTTPTimeout = 10 * time.Second
@@ -75,6 +78,7 @@ type config struct {
 	httpClient      *http.Client
 	refreshInterval time.Duration
 	unknownKIDLimit time.Duration
+	rotationGrace   time.Duration
 	logger          *slog.Logger
 	startWithout    bool
 	insecureHTTP    bool
@@ -94,6 +98,7 @@ func defaultConfig() config {
 		httpClient:      nil, // built in NewValidator unless WithHTTPClient
 		refreshInterval: DefaultRefreshInterval,
 		unknownKIDLimit: DefaultUnknownKIDRefreshLimit,
+		rotationGrace:   DefaultKeyRotationGrace,
 		logger:          slog.Default(),
 		maxJWKSSize:     DefaultMaxJWKSSize,
 	}
@@ -303,6 +308,24 @@ func WithUnknownKIDRefreshLimit(d time.Duration) Option {
 	return func(c *config) { c.unknownKIDLimit = d }
 }
 
+// WithKeyRotationGrace sets how long a key that has left its remote JWK Set
+// keeps being accepted (default DefaultKeyRotationGrace); 0 refuses its
+// tokens as soon as a refresh no longer finds it. Once the grace period
+// ends, tokens signed by the key are refused with ErrKeyRetired, including
+// tokens already in the verified-token cache. A key that comes back into the
+// set is accepted again.
+//
+// The grace period absorbs a JWK Set that flaps during a rollover (CDN edges
+// serving old and new sets) and tokens in flight; the IdP's own rollover
+// practice (publishing the next key in advance, withdrawing the old one
+// after its tokens have expired) makes it rarely needed. A key withdrawn
+// because it was compromised stays usable for up to the refresh interval
+// plus this grace: lower both where that matters. Grace periods are measured
+// with the WithClock clock. Static keys never leave.
+func WithKeyRotationGrace(d time.Duration) Option {
+	return func(c *config) { c.rotationGrace = d }
+}
+
 // WithLogger sets the logger for key refresh events (default slog.Default()).
 // Nil discards logs. Tokens are never logged.
 func WithLogger(l *slog.Logger) Option {
@@ -395,6 +418,9 @@ func (c *config) validate() error {
 	}
 	if c.unknownKIDLimit < 0 {
 		add("WithUnknownKIDRefreshLimit: %s is negative", c.unknownKIDLimit)
+	}
+	if c.rotationGrace < 0 {
+		add("WithKeyRotationGrace: %s is negative", c.rotationGrace)
 	}
 	if c.maxJWKSSize <= 0 {
 		add("WithMaxJWKSSize: %d is not positive", c.maxJWKSSize)

@@ -2,19 +2,19 @@ package token
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // maxJWKSKeys bounds the number of keys taken from one JWK Set.
@@ -25,11 +25,14 @@ const maxJWKSKeys = 100
 const maxRetryBackoff = time.Minute
 
 // remote is one remote key source: a JWKS URL, possibly found by OIDC
-// discovery. The keys live in a jwkset memory storage read through keyfunc;
-// fetching is done here, by one goroutine per source, so that the request
-// path never waits for the network (jwkset's own HTTP storage refreshes
-// unknown kids synchronously on the caller's goroutine) and so that Close can
-// wait for the goroutine to end.
+// discovery. Its keys are an immutable snapshot swapped atomically on each
+// refresh, so look-ups take no lock. Fetching is done here, by one goroutine
+// per source, so that the request path never waits for the network and so
+// that Close can wait for the goroutine to end.
+//
+// A key that leaves the JWK Set is kept, as withdrawn, for the rotation
+// grace period: tokens it signed are accepted until then and refused after,
+// cached ones included (their cache entry points at the same keyRec).
 type remote struct {
 	discoveryURL string // "" when configured with a JWKS URL
 	jwksURL      atomic.Pointer[string]
@@ -40,10 +43,11 @@ type remote struct {
 	insecureHTTP bool
 	refreshEvery time.Duration
 	minGap       time.Duration // least time between kid-triggered refreshes; 0 = none
+	grace        time.Duration // how long a withdrawn key stays accepted
+	now          func() time.Time
 	log          *slog.Logger
 
-	store *jwkset.MemoryJWKSet
-	kf    keyfunc.Keyfunc
+	keys atomic.Pointer[keySnapshot]
 
 	trigger     chan struct{}
 	lastTrigger atomic.Int64 // unix nanos of the last accepted trigger
@@ -58,7 +62,8 @@ func newRemote(cfg *config, discoveryURL, jwksURL string) (*remote, error) {
 		insecureHTTP: cfg.insecureHTTP,
 		refreshEvery: cfg.refreshInterval,
 		minGap:       cfg.unknownKIDLimit,
-		store:        jwkset.NewMemoryStorage(),
+		grace:        cfg.rotationGrace,
+		now:          cfg.now,
 		trigger:      make(chan struct{}, 1),
 	}
 	if discoveryURL != "" {
@@ -68,40 +73,115 @@ func newRemote(cfg *config, discoveryURL, jwksURL string) (*remote, error) {
 		r.jwksURL.Store(&jwksURL)
 	}
 	r.log = cfg.logger.With("component", "caekit/token", "source", r.source)
-	kf, err := keyfunc.New(keyfunc.Options{Storage: r.store})
-	if err != nil {
-		return nil, fmt.Errorf("key source %s: %w", r.source, err)
-	}
-	r.kf = kf
 	return r, nil
 }
 
-// key returns the key for kid; a kid that is not there yields an error
-// wrapping jwkset.ErrKeyNotFound. A JWK whose own alg differs from the
-// token's yields ErrAlgorithm.
-func (r *remote) key(ctx context.Context, alg, kid string) (any, error) {
-	tok := jwt.Token{Header: map[string]any{"kid": kid, "alg": alg}}
-	k, err := r.kf.KeyfuncCtx(ctx)(&tok)
-	if err != nil {
-		if errors.Is(err, jwkset.ErrKeyNotFound) {
-			return nil, err
+// keySnapshot is the key set of a remote at one refresh. It is never
+// modified once published (only its keyRecs' until fields change).
+type keySnapshot struct {
+	current map[string]*keyRec // published keys by kid
+	list    []*keyRec          // published keys, in JWK Set order
+	retired map[string]*keyRec // withdrawn keys by kid, until their grace ends
+}
+
+// errKeyNotFound means the kid is neither published nor within its grace.
+var errKeyNotFound = errors.New("kid not found")
+
+// key returns the key for kid at now. A kid that is not there yields
+// errKeyNotFound; a kid withdrawn longer ago than the grace period yields
+// ErrKeyRetired; a JWK whose own alg differs from the token's yields
+// ErrAlgorithm.
+func (r *remote) key(alg, kid string, now time.Time) (*keyRec, error) {
+	snap := r.keys.Load()
+	if snap == nil {
+		return nil, errKeyNotFound
+	}
+	k, ok := snap.current[kid]
+	if !ok {
+		if k, ok = snap.retired[kid]; !ok {
+			return nil, errKeyNotFound
 		}
-		return nil, fmt.Errorf("%w: key %q from %s: %v", ErrAlgorithm, clip(kid), r.source, err)
+		if until := k.until.Load(); !k.live(now.UnixNano()) {
+			return nil, fmt.Errorf("%w: %w: kid %q left the key set of %s; its %s grace period ended at %s",
+				ErrUnknownKey, ErrKeyRetired, clip(kid), r.source, r.grace, time.Unix(0, until).UTC().Format(time.RFC3339))
+		}
+	}
+	if k.alg != "" && k.alg != alg {
+		return nil, fmt.Errorf("%w: key %q from %s is for alg %s, the token says %s", ErrAlgorithm, clip(kid), r.source, clip(k.alg), alg)
 	}
 	return k, nil
 }
 
-// all returns every public key of the source.
-func (r *remote) all(ctx context.Context) []any {
-	set, err := r.kf.VerificationKeySet(ctx)
-	if err != nil {
-		return nil
+// install publishes a freshly fetched key set at now. Keys still present
+// (same kid, same key, same alg) keep their keyRec, so cache entries stay
+// valid; keys that left the set are withdrawn: accepted for the grace period,
+// then refused, cache hits included. A withdrawn key that comes back is
+// accepted again.
+func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
+	old := r.keys.Load()
+	next := &keySnapshot{current: make(map[string]*keyRec, len(jwks)), retired: map[string]*keyRec{}}
+	reused := map[*keyRec]bool{}
+	for _, j := range jwks {
+		m := j.Marshal()
+		kid, alg, key := m.KID, string(m.ALG), j.Key()
+		if _, dup := next.current[kid]; dup {
+			r.log.Warn("ignoring a second key with the same kid in a JWK Set", "kid", clip(kid))
+			continue
+		}
+		var rec *keyRec
+		if old != nil {
+			for _, cand := range []*keyRec{old.current[kid], old.retired[kid]} {
+				if cand != nil && cand.alg == alg && sameKey(cand.key, key) {
+					rec = cand
+					break
+				}
+			}
+		}
+		if rec == nil {
+			rec = newKeyRec(kid, alg, key)
+		} else {
+			rec.until.Store(math.MaxInt64)
+			reused[rec] = true
+		}
+		next.current[kid] = rec
+		next.list = append(next.list, rec)
 	}
-	keys := make([]any, 0, len(set.Keys))
-	for _, k := range set.Keys {
-		keys = append(keys, k)
+	if old != nil {
+		nowN := now.UnixNano()
+		end := nowN + int64(r.grace)
+		if end < nowN { // overflow
+			end = math.MaxInt64 - 1
+		}
+		for _, rec := range old.list {
+			if reused[rec] {
+				continue
+			}
+			rec.until.Store(end)
+			r.log.Info("a key left the JWK Set; tokens it signed are accepted until the grace period ends",
+				"kid", clip(rec.kid), "grace", r.grace, "until", time.Unix(0, end).UTC().Format(time.RFC3339))
+			if _, shadowed := next.current[rec.kid]; !shadowed && rec.live(nowN) {
+				next.retired[rec.kid] = rec
+			}
+		}
+		for kid, rec := range old.retired {
+			if reused[rec] || !rec.live(nowN) {
+				continue
+			}
+			if _, taken := next.current[kid]; taken {
+				continue
+			}
+			if _, taken := next.retired[kid]; !taken {
+				next.retired[kid] = rec
+			}
+		}
 	}
-	return keys
+	r.keys.Store(next)
+}
+
+// sameKey reports whether two public keys are equal.
+func sameKey(a, b any) bool {
+	ka, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ka.Equal(b)
 }
 
 // requestRefresh asks the goroutine for a refresh, at most once per minGap.
@@ -189,9 +269,7 @@ func (r *remote) refresh(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := r.store.KeyReplaceAll(ctx, keys); err != nil {
-		return fmt.Errorf("store keys: %w", err)
-	}
+	r.install(keys, r.now())
 	r.loaded.Store(true)
 	r.log.DebugContext(ctx, "keys refreshed", "keys", len(keys))
 	return nil

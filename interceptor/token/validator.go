@@ -1,8 +1,8 @@
 package token
 
 import (
+	"bytes"
 	"context"
-	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -17,9 +17,6 @@ import (
 	"time"
 )
 
-// maxJSONDepth bounds the nesting of the header and payload JSON.
-const maxJSONDepth = 32
-
 // b64 decodes base64url without padding, refusing non-canonical encodings.
 var b64 = base64.RawURLEncoding.Strict()
 
@@ -31,8 +28,8 @@ type Validator struct {
 	issuers      map[string]bool
 	tenants      []tenantMatcher
 	audiences    []string
-	staticKeys   map[string]crypto.PublicKey
-	hmacKeys     map[string][]byte
+	staticKeys   map[string]*keyRec
+	hmacKeys     map[string]*keyRec
 	remotes      []*remote
 	cache        *cache
 	now          func() time.Time
@@ -100,13 +97,19 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 		allowed:      map[string]bool{},
 		issuers:      map[string]bool{},
 		audiences:    cfg.audiences,
-		staticKeys:   cfg.staticKeys,
-		hmacKeys:     cfg.hmacKeys,
+		staticKeys:   make(map[string]*keyRec, len(cfg.staticKeys)),
+		hmacKeys:     make(map[string]*keyRec, len(cfg.hmacKeys)),
 		cache:        newCache(cfg.cacheSize),
 		now:          cfg.now,
 		leeway:       cfg.leeway,
 		maxTokenSize: cfg.maxTokenSize,
 		log:          cfg.logger,
+	}
+	for kid, k := range cfg.staticKeys {
+		v.staticKeys[kid] = newKeyRec(kid, "", k)
+	}
+	for kid, k := range cfg.hmacKeys {
+		v.hmacKeys[kid] = newKeyRec(kid, "", k)
 	}
 	for _, a := range cfg.algs {
 		v.allowed[a] = true
@@ -193,9 +196,11 @@ func Hash(raw string) string {
 // errors and never contain the token.
 //
 // A token seen before and still within its lifetime is answered from the
-// verified-token cache without signature verification; the returned *Claims
-// is then the same pointer as before, and must not be modified. Validate
-// never touches the network; ctx is accepted for symmetry and future use.
+// verified-token cache without signature verification, as long as the key
+// that verified it is still accepted (see WithKeyRotationGrace); the returned
+// *Claims is then the same pointer as before, and must not be modified.
+// Validate never touches the network; ctx is accepted for symmetry and
+// future use.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("%w: empty token", ErrMissing)
@@ -209,104 +214,139 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 			return cl, nil
 		}
 	}
-	cl, err := v.verify(ctx, raw, now)
+	cl, key, err := v.verify(raw, now)
 	if err != nil {
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(raw, cl, now.UnixNano())
+		v.cache.put(raw, cl, key, now.UnixNano())
 	}
 	return cl, nil
 }
 
-type header struct {
-	Alg  *string         `json:"alg"`
-	Kid  *string         `json:"kid"`
-	Typ  string          `json:"typ"`
-	Crit json.RawMessage `json:"crit"`
-}
-
-// verify does the full check of a token that is not in the cache.
-func (v *Validator) verify(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+// verify does the full check of a token that is not in the cache and returns
+// its claims and the key that verified it.
+func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) {
 	dot1 := strings.IndexByte(raw, '.')
 	dot2 := strings.LastIndexByte(raw, '.')
 	if dot1 < 0 || dot1 == dot2 {
-		return nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
 	}
 	if strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
 		if strings.Count(raw, ".") == 4 {
-			return nil, fmt.Errorf("%w: encrypted tokens (JWE) are not supported", ErrMalformed)
+			return nil, nil, fmt.Errorf("%w: encrypted tokens (JWE) are not supported", ErrMalformed)
 		}
-		return nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
 	}
 
 	// Header.
 	hb, err := b64.DecodeString(raw[:dot1])
 	if err != nil {
-		return nil, fmt.Errorf("%w: header is not base64url: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: header is not base64url: %v", ErrMalformed, err)
 	}
-	if !depthOK(hb) {
-		return nil, fmt.Errorf("%w: header JSON nests deeper than %d", ErrMalformed, maxJSONDepth)
+	if err := checkJSON(hb); err != nil {
+		return nil, nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	var h header
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, fmt.Errorf("%w: header is not a JSON object of the expected shape: %v", ErrMalformed, err)
+	h, err := parseHeader(hb)
+	if err != nil {
+		return nil, nil, err
 	}
-	if h.Alg == nil || *h.Alg == "" {
-		return nil, fmt.Errorf("%w: header has no alg", ErrMalformed)
+	if strings.EqualFold(h.alg, "none") {
+		return nil, nil, fmt.Errorf("%w: alg %q is never accepted", ErrAlgorithm, clip(h.alg))
 	}
-	alg := *h.Alg
-	if strings.EqualFold(alg, "none") {
-		return nil, fmt.Errorf("%w: alg %q is never accepted", ErrAlgorithm, clip(alg))
+	if !v.allowed[h.alg] {
+		return nil, nil, fmt.Errorf("%w: alg %q is not in the allow-list", ErrAlgorithm, clip(h.alg))
 	}
-	if !v.allowed[alg] {
-		return nil, fmt.Errorf("%w: alg %q is not in the allow-list", ErrAlgorithm, clip(alg))
+	if h.crit {
+		return nil, nil, fmt.Errorf("%w: header has crit, and no critical extension is supported", ErrMalformed)
 	}
-	if len(h.Crit) > 0 {
-		return nil, fmt.Errorf("%w: header has crit, and no critical extension is supported", ErrMalformed)
-	}
-	if !accessTokenType(h.Typ) {
-		return nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, clip(h.Typ))
-	}
-	kid := ""
-	if h.Kid != nil {
-		kid = *h.Kid
+	if !accessTokenType(h.typ) {
+		return nil, nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, clip(h.typ))
 	}
 
 	// Key and signature, before the payload is parsed.
-	key, err := v.lookupKey(ctx, alg, kid, h.Kid != nil)
+	key, err := v.lookupKey(h.alg, h.kid, h.hasKID, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sig, err := b64.DecodeString(raw[dot2+1:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
 	}
-	if err := methods[alg].Verify(raw[:dot2], sig, key); err != nil {
-		return nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, alg, clip(kid))
+	if err := methods[h.alg].Verify(raw[:dot2], sig, key.key); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, h.alg, clip(h.kid))
 	}
 
 	// Payload.
 	pb, err := b64.DecodeString(raw[dot1+1 : dot2])
 	if err != nil {
-		return nil, fmt.Errorf("%w: payload is not base64url: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: payload is not base64url: %v", ErrMalformed, err)
 	}
-	if !depthOK(pb) {
-		return nil, fmt.Errorf("%w: payload JSON nests deeper than %d", ErrMalformed, maxJSONDepth)
+	if err := checkJSON(pb); err != nil {
+		return nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(pb, &m); err != nil || m == nil {
-		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
 	}
 	cl, err := claimsFrom(m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := v.checkClaims(cl, now); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cl.Hash = Hash(raw)
-	return cl.Seal(), nil
+	return cl.Seal(), key, nil
+}
+
+// header is the part of a JWS header the validator reads. Member names are
+// matched exactly, as RFC 7515 and other JOSE libraries do ("ALG" is not
+// "alg"); encoding/json's case-insensitive struct matching is not used.
+type header struct {
+	alg, kid, typ string
+	hasKID, crit  bool
+}
+
+func parseHeader(hb []byte) (header, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(hb, &m); err != nil || m == nil {
+		return header{}, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
+	}
+	var h header
+	var err error
+	if h.alg, _, err = headerString(m, "alg"); err != nil {
+		return h, err
+	}
+	if h.alg == "" {
+		return h, fmt.Errorf("%w: header has no alg", ErrMalformed)
+	}
+	if h.kid, h.hasKID, err = headerString(m, "kid"); err != nil {
+		return h, err
+	}
+	if h.typ, _, err = headerString(m, "typ"); err != nil {
+		return h, err
+	}
+	_, h.crit = m["crit"]
+	return h, nil
+}
+
+// headerString reads a string member of a JWS header; present but not a
+// string (null included) is an error.
+func headerString(m map[string]json.RawMessage, name string) (string, bool, error) {
+	v, ok := m[name]
+	if !ok {
+		return "", false, nil
+	}
+	// Fast path: a plain string without escapes.
+	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' && bytes.IndexByte(v[1:n-1], '\\') < 0 && bytes.IndexByte(v[1:n-1], '"') < 0 {
+		return string(v[1 : n-1]), true, nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil || bytes.Equal(v, []byte("null")) {
+		return "", false, fmt.Errorf("%w: header member %s must be a string", ErrMalformed, name)
+	}
+	return s, true, nil
 }
 
 // accessTokenType accepts a missing typ and the JWT and access-token types;
@@ -318,37 +358,6 @@ func accessTokenType(typ string) bool {
 		return true
 	}
 	return false
-}
-
-// depthOK reports whether JSON text b nests objects and arrays no deeper
-// than maxJSONDepth.
-func depthOK(b []byte) bool {
-	depth, inString, escaped := 0, false, false
-	for _, c := range b {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > maxJSONDepth {
-				return false
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return true
 }
 
 // checkClaims checks iss, aud, exp, nbf and iat at now.
