@@ -16,6 +16,12 @@ import (
 // ErrClosed is returned for token requests after Client.Close.
 var ErrClosed = errors.New("caekit/client: client is closed")
 
+// ErrBackingOff is wrapped by the error returned for a call that needs a
+// token while, with none cached for its scopes, the last fetch failed less
+// than the backoff (WithRefreshBackoff) ago: the call fails at once, without
+// asking the TokenSource, and the error also wraps that fetch's error.
+var ErrBackingOff = errors.New("caekit/client: backing off after failed token fetches")
+
 // MaxTokenLen bounds an access token accepted from a TokenSource.
 const MaxTokenLen = 64 << 10
 
@@ -42,6 +48,7 @@ type entry struct {
 	inflight  *fetch
 	failures  int
 	retryAt   time.Time
+	lastErr   error // the last failed fetch without challenge claims, until a success
 	warned    bool
 }
 
@@ -114,6 +121,13 @@ func (c *cache) get(ctx context.Context, scopes []string) (*Token, error) {
 		return t, nil
 	}
 	f := e.inflight
+	if f == nil && e.lastErr != nil && now.Before(e.retryAt) {
+		// No token and the IdP failed recently: do not hit it again at the
+		// application's call rate; fail at once until the backoff passes.
+		err := &backoffError{failures: e.failures, retryIn: e.retryAt.Sub(now), last: e.lastErr}
+		c.mu.Unlock()
+		return nil, err
+	}
 	if f == nil {
 		claims, err := c.baseClaims()
 		if err != nil {
@@ -250,10 +264,15 @@ func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest
 			recovered = e.warned
 			same := e.tok != nil && e.tok.AccessToken == tok.AccessToken
 			e.tok, e.claims, e.refreshAt = tok, req.Claims, c.refreshTime(tok, now, same)
-			e.failures, e.retryAt, e.warned = 0, time.Time{}, false
+			e.failures, e.retryAt, e.lastErr, e.warned = 0, time.Time{}, nil, false
 		} else {
 			e.failures++
 			e.retryAt = now.Add(c.backoff(e.failures))
+			if !req.BypassCache {
+				// A challenge fetch failing for its claims says nothing
+				// about plain fetches, so only these hold get back.
+				e.lastErr = err
+			}
 			if !e.warned {
 				e.warned, firstFailure = true, true
 			}
@@ -288,6 +307,21 @@ func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest
 		c.o.observer.Observe(ctx, ev)
 	}
 }
+
+// backoffError is get's error while it backs off: it wraps ErrBackingOff and
+// the last fetch's error, and says when the next fetch may be made.
+type backoffError struct {
+	failures int
+	retryIn  time.Duration
+	last     error
+}
+
+func (e *backoffError) Error() string {
+	return fmt.Sprintf("%s (%d in a row); next attempt in %v: %v",
+		ErrBackingOff.Error(), e.failures, e.retryIn.Round(time.Millisecond), e.last)
+}
+
+func (e *backoffError) Unwrap() []error { return []error{ErrBackingOff, e.last} }
 
 // refreshTime is when to refresh tok proactively: its RefreshAt when that
 // lies ahead; soon (after the minimum backoff) when RefreshAt already passed

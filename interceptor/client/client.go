@@ -173,7 +173,9 @@ func reacquireError(callErr, fetchErr error) error {
 }
 
 func tokenError(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	// A backoff is never the caller's cancellation, even when the fetch it
+	// remembers timed out.
+	if !errors.Is(err, ErrBackingOff) && errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
 	}
 	return &TokenError{Err: err}

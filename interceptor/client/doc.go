@@ -6,7 +6,10 @@
 // oauth2source) with a cache that keeps one token per scope set, refreshes it
 // proactively (at refresh_in, else a margin before expiry) one fetch at a
 // time, and rides out identity-provider outages while the cached token is
-// still valid. Every token request declares the client capabilities (cp1).
+// still valid. Failed fetches back off exponentially (WithRefreshBackoff),
+// also before the first token: calls within the backoff fail at once with an
+// error wrapping ErrBackingOff instead of each asking the identity provider.
+// Every token request declares the client capabilities (cp1).
 //
 // When a call fails with codes.Unauthenticated and a claims challenge (from
 // the cae.v1.ClaimsChallenge detail, else the google.rpc.ErrorInfo detail,

@@ -3,9 +3,11 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -203,21 +205,36 @@ func TestIdPFaultsWhileTokenValid(t *testing.T) {
 }
 
 // TestIdPFailuresBeforeFirstTokenBackOff: while the client has no token and
-// the IdP fails fast, every call triggers a new token request, so the IdP is
-// hit at the application's call rate exactly when it is struggling. The
-// refresh backoff (WithRefreshBackoff) applies only to refreshes of a valid
-// token. Suggested fix in cache.get: remember the last failed fetch per
-// scope set and, within the backoff window after it, fail calls with that
-// error (wrapped, saying when the next attempt is) instead of fetching.
+// the IdP fails fast, calls must not trigger a token request each, which
+// would hit the IdP at the application's call rate exactly when it is
+// struggling. Within the backoff (WithRefreshBackoff) after a failed fetch a
+// call fails at once with a TokenError that wraps ErrBackingOff and the
+// IdP's error; after the backoff the next call tries again, and once the IdP
+// is healthy calls succeed.
 func TestIdPFailuresBeforeFirstTokenBackOff(t *testing.T) {
-	t.Skip("known bug: no backoff on failed token fetches before the first token; see the suggested fix above")
 	var f *faultyIdP
 	e := newEnv(t, envConfig{src: faultySource(t, &f, 0)})
 	f.set(faultUnavailable)
 	const calls = 50
+	backingOff := 0
 	for range calls {
-		if err := e.get(); err == nil {
+		err := e.get()
+		if err == nil {
 			t.Fatal("a call succeeded without a token")
+		}
+		if c := status.Code(err); c != codes.Unauthenticated {
+			t.Fatalf("code %v (%v), want Unauthenticated", c, err)
+		}
+		if !errors.Is(err, client.ErrBackingOff) {
+			continue
+		}
+		backingOff++
+		var te *client.TokenError
+		if !errors.As(err, &te) {
+			t.Fatalf("backoff error is not a *TokenError: %T %v", err, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "next attempt in") || !strings.Contains(msg, "503") {
+			t.Fatalf("backoff error %q does not say when it retries and why", msg)
 		}
 	}
 	// Backoff 20ms..200ms (the harness's WithRefreshBackoff) over calls that
@@ -225,4 +242,13 @@ func TestIdPFailuresBeforeFirstTokenBackOff(t *testing.T) {
 	if n := f.hits.Load(); n > 10 {
 		t.Fatalf("%d token requests for %d calls while the IdP was failing", n, calls)
 	}
+	if backingOff == 0 {
+		t.Fatal("no call failed with ErrBackingOff")
+	}
+	if n := e.obs.count(client.EventTokenFetchFailed); int64(n) != f.hits.Load() {
+		t.Fatalf("%d fetch failures observed for %d token requests", n, f.hits.Load())
+	}
+	// The backoff ends: a later call asks the IdP again and succeeds.
+	f.set(faultNone)
+	eventually(t, "a call after the IdP recovered", func() bool { return e.get() == nil })
 }

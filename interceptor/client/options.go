@@ -23,7 +23,7 @@ const (
 	DefaultReplayMessages = 64
 	DefaultReplayBytes    = 256 << 10
 	// DefaultBackoffMin and DefaultBackoffMax bound the wait between
-	// proactive refresh attempts after failures.
+	// token fetch attempts after failures.
 	DefaultBackoffMin = time.Second
 	DefaultBackoffMax = time.Minute
 )
@@ -114,8 +114,12 @@ func WithFetchTimeout(d time.Duration) Option {
 	return func(o *options) { o.fetchTimeout = d }
 }
 
-// WithRefreshBackoff sets the exponential backoff between proactive refresh
-// attempts that failed while the cached token was still valid.
+// WithRefreshBackoff sets the exponential backoff between token fetches
+// after failures: proactive refreshes that failed while the cached token was
+// still valid, and fetches that failed while no token was cached. In the
+// latter case calls within the backoff fail at once with an error wrapping
+// ErrBackingOff and the last fetch's error, without a request to the
+// identity provider. A claims challenge still fetches a token at once.
 func WithRefreshBackoff(minWait, maxWait time.Duration) Option {
 	return func(o *options) { o.backoffMin, o.backoffMax = minWait, maxWait }
 }

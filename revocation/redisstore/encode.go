@@ -116,9 +116,14 @@ func decode(s string) (revocation.Event, error) {
 	if len(parts[0]) != timeDigits {
 		return ev, fmt.Errorf("%w: time field is %d digits, want %d", errBadValue, len(parts[0]), timeDigits)
 	}
+	// All digits (ParseInt alone would take a sign): with the fixed width
+	// that makes the field canonical, the zero-padded form encode writes.
+	if !allDigits(parts[0]) {
+		return ev, fmt.Errorf("%w: bad time %q (want %d decimal digits)", errBadValue, parts[0], timeDigits)
+	}
 	ns, err := strconv.ParseInt(parts[0], 10, 64)
 	if err != nil || ns < 0 {
-		return ev, fmt.Errorf("%w: bad time %q", errBadValue, parts[0])
+		return ev, fmt.Errorf("%w: bad time %q (out of range)", errBadValue, parts[0])
 	}
 	if ev.Type, err = revocation.ParseType(parts[1]); err != nil {
 		return ev, fmt.Errorf("%w: %w", errBadValue, err)
@@ -130,9 +135,10 @@ func decode(s string) (revocation.Event, error) {
 	limits := [3]int{MaxScopeLen, MaxSubjectIDLen, MaxEventIDLen}
 	total := 0
 	for i := range n {
-		n[i], err = strconv.Atoi(parts[3+i])
-		if err != nil || n[i] < 0 || n[i] > limits[i] {
-			return ev, fmt.Errorf("%w: bad length %q", errBadValue, parts[3+i])
+		var ok bool
+		if n[i], ok = parseLen(parts[3+i], limits[i]); !ok {
+			return ev, fmt.Errorf("%w: bad length %q (want a decimal number 0 to %d without sign or leading zeros)",
+				errBadValue, parts[3+i], limits[i])
 		}
 		total += n[i]
 	}
@@ -147,6 +153,36 @@ func decode(s string) (revocation.Event, error) {
 		return revocation.Event{}, fmt.Errorf("%w: %w", errBadValue, err)
 	}
 	return ev, nil
+}
+
+// allDigits reports whether s is non-empty and all ASCII decimal digits.
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLen parses a length field in the canonical form encode writes, the
+// form strconv.Itoa gives: decimal digits, no sign, no leading zeros ("0"
+// alone for zero). It refuses values above limit, so it cannot overflow.
+func parseLen(s string, limit int) (int, bool) {
+	if !allDigits(s) || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+		if n > limit {
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 // subjectKey returns the Redis key of k under prefix:

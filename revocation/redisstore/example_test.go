@@ -42,11 +42,14 @@ func ExampleNewFromURL() {
 }
 
 // With Sentinel or Cluster, build the client and pass it to New; the caller
-// keeps ownership of the client. (Not run: it needs a Redis Cluster.)
+// keeps ownership of the client. Set ContextTimeoutEnabled so that Put
+// honours its context's deadline. (Not run: it needs a Redis Cluster.)
 func ExampleNew_cluster() {
 	ctx := context.Background()
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{"redis-0:6379", "redis-1:6379", "redis-2:6379"},
+		// Let Put give up when its context's deadline passes.
+		ContextTimeoutEnabled: true,
 	})
 	defer client.Close()
 	store, err := redisstore.New(ctx, client, redisstore.WithStalenessPolicy(redisstore.KeepLastKnown))

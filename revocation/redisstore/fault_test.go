@@ -1,9 +1,11 @@
 package redisstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
@@ -210,15 +214,11 @@ func snapshot(mu *sync.Mutex, acks *[]acked) []acked {
 }
 
 // TestPutRespectsContextDeadline: with Redis frozen, Put must give up when
-// its context does. It does not: go-redis ignores context deadlines on
-// socket reads unless the client has ContextTimeoutEnabled, so Put waits for
-// the client's read timeout (1 s in these tests, go-redis's default 3 s in
-// production), holding the SSF push request that called it. Suggested fix:
-// set ContextTimeoutEnabled = true on the options NewFromURL parses (and
-// document that a client passed to New should have it), or race the
-// command against ctx.Done() in Put.
+// its context does, not hold the SSF push request that called it. go-redis
+// ignores context deadlines on socket I/O unless the client has
+// ContextTimeoutEnabled, so Put used to wait for the client's read timeout
+// (1 s in these tests, 3 s by default); NewFromURL now sets the option.
 func TestPutRespectsContextDeadline(t *testing.T) {
-	t.Skip("known bug: Put overruns its context deadline while Redis is unresponsive; see the suggested fix above")
 	srv := redistest.Start(t)
 	s := open(t, srv.URL(), redisstore.WithStalenessPolicy(redisstore.KeepLastKnown))
 	pid := redisPID(t, srv.Addr())
@@ -237,4 +237,68 @@ func TestPutRespectsContextDeadline(t *testing.T) {
 	if d > 500*time.Millisecond {
 		t.Fatalf("Put returned after %v with a 200ms context deadline: %v", d, err)
 	}
+}
+
+// TestNewWithCallersClientAndContextTimeouts: a client passed to New with
+// ContextTimeoutEnabled also bounds Put by its ctx while Redis is frozen,
+// and New warns about a client without it (whose Put would overrun).
+func TestNewWithCallersClientAndContextTimeouts(t *testing.T) {
+	srv := redistest.Start(t)
+	newClient := func(ctxTimeouts bool) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1,
+			ReadTimeout: 2 * time.Second, ContextTimeoutEnabled: ctxTimeouts})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	newStore := func(c *redis.Client) (*redisstore.Store, string) {
+		var buf syncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		s, err := redisstore.New(ctx, c, redisstore.WithHeartbeat(testHeartbeat),
+			redisstore.WithStalenessPolicy(redisstore.KeepLastKnown),
+			redisstore.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s, buf.String()
+	}
+	if _, logged := newStore(newClient(false)); !strings.Contains(logged, "ContextTimeoutEnabled") {
+		t.Errorf("New with a client without ContextTimeoutEnabled logged %q, want a warning naming the option", logged)
+	}
+	s, logged := newStore(newClient(true))
+	if strings.Contains(logged, "ContextTimeoutEnabled") {
+		t.Errorf("New with ContextTimeoutEnabled warned: %q", logged)
+	}
+
+	pid := redisPID(t, srv.Addr())
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP: %v", err)
+	}
+	defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Put(ctx, event(revocation.ObjectKey("t", "frozen-new"), time.Now()))
+	if d := time.Since(start); err == nil || d > 500*time.Millisecond {
+		t.Fatalf("Put with a 200ms deadline against frozen Redis = %v after %v; want an error within the deadline", err, d)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the store's logging goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -82,6 +82,17 @@ var _ revocation.Store = (*Store)(nil)
 // before it returns, so a replica started after an event enforces it at
 // once. It fails if Redis cannot be reached before ctx is done. The caller
 // keeps ownership of client: Close does not close it.
+//
+// Build client with ContextTimeoutEnabled set (redis.Options,
+// redis.FailoverOptions, redis.ClusterOptions or redis.UniversalOptions):
+// without it go-redis ignores context deadlines on socket I/O, so a Put
+// against an unresponsive Redis returns only after the client's ReadTimeout
+// (3 s by default) whatever the deadline of its ctx, holding up the SSF push
+// request that called it. New does not change a caller's client; it logs a
+// warning when it can see that the option is off. (Put does not race the
+// command against ctx in a goroutine instead: the abandoned command would
+// keep its pooled connection and could still succeed after Put reported
+// failure, and the goroutine would outlive the call.)
 func New(ctx context.Context, client redis.UniversalClient, opts ...Option) (*Store, error) {
 	return newStore(ctx, client, false, opts)
 }
@@ -89,7 +100,8 @@ func New(ctx context.Context, client redis.UniversalClient, opts ...Option) (*St
 // NewFromURL is New with a client built from a redis:// or rediss:// URL
 // (redis://[user:password@]host:port/db, see redis.ParseURL). The Store owns
 // that client and closes it in Close. For Sentinel or Cluster build the
-// client with redis.NewUniversalClient and call New.
+// client with redis.NewUniversalClient and call New. The client has
+// ContextTimeoutEnabled set, so Put gives up when its ctx deadline passes.
 func NewFromURL(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
@@ -100,6 +112,9 @@ func NewFromURL(ctx context.Context, rawURL string, opts ...Option) (*Store, err
 		}
 		return nil, fmt.Errorf("redisstore: bad Redis URL (want redis://[user:password@]host:port/db or rediss://...): %w", err)
 	}
+	// Without it go-redis bounds socket reads by ReadTimeout only, and Put
+	// would overrun its caller's deadline while Redis is unresponsive.
+	o.ContextTimeoutEnabled = true
 	client := redis.NewClient(o)
 	s, err := newStore(ctx, client, true, opts)
 	if err != nil {
@@ -125,6 +140,9 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
+	}
+	if on, known := contextTimeouts(client); known && !on {
+		cfg.logger.Warn("redisstore: the Redis client has ContextTimeoutEnabled off, so Put ignores context deadlines and waits up to the client's ReadTimeout while Redis is unresponsive; set ContextTimeoutEnabled in the client's options")
 	}
 	mirror, err := revocation.NewMemoryE(
 		revocation.WithRetention(cfg.retention),
@@ -174,6 +192,18 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run(ps)
 	return s, nil
+}
+
+// contextTimeouts reports whether client honours context deadlines
+// (ContextTimeoutEnabled), and whether that could be determined.
+func contextTimeouts(client redis.UniversalClient) (on, known bool) {
+	switch c := client.(type) {
+	case *redis.Client: // single node and Sentinel failover
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled, true
+	}
+	return false, false
 }
 
 func (s *Store) waitSubscribed(ctx context.Context, ps *redis.PubSub) error {

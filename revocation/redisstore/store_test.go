@@ -520,7 +520,7 @@ func TestCloseKeepsCallersClient(t *testing.T) {
 func TestCluster(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
 	newClient := func() redis.UniversalClient {
-		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cl.Addrs(), IsClusterMode: true})
+		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: cl.Addrs(), IsClusterMode: true, ContextTimeoutEnabled: true})
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
