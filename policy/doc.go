@@ -28,10 +28,16 @@
 //
 // # Rules
 //
-// For each call the most specific rule applies: an exact "/pkg.Service/Method"
-// pattern, else "/pkg.Service/*", else "*"; a method matched by no rule is
-// not restricted by the policy. Within a rule: a caller in any block_locations
-// location is refused; if allow_locations or allow_trusted is set the caller
+// Allow lists and auth_context come from the most specific rule; block lists
+// accumulate from every matching rule. For each call the most specific rule
+// is an exact "/pkg.Service/Method" pattern, else "/pkg.Service/*", else "*";
+// a method matched by no rule is not restricted by the policy. Its
+// allow_locations, allow_trusted, strict and auth_context apply, and those of
+// broader rules do not. But a caller in any block_locations location of any
+// matching rule — the exact rule, the service's "/pkg.Service/*" rule and
+// the "*" rule — is refused, whatever any allow list says: a rule written to
+// tighten one method (say, to require a step-up) never lifts a block that a
+// broader rule sets. If allow_locations or allow_trusted is set the caller
 // must be in one of those locations (or any trusted one); with strict the
 // caller's IP must also equal the token's ipaddr claim; with auth_context the
 // token's acrs must hold one of the listed ids.

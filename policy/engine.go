@@ -194,10 +194,60 @@ func compile(p *Policy) (*compiled, error) {
 			}
 		}
 	}
+	c.inheritBlocks()
 	return c, nil
 }
 
-// ruleFor returns the most specific rule for fullMethod, or nil.
+// inheritBlocks makes block lists accumulate: every "/pkg.Service/*" rule
+// also blocks what "*" blocks, and every exact rule also blocks what its
+// service rule and "*" block. Allow lists, strict and auth_context are not
+// inherited: they come from the most specific rule alone. A rule whose
+// blocks grow gets its own copy per pattern, because one Rule may list
+// patterns of several services, each with different broader rules.
+func (c *compiled) inheritBlocks() {
+	var def []bool
+	if c.def != nil {
+		def = c.def.block
+	}
+	for prefix, r := range c.service {
+		c.service[prefix] = r.withBlocks(prefix+"*", def)
+	}
+	for m, r := range c.exact {
+		inherited := def
+		if i := strings.LastIndexByte(m, '/'); i > 0 {
+			if s := c.service[m[:i+1]]; s != nil {
+				inherited = s.block // already holds the "*" blocks
+			}
+		}
+		c.exact[m] = r.withBlocks(m, inherited)
+	}
+}
+
+// withBlocks returns r if inherited adds nothing to its block list, else a
+// copy of r, named by pattern, that also blocks the inherited locations.
+func (r *crule) withBlocks(pattern string, inherited []bool) *crule {
+	if inherited == nil {
+		return r
+	}
+	merged := make([]bool, len(inherited))
+	grows := false
+	for id, b := range inherited {
+		own := r.block != nil && r.block[id]
+		merged[id] = b || own
+		grows = grows || (b && !own)
+	}
+	if !grows {
+		return r
+	}
+	cp := *r
+	cp.pattern = pattern
+	cp.block = merged
+	cp.needIP = true
+	return &cp
+}
+
+// ruleFor returns the most specific rule for fullMethod, or nil. Its block
+// list already holds the blocks of the broader rules (inheritBlocks).
 func (c *compiled) ruleFor(fullMethod string) *crule {
 	if r := c.exact[fullMethod]; r != nil {
 		return r

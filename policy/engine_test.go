@@ -95,7 +95,8 @@ func TestLocationRules(t *testing.T) {
 		{"/other.Svc/Get", "8.8.8.8", false},            // "*" only blocks
 		{"/other.Svc/Get", "198.51.100.200", true},      // blocked
 		{"/other.Svc/Get", "::ffff:198.51.100.1", true}, // blocked, mapped
-		{"/pkg.Other/Open", "198.51.100.1", false},      // exact rule wins over "*": no location restriction
+		{"/pkg.Other/Open", "198.51.100.1", true},       // exact rule without a location restriction still inherits the "*" block
+		{"/pkg.Other/Open", "8.8.8.8", false},           // and the exact rule adds no allow list
 	}
 	for _, tt := range tests {
 		d := e.LocationCheck().Check(ctx, req(tt.method, tt.ip, claimsAt("", t0, "h1"), t0))
@@ -369,5 +370,84 @@ func TestNilClaimsDoNotPanic(t *testing.T) {
 		if d := e.Check(context.Background(), req(m, "8.8.8.8", nil, t0)); d == nil {
 			t.Errorf("%s allowed without claims", m)
 		}
+	}
+}
+
+// TestBlocksAccumulate: block lists accumulate over the exact, the service
+// and the "*" rule, while allow lists, strict and auth_context come from the
+// most specific rule alone.
+func TestBlocksAccumulate(t *testing.T) {
+	p := &policy.Policy{
+		Locations: []policy.Location{
+			{Name: "hq", Trusted: true, Ranges: prefixes("203.0.113.0/24")},
+			{Name: "branch", Ranges: prefixes("192.0.2.0/24")},
+			{Name: "home", Trusted: true, Ranges: prefixes("100.64.0.0/16")},
+			{Name: "embargoed", Ranges: prefixes("198.51.100.0/24")},
+		},
+		Rules: []policy.Rule{
+			{Methods: []string{"*"}, BlockLocations: []string{"embargoed"}},
+			{Methods: []string{"/a.S/*"}, AllowLocations: []string{"hq", "home"}, BlockLocations: []string{"branch"}, AuthContext: []string{"c1"}},
+			{Methods: []string{"/a.S/Open"}, AuthContext: []string{"c2"}},
+			{Methods: []string{"/a.S/Branch"}, AllowLocations: []string{"branch", "home"}},
+			{Methods: []string{"/a.S/Multi", "/b.S/Multi"}, AuthContext: []string{"c3"}},
+			{Methods: []string{"/c.S/*"}, BlockLocations: []string{"home"}},
+			{Methods: []string{"/c.S/Own"}, BlockLocations: []string{"hq"}},
+		},
+	}
+	e := newEngine(t, p)
+	ctx := context.Background()
+	tests := []struct {
+		name, method, ip string
+		deny             bool
+	}{
+		{"service block inherited by a method rule", "/a.S/Open", "192.0.2.7", true},
+		{"global block inherited by a method rule", "/a.S/Open", "198.51.100.7", true},
+		{"service allow list not inherited by a method rule", "/a.S/Open", "8.8.8.8", false},
+		{"service rule applies to methods without their own", "/a.S/Get", "8.8.8.8", true},
+		{"service rule allow list", "/a.S/Get", "100.64.0.1", false},
+		{"service block beats a method allow list", "/a.S/Branch", "192.0.2.7", true},
+		{"method allow list replaces the service one", "/a.S/Branch", "203.0.113.1", true},
+		{"method allow list admits its own locations", "/a.S/Branch", "100.64.0.1", false},
+		{"global block beats a method allow list", "/a.S/Branch", "198.51.100.7", true},
+		{"multi-pattern rule inherits its own service's block", "/a.S/Multi", "192.0.2.7", true},
+		{"multi-pattern rule does not inherit another service's block", "/b.S/Multi", "192.0.2.7", false},
+		{"multi-pattern rule inherits the global block for every pattern", "/b.S/Multi", "198.51.100.7", true},
+		{"global block inherited by a service rule", "/c.S/Get", "198.51.100.7", true},
+		{"service rule's own block", "/c.S/Get", "100.64.0.1", true},
+		{"service rule open elsewhere", "/c.S/Get", "203.0.113.1", false},
+		{"method rule's own block", "/c.S/Own", "203.0.113.1", true},
+		{"method rule inherits service block", "/c.S/Own", "100.64.0.1", true},
+		{"method rule inherits global block through the service", "/c.S/Own", "198.51.100.7", true},
+		{"method rule open elsewhere", "/c.S/Own", "192.0.2.7", false},
+		{"no rule but the global one", "/d.S/Get", "198.51.100.7", true},
+		{"no rule but the global one, open", "/d.S/Get", "192.0.2.7", false},
+	}
+	for _, tt := range tests {
+		d := e.LocationCheck().Check(ctx, req(tt.method, tt.ip, claimsAt("", t0, "h-"+tt.name), t0))
+		if (d != nil) != tt.deny {
+			t.Errorf("%s: %s from %s: denial = %+v, want deny=%v", tt.name, tt.method, tt.ip, d, tt.deny)
+		}
+	}
+
+	// auth_context is not inherited either: /a.S/Branch has no auth context
+	// although "/a.S/*" requires c1, and /a.S/Open needs c2, not c1.
+	ac := e.AuthContextCheck()
+	if d := ac.Check(ctx, req("/a.S/Branch", "100.64.0.1", claimsAt("", t0, "h-ac1"), t0)); d != nil {
+		t.Errorf("/a.S/Branch: auth context inherited from /a.S/*: %+v", d)
+	}
+	if d := ac.Check(ctx, req("/a.S/Open", "8.8.8.8", claimsAt("", t0, "h-ac2", "c1"), t0)); d == nil || !strings.Contains(d.Claims, `"c2"`) {
+		t.Errorf("/a.S/Open with c1: denial = %+v, want a c2 challenge", d)
+	}
+
+	// Blocks follow Update: removing the global block lifts it everywhere.
+	p.Rules[0] = policy.Rule{Methods: []string{"*"}, AuthContext: []string{"c4"}}
+	if err := e.Update(p); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.LocationCheck().Check(ctx, req("/a.S/Open", "198.51.100.7", claimsAt("", t0, "h-upd"), t0)); d != nil {
+		t.Errorf("/a.S/Open after the global block was removed: %+v", d)
+	}
+	if d := e.LocationCheck().Check(ctx, req("/a.S/Open", "192.0.2.7", claimsAt("", t0, "h-upd"), t0)); d == nil {
+		t.Error("/a.S/Open from branch after Update: the service block was lost")
 	}
 }

@@ -23,9 +23,10 @@ type Policy struct {
 	// Locations are the named locations rules refer to.
 	Locations []Location
 	// Rules say, per method pattern, which locations and auth contexts a
-	// call needs. For a call the most specific matching rule applies (exact
-	// method, then "/pkg.Service/*", then "*"); a method no rule matches is
-	// not restricted by the policy.
+	// call needs. For a call the allow lists, strict and auth_context of the
+	// most specific matching rule apply (exact method, then "/pkg.Service/*",
+	// then "*"), while block lists accumulate from every matching rule; a
+	// method no rule matches is not restricted by the policy.
 	Rules []Rule
 	// ClientIP says which IP address counts as the caller's.
 	ClientIP ClientIP
@@ -42,7 +43,9 @@ type Rule struct {
 	// AllowTrusted admits callers inside any location marked trusted.
 	AllowTrusted bool
 	// BlockLocations refuses callers inside any of these named locations,
-	// whatever the allow list says.
+	// whatever the allow list says. Blocks accumulate: a "/pkg.Service/*"
+	// rule's blocks also apply to the service's methods that have a rule of
+	// their own, and the "*" rule's blocks apply to every method.
 	BlockLocations []string
 	// Strict also requires the caller's IP to equal the token's ipaddr claim
 	// (the address the identity provider saw), like Entra's strict location

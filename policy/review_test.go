@@ -71,7 +71,6 @@ func reviewReq(method, peer string, acrs ...string) *interceptor.Request {
 // Validate should refuse a more specific rule that lacks a broader rule's
 // blocks.
 func TestReviewBlockSurvivesMoreSpecificRule(t *testing.T) {
-	t.Skip("review: POL-1 — remove when fixed")
 	eng := reviewEngine(t, reviewPolicy(
 		policy.Rule{Methods: []string{"*"}, BlockLocations: []string{"embargoed"}},
 		policy.Rule{Methods: []string{"/admin.v1.Admin/Delete"}, AuthContext: []string{"c1"}},

@@ -12,6 +12,17 @@
 // could not be stored is never acknowledged and never remembered as done, so
 // the transmitter delivers it again.
 //
+// The same holds when no key to check a SET's signature can be obtained
+// (ErrKeysUnavailable): its kid is not in the transmitter's JWKS, or the JWKS
+// cannot be fetched. That is the normal state of a key rotation whose new
+// kid reaches the receiver before the new JWKS does, so it is never a
+// rejection: the SET is not acknowledged and is delivered again, and an
+// unknown kid triggers a refresh of the JWKS, rate-limited
+// (UnknownKIDRefreshBurst at once, then one per WithJWKSRefresh's
+// unknown-kid interval, default 5 s) so that made-up kids cannot hammer the
+// transmitter. A known key with a bad signature, or an unacceptable key, is
+// refused with invalid_key.
+//
 // Three ways in share that path:
 //
 //   - push (RFC 8935): Receiver is an http.Handler;

@@ -9,7 +9,10 @@ import (
 const (
 	// CodeInvalidRequest: the body is not a SET, or the event does not conform.
 	CodeInvalidRequest = "invalid_request"
-	// CodeInvalidKey: the signing key is unknown, unacceptable or the signature is bad.
+	// CodeInvalidKey: the signing key is unacceptable (a disallowed alg, a
+	// symmetric or too small key, a JWK whose alg differs) or the signature
+	// does not verify with it. A kid that is not (yet) in the transmitter's
+	// JWKS is not a rejection but ErrKeysUnavailable.
 	CodeInvalidKey = "invalid_key"
 	// CodeInvalidIssuer: iss is not the configured transmitter.
 	CodeInvalidIssuer = "invalid_issuer"
@@ -56,8 +59,41 @@ func rejectErr(code string, err error, format string, args ...any) *Error {
 // neither acknowledges nor reports it.
 var ErrStore = errors.New("ssf: event not stored")
 
+// ErrKeysUnavailable is wrapped by Receive when no key to check the SET's
+// signature could be obtained: its kid is not in the transmitter's JWKS (a
+// key rotation whose new kid arrives before the JWKS publishes it), the JWKS
+// could not be fetched, or the refresh of the JWKS for an unknown kid is
+// rate-limited (see WithJWKSRefresh). Nothing is known to be wrong with the
+// SET, so like ErrStore it is temporary: the SET is neither acknowledged nor
+// remembered, and the transmitter must deliver it again. Push answers 503
+// with Retry-After, gRPC answers Unavailable, the poller neither
+// acknowledges nor reports it (so that it is offered again), and the
+// Observer sees OutcomeKeysUnavailable. A known key with a bad signature,
+// or an unacceptable key, is a rejection with CodeInvalidKey.
+var ErrKeysUnavailable = errors.New("ssf: signing key unavailable")
+
+// keysUnavailable is an error wrapping ErrKeysUnavailable whose description
+// says why, for the transmitter; it never contains the SET, and sender-chosen
+// values in it are clipped.
+type keysUnavailable struct {
+	desc  string
+	cause error
+}
+
+func (e *keysUnavailable) Error() string { return ErrKeysUnavailable.Error() + ": " + e.desc }
+
+// Is reports whether target is ErrKeysUnavailable.
+func (e *keysUnavailable) Is(target error) bool { return target == ErrKeysUnavailable }
+
+// Unwrap returns the cause, if any.
+func (e *keysUnavailable) Unwrap() error { return e.cause }
+
+func errKeysUnavailable(cause error, format string, args ...any) error {
+	return &keysUnavailable{desc: fmt.Sprintf(format, args...), cause: cause}
+}
+
 // CodeOf returns the RFC 8935 code of err, or "" if err is not a rejection
-// (nil, or a store failure).
+// (nil, a store failure or ErrKeysUnavailable).
 func CodeOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) {

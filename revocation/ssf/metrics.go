@@ -29,7 +29,8 @@ const (
 	// grow the metric's cardinality.
 	AttrEventType = "caekit.ssf.event_type"
 	// AttrOutcome is Outcome.String(): "stored", "duplicate", "recorded",
-	// "unmapped", "unknown_type", "rejected" or "store_failed".
+	// "unmapped", "unknown_type", "rejected", "store_failed" or
+	// "keys_unavailable".
 	AttrOutcome = "caekit.outcome"
 	// AttrDelivery is "push", "poll", "grpc" or "direct" (Receive).
 	AttrDelivery = "caekit.ssf.delivery"

@@ -82,6 +82,10 @@ func TestMetricsEventsByTypeAndOutcome(t *testing.T) {
 		t.Fatalf("store failure answered %d", st)
 	}
 	e.store.fail.Store(false)
+	unknownKID := tr.SignWith(tr.Claims(ssf.RISCAccountDisabled, nil, session), map[string]any{"kid": "not-published"})
+	if st, _ := e.push(t, unknownKID); st != 503 {
+		t.Fatalf("unknown kid answered %d", st)
+	}
 	direct, _ := tr.Event(ssf.RISCAccountPurged, nil, session)
 	if _, err := e.r.Receive(context.Background(), []byte(direct)); err != nil {
 		t.Fatal(err)
@@ -96,6 +100,7 @@ func TestMetricsEventsByTypeAndOutcome(t *testing.T) {
 		"_OTHER rejected push invalid_audience":   1, // refused before its event type is trusted
 		"_OTHER rejected push invalid_request":    1,
 		"risc.account-disabled store_failed push": 1,
+		"_OTHER keys_unavailable push":            1, // unverified: its event type is not trusted
 		"risc.account-purged stored direct":       1,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -107,7 +112,7 @@ func TestMetricsEventsByTypeAndOutcome(t *testing.T) {
 	}
 	// Log lines name the outcome.
 	out := logs.String()
-	for _, w := range []string{"outcome=stored", "outcome=duplicate", "outcome=rejected", "outcome=store_failed", "outcome=unknown_type", "iss=" + tr.Issuer} {
+	for _, w := range []string{"outcome=stored", "outcome=duplicate", "outcome=rejected", "outcome=store_failed", "outcome=keys_unavailable", "outcome=unknown_type", "iss=" + tr.Issuer} {
 		if !strings.Contains(out, w) {
 			t.Errorf("logs lack %q:\n%s", w, out)
 		}

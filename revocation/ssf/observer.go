@@ -22,9 +22,15 @@ const (
 	OutcomeRejected
 	// OutcomeStoreFailed: the store failed; not acknowledged, the transmitter retries.
 	OutcomeStoreFailed
+	// OutcomeKeysUnavailable: no key to check the signature could be obtained
+	// (ErrKeysUnavailable: unknown kid, JWKS down or its refresh
+	// rate-limited). Like OutcomeStoreFailed it is temporary: not
+	// acknowledged, not remembered, the transmitter retries. The SET is
+	// unverified, so the Observation carries no jti and no event type.
+	OutcomeKeysUnavailable
 )
 
-var outcomeNames = [...]string{"", "stored", "duplicate", "recorded", "unmapped", "unknown_type", "rejected", "store_failed"}
+var outcomeNames = [...]string{"", "stored", "duplicate", "recorded", "unmapped", "unknown_type", "rejected", "store_failed", "keys_unavailable"}
 
 // String returns the snake_case name of o, suitable as a metric label.
 func (o Outcome) String() string {

@@ -26,9 +26,13 @@ const (
 	DefaultDedupMaxEntries = 100_000
 	// DefaultJWKSRefresh is how often the transmitter's JWKS is refreshed.
 	DefaultJWKSRefresh = time.Hour
-	// DefaultUnknownKIDRefresh is the minimum interval between refreshes of
-	// the JWKS triggered by a SET signed with an unknown kid.
-	DefaultUnknownKIDRefresh = 30 * time.Second
+	// DefaultUnknownKIDRefresh is the interval at which refreshes of the
+	// JWKS triggered by SETs signed with an unknown kid are allowed, after a
+	// burst of UnknownKIDRefreshBurst. It is short because a SET whose kid
+	// is unknown is answered as temporarily unavailable (ErrKeysUnavailable)
+	// and redelivered: its retry should find the new key soon after the
+	// transmitter publishes it.
+	DefaultUnknownKIDRefresh = 5 * time.Second
 	// DefaultMaxMetadataSize bounds a fetched JWKS or ssf-configuration document.
 	DefaultMaxMetadataSize = 1 << 20
 )
@@ -182,9 +186,15 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // regardless.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
 
-// WithJWKSRefresh sets the periodic JWKS refresh interval and the minimum
-// interval between refreshes triggered by an unknown kid. The last good key
-// set is kept when a refresh fails.
+// WithJWKSRefresh sets the periodic JWKS refresh interval (default
+// DefaultJWKSRefresh) and the rate limit of refreshes triggered by a SET
+// signed with a kid the receiver does not hold: UnknownKIDRefreshBurst back
+// to back, then one per unknownKIDMinInterval (default
+// DefaultUnknownKIDRefresh). A SET that finds no key, or arrives while no
+// refresh is allowed, is answered with ErrKeysUnavailable at once (push:
+// 503 with a Retry-After of unknownKIDMinInterval) and is not remembered,
+// so its redelivery triggers the next refresh. The last good key set is
+// kept when a refresh fails.
 func WithJWKSRefresh(every, unknownKIDMinInterval time.Duration) Option {
 	return func(c *config) { c.jwksRefresh, c.unknownKID = every, unknownKIDMinInterval }
 }

@@ -55,7 +55,9 @@ func WithPollMaxResponseSize(n int64) PollOption { return func(p *Poller) { p.ma
 // Poller receives SETs by RFC 8936 polling and feeds them to a Receiver. It
 // acknowledges a SET only once the Receiver stored (or deliberately
 // recorded) it, reports refused SETs in setErrs, and leaves SETs whose
-// storing failed unacknowledged so that the transmitter offers them again.
+// storing failed, or whose signing key could not be obtained
+// (ErrKeysUnavailable), unacknowledged and unreported so that the
+// transmitter offers them again.
 //
 // A Poller is not safe for concurrent use: run one Run (or Poll) at a time.
 type Poller struct {
@@ -109,7 +111,10 @@ type PollResult struct {
 	// Acknowledged and Rejected count what will be sent as ack and setErrs
 	// with the next request.
 	Acknowledged, Rejected int
-	// Unstored counts SETs left unacknowledged because the store failed.
+	// Unstored counts SETs left unacknowledged, and not reported in setErrs,
+	// for a temporary failure, so that the transmitter offers them again:
+	// the store failed (ErrStore), or no key to check their signature could
+	// be obtained (ErrKeysUnavailable).
 	Unstored int
 	// MoreAvailable is the transmitter's moreAvailable.
 	MoreAvailable bool
@@ -129,9 +134,12 @@ type pollResponse struct {
 
 // Poll makes one poll request, sending the acknowledgements and errors due
 // from earlier polls, and processes the SETs received. It returns an error
-// wrapping ErrStore if any SET could not be stored (the others are still
-// processed), or the transport error if the request failed (the pending
-// acknowledgements are then kept for the next request).
+// wrapping ErrStore if any SET could not be stored, and one wrapping
+// ErrKeysUnavailable if the signing key of any SET could not be obtained
+// (the others are still processed; those SETs are neither acknowledged nor
+// reported, so the transmitter offers them again), or the transport error if
+// the request failed (the pending acknowledgements are then kept for the
+// next request).
 func (p *Poller) Poll(ctx context.Context) (PollResult, error) {
 	return p.poll(ctx, p.maxEvents, p.returnImmediately)
 }
@@ -159,7 +167,7 @@ func (p *Poller) poll(ctx context.Context, maxEvents int, immediate bool) (PollR
 		jtis = append(jtis, jti)
 	}
 	slices.Sort(jtis)
-	var storeErr error
+	var storeErr, keysErr error // the first of each kind
 	for _, jti := range jtis {
 		var raw string
 		if err := json.Unmarshal(out.Sets[jti], &raw); err != nil {
@@ -179,15 +187,19 @@ func (p *Poller) poll(ctx context.Context, maxEvents int, immediate bool) (PollR
 		case errors.As(err, &se):
 			p.setErrs[jti] = ErrorResponse{Err: se.Code, Description: se.Description}
 			res.Rejected++
+		case errors.Is(err, ErrKeysUnavailable):
+			res.Unstored++
+			if keysErr == nil {
+				keysErr = err
+			}
 		default:
 			res.Unstored++
-			storeErr = err
+			if storeErr == nil {
+				storeErr = err
+			}
 		}
 	}
-	if storeErr != nil {
-		return res, storeErr
-	}
-	return res, nil
+	return res, errors.Join(storeErr, keysErr)
 }
 
 // Pending returns how many acknowledgements and errors wait for the next request.

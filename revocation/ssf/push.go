@@ -8,6 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // ContentTypeSET is the media type of a pushed SET.
@@ -20,9 +22,11 @@ const ContentTypeSET = "application/secevent+jwt"
 // application/secevent+jwt, reads at most the configured body size, validates
 // and stores the SET, and answers 202 Accepted with an empty body only once
 // every Key's event is stored. A refused SET gets 400 with
-// {"err": code, "description": text}. A store failure gets 503 with
-// Retry-After, so that the transmitter delivers the SET again; it is not
-// remembered as received.
+// {"err": code, "description": text}. A store failure, or a SET whose
+// signing key could not be obtained (ErrKeysUnavailable: a kid the JWKS does
+// not publish yet, the JWKS down), gets 503 with Retry-After and err
+// "temporarily_unavailable", so that the transmitter delivers the SET again;
+// it is not remembered as received.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !r.authorized(req) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssf"`)
@@ -60,10 +64,25 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 	case errors.As(err, &se):
 		writeError(w, http.StatusBadRequest, se.Code, se.Description)
+	case errors.Is(err, ErrKeysUnavailable):
+		// By then the unknown-kid limiter allows another refresh.
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(r.cfg.unknownKID)))
+		desc := "the signing key of the SET could not be obtained; deliver it again"
+		var ku *keysUnavailable
+		if errors.As(err, &ku) {
+			desc = "the signing key of the SET could not be obtained: " + ku.desc + "; deliver it again"
+		}
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", desc)
 	default:
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the event could not be stored; deliver it again")
 	}
+}
+
+// retryAfterSeconds is d in whole seconds, rounded up, within 1..300.
+func retryAfterSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return min(max(s, 1), 300)
 }
 
 func (r *Receiver) authorized(req *http.Request) bool {

@@ -160,9 +160,11 @@ func (r *Receiver) ExpectState(state string) { r.states.add(state) }
 
 // Receive validates one compact SET, stores its event and reports what
 // became of it. It returns an *Error (with an RFC 8935 code) when the SET is
-// refused, and an error wrapping ErrStore when the store failed: then the SET
-// must not be acknowledged. A SET accepted before is answered with the first
-// Result and Duplicate set, without storing again.
+// refused, an error wrapping ErrKeysUnavailable when no key to check its
+// signature could be obtained, and an error wrapping ErrStore when the store
+// failed: in those two cases the SET is not remembered and must not be
+// acknowledged. A SET accepted before is answered with the first Result and
+// Duplicate set, without storing again.
 func (r *Receiver) Receive(ctx context.Context, raw []byte) (*Result, error) {
 	return r.ReceiveVia(ctx, "", raw)
 }
@@ -171,6 +173,12 @@ func (r *Receiver) Receive(ctx context.Context, raw []byte) (*Result, error) {
 // named in the Observation and logs.
 func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) (*Result, error) {
 	set, err := r.parse(ctx, raw)
+	if errors.Is(err, ErrKeysUnavailable) {
+		r.cfg.logger.WarnContext(ctx, "ssf: signing key unavailable; SET not acknowledged, the transmitter must deliver it again",
+			"delivery", delivery, "outcome", OutcomeKeysUnavailable.String(), "set", Hash(raw), "error", err)
+		r.cfg.observer.Observe(Observation{Delivery: delivery, Outcome: OutcomeKeysUnavailable})
+		return nil, err
+	}
 	if err != nil {
 		r.rejected(ctx, delivery, set, "", err)
 		return nil, err

@@ -296,7 +296,6 @@ func TestPushErrors(t *testing.T) {
 		{"revoking event without subject", with(func(c map[string]any) { delete(c, "sub_id") }), ssf.CodeInvalidRequest, "no subject"},
 		{"too large", with(func(c map[string]any) { c["pad"] = strings.Repeat("x", 5000) }), ssf.CodeInvalidRequest, "exceeds"},
 		{"bad signature", forged, ssf.CodeInvalidKey, "signature"},
-		{"unknown kid", tr.SignWith(good(), map[string]any{"kid": "nope"}), ssf.CodeInvalidKey, "nope"},
 		{"alg none", none(), ssf.CodeInvalidKey, "not allowed"},
 		{"alg HS256", hmac(), ssf.CodeInvalidKey, "not allowed"},
 		{"wrong issuer", with(func(c map[string]any) { c["iss"] = "https://evil.example" }), ssf.CodeInvalidIssuer, "evil"},
@@ -462,13 +461,25 @@ func TestJWKSRotationAndKeepLastGood(t *testing.T) {
 	if e.tr.JWKSHits() <= hits {
 		t.Fatal("unknown kid did not refresh the JWKS")
 	}
-	// JWKS down: an unknown kid fails, known keys keep working.
+	// JWKS down: an unknown kid is temporarily unavailable (503, to be
+	// delivered again), not refused; known keys keep working.
 	e.tr.SetJWKSDown(true)
 	e.tr.RotateKey("k3", false)
-	set, _ = e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
+	bob := map[string]any{"format": "iss_sub", "iss": "https://idp.example.test", "sub": "bob"}
+	set, jti := e.tr.Event(ssf.RISCAccountDisabled, nil, bob)
 	time.Sleep(5 * time.Millisecond)
-	if status, er := e.push(t, set); status != 400 || er.Err != ssf.CodeInvalidKey {
-		t.Fatalf("unknown kid while JWKS down: %d %+v", status, er)
+	status, body, err := ssftest.Push(context.Background(), e.srv.URL, pushAuth, set)
+	if err != nil || status != 503 || !strings.Contains(string(body), "temporarily_unavailable") || !strings.Contains(string(body), `\"k3\"`) {
+		t.Fatalf("unknown kid while JWKS down: %d %s %v", status, body, err)
+	}
+	// The JWKS is back: the redelivered SET is accepted and stored.
+	e.tr.SetJWKSDown(false)
+	time.Sleep(5 * time.Millisecond)
+	if status, er := e.push(t, set); status != 202 {
+		t.Fatalf("redelivery once the JWKS publishes k3: %d %+v", status, er)
+	}
+	if ev, ok := e.store.Lookup(revocation.IssuerSubjectKey("https://idp.example.test", "bob")); !ok || ev.ID != jti {
+		t.Fatalf("redelivered SET not stored: %+v %v", ev, ok)
 	}
 	claims := e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub)
 	if status, er := e.push(t, e.tr.SignWith(claims, map[string]any{"kid": "k2"})); status == 202 {

@@ -25,7 +25,6 @@ import (
 // be answered like a store failure (503 + Retry-After, not acknowledged in
 // poll), and a SET signed with a key published after that must be accepted.
 func TestReviewKeyLookupFailureIsNotPermanent(t *testing.T) {
-	t.Skip("review: SSF-1 — remove when fixed")
 	e := newEnv(t)
 	set, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
 	if status, er := e.push(t, set); status != 202 {

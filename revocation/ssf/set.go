@@ -117,8 +117,12 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 		return nil, reject(CodeInvalidRequest, "JWS signature is not base64url")
 	}
 	key, err := r.keyfunc(ctx, &jwt.Token{Header: header, Method: method})
-	if err != nil {
-		return nil, rejectErr(CodeInvalidKey, err, "no usable signing key for kid %q", clip(set.KeyID))
+	switch {
+	case errors.Is(err, ErrKeysUnavailable):
+		// No key could be obtained: temporary, the SET is delivered again.
+		return nil, err
+	case err != nil:
+		return nil, rejectErr(CodeInvalidKey, err, "signing key %q cannot be used for this SET (its JWK's alg or use does not fit)", clip(set.KeyID))
 	}
 	if err := r.checkKey(key); err != nil {
 		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", clip(set.KeyID), err)

@@ -252,6 +252,18 @@ func TestPublishOverGRPC(t *testing.T) {
 		t.Fatalf("redelivery: %v %v", res, err)
 	}
 
+	// A SET whose kid the transmitter's JWKS does not publish (yet):
+	// Unavailable, to be published again, not a refusal; nothing stored.
+	unknownKID := w.tr.SignWith(w.tr.Claims(ssf.RISCAccountDisabled, nil, map[string]any{"format": "iss_sub", "iss": idpIssuer, "sub": "carol"}),
+		map[string]any{"kid": "not-yet-published"})
+	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: unknownKID}, withRole)
+	if status.Code(err) != codes.Unavailable || reason(err) != "" {
+		t.Fatalf("unknown kid: %v (reason %q), want Unavailable", err, reason(err))
+	}
+	if _, ok := w.store.Lookup(revocation.IssuerSubjectKey(idpIssuer, "carol")); ok {
+		t.Fatal("a SET with an unknown kid was stored")
+	}
+
 	// A refused SET: InvalidArgument with the RFC 8935 code as ErrorInfo reason.
 	c := w.tr.Claims(ssf.RISCAccountDisabled, nil, map[string]any{"format": "email", "email": "x@example.com"})
 	c["aud"] = "https://wrong"

@@ -42,7 +42,10 @@ func New(r *ssf.Receiver) *Server { return &Server{r: r} }
 //
 // Errors: InvalidArgument with a google.rpc.ErrorInfo whose reason is the RFC
 // 8935 code (invalid_request, invalid_key, invalid_issuer, invalid_audience,
-// invalid_state) for a refused SET; Unavailable when the store failed (retry).
+// invalid_state) for a refused SET; Unavailable, to be retried, when the
+// store failed or when the SET's signing key could not be obtained
+// (ssf.ErrKeysUnavailable: a kid the transmitter's JWKS does not publish
+// yet, or the JWKS could not be fetched).
 func (s *Server) Publish(ctx context.Context, req *caev1.PublishRequest) (*caev1.PublishResponse, error) {
 	res, err := s.r.ReceiveVia(ctx, "grpc", []byte(req.GetSet()))
 	if err != nil {
@@ -63,6 +66,9 @@ func toStatus(err error) error {
 			st = d
 		}
 		return st.Err()
+	}
+	if errors.Is(err, ssf.ErrKeysUnavailable) {
+		return status.Error(codes.Unavailable, "the signing key of the SET could not be obtained; publish it again later")
 	}
 	if errors.Is(err, ssf.ErrStore) {
 		return status.Error(codes.Unavailable, "the event could not be stored; publish it again")
