@@ -141,7 +141,6 @@ func TestReviewHealthAndReflectionExtraSegments(t *testing.T) {
 // match a token that also carries a different, possibly unverified or
 // user-editable, email claim: the revocation is silently not enforced.
 func TestReviewUPNRevokesTokenWithSeparateEmail(t *testing.T) {
-	t.Skip("review: TOK-1 — remove when fixed")
 	for _, tc := range []struct {
 		name   string
 		claims jwt.MapClaims

@@ -85,7 +85,15 @@ func TestAdversarialTokensOverGRPC(t *testing.T) {
 	var evilHits atomic.Int64
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { evilHits.Add(1) }))
 	defer evil.Close()
-	v := newValidator(t, token.WithTenantIssuer("https://login.example/{tid}/v2.0", "tenant-1"))
+	// Two accepted issuers: the key must name both (token.WithStaticKeyFor).
+	const tenantTmpl = "https://login.example/{tid}/v2.0"
+	v, err := token.NewValidator(context.Background(), token.WithIssuer(testIssuer), token.WithAudience(testAudience),
+		token.WithTenantIssuer(tenantTmpl, "tenant-1"),
+		token.WithStaticKeyFor(testKID, &signingKey(t).PublicKey, testIssuer, tenantTmpl), token.WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
 	e := newTCPEnv(t, v)
 
 	now := time.Now()

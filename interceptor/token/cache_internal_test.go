@@ -140,12 +140,12 @@ func TestCacheNoNBF(t *testing.T) {
 }
 
 // staticRec is a key that never leaves.
-var staticRec = newKeyRec("static", "", nil)
+var staticRec = newKeyRec("static", "", nil, nil)
 
 func TestCacheRefusesWithdrawnKey(t *testing.T) {
 	now := time.Unix(1_900_000_000, 0)
 	c := newCache(64)
-	k := newKeyRec("k", "", nil)
+	k := newKeyRec("k", "", nil, nil)
 	cl := claimsExp(now.Add(time.Hour))
 	c.put("t", cl, k, now.UnixNano())
 	if got, ok := c.get("t", now.UnixNano(), 0); !ok || got != cl {
@@ -167,7 +167,7 @@ func TestCacheRefusesWithdrawnKey(t *testing.T) {
 func TestCacheEvictsWithdrawnKeyFirst(t *testing.T) {
 	now := time.Unix(1_900_000_000, 0).UnixNano()
 	c := newCache(2)
-	live, dead := newKeyRec("live", "", nil), newKeyRec("dead", "", nil)
+	live, dead := newKeyRec("live", "", nil, nil), newKeyRec("dead", "", nil, nil)
 	exp := claimsExp(time.Unix(0, now).Add(time.Hour))
 	c.put("a", exp, live, now)
 	c.put("b", exp, dead, now)

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -19,9 +20,17 @@ type Claims struct {
 	SessionID string   // sid
 	ClientID  string   // azp, else appid
 	TokenID   string   // jti, else uti
-	Email     string   // email, else upn, else preferred_username
-	DeviceID  string   // deviceid
-	IDType    string   // idtyp ("app" for app-only tokens)
+	// Email is the first non-empty of the email, upn and preferred_username
+	// claims, as the token has it.
+	Email string
+	// Emails holds every distinct non-empty value of the email, upn and
+	// preferred_username claims, in that order, canonicalised as
+	// revocation.EmailKey does (trimmed, lower case). Each one is a
+	// revocation subject (see Keys): an account event may name the user by
+	// any of them.
+	Emails   []string
+	DeviceID string // deviceid
+	IDType   string // idtyp ("app" for app-only tokens)
 	// Capabilities are the xms_cc values, e.g. ["cp1"].
 	Capabilities []string
 	// ACRS are the satisfied authentication contexts, e.g. ["c1"].
@@ -76,7 +85,7 @@ func (c *Claims) Seal() *Claims {
 }
 
 func (c *Claims) computeKeys() []revocation.Key {
-	ks := make([]revocation.Key, 0, 7)
+	ks := make([]revocation.Key, 0, 6+max(len(c.Emails), 1))
 	if c.TenantID != "" && c.ObjectID != "" {
 		ks = append(ks, revocation.ObjectKey(c.TenantID, c.ObjectID))
 	}
@@ -89,8 +98,19 @@ func (c *Claims) computeKeys() []revocation.Key {
 	if c.ClientID != "" {
 		ks = append(ks, revocation.ClientKey(c.ClientID))
 	}
-	if c.Email != "" {
-		ks = append(ks, revocation.EmailKey(c.Email))
+	// One key per distinct address: Email (for Claims built by hand without
+	// Emails) and every one of Emails.
+	emailStart := len(ks)
+	addEmail := func(e string) {
+		k := revocation.EmailKey(e)
+		if k.ID == "" || slices.Contains(ks[emailStart:], k) {
+			return
+		}
+		ks = append(ks, k)
+	}
+	addEmail(c.Email)
+	for _, e := range c.Emails {
+		addEmail(e)
 	}
 	if c.Issuer != "" && c.TokenID != "" {
 		ks = append(ks, revocation.TokenKey(c.Issuer, c.TokenID))

@@ -24,6 +24,23 @@
 // included. Each cache entry points at the key that verified it, so the
 // check on a hit is one atomic load.
 //
+// # Issuers
+//
+// Every key is bound to the issuers it may sign for, and a token whose
+// signature verifies with a key bound to other issuers is refused with
+// ErrKeyIssuer (which also matches ErrIssuer): with several identity
+// providers configured, one provider's key can never mint tokens for
+// another. WithDiscovery binds its keys to the discovery URL, and to the
+// issuer its discovery document publishes when that is the same URL or a
+// "{tenantid}" template of which the URL is an instance (Entra's
+// multi-tenant endpoints; the token's tid fills the placeholder). Sources
+// that do not say whose keys they hold (WithJWKSURL, WithStaticKey,
+// WithHMACKey) are bound to the single accepted issuer; with several
+// accepted issuers NewValidator refuses them, and WithJWKSURLFor,
+// WithStaticKeyFor, WithHMACKeyFor or WithDiscoveryFor must name the
+// issuers instead. The binding is checked when a token is verified; cache
+// hits were verified with it and cost nothing more.
+//
 // # Algorithms
 //
 // Only algorithms in the allow-list (DefaultAlgorithms() unless

@@ -33,6 +33,11 @@ var (
 	ErrSignature = errors.New("token: invalid signature")
 	// ErrIssuer means the iss claim is missing or not accepted.
 	ErrIssuer = errors.New("token: issuer not accepted")
+	// ErrKeyIssuer means the signature verifies, but with a key whose source
+	// is bound to other issuers than the token's iss (see WithDiscovery and
+	// WithJWKSURLFor): one identity provider's key cannot sign tokens for
+	// another. Errors wrapping it also wrap ErrIssuer.
+	ErrKeyIssuer = errors.New("token: signing key not bound to the token's issuer")
 	// ErrAudience means no aud value is one of the configured audiences.
 	ErrAudience = errors.New("token: audience not accepted")
 	// ErrExpired means the exp claim is in the past (beyond the leeway).

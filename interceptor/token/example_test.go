@@ -57,3 +57,41 @@ func Example() {
 	// contoso-tid alice-oid true 12
 	// true
 }
+
+// Two identity providers: each key is bound to its own issuer, so that
+// neither can sign tokens for the other.
+func ExampleWithStaticKeyFor() {
+	keyA := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	keyB := ed25519.NewKeyFromSeed([]byte("0123456789abcdef0123456789abcdef"))
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+
+	v, err := token.NewValidator(context.Background(),
+		token.WithIssuer("https://idp-a.example", "https://idp-b.example"),
+		token.WithStaticKeyFor("a-1", keyA.Public(), "https://idp-a.example"),
+		token.WithStaticKeyFor("b-1", keyB.Public(), "https://idp-b.example"),
+		token.WithAudience("api://inbox"),
+		token.WithClock(func() time.Time { return now }),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer v.Close()
+
+	mint := func(kid string, key ed25519.PrivateKey, iss string) string {
+		t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+			"iss": iss, "sub": "alice", "aud": "api://inbox", "exp": now.Add(time.Hour).Unix(),
+		})
+		t.Header["kid"] = kid
+		raw, _ := t.SignedString(key)
+		return raw
+	}
+
+	_, err = v.Validate(context.Background(), mint("b-1", keyB, "https://idp-b.example"))
+	fmt.Println(err)
+	_, err = v.Validate(context.Background(), mint("b-1", keyB, "https://idp-a.example"))
+	fmt.Println(errors.Is(err, token.ErrKeyIssuer), errors.Is(err, token.ErrIssuer))
+	// Output:
+	// <nil>
+	// true true
+}

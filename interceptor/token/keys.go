@@ -97,14 +97,17 @@ type keyRec struct {
 	kid string
 	alg string // the JWK's alg member, "" when absent
 	key any    // a public key, or []byte for an HMAC secret
+	// bind is the set of issuers the key may sign for, fixed at creation:
+	// checked once per token, when it is verified, so cache hits need not.
+	bind *issuerBinding
 	// until is the unix-nanosecond instant from which the key is no longer
 	// accepted: math.MaxInt64 while it is configured or published, the
 	// withdrawal time plus the rotation grace once it left its JWK Set.
 	until atomic.Int64
 }
 
-func newKeyRec(kid, alg string, key any) *keyRec {
-	r := &keyRec{kid: kid, alg: alg, key: key}
+func newKeyRec(kid, alg string, key any, bind *issuerBinding) *keyRec {
+	r := &keyRec{kid: kid, alg: alg, key: key, bind: bind}
 	r.until.Store(math.MaxInt64)
 	return r
 }

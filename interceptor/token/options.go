@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -62,14 +64,29 @@ type tenantIssuer struct {
 	tenants  []string
 }
 
+// keySource is a remote key source and the issuers it is bound to; nil
+// issuers means unbound (WithJWKSURL) or, for discovery, bound by its
+// discovery document.
+type keySource struct {
+	url     string
+	issuers []string
+}
+
+// configKey is a static public key or HMAC secret and the issuers it is
+// bound to (nil: unbound).
+type configKey struct {
+	key     any // crypto.PublicKey or []byte
+	issuers []string
+}
+
 type config struct {
 	issuers         []string
 	tenantIssuers   []tenantIssuer
 	audiences       []string
-	discovery       []string
-	jwksURLs        []string
-	staticKeys      map[string]crypto.PublicKey
-	hmacKeys        map[string][]byte
+	discovery       []keySource
+	jwksURLs        []keySource
+	staticKeys      map[string]configKey
+	hmacKeys        map[string]configKey
 	algs            []string
 	leeway          time.Duration
 	maxTokenSize    int
@@ -88,8 +105,8 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		staticKeys:      map[string]crypto.PublicKey{},
-		hmacKeys:        map[string][]byte{},
+		staticKeys:      map[string]configKey{},
+		hmacKeys:        map[string]configKey{},
 		algs:            DefaultAlgorithms(),
 		leeway:          DefaultLeeway,
 		maxTokenSize:    DefaultMaxTokenSize,
@@ -178,23 +195,69 @@ func WithAudience(aud ...string) Option {
 
 // WithDiscovery fetches keys from the jwks_uri of the OpenID Provider whose
 // issuer URL is issuerURL, found at issuerURL + "/.well-known/openid-configuration".
-// The discovery document's issuer field is not required to equal issuerURL
-// (multi-tenant endpoints such as Entra's "organizations" publish a templated
-// one); accepted issuers are configured with WithIssuer or WithTenantIssuer.
-// The URL must be https unless it is on a loopback address or WithInsecureHTTP
-// is given. May be given more than once.
+//
+// Its keys verify only tokens of the issuers issuerURL speaks for: a token
+// signed by them whose iss is another accepted issuer is refused with
+// ErrKeyIssuer, so that one provider cannot mint tokens for another. These
+// issuers are issuerURL itself, the discovery document's issuer when it
+// equals issuerURL up to a trailing slash, and a document issuer holding
+// DiscoveryTenantPlaceholder ("{tenantid}") of which issuerURL is an
+// instance: Entra's https://login.microsoftonline.com/organizations/v2.0
+// publishes https://login.microsoftonline.com/{tenantid}/v2.0, which then
+// matches a token's iss with its tid claim substituted. Any other document
+// issuer is ignored (and logged); use WithDiscoveryFor to name the issuers
+// explicitly. Which issuers are accepted at all is still configured with
+// WithIssuer or WithTenantIssuer.
+//
+// The URL must be https unless it is on a loopback address or
+// WithInsecureHTTP is given. May be given more than once.
 func WithDiscovery(issuerURL string) Option {
 	return func(c *config) {
-		c.discovery = append(c.discovery, issuerURL)
+		c.discovery = append(c.discovery, keySource{url: issuerURL})
+	}
+}
+
+// WithDiscoveryFor is WithDiscovery with an explicit issuer binding: keys
+// from the discovery document of discoveryURL verify only tokens whose iss
+// is one of issuers. An issuer holding TenantPlaceholder ("{tid}") is a
+// template matched with the token's tid claim substituted; it must be a
+// template given to WithTenantIssuer. Other issuers must be accepted by
+// WithIssuer or WithTenantIssuer. Use it when one provider signs for several
+// issuers, e.g. Entra v1 (https://sts.windows.net/{tid}/) and v2 tokens.
+func WithDiscoveryFor(discoveryURL string, issuers ...string) Option {
+	return func(c *config) {
+		if len(issuers) == 0 {
+			c.fail("WithDiscoveryFor(%q): no issuer given", discoveryURL)
+			return
+		}
+		c.discovery = append(c.discovery, keySource{url: discoveryURL, issuers: append([]string(nil), issuers...)})
 	}
 }
 
 // WithJWKSURL fetches keys from a JWK Set URL. The URL must be https unless it
 // is on a loopback address or WithInsecureHTTP is given. May be given more
 // than once.
+//
+// A JWK Set does not say whose keys it holds: with a single accepted issuer
+// (one WithIssuer value or one WithTenantIssuer template) its keys are bound
+// to that issuer; with several, NewValidator refuses it and WithJWKSURLFor
+// must be used instead.
 func WithJWKSURL(url string) Option {
 	return func(c *config) {
-		c.jwksURLs = append(c.jwksURLs, url)
+		c.jwksURLs = append(c.jwksURLs, keySource{url: url})
+	}
+}
+
+// WithJWKSURLFor is WithJWKSURL bound to issuers: its keys verify only
+// tokens whose iss is one of issuers (see WithDiscoveryFor for templates).
+// A token its keys verify with another iss is refused with ErrKeyIssuer.
+func WithJWKSURLFor(url string, issuers ...string) Option {
+	return func(c *config) {
+		if len(issuers) == 0 {
+			c.fail("WithJWKSURLFor(%q): no issuer given", url)
+			return
+		}
+		c.jwksURLs = append(c.jwksURLs, keySource{url: url, issuers: append([]string(nil), issuers...)})
 	}
 }
 
@@ -202,39 +265,75 @@ func WithJWKSURL(url string) Option {
 // *ecdsa.PublicKey on P-256, P-384 or P-521, or ed25519.PublicKey) under kid.
 // A private key is accepted and reduced to its public key. Static keys are
 // consulted before fetched ones. An empty kid matches tokens without a kid.
+// Kids are unique across all static keys.
+//
+// With a single accepted issuer the key is bound to it; with several,
+// NewValidator refuses it and WithStaticKeyFor must be used instead.
 func WithStaticKey(kid string, key crypto.PublicKey) Option {
+	return func(c *config) { c.addStaticKey("WithStaticKey", kid, key, nil) }
+}
+
+// WithStaticKeyFor is WithStaticKey bound to issuers: the key verifies only
+// tokens whose iss is one of issuers (see WithDiscoveryFor for templates).
+// A token it verifies with another iss is refused with ErrKeyIssuer.
+func WithStaticKeyFor(kid string, key crypto.PublicKey, issuers ...string) Option {
 	return func(c *config) {
-		if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
-			key = pk.Public()
-		}
-		if err := checkPublicKey(key); err != nil {
-			c.fail("WithStaticKey(%q): %w", kid, err)
+		if len(issuers) == 0 {
+			c.fail("WithStaticKeyFor(%q): no issuer given", kid)
 			return
 		}
-		if _, dup := c.staticKeys[kid]; dup {
-			c.fail("WithStaticKey: duplicate kid %q", kid)
-			return
-		}
-		c.staticKeys[kid] = key
+		c.addStaticKey("WithStaticKeyFor", kid, key, append([]string(nil), issuers...))
 	}
+}
+
+func (c *config) addStaticKey(opt, kid string, key crypto.PublicKey, issuers []string) {
+	if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		key = pk.Public()
+	}
+	if err := checkPublicKey(key); err != nil {
+		c.fail("%s(%q): %w", opt, kid, err)
+		return
+	}
+	if _, dup := c.staticKeys[kid]; dup {
+		c.fail("%s: duplicate kid %q", opt, kid)
+		return
+	}
+	c.staticKeys[kid] = configKey{key: key, issuers: issuers}
 }
 
 // WithHMACKey adds a symmetric secret (at least 32 bytes) under kid for the
 // HS256, HS384 and HS512 algorithms, which must also be allowed explicitly
 // with WithAlgorithms. HMAC tokens are only ever verified with these secrets,
 // never with the bytes of a public key. The secret is copied.
+//
+// With a single accepted issuer the secret is bound to it; with several,
+// NewValidator refuses it and WithHMACKeyFor must be used instead.
 func WithHMACKey(kid string, secret []byte) Option {
+	return func(c *config) { c.addHMACKey("WithHMACKey", kid, secret, nil) }
+}
+
+// WithHMACKeyFor is WithHMACKey bound to issuers: the secret verifies only
+// tokens whose iss is one of issuers (see WithDiscoveryFor for templates).
+func WithHMACKeyFor(kid string, secret []byte, issuers ...string) Option {
 	return func(c *config) {
-		if len(secret) < minHMACKeySize {
-			c.fail("WithHMACKey(%q): secret is %d bytes, need at least %d", kid, len(secret), minHMACKeySize)
+		if len(issuers) == 0 {
+			c.fail("WithHMACKeyFor(%q): no issuer given", kid)
 			return
 		}
-		if _, dup := c.hmacKeys[kid]; dup {
-			c.fail("WithHMACKey: duplicate kid %q", kid)
-			return
-		}
-		c.hmacKeys[kid] = append([]byte(nil), secret...)
+		c.addHMACKey("WithHMACKeyFor", kid, secret, append([]string(nil), issuers...))
 	}
+}
+
+func (c *config) addHMACKey(opt, kid string, secret []byte, issuers []string) {
+	if len(secret) < minHMACKeySize {
+		c.fail("%s(%q): secret is %d bytes, need at least %d", opt, kid, len(secret), minHMACKeySize)
+		return
+	}
+	if _, dup := c.hmacKeys[kid]; dup {
+		c.fail("%s: duplicate kid %q", opt, kid)
+		return
+	}
+	c.hmacKeys[kid] = configKey{key: append([]byte(nil), secret...), issuers: issuers}
 }
 
 // WithAlgorithms replaces the algorithm allow-list (default DefaultAlgorithms()).
@@ -372,16 +471,17 @@ func (c *config) validate() error {
 	if len(c.discovery) == 0 && len(c.jwksURLs) == 0 && len(c.staticKeys) == 0 && len(c.hmacKeys) == 0 {
 		add("no key source: use WithDiscovery, WithJWKSURL, WithStaticKey or WithHMACKey")
 	}
-	for _, u := range c.discovery {
-		if err := checkURL(u, c.insecureHTTP); err != nil {
+	for _, src := range c.discovery {
+		if err := checkURL(src.url, c.insecureHTTP); err != nil {
 			add("WithDiscovery: %w", err)
 		}
 	}
-	for _, u := range c.jwksURLs {
-		if err := checkURL(u, c.insecureHTTP); err != nil {
+	for _, src := range c.jwksURLs {
+		if err := checkURL(src.url, c.insecureHTTP); err != nil {
 			add("WithJWKSURL: %w", err)
 		}
 	}
+	errs = append(errs, c.checkBindings()...)
 
 	if len(c.algs) == 0 {
 		add("WithAlgorithms: empty algorithm list")
@@ -426,6 +526,95 @@ func (c *config) validate() error {
 		add("WithMaxJWKSSize: %d is not positive", c.maxJWKSSize)
 	}
 	return errors.Join(errs...)
+}
+
+// distinctIssuers returns the accepted issuers: WithIssuer values and
+// WithTenantIssuer templates, without repeats.
+func (c *config) distinctIssuers() []string {
+	var out []string
+	for _, iss := range c.issuers {
+		if !slices.Contains(out, iss) {
+			out = append(out, iss)
+		}
+	}
+	for _, ti := range c.tenantIssuers {
+		if !slices.Contains(out, ti.template) {
+			out = append(out, ti.template)
+		}
+	}
+	return out
+}
+
+// checkBindings checks that every issuer a key source is bound to is
+// accepted, and that no key source is unbound when several issuers are:
+// a key must never verify tokens of an issuer it does not belong to.
+func (c *config) checkBindings() []error {
+	var errs []error
+	check := func(what string, issuers []string) {
+		for _, iss := range issuers {
+			if err := c.acceptsBoundIssuer(iss); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			}
+		}
+	}
+	var unbound []string
+	for _, src := range c.discovery {
+		check(fmt.Sprintf("WithDiscoveryFor(%q)", src.url), src.issuers)
+	}
+	for _, src := range c.jwksURLs {
+		if src.issuers == nil {
+			unbound = append(unbound, fmt.Sprintf("WithJWKSURL(%q)", src.url))
+		}
+		check(fmt.Sprintf("WithJWKSURLFor(%q)", src.url), src.issuers)
+	}
+	for _, kid := range slices.Sorted(maps.Keys(c.staticKeys)) {
+		k := c.staticKeys[kid]
+		if k.issuers == nil {
+			unbound = append(unbound, fmt.Sprintf("WithStaticKey(%q)", kid))
+		}
+		check(fmt.Sprintf("WithStaticKeyFor(%q)", kid), k.issuers)
+	}
+	for _, kid := range slices.Sorted(maps.Keys(c.hmacKeys)) {
+		k := c.hmacKeys[kid]
+		if k.issuers == nil {
+			unbound = append(unbound, fmt.Sprintf("WithHMACKey(%q)", kid))
+		}
+		check(fmt.Sprintf("WithHMACKeyFor(%q)", kid), k.issuers)
+	}
+	if n := len(c.distinctIssuers()); n > 1 && len(unbound) > 0 {
+		errs = append(errs, fmt.Errorf("%d issuers are accepted, so every key source must name the issuers it signs for, "+
+			"or any of them could sign tokens for the others; not bound: %s (use WithDiscovery, WithDiscoveryFor, "+
+			"WithJWKSURLFor, WithStaticKeyFor or WithHMACKeyFor)", n, strings.Join(unbound, ", ")))
+	}
+	return errs
+}
+
+// acceptsBoundIssuer checks an issuer a key source is bound to: a template
+// must be a WithTenantIssuer template, an exact issuer a WithIssuer value or
+// an instance of a WithTenantIssuer template for one of its tenants.
+func (c *config) acceptsBoundIssuer(iss string) error {
+	if iss == "" {
+		return errors.New("empty issuer")
+	}
+	if strings.Contains(iss, TenantPlaceholder) {
+		for _, ti := range c.tenantIssuers {
+			if ti.template == iss {
+				return nil
+			}
+		}
+		return fmt.Errorf("issuer template %q is not given to WithTenantIssuer", iss)
+	}
+	if slices.Contains(c.issuers, iss) {
+		return nil
+	}
+	for _, ti := range c.tenantIssuers {
+		prefix, suffix, _ := strings.Cut(ti.template, TenantPlaceholder)
+		if len(iss) > len(prefix)+len(suffix) && strings.HasPrefix(iss, prefix) && strings.HasSuffix(iss, suffix) &&
+			slices.Contains(ti.tenants, strings.ToLower(iss[len(prefix):len(iss)-len(suffix)])) {
+			return nil
+		}
+	}
+	return fmt.Errorf("issuer %q is not accepted: add it with WithIssuer or WithTenantIssuer", iss)
 }
 
 // checkURL requires an absolute http(s) URL, https unless the host is a

@@ -48,13 +48,20 @@ type remote struct {
 	log          *slog.Logger
 
 	keys atomic.Pointer[keySnapshot]
+	// bind is the issuer binding given to newly installed keys: fixed for a
+	// JWKS URL and WithDiscoveryFor, else set by discovery (nil until then).
+	bind      atomic.Pointer[issuerBinding]
+	fixedBind bool
 
 	trigger     chan struct{}
 	lastTrigger atomic.Int64 // unix nanos of the last accepted trigger
 	loaded      atomic.Bool
 }
 
-func newRemote(cfg *config, discoveryURL, jwksURL string) (*remote, error) {
+// newRemote makes a key source for a discovery URL or a JWKS URL. bind is
+// its issuer binding; nil (only with a discovery URL) means the discovery
+// document decides it.
+func newRemote(cfg *config, discoveryURL, jwksURL string, bind *issuerBinding) (*remote, error) {
 	r := &remote{
 		discoveryURL: discoveryURL,
 		client:       cfg.httpClient,
@@ -71,6 +78,12 @@ func newRemote(cfg *config, discoveryURL, jwksURL string) (*remote, error) {
 	} else {
 		r.source = jwksURL
 		r.jwksURL.Store(&jwksURL)
+	}
+	if bind != nil {
+		r.bind.Store(bind)
+		r.fixedBind = true
+	} else if discoveryURL == "" {
+		return nil, fmt.Errorf("JWKS URL %s has no issuer binding", jwksURL)
 	}
 	r.log = cfg.logger.With("component", "caekit/token", "source", r.source)
 	return r, nil
@@ -117,8 +130,12 @@ func (r *remote) key(alg, kid string, now time.Time) (*keyRec, error) {
 // valid; keys that left the set are withdrawn: accepted for the grace period,
 // then refused, cache hits included. A withdrawn key that comes back is
 // accepted again.
+//
+// Every key gets the remote's current issuer binding; a keyRec is reused only
+// if it has that same binding, so a key never changes the issuers it signs for.
 func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 	old := r.keys.Load()
+	bind := r.bind.Load()
 	next := &keySnapshot{current: make(map[string]*keyRec, len(jwks)), retired: map[string]*keyRec{}}
 	reused := map[*keyRec]bool{}
 	for _, j := range jwks {
@@ -131,14 +148,14 @@ func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 		var rec *keyRec
 		if old != nil {
 			for _, cand := range []*keyRec{old.current[kid], old.retired[kid]} {
-				if cand != nil && cand.alg == alg && sameKey(cand.key, key) {
+				if cand != nil && cand.alg == alg && cand.bind == bind && sameKey(cand.key, key) {
 					rec = cand
 					break
 				}
 			}
 		}
 		if rec == nil {
-			rec = newKeyRec(kid, alg, key)
+			rec = newKeyRec(kid, alg, key, bind)
 		} else {
 			rec.until.Store(math.MaxInt64)
 			reused[rec] = true
@@ -295,8 +312,14 @@ func (r *remote) discover(ctx context.Context) (string, error) {
 	if err := checkURL(doc.JWKSURI, r.insecureHTTP); err != nil {
 		return "", fmt.Errorf("OIDC discovery %s: jwks_uri: %w", u, err)
 	}
-	if doc.Issuer != strings.TrimSuffix(r.discoveryURL, "/") && doc.Issuer != r.discoveryURL {
-		r.log.DebugContext(ctx, "discovery issuer differs from the discovery URL", "issuer", doc.Issuer)
+	if !r.fixedBind {
+		b, note := discoveryBinding(r.discoveryURL, doc.Issuer)
+		if note != "" {
+			r.log.WarnContext(ctx, "discovery issuer not trusted for the keys", "issuer", clip(doc.Issuer), "detail", note)
+		}
+		if old := r.bind.Load(); !old.equal(b) {
+			r.bind.Store(b)
+		}
 	}
 	return doc.JWKSURI, nil
 }

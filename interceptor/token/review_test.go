@@ -23,7 +23,6 @@ import (
 // WithJWKSURL or WithStaticKey need an explicit issuer binding when more
 // than one issuer is configured.
 func TestReviewKeysAreBoundToTheirIssuer(t *testing.T) {
-	t.Skip("review: TOK-2 — remove when fixed")
 	a := rsaSigner("RS256", "a1")
 	b := signer{alg: "RS256", kid: "b1", key: rsaKey2()}
 	idpA, idpB := newIDP(t, a), newIDP(t, b)

@@ -12,9 +12,12 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/caekit/caekit/revocation"
 )
 
 // b64 decodes base64url without padding, refusing non-canonical encodings.
@@ -105,11 +108,19 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 		maxTokenSize: cfg.maxTokenSize,
 		log:          cfg.logger,
 	}
+	// Key sources without an issuer binding are bound to the single accepted
+	// issuer; cfg.validate has refused them if there are several.
+	bound := func(source string, issuers []string) *issuerBinding {
+		if issuers == nil {
+			issuers = cfg.distinctIssuers()
+		}
+		return bindingFor(source, issuers, TenantPlaceholder)
+	}
 	for kid, k := range cfg.staticKeys {
-		v.staticKeys[kid] = newKeyRec(kid, "", k)
+		v.staticKeys[kid] = newKeyRec(kid, "", k.key, bound(fmt.Sprintf("WithStaticKey(%q)", kid), k.issuers))
 	}
 	for kid, k := range cfg.hmacKeys {
-		v.hmacKeys[kid] = newKeyRec(kid, "", k)
+		v.hmacKeys[kid] = newKeyRec(kid, "", k.key, bound(fmt.Sprintf("WithHMACKey(%q)", kid), k.issuers))
 	}
 	for _, a := range cfg.algs {
 		v.allowed[a] = true
@@ -125,15 +136,19 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 		}
 		v.tenants = append(v.tenants, m)
 	}
-	for _, u := range cfg.discovery {
-		r, err := newRemote(&cfg, u, "")
+	for _, src := range cfg.discovery {
+		var b *issuerBinding // the discovery document decides
+		if src.issuers != nil {
+			b = bound(fmt.Sprintf("WithDiscoveryFor(%q)", src.url), src.issuers)
+		}
+		r, err := newRemote(&cfg, src.url, "", b)
 		if err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
 		v.remotes = append(v.remotes, r)
 	}
-	for _, u := range cfg.jwksURLs {
-		r, err := newRemote(&cfg, "", u)
+	for _, src := range cfg.jwksURLs {
+		r, err := newRemote(&cfg, "", src.url, bound(fmt.Sprintf("WithJWKSURL(%q)", src.url), src.issuers))
 		if err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
@@ -293,7 +308,7 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := v.checkClaims(cl, now); err != nil {
+	if err := v.checkClaims(cl, key, now); err != nil {
 		return nil, nil, err
 	}
 	cl.Hash = Hash(raw)
@@ -360,8 +375,9 @@ func accessTokenType(typ string) bool {
 	return false
 }
 
-// checkClaims checks iss, aud, exp, nbf and iat at now.
-func (v *Validator) checkClaims(cl *Claims, now time.Time) error {
+// checkClaims checks iss (accepted, and one that key may sign for), aud,
+// exp, nbf and iat at now.
+func (v *Validator) checkClaims(cl *Claims, key *keyRec, now time.Time) error {
 	if cl.Issuer == "" {
 		return fmt.Errorf("%w: no iss claim", ErrIssuer)
 	}
@@ -376,6 +392,9 @@ func (v *Validator) checkClaims(cl *Claims, now time.Time) error {
 		if !ok {
 			return fmt.Errorf("%w: iss %q (tid %q) is not accepted", ErrIssuer, clip(cl.Issuer), clip(cl.TenantID))
 		}
+	}
+	if err := key.bind.check(cl, key.kid); err != nil {
+		return err
 	}
 	audOK := false
 	for _, a := range cl.Audience {
@@ -434,7 +453,15 @@ func claimsFrom(m map[string]any) (*Claims, error) {
 	cl.SessionID = str("sid")
 	cl.ClientID = first("azp", "appid")
 	cl.TokenID = first("jti", "uti")
-	cl.Email = first("email", "upn", "preferred_username")
+	for _, name := range [...]string{"email", "upn", "preferred_username"} {
+		e := str(name)
+		if cl.Email == "" {
+			cl.Email = e
+		}
+		if id := revocation.EmailKey(e).ID; id != "" && !slices.Contains(cl.Emails, id) {
+			cl.Emails = append(cl.Emails, id)
+		}
+	}
 	cl.DeviceID = str("deviceid")
 	cl.IDType = str("idtyp")
 	cl.IPAddr = str("ipaddr")

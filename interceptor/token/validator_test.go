@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/revocation"
 )
 
 func TestValidTokensPerAlgorithm(t *testing.T) {
@@ -103,10 +105,74 @@ func TestClaimFallbacksAndShapes(t *testing.T) {
 		t.Errorf("fractional exp = %v", cl.ExpiresAt)
 	}
 
-	// email wins over upn.
+	// email wins over upn for Email; Emails keeps every address.
 	cl, err = v.Validate(context.Background(), s.sign(t, with(c, "email", "e@example.com", "upn", "u@example.com"), nil))
 	if err != nil || cl.Email != "e@example.com" {
 		t.Fatalf("email: %v %v", cl, err)
+	}
+}
+
+// TestEveryEmailClaimIsARevocationSubject: email, upn and
+// preferred_username each yield a KindEmail revocation key, canonicalised
+// and without repeats, so that an event naming the user by any of them
+// matches (finding TOK-1).
+func TestEveryEmailClaimIsARevocationSubject(t *testing.T) {
+	s := edSigner("ed")
+	v := newValidator(t, token.WithStaticKey("ed", s.key.Public()), token.WithIssuer("iss"))
+	cases := []struct {
+		name      string
+		claims    []any
+		wantEmail string
+		want      []string
+	}{
+		{"three distinct", []any{"email", "Alias@Mail.example", "upn", "alice@corp.example", "preferred_username", "al@other.example"},
+			"Alias@Mail.example", []string{"alias@mail.example", "alice@corp.example", "al@other.example"}},
+		{"repeats differing in case and space", []any{"email", "Alice@Corp.example", "upn", " alice@corp.EXAMPLE ", "preferred_username", "alice@corp.example"},
+			"Alice@Corp.example", []string{"alice@corp.example"}},
+		{"upn only", []any{"upn", "Bob@Corp.example"}, "Bob@Corp.example", []string{"bob@corp.example"}},
+		{"preferred_username behind upn", []any{"upn", "bob@corp.example", "preferred_username", "b@other.example"},
+			"bob@corp.example", []string{"bob@corp.example", "b@other.example"}},
+		{"empty and blank values", []any{"upn", nil, "email", "", "preferred_username", "  "}, "  ", nil},
+		{"none", []any{"upn", nil}, "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, err := v.Validate(context.Background(), s.sign(t, with(claimsFor("iss"), tc.claims...), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cl.Email != tc.wantEmail || !slices.Equal(cl.Emails, tc.want) {
+				t.Fatalf("Email %q Emails %q, want %q %q", cl.Email, cl.Emails, tc.wantEmail, tc.want)
+			}
+			var got []string
+			for _, k := range cl.Keys() {
+				if k.Kind == revocation.KindEmail {
+					got = append(got, k.ID)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("email revocation keys %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// The shape of each claim is still checked.
+	_, err := v.Validate(context.Background(), s.sign(t, with(claimsFor("iss"), "preferred_username", 7), nil))
+	wantErr(t, err, token.ErrMalformed)
+}
+
+// TestKeysOfHandMadeClaims: Claims built without Emails still yield the
+// email key of Email, once.
+func TestKeysOfHandMadeClaims(t *testing.T) {
+	cl := (&token.Claims{Email: "A@x.example", Emails: []string{"a@x.example", "b@x.example"}}).Seal()
+	var got []string
+	for _, k := range cl.Keys() {
+		got = append(got, k.String())
+	}
+	if want := []string{"email::a@x.example", "email::b@x.example"}; !slices.Equal(got, want) {
+		t.Fatalf("Keys() = %q, want %q", got, want)
+	}
+	if n := len((&token.Claims{Email: "c@x.example"}).Keys()); n != 1 {
+		t.Fatalf("Email only: %d keys, want 1", n)
 	}
 }
 
@@ -287,7 +353,8 @@ func TestCacheServesTokensWithoutNBF(t *testing.T) {
 func TestIssuerAudienceAndTimes(t *testing.T) {
 	s := ecSigner("ec")
 	now := time.Now()
-	v := newValidator(t, token.WithStaticKey("ec", s.key.Public()), token.WithIssuer("https://a.example", "https://b.example"),
+	v := newValidator(t, token.WithStaticKeyFor("ec", s.key.Public(), "https://a.example", "https://b.example"),
+		token.WithIssuer("https://a.example", "https://b.example"),
 		token.WithAudience("second-aud"), token.WithClock(func() time.Time { return now }), token.WithLeeway(30*time.Second))
 	base := claimsFor("https://b.example")
 	cases := []struct {
@@ -336,7 +403,7 @@ func TestIssuerAudienceAndTimes(t *testing.T) {
 func TestTenantIssuerTemplate(t *testing.T) {
 	s := rsaSigner("RS256", "rs")
 	const tmpl = "https://login.microsoftonline.com/{tid}/v2.0"
-	v := newValidator(t, token.WithStaticKey("rs", s.key.Public()),
+	v := newValidator(t, token.WithStaticKeyFor("rs", s.key.Public(), tmpl, "https://sts.windows.net/{tid}/"),
 		token.WithTenantIssuer(tmpl, "72F988BF-0000-0000-0000-000000000001", "t2"),
 		token.WithTenantIssuer("https://sts.windows.net/{tid}/", "t2"))
 	iss := func(tid string) string { return strings.Replace(tmpl, "{tid}", tid, 1) }
