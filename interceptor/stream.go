@@ -240,16 +240,18 @@ func (w *watch) recheck() error {
 		return c.err
 	}
 	s := w.s
-	if exp := w.claims.ExpiresAt; !exp.IsZero() && !s.o.now().Before(exp) {
+	now := s.o.now()
+	if exp := w.claims.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
 		return w.record(expiredDenial(exp)).err
 	}
-	if d := s.evaluateWatch(w); d != nil {
+	if d := s.evaluateWatch(w, now); d != nil {
 		return w.record(d).err
 	}
 	return nil
 }
 
-func (s *Server) evaluateWatch(w *watch) *Denial {
+// evaluateWatch runs the checks for an open stream, as of now.
+func (s *Server) evaluateWatch(w *watch, now time.Time) *Denial {
 	if s.isClosed() {
 		return closedDenial()
 	}
@@ -259,7 +261,7 @@ func (s *Server) evaluateWatch(w *watch) *Denial {
 	r.Peer = w.peer
 	r.Metadata = w.md
 	r.Stream = true
-	r.Now = s.o.now()
+	r.Now = now
 	var d *Denial
 	for _, c := range s.checks {
 		if d = c.Check(w.ctx, r); d != nil {
