@@ -9,8 +9,10 @@ import (
 )
 
 func ExampleMemory() {
+	// Times are relative to now: the store forgets events older than its
+	// retention, so a fixed date here would stop working once it is past.
 	store := revocation.NewMemory()
-	issued := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	issued := time.Now().Add(-2 * time.Hour)
 
 	// The IdP reports a password reset one hour after the token was issued.
 	_ = store.Put(context.Background(), revocation.Event{

@@ -23,7 +23,18 @@ func newClock(t time.Time) *clock    { c := &clock{}; c.t.Store(t.UnixNano()); r
 func (c *clock) Now() time.Time      { return time.Unix(0, c.t.Load()) }
 func (c *clock) Add(d time.Duration) { c.t.Add(int64(d)) }
 
+// t0 is a fixed instant. Every store that sees an event dated around t0 is
+// given a clock at t0 (newClock), never the wall clock: a fixed date paired
+// with the wall clock passes only until the date falls out of retention.
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// mustPut stores ev and fails the test if the store refuses it.
+func mustPut(t testing.TB, s revocation.Store, ev revocation.Event) {
+	t.Helper()
+	if err := s.Put(context.Background(), ev); err != nil {
+		t.Fatalf("Put(%s): %v", ev.ID, err)
+	}
+}
 
 func TestMemoryLatestEventWinsByEventTime(t *testing.T) {
 	clk := newClock(t0)
@@ -130,25 +141,24 @@ func TestMemoryBoundAndValidation(t *testing.T) {
 }
 
 func TestMemorySubscribe(t *testing.T) {
-	m := revocation.NewMemory()
+	m := revocation.NewMemory(revocation.WithClock(newClock(t0).Now))
 	var mu sync.Mutex
 	var got []string
 	unsub := m.Subscribe(func(ev revocation.Event) { mu.Lock(); got = append(got, ev.ID); mu.Unlock() })
-	ctx := context.Background()
 	k := revocation.SessionKey("s")
-	_ = m.Put(ctx, revocation.Event{ID: "1", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0})
-	_ = m.Put(ctx, revocation.Event{ID: "0", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(-time.Second)}) // older: no change, no notify
-	_ = m.Put(ctx, revocation.Event{ID: "2", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(time.Second)})
+	mustPut(t, m, revocation.Event{ID: "1", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0})
+	mustPut(t, m, revocation.Event{ID: "0", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(-time.Second)}) // older: no change, no notify
+	mustPut(t, m, revocation.Event{ID: "2", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(time.Second)})
 	unsub()
 	unsub()
-	_ = m.Put(ctx, revocation.Event{ID: "3", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(2 * time.Second)})
+	mustPut(t, m, revocation.Event{ID: "3", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(2 * time.Second)})
 	if fmt.Sprint(got) != "[1 2]" {
 		t.Fatalf("notified %v; want [1 2]", got)
 	}
 }
 
 func TestMemoryConcurrentWriters(t *testing.T) {
-	m := revocation.NewMemory()
+	m := revocation.NewMemory(revocation.WithClock(newClock(t0).Now))
 	k := revocation.ObjectKey("t", "u")
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -157,7 +167,10 @@ func TestMemoryConcurrentWriters(t *testing.T) {
 			defer wg.Done()
 			for i := range 500 {
 				sec := i*8 + w
-				_ = m.Put(context.Background(), revocation.Event{ID: strconv.Itoa(sec), Type: revocation.TypeUserDisabled, Subject: k, Time: t0.Add(time.Duration(sec) * time.Second)})
+				if err := m.Put(context.Background(), revocation.Event{ID: strconv.Itoa(sec), Type: revocation.TypeUserDisabled, Subject: k, Time: t0.Add(time.Duration(sec) * time.Second)}); err != nil {
+					t.Error(err)
+					return
+				}
 				m.Lookup(k)
 			}
 		}()
