@@ -164,7 +164,7 @@ func Example_observability() {
 
 	_, _ = client.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"})
 	_ = store.Put(context.Background(), revocation.Event{ID: "evt-42", Type: revocation.TypeSessionRevoked,
-		Subject: revocation.SessionKey("session-1"), Time: now()})
+		Subject: revocation.SessionKey("https://login.example/t1/v2.0", "session-1"), Time: now()})
 	_, _ = client.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"})
 
 	r := <-audit

@@ -361,7 +361,7 @@ func TestAuditHook(t *testing.T) {
 	// A revoked unary call.
 	raw := mint(t, tok{sub: "alice", sid: "s-rev", iat: now.Add(-time.Minute)})
 	evTime := now.Add(-time.Second)
-	if err := e.store.Put(context.Background(), revocation.Event{ID: "jti-evt-1", Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("s-rev"), Time: evTime}); err != nil {
+	if err := e.store.Put(context.Background(), revocation.Event{ID: "jti-evt-1", Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey(testIssuer, "s-rev"), Time: evTime}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.get(withToken(ctx, raw)); statusCode(err) != codes.Unauthenticated {
@@ -394,7 +394,7 @@ func TestAuditHook(t *testing.T) {
 	// A stream cut mid-flight.
 	live := mint(t, tok{sub: "bob", sid: "s-live", iat: now.Add(-time.Minute)})
 	chat = e.openChat(t, live)
-	if err := e.store.Put(context.Background(), revocation.Event{ID: "jti-evt-2", Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey("s-live"), Time: now}); err != nil {
+	if err := e.store.Put(context.Background(), revocation.Event{ID: "jti-evt-2", Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "s-live"), Time: now}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := chat.Recv(); statusCode(err) != codes.Unauthenticated {

@@ -229,7 +229,7 @@ func TestReviewStreamEventBetweenCheckAndRegistration(t *testing.T) {
 	racer := interceptor.CheckFunc(func(ctx context.Context, r *interceptor.Request) *interceptor.Denial {
 		if r.Stream && fired.CompareAndSwap(false, true) {
 			_ = store.Put(ctx, revocation.Event{ID: "race", Type: revocation.TypeSessionRevoked,
-				Subject: revocation.SessionKey("sid-race"), Time: time.Now()})
+				Subject: revocation.SessionKey(testIssuer, "sid-race"), Time: time.Now()})
 		}
 		return nil
 	})

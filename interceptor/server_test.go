@@ -102,7 +102,7 @@ func TestAllCallShapesDenied(t *testing.T) {
 	raw := mint(t, tok{sid: "s-shapes"})
 	evTime := time.Now().Truncate(time.Second)
 	if err := e.store.Put(context.Background(), revocation.Event{
-		ID: "evt-shapes", Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey("s-shapes"), Time: evTime,
+		ID: "evt-shapes", Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "s-shapes"), Time: evTime,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestEveryEventTypeHasItsReason(t *testing.T) {
 				t.Fatalf("before the event: %v", err)
 			}
 			if err := e.store.Put(context.Background(), revocation.Event{
-				Type: typ, Subject: revocation.SessionKey(sid), Time: time.Now(),
+				Type: typ, Subject: revocation.SessionKey(testIssuer, sid), Time: time.Now(),
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -191,8 +191,8 @@ func TestEventKeysOfEveryKind(t *testing.T) {
 		{"iss_sub", tok{sub: "k-isssub"}, revocation.IssuerSubjectKey(testIssuer, "k-isssub")},
 		{"token", tok{sub: "k-tok", jti: "jti-1"}, revocation.TokenKey(testIssuer, "jti-1")},
 		{"email", tok{sub: "k-mail", extra: jwt.MapClaims{"email": "Mail@Example.COM"}}, revocation.EmailKey("mail@example.com")},
-		{"client", tok{sub: "k-cl", extra: jwt.MapClaims{"azp": "client-9"}}, revocation.ClientKey("client-9")},
-		{"device", tok{sub: "k-dev", extra: jwt.MapClaims{"deviceid": "dev-9"}}, revocation.DeviceKey("dev-9")},
+		{"client", tok{sub: "k-cl", extra: jwt.MapClaims{"azp": "client-9"}}, revocation.ClientKey(testIssuer, "client-9")},
+		{"device", tok{sub: "k-dev", extra: jwt.MapClaims{"deviceid": "dev-9"}}, revocation.DeviceKey(testIssuer, "dev-9")},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -213,7 +213,7 @@ func TestEventBeforeIssueDoesNotRevoke(t *testing.T) {
 	iat := time.Now().Add(-time.Minute).Truncate(time.Second)
 	ctx := withToken(testCtx(t), mint(t, tok{sid: "s-late", iat: iat}))
 	if err := e.store.Put(context.Background(), revocation.Event{
-		Type: revocation.TypePasswordChanged, Subject: revocation.SessionKey("s-late"), Time: iat.Add(-time.Second),
+		Type: revocation.TypePasswordChanged, Subject: revocation.SessionKey(testIssuer, "s-late"), Time: iat.Add(-time.Second),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestEventBeforeIssueDoesNotRevoke(t *testing.T) {
 		t.Fatalf("an event before iat revoked the token: %v", err)
 	}
 	if err := e.store.Put(context.Background(), revocation.Event{
-		Type: revocation.TypePasswordChanged, Subject: revocation.SessionKey("s-late"), Time: iat.Add(500 * time.Millisecond),
+		Type: revocation.TypePasswordChanged, Subject: revocation.SessionKey(testIssuer, "s-late"), Time: iat.Add(500 * time.Millisecond),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestNonCapableClientRevokedWithoutClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := e.store.Put(context.Background(), revocation.Event{
-		Type: revocation.TypeUserRiskHigh, Subject: revocation.SessionKey("s-nocp1"), Time: time.Now(),
+		Type: revocation.TypeUserRiskHigh, Subject: revocation.SessionKey(testIssuer, "s-nocp1"), Time: time.Now(),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestJWKSOverHTTP(t *testing.T) {
 	if fetches.Load() == 0 {
 		t.Fatal("JWKS never fetched")
 	}
-	if err := e.store.Put(context.Background(), revocation.Event{Type: revocation.TypeMFAEnabled, Subject: revocation.SessionKey("s-jwks"), Time: time.Now()}); err != nil {
+	if err := e.store.Put(context.Background(), revocation.Event{Type: revocation.TypeMFAEnabled, Subject: revocation.SessionKey(testIssuer, "s-jwks"), Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	_, err, h, tr := e.callUnary(ctx)
@@ -651,7 +651,7 @@ func TestLogsNeverContainTokens(t *testing.T) {
 func TestChallengeRoundTripsThroughClientParsers(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	evTime := time.Now().Truncate(time.Second)
-	if err := e.store.Put(context.Background(), revocation.Event{ID: "evt-rt", Type: revocation.TypeRefreshTokensRevoked, Subject: revocation.SessionKey("s-rt"), Time: evTime}); err != nil {
+	if err := e.store.Put(context.Background(), revocation.Event{ID: "evt-rt", Type: revocation.TypeRefreshTokensRevoked, Subject: revocation.SessionKey(testIssuer, "s-rt"), Time: evTime}); err != nil {
 		t.Fatal(err)
 	}
 	_, err, _, tr := e.callUnary(withToken(testCtx(t), mint(t, tok{sid: "s-rt"})))

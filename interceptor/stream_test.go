@@ -28,7 +28,7 @@ const cutBudget = time.Second
 
 func putSession(t testing.TB, st revocation.Store, sid string, typ revocation.Type) {
 	t.Helper()
-	if err := st.Put(context.Background(), revocation.Event{ID: "evt-" + sid, Type: typ, Subject: revocation.SessionKey(sid), Time: time.Now()}); err != nil {
+	if err := st.Put(context.Background(), revocation.Event{ID: "evt-" + sid, Type: typ, Subject: revocation.SessionKey(testIssuer, sid), Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -151,7 +151,7 @@ func TestEventForOtherSubjectLeavesStreamAlone(t *testing.T) {
 	}
 	putSession(t, e.store, "s-someone-else", revocation.TypeUserDisabled)
 	// Also an old event for this very session: it predates the token.
-	if err := e.store.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("s-mine"), Time: time.Now().Add(-time.Hour)}); err != nil {
+	if err := e.store.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey(testIssuer, "s-mine"), Time: time.Now().Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"a", "b"} {

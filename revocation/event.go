@@ -15,11 +15,17 @@ type Kind uint8
 //
 //	KindObject        Scope = tid, ID = oid          (users and service principals)
 //	KindIssuerSubject Scope = iss, ID = sub
-//	KindSession       Scope = "",  ID = sid
-//	KindClient        Scope = "",  ID = azp or appid (the client application)
+//	KindSession       Scope = iss, ID = sid
+//	KindClient        Scope = iss, ID = azp or appid (the client application)
 //	KindEmail         Scope = "",  ID = lower-cased email, else upn
 //	KindToken         Scope = iss, ID = jti or uti   (one token)
-//	KindDevice        Scope = "",  ID = deviceid
+//	KindDevice        Scope = iss, ID = deviceid
+//
+// Every identifier that only its issuer gives meaning to (sub, sid, client,
+// token and device ids) is scoped by the issuer, so that an event about one
+// issuer's session "abc" cannot revoke another issuer's session "abc". Object
+// ids are scoped by tenant; e-mail addresses are global, and receivers accept
+// them only for the domains a transmitter is allowed.
 const (
 	KindUnknown Kind = iota
 	KindObject
@@ -104,11 +110,14 @@ func IssuerSubjectKey(issuer, subject string) Key {
 	return Key{Kind: KindIssuerSubject, Scope: issuer, ID: subject}
 }
 
-// SessionKey names a session by its sid.
-func SessionKey(sid string) Key { return Key{Kind: KindSession, ID: sid} }
+// SessionKey names a session by the issuer of its tokens and its sid.
+func SessionKey(issuer, sid string) Key { return Key{Kind: KindSession, Scope: issuer, ID: sid} }
 
-// ClientKey names a client application by its id (azp or appid).
-func ClientKey(clientID string) Key { return Key{Kind: KindClient, ID: clientID} }
+// ClientKey names a client application by the issuer of its tokens and its
+// id (azp or appid).
+func ClientKey(issuer, clientID string) Key {
+	return Key{Kind: KindClient, Scope: issuer, ID: clientID}
+}
 
 // EmailKey names a subject by e-mail address, canonicalised to lower case.
 func EmailKey(email string) Key {
@@ -120,8 +129,10 @@ func TokenKey(issuer, tokenID string) Key {
 	return Key{Kind: KindToken, Scope: issuer, ID: tokenID}
 }
 
-// DeviceKey names a device by its id.
-func DeviceKey(deviceID string) Key { return Key{Kind: KindDevice, ID: deviceID} }
+// DeviceKey names a device by the issuer of its tokens and its device id.
+func DeviceKey(issuer, deviceID string) Key {
+	return Key{Kind: KindDevice, Scope: issuer, ID: deviceID}
+}
 
 // Type is the type of a critical event.
 type Type uint8

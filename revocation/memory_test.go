@@ -73,7 +73,7 @@ func TestMemoryLatestEventWinsByEventTime(t *testing.T) {
 func TestMemoryExpiry(t *testing.T) {
 	clk := newClock(t0)
 	m := revocation.NewMemory(revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
-	k := revocation.SessionKey("s1")
+	k := revocation.SessionKey("https://idp.test", "s1")
 	if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: k, Time: t0}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,16 +101,16 @@ func TestMemoryBoundAndValidation(t *testing.T) {
 	m := revocation.NewMemory(revocation.WithMaxEntries(2))
 	ctx := context.Background()
 	for i := range 2 {
-		if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey(strconv.Itoa(i)), Time: time.Now()}); err != nil {
+		if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("https://idp.test", strconv.Itoa(i)), Time: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := m.Put(ctx, revocation.Event{ID: "x", Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("3"), Time: time.Now()})
+	err := m.Put(ctx, revocation.Event{ID: "x", Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("https://idp.test", "3"), Time: time.Now()})
 	if !errors.Is(err, revocation.ErrFull) {
 		t.Fatalf("Put beyond bound = %v; want ErrFull", err)
 	}
 	// An update to a held subject is still accepted when full.
-	if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("1"), Time: time.Now().Add(time.Second)}); err != nil {
+	if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("https://idp.test", "1"), Time: time.Now().Add(time.Second)}); err != nil {
 		t.Fatalf("update when full: %v", err)
 	}
 
@@ -119,8 +119,8 @@ func TestMemoryBoundAndValidation(t *testing.T) {
 		want error
 	}{
 		{revocation.Event{Type: revocation.TypeUserDisabled, Time: time.Now()}, revocation.ErrNoSubject},
-		{revocation.Event{Subject: revocation.SessionKey("s"), Time: time.Now()}, revocation.ErrNoType},
-		{revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("s")}, revocation.ErrNoTime},
+		{revocation.Event{Subject: revocation.SessionKey("https://idp.test", "s"), Time: time.Now()}, revocation.ErrNoType},
+		{revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("https://idp.test", "s")}, revocation.ErrNoTime},
 	}
 	for _, b := range bad {
 		if err := m.Put(ctx, b.ev); !errors.Is(err, b.want) {
@@ -129,7 +129,7 @@ func TestMemoryBoundAndValidation(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := m.Put(cctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("s"), Time: time.Now()}); !errors.Is(err, context.Canceled) {
+	if err := m.Put(cctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("https://idp.test", "s"), Time: time.Now()}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with cancelled context = %v", err)
 	}
 	if _, err := revocation.NewMemoryE(revocation.WithRetention(0)); err == nil {
@@ -145,7 +145,7 @@ func TestMemorySubscribe(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	unsub := m.Subscribe(func(ev revocation.Event) { mu.Lock(); got = append(got, ev.ID); mu.Unlock() })
-	k := revocation.SessionKey("s")
+	k := revocation.SessionKey("https://idp.test", "s")
 	mustPut(t, m, revocation.Event{ID: "1", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0})
 	mustPut(t, m, revocation.Event{ID: "0", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(-time.Second)}) // older: no change, no notify
 	mustPut(t, m, revocation.Event{ID: "2", Type: revocation.TypeSessionRevoked, Subject: k, Time: t0.Add(time.Second)})
@@ -226,8 +226,8 @@ func TestMemoryLookupAcrossKinds(t *testing.T) {
 	clk := newClock(t0)
 	m := revocation.NewMemory(revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
 	keys := []revocation.Key{
-		revocation.ObjectKey("t", "id"), revocation.IssuerSubjectKey("t", "id"), revocation.SessionKey("id"),
-		revocation.ClientKey("id"), revocation.EmailKey("ID"), revocation.TokenKey("t", "id"), revocation.DeviceKey("id"),
+		revocation.ObjectKey("t", "id"), revocation.IssuerSubjectKey("t", "id"), revocation.SessionKey("https://idp.test", "id"),
+		revocation.ClientKey("https://idp.test", "id"), revocation.EmailKey("ID"), revocation.TokenKey("t", "id"), revocation.DeviceKey("https://idp.test", "id"),
 	}
 	for i, k := range keys {
 		if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled, Subject: k, Time: t0}); err != nil {

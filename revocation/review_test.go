@@ -54,7 +54,7 @@ func TestReviewMemoryFullRaceKeepsNewest(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(base.UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	k := revocation.SessionKey("s")
+	k := revocation.SessionKey("https://idp.test", "s")
 	older, newer := time.Duration(0), 30*time.Second
 	var drift, regress int
 	const rounds = 3000
@@ -63,7 +63,7 @@ func TestReviewMemoryFullRaceKeepsNewest(t *testing.T) {
 		m := revocation.NewMemory(revocation.WithMaxEntries(2), revocation.WithRetention(time.Minute), revocation.WithClock(now))
 		// Fill the store with entries that then expire (swept on demand).
 		for _, f := range []string{"filler-1", "filler-2"} {
-			if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(f), Time: base}); err != nil {
+			if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey("https://idp.test", f), Time: base}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -67,7 +67,7 @@ func streamCutOnce(e *env, conn int, sid string) (time.Duration, error) {
 	if _, err := st.Recv(); err != nil {
 		return 0, fmt.Errorf("first message: %w", err)
 	}
-	ev := revocation.Event{ID: "cut-" + sid, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(sid), Time: time.Now()}
+	ev := revocation.Event{ID: "cut-" + sid, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(issuer, sid), Time: time.Now()}
 	start := time.Now()
 	if err := e.stores[0].Put(ctx, ev); err != nil {
 		return 0, fmt.Errorf("put: %w", err)
@@ -115,7 +115,7 @@ func measurePropagation(stores []revocation.Store, n int) (latencyResult, error)
 		mu.Lock()
 		pending[id] = done
 		mu.Unlock()
-		ev := revocation.Event{ID: id, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(id), Time: time.Now()}
+		ev := revocation.Event{ID: id, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(issuer, id), Time: time.Now()}
 		start := time.Now()
 		if err := stores[0].Put(ctx, ev); err != nil {
 			return latencyResult{}, fmt.Errorf("propagation: put: %w", err)

@@ -152,7 +152,7 @@ func benchRevocationLookup(fx *fixtures, entries int) func(*testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		keys := []revocation.Key{revocation.SessionKey("sid-bench-1"), revocationEvent(entries/2, time.Now()).Subject}
+		keys := []revocation.Key{revocation.SessionKey(issuer, "sid-bench-1"), revocationEvent(entries/2, time.Now()).Subject}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {

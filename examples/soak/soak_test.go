@@ -356,7 +356,7 @@ func (s *soak) storm(ctx context.Context, rate int) {
 			var sub *subject
 			switch p := rng.IntN(100); {
 			case p < 70:
-				ev.Subject = revocation.SessionKey(fmt.Sprint("unrelated-", rng.IntN(20_000)))
+				ev.Subject = revocation.SessionKey(issuer, fmt.Sprint("unrelated-", rng.IntN(20_000)))
 				ev.Time = now.Add(-time.Duration(rng.IntN(3600)) * time.Second)
 			case p < 95:
 				sub = s.subs[rng.IntN(len(s.subs))]

@@ -149,7 +149,7 @@ func (e *env) revoke() {
 	e.t.Helper()
 	err := e.store.Put(context.Background(), revocation.Event{
 		ID: "evt-" + time.Now().String(), Type: revocation.TypeSessionRevoked,
-		Subject: revocation.SessionKey(testidp.SessionID), Time: time.Now(),
+		Subject: revocation.SessionKey(testidp.Issuer, testidp.SessionID), Time: time.Now(),
 	})
 	if err != nil {
 		e.t.Fatal(err)

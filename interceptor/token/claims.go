@@ -92,11 +92,11 @@ func (c *Claims) computeKeys() []revocation.Key {
 	if c.Issuer != "" && c.Subject != "" {
 		ks = append(ks, revocation.IssuerSubjectKey(c.Issuer, c.Subject))
 	}
-	if c.SessionID != "" {
-		ks = append(ks, revocation.SessionKey(c.SessionID))
+	if c.Issuer != "" && c.SessionID != "" {
+		ks = append(ks, revocation.SessionKey(c.Issuer, c.SessionID))
 	}
-	if c.ClientID != "" {
-		ks = append(ks, revocation.ClientKey(c.ClientID))
+	if c.Issuer != "" && c.ClientID != "" {
+		ks = append(ks, revocation.ClientKey(c.Issuer, c.ClientID))
 	}
 	// One key per distinct address: Email (for Claims built by hand without
 	// Emails) and every one of Emails.
@@ -115,8 +115,8 @@ func (c *Claims) computeKeys() []revocation.Key {
 	if c.Issuer != "" && c.TokenID != "" {
 		ks = append(ks, revocation.TokenKey(c.Issuer, c.TokenID))
 	}
-	if c.DeviceID != "" {
-		ks = append(ks, revocation.DeviceKey(c.DeviceID))
+	if c.Issuer != "" && c.DeviceID != "" {
+		ks = append(ks, revocation.DeviceKey(c.Issuer, c.DeviceID))
 	}
 	return ks
 }

@@ -35,7 +35,7 @@ func Example() {
 	status, _, _ := ssftest.Push(context.Background(), srv.URL, "Bearer secret", set)
 	fmt.Println("push:", status)
 
-	ev, ok := store.Lookup(revocation.SessionKey("session-1"))
+	ev, ok := store.Lookup(revocation.SessionKey(tr.Issuer, "session-1"))
 	fmt.Println("revoked:", ok, ev.Type)
 
 	status, _, _ = ssftest.Push(context.Background(), srv.URL, "Bearer secret", set)
@@ -59,6 +59,6 @@ func ExampleDefaultMapper() {
 	keys, _ = ssf.DefaultMapper{OpaqueTenant: "tid-1"}.MapSubject(&ssf.SET{Issuer: "https://tr"}, s)
 	fmt.Println(keys)
 	// Output:
-	// [session::sid-1]
+	// [session:https://tr:sid-1]
 	// [object:tid-1:oid-1]
 }

@@ -56,7 +56,7 @@ func TestPollPagingAndAcks(t *testing.T) {
 		if !e.tr.Acked(jti) {
 			t.Fatalf("%s not acknowledged", jti)
 		}
-		if _, ok := e.store.Lookup(revocation.SessionKey(fmt.Sprintf("sid-p%d", i))); !ok {
+		if _, ok := e.store.Lookup(revocation.SessionKey(e.tr.Issuer, fmt.Sprintf("sid-p%d", i))); !ok {
 			t.Fatalf("sid-p%d not stored", i)
 		}
 	}

@@ -28,7 +28,7 @@ func TestEventTypes(t *testing.T) {
 		want    revocation.Type
 		key     revocation.Key
 	}{
-		{"session-revoked", ssf.CAEPSessionRevoked, nil, map[string]any{"format": "opaque", "id": "sid-1"}, ssf.OutcomeStored, revocation.TypeSessionRevoked, revocation.SessionKey("sid-1")},
+		{"session-revoked", ssf.CAEPSessionRevoked, nil, map[string]any{"format": "opaque", "id": "sid-1"}, ssf.OutcomeStored, revocation.TypeSessionRevoked, revocation.SessionKey(e.tr.Issuer, "sid-1")},
 		{"token-claims-change", ssf.CAEPTokenClaimsChange, map[string]any{"claims": map[string]any{"role": "ro"}}, userSub, ssf.OutcomeStored, revocation.TypeTokenClaimsChanged, userKey},
 		{"credential-change password update", ssf.CAEPCredentialChange, map[string]any{"credential_type": "password", "change_type": "update"}, userSub, ssf.OutcomeStored, revocation.TypePasswordChanged, userKey},
 		{"credential-change password delete", ssf.CAEPCredentialChange, map[string]any{"credential_type": "password", "change_type": "delete"}, userSub, ssf.OutcomeStored, revocation.TypePasswordChanged, userKey},
@@ -42,7 +42,7 @@ func TestEventTypes(t *testing.T) {
 		{"credential-change pin create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "pin", "change_type": "create"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
 		{"assurance decrease", ssf.CAEPAssuranceLevelChange, map[string]any{"namespace": "NIST-AAL", "current_level": "nist-aal1", "previous_level": "nist-aal2", "change_direction": "decrease"}, userSub, ssf.OutcomeStored, revocation.TypeAssuranceDecreased, userKey},
 		{"assurance increase", ssf.CAEPAssuranceLevelChange, map[string]any{"namespace": "NIST-AAL", "current_level": "nist-aal2", "change_direction": "increase"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"device not-compliant", ssf.CAEPDeviceComplianceChange, map[string]any{"previous_status": "compliant", "current_status": "not-compliant"}, map[string]any{"format": "complex", "device": map[string]any{"format": "opaque", "id": "dev-1"}}, ssf.OutcomeStored, revocation.TypeDeviceNotCompliant, revocation.DeviceKey("dev-1")},
+		{"device not-compliant", ssf.CAEPDeviceComplianceChange, map[string]any{"previous_status": "compliant", "current_status": "not-compliant"}, map[string]any{"format": "complex", "device": map[string]any{"format": "opaque", "id": "dev-1"}}, ssf.OutcomeStored, revocation.TypeDeviceNotCompliant, revocation.DeviceKey(e.tr.Issuer, "dev-1")},
 		{"device compliant", ssf.CAEPDeviceComplianceChange, map[string]any{"previous_status": "not-compliant", "current_status": "compliant"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
 		{"risk HIGH user", ssf.CAEPRiskLevelChange, map[string]any{"principal": "USER", "current_level": "HIGH"}, userSub, ssf.OutcomeStored, revocation.TypeUserRiskHigh, userKey},
 		{"risk HIGH workload", ssf.CAEPRiskLevelChange, map[string]any{"principal": "WORKLOAD", "current_level": "HIGH"}, sp, ssf.OutcomeStored, revocation.TypeServicePrincipalRiskHigh, revocation.ObjectKey("t1", "sp-1")},
@@ -116,11 +116,11 @@ func TestSubjectFormats(t *testing.T) {
 		{"jwt_id", map[string]any{"format": "jwt_id", "iss": "https://idp.example.test", "jti": "tok-1"}, []revocation.Key{revocation.TokenKey("https://idp.example.test", "tok-1")}},
 		{"ip-addresses", map[string]any{"format": "ip-addresses", "ip-addresses": []any{"10.0.0.1", "2001:db8::1"}}, nil},
 		{"saml_assertion_id", map[string]any{"format": "saml_assertion_id", "issuer": "https://idp", "assertion_id": "_a1"}, nil},
-		{"complex user+session", map[string]any{"format": "complex", "user": userSub, "session": map[string]any{"format": "opaque", "id": "s-7"}}, []revocation.Key{revocation.SessionKey("s-7")}},
+		{"complex user+session", map[string]any{"format": "complex", "user": userSub, "session": map[string]any{"format": "opaque", "id": "s-7"}}, []revocation.Key{revocation.SessionKey(iss, "s-7")}},
 		{"complex tenant+user", map[string]any{"format": "complex", "tenant": map[string]any{"format": "opaque", "id": "tid-1"}, "user": map[string]any{"format": "opaque", "id": "oid-1"}}, []revocation.Key{revocation.ObjectKey("tid-1", "oid-1")}},
 		{"complex user+application", map[string]any{"format": "complex", "user": map[string]any{"format": "email", "email": "erin@example.com"}, "application": map[string]any{"format": "opaque", "id": "app-1"}}, []revocation.Key{revocation.EmailKey("erin@example.com")}},
-		{"complex application", map[string]any{"format": "complex", "application": map[string]any{"format": "opaque", "id": "app-2"}}, []revocation.Key{revocation.ClientKey("app-2")}},
-		{"complex device", map[string]any{"format": "complex", "device": map[string]any{"format": "opaque", "id": "dev-2"}}, []revocation.Key{revocation.DeviceKey("dev-2")}},
+		{"complex application", map[string]any{"format": "complex", "application": map[string]any{"format": "opaque", "id": "app-2"}}, []revocation.Key{revocation.ClientKey(iss, "app-2")}},
+		{"complex device", map[string]any{"format": "complex", "device": map[string]any{"format": "opaque", "id": "dev-2"}}, []revocation.Key{revocation.DeviceKey(iss, "dev-2")}},
 		{"complex tenant only", map[string]any{"format": "complex", "tenant": map[string]any{"format": "opaque", "id": "tid-2"}}, nil},
 		{"unknown format", map[string]any{"format": "x-custom", "value": "v"}, nil},
 	}
@@ -194,14 +194,14 @@ func TestSpecExamples(t *testing.T) {
 		typ  revocation.Type
 		keys []revocation.Key
 	}{
-		{"caep-session-revoked-simple.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("dMTlD|1600802906337.16|16008.16")}},
-		{"caep-session-revoked-complex.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("dMTlD|1600802906337.16|16008.16")}},
+		{"caep-session-revoked-simple.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("https://idp.example.com/123456789/", "dMTlD|1600802906337.16|16008.16")}},
+		{"caep-session-revoked-complex.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("https://idp.example.com/123456789/", "dMTlD|1600802906337.16|16008.16")}},
 		{"caep-session-revoked-user-device.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/123456789/", "jane.smith@example.com")}},
 		{"caep-token-claims-change-jwt-id.json", ssf.OutcomeStored, revocation.TypeTokenClaimsChanged, []revocation.Key{revocation.TokenKey("https://idp.example.com/987654321/", "f61t6e20zdo3px56gepu8rzlsp4c1dpc0fx7")}},
 		{"caep-token-claims-change-saml.json", ssf.OutcomeUnmapped, revocation.TypeTokenClaimsChanged, nil},
 		{"caep-credential-change-fido2.json", ssf.OutcomeStored, revocation.TypeMFAEnabled, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/3456789/", "jane.smith@example.com")}},
 		{"caep-assurance-level-increase.json", ssf.OutcomeRecorded, 0, nil},
-		{"caep-device-compliance-change.json", ssf.OutcomeStored, revocation.TypeDeviceNotCompliant, []revocation.Key{revocation.DeviceKey("e9297990-14d2-42ec-a4a9-4036db86509a")}},
+		{"caep-device-compliance-change.json", ssf.OutcomeStored, revocation.TypeDeviceNotCompliant, []revocation.Key{revocation.DeviceKey("https://idp.example.com/123456789/", "e9297990-14d2-42ec-a4a9-4036db86509a")}},
 		{"caep-session-established.json", ssf.OutcomeRecorded, 0, nil},
 		{"risc-account-disabled.json", ssf.OutcomeStored, revocation.TypeUserDisabled, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/", "7375626A656374")}},
 		{"ssf-risc-phone-subject.json", ssf.OutcomeUnmapped, revocation.TypeUserDisabled, nil},
@@ -375,7 +375,7 @@ func TestRedelivery(t *testing.T) {
 		t.Fatalf("duplicates: %d", e.obs.count(ssf.OutcomeDuplicate))
 	}
 	res, err := e.r.Receive(context.Background(), []byte(set))
-	if err != nil || !res.Duplicate || res.JTI != jti || res.Outcome != ssf.OutcomeStored || res.Keys[0] != revocation.SessionKey("sid-r") {
+	if err != nil || !res.Duplicate || res.JTI != jti || res.Outcome != ssf.OutcomeStored || res.Keys[0] != revocation.SessionKey(e.tr.Issuer, "sid-r") {
 		t.Fatalf("Receive redelivery: %+v %v", res, err)
 	}
 }
@@ -438,7 +438,7 @@ func TestStoreOutage(t *testing.T) {
 	if status, er := e.push(t, set); status != 202 {
 		t.Fatalf("after recovery: %d %+v", status, er)
 	}
-	if ev, ok := e.store.Lookup(revocation.SessionKey("sid-o")); !ok || ev.ID != jti {
+	if ev, ok := e.store.Lookup(revocation.SessionKey(e.tr.Issuer, "sid-o")); !ok || ev.ID != jti {
 		t.Fatalf("not stored after recovery: %+v", ev)
 	}
 	if e.obs.count(ssf.OutcomeDuplicate) != 0 {

@@ -331,18 +331,18 @@ func (f SubjectMapperFunc) MapSubject(set *SET, s *Subject) ([]revocation.Key, e
 //	email              EmailKey(email)                    (token email/upn)
 //	account acct:X     EmailKey(X)                        (token email/upn)
 //	jwt_id             TokenKey(iss, jti)                 (token iss+jti/uti)
-//	opaque             for CAEP session-revoked: SessionKey(id) (token sid; the
+//	opaque             for CAEP session-revoked: SessionKey(iss, id) (token sid; the
 //	                   spec's simple-subject example names the session);
 //	                   otherwise IssuerSubjectKey(SET iss, id), or
 //	                   ObjectKey(OpaqueTenant, id) when OpaqueTenant is set
 //	                                                      (token sub, or tid+oid)
 //	aliases            every identifier that maps, together
 //	complex            the narrowest member that maps, in this order:
-//	                   session  -> SessionKey        (token sid)
+//	                   session  -> SessionKey(iss, id)   (token iss+sid)
 //	                   user     with tenant (both opaque) -> ObjectKey(tenant, user)
 //	                            (token tid+oid), else the user identifier as above
-//	                   device   -> DeviceKey         (token deviceid)
-//	                   application -> ClientKey      (token azp/appid)
+//	                   device   -> DeviceKey(iss, id)    (token iss+deviceid)
+//	                   application -> ClientKey(iss, id) (token iss+azp/appid)
 //	                   where a session, device or application member's id is its
 //	                   opaque id, iss_sub sub or uri/url.
 //	                   A tenant, org_unit or group alone maps to nothing: a
@@ -362,6 +362,12 @@ type DefaultMapper struct {
 	// NoComplexObjectKey disables mapping a complex {tenant, user} with two
 	// opaque members onto ObjectKey.
 	NoComplexObjectKey bool
+	// TokenIssuer is the issuer of the access tokens whose session, device
+	// and client ids (and opaque subjects) this transmitter names. Those ids
+	// mean something only within their issuer, so their keys are scoped by
+	// it. Default: the SET's own iss, which is right when the IdP signs SETs
+	// and access tokens under one issuer.
+	TokenIssuer string
 }
 
 // MapSubject implements SubjectMapper.
@@ -369,11 +375,13 @@ func (d DefaultMapper) MapSubject(set *SET, s *Subject) ([]revocation.Key, error
 	if s == nil {
 		return nil, nil
 	}
-	iss := ""
+	iss := d.TokenIssuer
 	if set != nil {
-		iss = set.Issuer
+		if iss == "" {
+			iss = set.Issuer
+		}
 		if set.EventType == CAEPSessionRevoked && s.Format == FormatOpaque {
-			return []revocation.Key{revocation.SessionKey(s.ID)}, nil
+			return []revocation.Key{revocation.SessionKey(iss, s.ID)}, nil
 		}
 	}
 	return d.mapOne(iss, s), nil
@@ -402,7 +410,7 @@ func (d DefaultMapper) mapOne(iss string, s *Subject) []revocation.Key {
 		return ks
 	case FormatComplex:
 		if id := memberID(s.Session); id != "" {
-			return []revocation.Key{revocation.SessionKey(id)}
+			return []revocation.Key{revocation.SessionKey(iss, id)}
 		}
 		if s.User != nil {
 			if !d.NoComplexObjectKey && s.Tenant != nil && s.Tenant.Format == FormatOpaque && s.User.Format == FormatOpaque {
@@ -413,10 +421,10 @@ func (d DefaultMapper) mapOne(iss string, s *Subject) []revocation.Key {
 			}
 		}
 		if id := memberID(s.Device); id != "" {
-			return []revocation.Key{revocation.DeviceKey(id)}
+			return []revocation.Key{revocation.DeviceKey(iss, id)}
 		}
 		if id := memberID(s.Application); id != "" {
-			return []revocation.Key{revocation.ClientKey(id)}
+			return []revocation.Key{revocation.ClientKey(iss, id)}
 		}
 	}
 	return nil

@@ -243,6 +243,8 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 		ssf.WithStore(s.store),
 		ssf.WithLogger(s.log.With("component", "ssf")),
 		ssf.WithMeterProvider(mp),
+		// Session, device and client ids in SETs are those of cfg.Issuer's tokens.
+		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: cfg.Issuer}),
 	}
 	if cfg.EventsJWKS != "" {
 		ropts = append(ropts, ssf.WithJWKSURL(cfg.EventsJWKS))

@@ -121,7 +121,9 @@ func setup(t *testing.T) *world {
 	t.Cleanup(w.tr.Close)
 
 	rcv, err := ssf.New(ctx, ssf.WithIssuer(w.tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(w.store), ssf.WithPushAuthorization(pushAuth))
+		ssf.WithStore(w.store), ssf.WithPushAuthorization(pushAuth),
+		// The transmitter's session ids are those of the IdP's access tokens.
+		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: idpIssuer}))
 	if err != nil {
 		t.Fatal(err)
 	}

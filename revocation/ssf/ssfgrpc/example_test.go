@@ -42,7 +42,7 @@ func Example() {
 		return
 	}
 	fmt.Println("duplicate:", res.GetDuplicate())
-	_, revoked := store.Lookup(revocation.SessionKey("session-1"))
+	_, revoked := store.Lookup(revocation.SessionKey(tr.Issuer, "session-1"))
 	fmt.Println("revoked:", revoked)
 
 	res, _ = srv.Publish(context.Background(), &caev1.PublishRequest{Set: set})
