@@ -26,7 +26,7 @@ func benchUnary(b *testing.B, vopts ...token.Option) {
 	store := revocation.NewMemory()
 	// A populated store, so that look-ups hit non-empty shards.
 	for i := range 10_000 {
-		_ = store.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "other-" + strconv.Itoa(i)), Time: time.Now()})
+		_ = store.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "other-"+strconv.Itoa(i)), Time: time.Now()})
 	}
 	s, err := interceptor.New(newValidator(b, vopts...), interceptor.WithStore(store), interceptor.WithAuthorizationURI(testAuthzURI))
 	if err != nil {

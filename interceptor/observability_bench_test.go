@@ -22,7 +22,7 @@ import (
 func benchObserved(b *testing.B, withLoggingFields bool) {
 	store := revocation.NewMemory()
 	for i := range 10_000 {
-		_ = store.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "other-" + strconv.Itoa(i)), Time: time.Now()})
+		_ = store.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "other-"+strconv.Itoa(i)), Time: time.Now()})
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	defer func() { _ = mp.Shutdown(context.Background()) }()

@@ -116,7 +116,7 @@ func revocationEvent(i int, now time.Time) revocation.Event {
 	case 0:
 		ev.Type, ev.Subject = revocation.TypeUserDisabled, revocation.ObjectKey(tenantID, "oid-revoked-"+n)
 	case 1:
-		ev.Subject = revocation.SessionKey(issuer, "sid-revoked-" + n)
+		ev.Subject = revocation.SessionKey(issuer, "sid-revoked-"+n)
 	default:
 		ev.Type, ev.Subject = revocation.TypeCredentialCompromised, revocation.TokenKey(issuer, "jti-revoked-"+n)
 	}
