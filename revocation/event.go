@@ -207,12 +207,22 @@ type Event struct {
 	Time time.Time
 }
 
-// Validation errors returned by Event.Validate.
+// Validation errors returned by Event.Validate and Event.ValidateAt.
 var (
 	ErrNoSubject = errors.New("revocation: event has no valid subject")
 	ErrNoType    = errors.New("revocation: event has no known type")
 	ErrNoTime    = errors.New("revocation: event has no time")
+	// ErrFutureEvent: the event's time is more than MaxFutureSkew ahead of
+	// the store's clock. Such an event would revoke tokens not yet issued
+	// and, kept for its retention after that future time, linger for as
+	// long as the sender chose; it is refused, never clamped.
+	ErrFutureEvent = errors.New("revocation: event time is in the future")
 )
+
+// MaxFutureSkew is how far ahead of a store's clock an event's time may be:
+// clock skew between an IdP and this host, with room to spare. Every store
+// refuses events further ahead (ErrFutureEvent).
+const MaxFutureSkew = 5 * time.Minute
 
 // Validate reports what is wrong with e, if anything.
 func (e Event) Validate() error {
@@ -223,6 +233,19 @@ func (e Event) Validate() error {
 		return fmt.Errorf("%w (type %d)", ErrNoType, e.Type)
 	case e.Time.IsZero():
 		return ErrNoTime
+	}
+	return nil
+}
+
+// ValidateAt is Validate plus the check that e is not dated more than
+// MaxFutureSkew after now, the store's clock.
+func (e Event) ValidateAt(now time.Time) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if e.Time.Sub(now) > MaxFutureSkew {
+		return fmt.Errorf("%w: %s is %v ahead of this host's clock (at most %v allowed)",
+			ErrFutureEvent, e.Time.UTC().Format(time.RFC3339), e.Time.Sub(now).Round(time.Second), MaxFutureSkew)
 	}
 	return nil
 }

@@ -133,10 +133,10 @@ func (m *Memory) Put(ctx context.Context, ev Event) error {
 // whether the event changed what Lookup returns. Stores that keep a Memory as
 // a mirror use it together with Notify.
 func (m *Memory) Apply(ev Event) (changed bool, err error) {
-	if err := ev.Validate(); err != nil {
+	now := m.cfg.now()
+	if err := ev.ValidateAt(now); err != nil {
 		return false, err
 	}
-	now := m.cfg.now()
 	if m.expired(ev, now) {
 		return false, nil // nothing it could revoke is still valid
 	}

@@ -258,3 +258,21 @@ func TestMemoryLookupAcrossKinds(t *testing.T) {
 		t.Fatal("session not found after re-adding its kind")
 	}
 }
+
+// TestMemoryRefusesFutureEvents guards issue 13 item 5: an event dated far
+// ahead (2200, say) would otherwise be kept for its retention after that
+// date, locking its subject out for centuries.
+func TestMemoryRefusesFutureEvents(t *testing.T) {
+	clk := newClock(t0)
+	m := revocation.NewMemory(revocation.WithClock(clk.Now))
+	k := revocation.ObjectKey("t", "u")
+	far := revocation.Event{ID: "far", Type: revocation.TypeUserDisabled, Subject: k, Time: t0.AddDate(174, 0, 0)}
+	if err := m.Put(context.Background(), far); !errors.Is(err, revocation.ErrFutureEvent) {
+		t.Fatalf("Put(event in 2200) = %v; want ErrFutureEvent", err)
+	}
+	if _, ok := m.Lookup(k); ok {
+		t.Fatal("a refused future event is visible to Lookup")
+	}
+	// Within the skew allowance an event is taken.
+	mustPut(t, m, revocation.Event{ID: "skew", Type: revocation.TypeUserDisabled, Subject: k, Time: t0.Add(revocation.MaxFutureSkew)})
+}
