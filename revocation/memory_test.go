@@ -158,7 +158,8 @@ func TestMemorySubscribe(t *testing.T) {
 }
 
 func TestMemoryConcurrentWriters(t *testing.T) {
-	m := revocation.NewMemory(revocation.WithClock(newClock(t0).Now))
+	// The events span 4,000 s after t0; the clock stands at their end.
+	m := revocation.NewMemory(revocation.WithClock(newClock(t0.Add(4000 * time.Second)).Now))
 	k := revocation.ObjectKey("t", "u")
 	var wg sync.WaitGroup
 	for w := range 8 {
