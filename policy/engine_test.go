@@ -16,6 +16,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/policy"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
@@ -58,7 +59,7 @@ func newEngine(t testing.TB, p *policy.Policy, opts ...policy.Option) *policy.En
 	return e
 }
 
-var t0 = time.Unix(1_700_000_000, 0)
+var t0 = testclock.Unix(1_700_000_000, 0)
 
 func claimsAt(ipaddr string, iat time.Time, hash string, acrs ...string) *token.Claims {
 	return &token.Claims{TenantID: "t", ObjectID: "user1", IPAddr: ipaddr, IssuedAt: iat, Hash: hash, ACRS: acrs}

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -26,7 +27,7 @@ func (c *clock) Add(d time.Duration) { c.t.Add(int64(d)) }
 // t0 is a fixed instant. Every store that sees an event dated around t0 is
 // given a clock at t0 (newClock), never the wall clock: a fixed date paired
 // with the wall clock passes only until the date falls out of retention.
-var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+var t0 = testclock.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 // mustPut stores ev and fails the test if the store refuses it.
 func mustPut(t testing.TB, s revocation.Store, ev revocation.Event) {

@@ -27,7 +27,7 @@ func TestHeaderEntraForm(t *testing.T) {
 func TestHeaderNotBeforeClaims(t *testing.T) {
 	c := &challenge.Challenge{
 		AuthorizationURI: "https://login.example/authorize",
-		Claims:           challenge.NotBeforeClaims(time.Unix(1604106651, 0)),
+		Claims:           challenge.NotBeforeClaims(time.Unix(1604106651, 0)), //datelint:ok Entra's documented challenge value, encoded as data
 	}
 	want := `Bearer realm="", authorization_uri="https://login.example/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjA0MTA2NjUxIn19fQ=="`
 	if got := c.Header(); got != want {

@@ -13,7 +13,7 @@ import (
 // A server answering a revoked token: the www-authenticate value and the
 // status that carries the same challenge as typed details.
 func ExampleChallenge_Header() {
-	ev := time.Unix(1604106651, 0)
+	ev := time.Unix(1604106651, 0) //datelint:ok Entra's documented challenge value, encoded as data
 	c := &challenge.Challenge{
 		AuthorizationURI: "https://login.microsoftonline.com/common/oauth2/authorize",
 		Claims:           challenge.NotBeforeClaims(ev),

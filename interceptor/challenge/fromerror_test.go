@@ -31,7 +31,7 @@ func statusErr(t *testing.T, code codes.Code, details ...protoadapt.MessageV1) e
 }
 
 func TestExtractPreferenceOrder(t *testing.T) {
-	evt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	evt := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC) //datelint:ok a detail field carried as data
 	detail := &caev1.ClaimsChallenge{
 		Claims: acrsClaims, Error: ErrorInsufficientClaims, AuthorizationUri: authURI,
 		Reason: caev1.Reason_REASON_AUTH_CONTEXT, EventTime: timestamppb.New(evt), EventId: "e1",

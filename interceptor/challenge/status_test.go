@@ -25,7 +25,7 @@ func TestReasonName(t *testing.T) {
 }
 
 func TestStatusCarriesBothDetails(t *testing.T) {
-	ev := time.Unix(1700000000, 0)
+	ev := time.Unix(1700000000, 0) //datelint:ok a detail field carried as data
 	c := &challenge.Challenge{
 		AuthorizationURI: "https://login.example/authorize",
 		Claims:           challenge.NotBeforeClaims(ev),

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"github.com/caekit/caekit/internal/testclock"
 )
 
 func TestDiscoveryBinding(t *testing.T) {
@@ -83,7 +85,7 @@ func TestInstallRebindsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1_900_000_000, 0)
+	now := testclock.Unix(1_900_000_000, 0)
 	b1, _ := discoveryBinding("https://idp.example", "https://idp.example")
 	r.bind.Store(b1)
 	r.install([]jwkset.JWK{jwk}, now)

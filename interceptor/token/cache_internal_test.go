@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/caekit/caekit/internal/testclock"
 )
 
 func claimsExp(exp time.Time) *Claims { return &Claims{ExpiresAt: exp} }
@@ -30,7 +32,7 @@ func TestCacheSizeIsExact(t *testing.T) {
 }
 
 func TestCacheBoundedAndCorrect(t *testing.T) {
-	now := time.Unix(1_900_000_000, 0)
+	now := testclock.Unix(1_900_000_000, 0)
 	c := newCache(100)
 	cls := map[string]*Claims{}
 	for i := range 1000 {
@@ -58,7 +60,7 @@ func TestCacheBoundedAndCorrect(t *testing.T) {
 }
 
 func TestCacheTimeBounds(t *testing.T) {
-	now := time.Unix(1_900_000_000, 0)
+	now := testclock.Unix(1_900_000_000, 0)
 	c := newCache(10)
 	cl := &Claims{ExpiresAt: now.Add(time.Minute), NotBefore: now.Add(-time.Second)}
 	c.put("t", cl, staticRec, now.UnixNano())
@@ -81,7 +83,7 @@ func TestCacheTimeBounds(t *testing.T) {
 }
 
 func TestCacheComparesRawOnHit(t *testing.T) {
-	now := time.Unix(1_900_000_000, 0)
+	now := testclock.Unix(1_900_000_000, 0)
 	c := newCache(1)
 	c.put("a", claimsExp(now.Add(time.Hour)), staticRec, now.UnixNano())
 	// Simulate a hash collision: make "b" hash to the slot of "a".
@@ -93,7 +95,7 @@ func TestCacheComparesRawOnHit(t *testing.T) {
 }
 
 func TestCacheClockEviction(t *testing.T) {
-	now := time.Unix(1_900_000_000, 0)
+	now := testclock.Unix(1_900_000_000, 0)
 	c := newCache(10) // one shard of 10
 	if len(c.shards) != 1 {
 		t.Fatalf("%d shards", len(c.shards))
@@ -132,7 +134,7 @@ func TestCacheClockEviction(t *testing.T) {
 
 func TestCacheNoNBF(t *testing.T) {
 	c := newCache(4)
-	now := time.Unix(1_900_000_000, 0)
+	now := testclock.Unix(1_900_000_000, 0)
 	c.put("t", claimsExp(now.Add(time.Hour)), staticRec, now.UnixNano())
 	if _, ok := c.get("t", math.MinInt64+1, 0); !ok {
 		t.Fatal("a token without nbf must be valid from any time")
@@ -143,7 +145,7 @@ func TestCacheNoNBF(t *testing.T) {
 var staticRec = newKeyRec("static", "", nil, nil)
 
 func TestCacheRefusesWithdrawnKey(t *testing.T) {
-	now := time.Unix(1_900_000_000, 0)
+	now := testclock.Unix(1_900_000_000, 0)
 	c := newCache(64)
 	k := newKeyRec("k", "", nil, nil)
 	cl := claimsExp(now.Add(time.Hour))
@@ -165,7 +167,7 @@ func TestCacheRefusesWithdrawnKey(t *testing.T) {
 }
 
 func TestCacheEvictsWithdrawnKeyFirst(t *testing.T) {
-	now := time.Unix(1_900_000_000, 0).UnixNano()
+	now := testclock.Unix(1_900_000_000, 0).UnixNano()
 	c := newCache(2)
 	live, dead := newKeyRec("live", "", nil, nil), newKeyRec("dead", "", nil, nil)
 	exp := claimsExp(time.Unix(0, now).Add(time.Hour))

@@ -10,12 +10,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testclock"
 )
 
 func Example() {
 	// An issuer's key pair; in production the key comes from WithDiscovery.
 	priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
-	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	now := testclock.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
 	v, err := token.NewValidator(context.Background(),
 		token.WithStaticKey("key-1", priv.Public()),
@@ -63,7 +64,7 @@ func Example() {
 func ExampleWithStaticKeyFor() {
 	keyA := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	keyB := ed25519.NewKeyFromSeed([]byte("0123456789abcdef0123456789abcdef"))
-	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	now := testclock.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
 	v, err := token.NewValidator(context.Background(),
 		token.WithIssuer("https://idp-a.example", "https://idp-b.example"),

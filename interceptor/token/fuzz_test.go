@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testclock"
 )
 
 // sentinels are the errors Validate may wrap; every refusal wraps one.
@@ -21,7 +22,7 @@ var sentinels = []error{token.ErrMissing, token.ErrTooLarge, token.ErrMalformed,
 // would be a forgery).
 func FuzzValidate(f *testing.F) {
 	ec, ed := ecSigner("ec"), edSigner("ed")
-	at := time.Unix(1_900_000_000, 0)
+	at := testclock.Unix(1_900_000_000, 0)
 	c := with(claimsFor("iss"), "iat", at.Unix()-60, "nbf", at.Unix()-60, "exp", at.Unix()+3600)
 	genuine := map[string]bool{}
 	for _, raw := range []string{

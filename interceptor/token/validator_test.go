@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -101,7 +102,7 @@ func TestClaimFallbacksAndShapes(t *testing.T) {
 	if len(cl.Capabilities) != 2 || !cl.HasCapability("cp2") || len(cl.ACRS) != 1 || cl.ACRS[0] != "c3" {
 		t.Errorf("xms_cc %v acrs %v", cl.Capabilities, cl.ACRS)
 	}
-	if !cl.ExpiresAt.Equal(time.Unix(2e9, 5e8)) {
+	if !cl.ExpiresAt.Equal(time.Unix(2e9, 5e8)) { //datelint:ok decoding check: the exp claim 2000000000.5 as data
 		t.Errorf("fractional exp = %v", cl.ExpiresAt)
 	}
 
@@ -689,7 +690,7 @@ func TestCacheHitSkipsVerification(t *testing.T) {
 func TestCacheEntryExpiresAtExp(t *testing.T) {
 	s := edSigner("ed")
 	var now atomic.Int64
-	start := time.Unix(1_900_000_000, 0)
+	start := testclock.Unix(1_900_000_000, 0)
 	now.Store(start.UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	c := with(claimsFor("iss"), "iat", start.Unix(), "nbf", start.Unix(), "exp", start.Add(10*time.Second).Unix())

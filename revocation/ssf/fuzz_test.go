@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
 )
@@ -24,7 +25,7 @@ var fuzzKey = ed25519.NewKeyFromSeed([]byte("caekit-ssf-fuzz-key-seed-32bytes"))
 
 const fuzzIssuer = "https://tr.test"
 
-var fuzzNow = time.Unix(1700000000, 0)
+var fuzzNow = testclock.Unix(1700000000, 0)
 
 // fuzzReceiver returns a fresh receiver and store, so that each input runs
 // from the same state (no dedup or store carry-over between executions).
