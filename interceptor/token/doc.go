@@ -24,6 +24,11 @@
 // included. Each cache entry points at the key that verified it, so the
 // check on a hit is one atomic load.
 //
+// Independent sources may publish the same kid. A token is checked against
+// every live key with its kid that fits its alg (at most one per source, and
+// at most 8), and the key used is one whose signature verifies and that is
+// bound to the token's issuer.
+//
 // # Issuers
 //
 // Every key is bound to the issuers it may sign for, and a token whose

@@ -301,8 +301,11 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 		return nil, nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, clip(h.typ))
 	}
 
-	// Key and signature, before the payload is parsed.
-	key, err := v.lookupKey(h.alg, h.kid, h.hasKID, now)
+	// Keys and signature, before the payload is parsed. Several keys may
+	// share the kid (from independent sources): keep every one that
+	// verifies, and pick the one bound to the token's issuer below.
+	var keyBuf, verBuf [maxKeyCandidates]*keyRec
+	keys, err := v.lookupKeys(keyBuf[:0], h.alg, h.kid, h.hasKID, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -310,7 +313,16 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
 	}
-	if err := methods[h.alg].Verify(raw[:dot2], sig, key.key); err != nil {
+	verified := verBuf[:0]
+	for _, k := range keys {
+		if methods[h.alg].Verify(raw[:dot2], sig, k.key) == nil {
+			verified = append(verified, k)
+		}
+	}
+	if len(verified) == 0 {
+		if len(keys) > 1 {
+			return nil, nil, fmt.Errorf("%w: %s signature verifies with none of the %d keys with kid %q", ErrSignature, h.alg, len(keys), clip(h.kid))
+		}
 		return nil, nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, h.alg, clip(h.kid))
 	}
 
@@ -329,6 +341,15 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	cl, err := claimsFrom(m)
 	if err != nil {
 		return nil, nil, err
+	}
+	// The first verifying key bound to the token's issuer; if none is,
+	// checkClaims refuses the token with the first one's binding error.
+	key := verified[0]
+	for _, k := range verified {
+		if k.bind.accepts(cl.Issuer, cl.TenantID) {
+			key = k
+			break
+		}
 	}
 	if err := v.checkClaims(cl, key, now); err != nil {
 		return nil, nil, err
