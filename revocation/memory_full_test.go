@@ -147,3 +147,23 @@ func TestMemoryExpiredOnArrival(t *testing.T) {
 	}
 	var _ revocation.Retainer = m
 }
+
+// TestMemoryHealthDoesNotAllocate: Health is on every call's path; healthy,
+// and unhealthy between two retries, it must not allocate.
+func TestMemoryHealthDoesNotAllocate(t *testing.T) {
+	clk := newClock(t0)
+	m := revocation.NewMemory(revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
+	if n := testing.AllocsPerRun(100, func() { _ = m.Health() }); n != 0 {
+		t.Fatalf("healthy Health allocates %v times", n)
+	}
+	ctx := context.Background()
+	_ = m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.IssuerSubjectKey("iss", "a"), Time: t0})
+	_ = m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.IssuerSubjectKey("iss", "b"), Time: t0})
+	_ = m.Health() // the first retry
+	if n := testing.AllocsPerRun(100, func() { _ = m.Health() }); n != 0 {
+		t.Fatalf("unhealthy Health allocates %v times", n)
+	}
+	if m.Health() == nil {
+		t.Fatal("healthy with a refused event")
+	}
+}
