@@ -19,19 +19,23 @@ import (
 	"github.com/caekit/caekit/revocation"
 )
 
-// testClock is a clock tests move by hand; the validator, the store and the
+// retentionClock is a clock tests move by hand; the validator, the store and the
 // interceptor share it.
-type testClock struct{ ns atomic.Int64 }
+type retentionClock struct{ ns atomic.Int64 }
 
-func newTestClock(t time.Time) *testClock  { c := &testClock{}; c.ns.Store(t.UnixNano()); return c }
-func (c *testClock) Now() time.Time        { return time.Unix(0, c.ns.Load()) }
-func (c *testClock) Add(d time.Duration)   { c.ns.Add(int64(d)) }
-func (c *testClock) Set(t time.Time)       { c.ns.Store(t.UnixNano()) }
-func (c *testClock) since(t time.Time) int { return int(c.Now().Sub(t) / time.Hour) }
+func newRetentionClock(t time.Time) *retentionClock {
+	c := &retentionClock{}
+	c.ns.Store(t.UnixNano())
+	return c
+}
+func (c *retentionClock) Now() time.Time        { return time.Unix(0, c.ns.Load()) }
+func (c *retentionClock) Add(d time.Duration)   { c.ns.Add(int64(d)) }
+func (c *retentionClock) Set(t time.Time)       { c.ns.Store(t.UnixNano()) }
+func (c *retentionClock) since(t time.Time) int { return int(c.Now().Sub(t) / time.Hour) }
 
-// clockedEnv runs the inbox service with one clock for validator, store and
+// retentionEnv runs the inbox service with one clock for validator, store and
 // interceptor, and returns the store too.
-func clockedEnv(t *testing.T, clk *testClock, vopts []token.Option, mopts ...revocation.MemoryOption) (*env, *revocation.Memory) {
+func retentionEnv(t *testing.T, clk *retentionClock, vopts []token.Option, mopts ...revocation.MemoryOption) (*env, *revocation.Memory) {
 	t.Helper()
 	store := revocation.NewMemory(append([]revocation.MemoryOption{revocation.WithClock(clk.Now)}, mopts...)...)
 	v := newValidator(t, append([]token.Option{token.WithClock(clk.Now), token.WithCacheSize(0)}, vopts...)...)
@@ -56,8 +60,8 @@ func TestLongLivedTokenStaysRevoked(t *testing.T) {
 	}
 
 	t.Run("default lifetime refuses the token", func(t *testing.T) {
-		clk := newTestClock(t0)
-		e, store := clockedEnv(t, clk, nil)
+		clk := newRetentionClock(t0)
+		e, store := retentionEnv(t, clk, nil)
 		raw := long()
 		for _, at := range []time.Duration{0, 29 * time.Hour} {
 			clk.Set(t0.Add(at))
@@ -95,10 +99,10 @@ func TestLongLivedTokenStaysRevoked(t *testing.T) {
 	})
 
 	t.Run("48 h tokens with a 48 h store stay revoked", func(t *testing.T) {
-		clk := newTestClock(t0)
+		clk := newRetentionClock(t0)
 		lifetime := []token.Option{token.WithMaxTokenLifetime(48 * time.Hour)}
 		need := newValidator(t, lifetime...).RetentionNeeded()
-		e, store := clockedEnv(t, clk, lifetime, revocation.WithRetention(need))
+		e, store := retentionEnv(t, clk, lifetime, revocation.WithRetention(need))
 		raw := long()
 		if _, err, _, _ := e.callUnary(withToken(testCtx(t), raw)); err != nil {
 			t.Fatalf("before the event: %v", err)
@@ -116,8 +120,8 @@ func TestLongLivedTokenStaysRevoked(t *testing.T) {
 	})
 
 	t.Run("an event 29 h late is acknowledged and revokes nothing live", func(t *testing.T) {
-		clk := newTestClock(t0)
-		e, store := clockedEnv(t, clk, nil)
+		clk := newRetentionClock(t0)
+		e, store := retentionEnv(t, clk, nil)
 		// The longest token the default validator accepts, issued at the
 		// event's time: anything the event could revoke lives at most this long.
 		raw := mint(t, tok{sub: "long", iat: t0, exp: t0.Add(token.DefaultMaxTokenLifetime)})
@@ -142,7 +146,7 @@ func TestLongLivedTokenStaysRevoked(t *testing.T) {
 // store-unavailable denial (and an open stream of that user is cut) until
 // the refused event is stored, after which it revokes as usual.
 func TestFullMemoryStoreFailsClosed(t *testing.T) {
-	clk := newTestClock(time.Now())
+	clk := newRetentionClock(time.Now())
 	store := revocation.NewMemory(revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
 	e := newEnv(t, envOpt{store: store})
 	ctx := testCtx(t)
