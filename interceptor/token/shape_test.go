@@ -19,8 +19,8 @@ import (
 
 const shapeIss = "https://idp.example"
 
-// fixedClock returns a clock standing at t.
-func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
+// shapeClock returns a clock standing at t.
+func shapeClock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 // TestMaxTokenLifetime guards issue 12 item 6 on the validator side: a
 // token living longer than the revocation store remembers events is
@@ -28,7 +28,7 @@ func fixedClock(t time.Time) func() time.Time { return func() time.Time { return
 func TestMaxTokenLifetime(t *testing.T) {
 	now := time.Now()
 	s := edSigner("ed")
-	v := newValidator(t, token.WithStaticKey("ed", s.key.Public()), token.WithIssuer(shapeIss), token.WithClock(fixedClock(now)))
+	v := newValidator(t, token.WithStaticKey("ed", s.key.Public()), token.WithIssuer(shapeIss), token.WithClock(shapeClock(now)))
 	if got := v.MaxTokenLifetime(); got != token.DefaultMaxTokenLifetime {
 		t.Fatalf("MaxTokenLifetime = %v, want %v", got, token.DefaultMaxTokenLifetime)
 	}
@@ -60,7 +60,7 @@ func TestMaxTokenLifetime(t *testing.T) {
 
 	// A validator configured for 48 h tokens accepts them and says so.
 	v48 := newValidator(t, token.WithStaticKey("ed", s.key.Public()), token.WithIssuer(shapeIss),
-		token.WithClock(fixedClock(now)), token.WithMaxTokenLifetime(48*time.Hour), token.WithLeeway(30*time.Second))
+		token.WithClock(shapeClock(now)), token.WithMaxTokenLifetime(48*time.Hour), token.WithLeeway(30*time.Second))
 	if _, err := v48.Validate(ctx, at(now, 48*time.Hour)); err != nil {
 		t.Fatalf("48 h token with WithMaxTokenLifetime(48h): %v", err)
 	}
