@@ -73,7 +73,13 @@ func (o *options) validate() error {
 
 // WithStore sets the revocation store the built-in revocation check consults
 // and whose events end open streams. Default: a new revocation.Memory owned by
-// the Server, reachable through Server.Store.
+// the Server, reachable through Server.Store, whose retention covers the
+// validator's maximum token lifetime.
+//
+// New refuses a store that says how long it keeps events
+// (revocation.Retainer) when that is shorter than the validator needs
+// (token.Validator.RetentionNeeded): a revoked token would be accepted again
+// once the store forgot its event.
 func WithStore(s revocation.Store) Option {
 	return func(o *options) {
 		if s == nil {

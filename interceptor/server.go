@@ -76,7 +76,10 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	}
 	o.checks = append([]Check(nil), o.checks...)
 	if o.store == nil {
-		o.store = revocation.NewMemory()
+		o.store = defaultStore(v)
+	}
+	if err := checkRetention(v, o.store); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		v:       v,

@@ -34,7 +34,9 @@ type memoryConfig struct {
 func WithRetention(d time.Duration) MemoryOption { return func(c *memoryConfig) { c.retention = d } }
 
 // WithMaxEntries bounds the number of subjects held. Put beyond it fails with
-// ErrFull after sweeping expired entries. Default DefaultMaxEntries.
+// ErrFull after sweeping expired entries, and the store fails closed (Health
+// returns an error) until the refused events are stored or expire; see
+// Memory.Health. Default DefaultMaxEntries.
 func WithMaxEntries(n int) MemoryOption { return func(c *memoryConfig) { c.maxEntries = n } }
 
 // WithClock sets the clock used for expiry. Default time.Now.
@@ -56,7 +58,32 @@ type Memory struct {
 	subMu  sync.Mutex
 	subs   atomic.Pointer[[]*subscriber]
 	nextID uint64
+
+	// expiredOnArrival counts events that were already past the retention
+	// when they arrived (see Put).
+	expiredOnArrival atomic.Uint64
+
+	// Events refused for lack of room (ErrFull). While any is pending, or
+	// lostUntil is ahead, the store is unhealthy: look-ups would miss them.
+	unhealthy atomic.Bool
+	refMu     sync.Mutex
+	refused   map[Key]Event // at most maxRefused, the latest per subject
+	lostUntil time.Time     // refused events beyond maxRefused expire by then
+	lastRetry time.Time     // of the last retry from Health
 }
+
+// maxRefused bounds the events a full Memory keeps aside, to store them once
+// room returns. Beyond it only the time by which every refused event has
+// expired is kept, and the store stays unhealthy until then.
+const maxRefused = 1024
+
+// healthRetryEvery is the least time, by the store's clock, between two
+// attempts of Health to sweep and store the refused events.
+const healthRetryEvery = time.Second
+
+// errRefused is what Health returns while refused events are missing.
+var errRefused = fmt.Errorf("%w: %w: events were refused for lack of room (WithMaxEntries) and are missing from look-ups; "+
+	"failing closed until they are stored or expire", ErrStale, ErrFull)
 
 type shard struct {
 	mu sync.RWMutex
@@ -95,7 +122,7 @@ func NewMemoryE(opts ...MemoryOption) (*Memory, error) {
 	if cfg.now == nil {
 		return nil, errors.New("revocation: clock must not be nil")
 	}
-	m := &Memory{cfg: cfg, seed: maphash.MakeSeed()}
+	m := &Memory{cfg: cfg, seed: maphash.MakeSeed(), refused: map[Key]Event{}}
 	for i := range m.shards {
 		m.shards[i].m = make(map[Key]Event)
 	}
@@ -115,11 +142,29 @@ func (m *Memory) Retention() time.Duration { return m.cfg.retention }
 // Put records ev if it is newer than what is held for its subject. It never
 // blocks on the network and returns once the event is visible to Lookup.
 // Subscribers are notified only when the event changed what Lookup returns.
+//
+// An event already older than the retention when it arrives is not stored
+// and Put returns nil: it is acknowledged, and counted (ExpiredOnArrival).
+// It cannot revoke a token that is still accepted as long as the
+// validator's lifetime bound fits the retention (token.Validator's
+// RetentionNeeded, which interceptor.New enforces): such a token was issued
+// at or before the event and so has expired by the time the event is
+// older than the retention.
+//
+// When the store is at its bound (WithMaxEntries) and a sweep frees no room,
+// Put returns an error wrapping ErrFull, so the event must not be
+// acknowledged, and the store fails closed: Health returns an error until
+// the event is stored (Sweep, or Health itself, retries once room returns)
+// or has expired. Subscribers are told of the refused event too, so that
+// streams of its subject re-check at once and find the store unhealthy.
 func (m *Memory) Put(ctx context.Context, ev Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("revocation: put %s: %w", ev.Subject, err)
 	}
 	changed, err := m.Apply(ev)
+	if errors.Is(err, ErrFull) {
+		m.notify(ev)
+	}
 	if err != nil {
 		return err
 	}
@@ -138,36 +183,96 @@ func (m *Memory) Apply(ev Event) (changed bool, err error) {
 		return false, err
 	}
 	if m.expired(ev, now) {
+		m.expiredOnArrival.Add(1)
 		return false, nil // nothing it could revoke is still valid
 	}
 	if n := m.puts.Add(1); n%1024 == 0 {
 		m.sweepShard(int(n/1024)%shardCount, now)
 	}
+	changed, ok := m.insert(ev, now, true)
+	if !ok {
+		m.refuse(ev)
+		return false, fmt.Errorf("%w: %d entries; event %s for %s not stored; the store fails closed until it is", ErrFull, m.cfg.maxEntries, ev.ID, ev.Subject)
+	}
+	return changed, nil
+}
+
+// insert stores ev unless an unexpired event at least as new is held. It
+// reports whether what Lookup returns changed, and ok false when ev is a new
+// subject and there is no room, even after one full sweep when sweep is set.
+func (m *Memory) insert(ev Event, now time.Time, sweep bool) (changed, ok bool) {
 	s := m.shardFor(ev.Subject)
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
-		old, ok := s.m[ev.Subject]
+		old, held := s.m[ev.Subject]
 		switch {
-		case ok && !m.expired(old, now) && !ev.Time.After(old.Time):
+		case held && !m.expired(old, now) && !ev.Time.After(old.Time):
 			s.mu.Unlock()
-			return false, nil
-		case ok || m.reserve():
-			if !ok {
+			return false, true
+		case held || m.reserve():
+			if !held {
 				m.kinds[ev.Subject.Kind].Add(1)
 			}
 			s.m[ev.Subject] = ev
 			s.mu.Unlock()
-			return true, nil
+			return true, true
 		}
 		// A new subject and no room: sweep once (without holding the shard)
 		// and decide again from scratch, since another writer may have
 		// stored this subject meanwhile.
 		s.mu.Unlock()
-		if attempt > 0 {
-			return false, fmt.Errorf("%w: %d entries; event %s for %s not stored", ErrFull, m.cfg.maxEntries, ev.ID, ev.Subject)
+		if attempt > 0 || !sweep {
+			return false, false
 		}
-		m.Sweep()
+		m.sweepAll(now)
 	}
+}
+
+// refuse sets ev aside after it was refused for lack of room, and marks the
+// store unhealthy.
+func (m *Memory) refuse(ev Event) {
+	m.refMu.Lock()
+	defer m.refMu.Unlock()
+	switch old, ok := m.refused[ev.Subject]; {
+	case ok:
+		if ev.Time.After(old.Time) {
+			m.refused[ev.Subject] = ev
+		}
+	case len(m.refused) < maxRefused:
+		m.refused[ev.Subject] = ev
+	default:
+		if until := ev.Time.Add(m.cfg.retention); until.After(m.lostUntil) {
+			m.lostUntil = until
+		}
+	}
+	m.unhealthy.Store(true)
+}
+
+// retryRefused stores the refused events that fit now and drops those that
+// expired, then recomputes health; m.refMu must be held. It returns the
+// events that changed what Lookup returns, for the caller to notify once
+// the lock is released.
+func (m *Memory) retryRefused(now time.Time) []Event {
+	var stored []Event
+	for k, ev := range m.refused {
+		if m.expired(ev, now) {
+			delete(m.refused, k)
+			continue
+		}
+		changed, ok := m.insert(ev, now, false)
+		if !ok {
+			continue
+		}
+		delete(m.refused, k)
+		if changed {
+			stored = append(stored, ev)
+		}
+	}
+	if !m.lostUntil.IsZero() && now.After(m.lostUntil) {
+		m.lostUntil = time.Time{}
+	}
+	m.unhealthy.Store(len(m.refused) > 0 || !m.lostUntil.IsZero())
+	return stored
 }
 
 // reserve takes one entry slot if the bound allows it.
@@ -238,16 +343,64 @@ func (m *Memory) Subscribe(fn func(Event)) (unsubscribe func()) {
 	}
 }
 
-// Health always returns nil: an in-memory store is its own source of truth.
-func (m *Memory) Health() error { return nil }
+// Health returns nil unless the store refused events for lack of room
+// (ErrFull from Put): then look-ups miss those events, and Health returns an
+// error wrapping ErrStale and ErrFull, so that interceptors fail closed,
+// until every refused event is stored or has expired. While unhealthy,
+// Health itself sweeps expired entries and retries the refused events, at
+// most once a second by the store's clock (it does not wait if another
+// caller is already retrying); Sweep retries too. The healthy path is one
+// atomic load.
+func (m *Memory) Health() error {
+	if !m.unhealthy.Load() {
+		return nil
+	}
+	if m.refMu.TryLock() {
+		var stored []Event
+		now := m.cfg.now()
+		if now.Sub(m.lastRetry) >= healthRetryEvery {
+			m.lastRetry = now
+			m.sweepAll(now)
+			stored = m.retryRefused(now)
+		}
+		m.refMu.Unlock()
+		for _, ev := range stored {
+			m.notify(ev)
+		}
+	}
+	if m.unhealthy.Load() {
+		return errRefused
+	}
+	return nil
+}
+
+// ExpiredOnArrival returns how many events arrived already older than the
+// retention and were acknowledged without being stored (see Put). A rising
+// count means events reach the store later than the retention allows for:
+// check the transmitter's delivery delay and the clocks.
+func (m *Memory) ExpiredOnArrival() uint64 { return m.expiredOnArrival.Load() }
 
 // Len returns the number of subjects held, expired ones included until swept.
 func (m *Memory) Len() int { return int(m.count.Load()) }
 
-// Sweep removes expired entries and returns how many it removed. Put sweeps
-// incrementally on its own; call Sweep to reclaim memory eagerly.
+// Sweep removes expired entries and returns how many it removed, then
+// stores the events refused for lack of room that now fit (see Health). Put
+// sweeps incrementally on its own; call Sweep to reclaim memory eagerly.
 func (m *Memory) Sweep() int {
 	now := m.cfg.now()
+	n := m.sweepAll(now)
+	if m.unhealthy.Load() {
+		m.refMu.Lock()
+		stored := m.retryRefused(now)
+		m.refMu.Unlock()
+		for _, ev := range stored {
+			m.notify(ev)
+		}
+	}
+	return n
+}
+
+func (m *Memory) sweepAll(now time.Time) int {
 	n := 0
 	for i := range m.shards {
 		n += m.sweepShard(i, now)

@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrStale is returned by Store.Health when the store has been out of touch
@@ -43,3 +44,15 @@ type Store interface {
 	// ErrStale) when the store fails closed. It is cheap enough to call per RPC.
 	Health() error
 }
+
+// Retainer is implemented by stores that forget an event a fixed time after
+// the event's own time (Memory, and the Redis store). interceptor.New
+// compares Retention with the validator's RetentionNeeded and refuses a
+// store that would forget an event while a token it revokes is still
+// accepted.
+type Retainer interface {
+	// Retention returns how long after its time an event is remembered.
+	Retention() time.Duration
+}
+
+var _ Retainer = (*Memory)(nil)

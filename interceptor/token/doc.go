@@ -24,6 +24,11 @@
 // included. Each cache entry points at the key that verified it, so the
 // check on a hit is one atomic load.
 //
+// Independent sources may publish the same kid. A token is checked against
+// every live key with its kid that fits its alg (at most one per source, and
+// at most 8), and the key used is one whose signature verifies and that is
+// bound to the token's issuer.
+//
 // # Issuers
 //
 // Every key is bound to the issuers it may sign for, and a token whose
@@ -50,6 +55,35 @@
 // with those secrets, so an HS256 token "signed" with a public key's bytes is
 // refused. Tokens with a crit header, encrypted tokens (JWE) and tokens whose
 // typ is not a JWT access token type (e.g. a Security Event Token) are refused.
+//
+// # Lifetime, ID tokens and revocability
+//
+// Every token must carry iat, and live at most WithMaxTokenLifetime (exp -
+// iat, default DefaultMaxTokenLifetime, 28 hours); a longer-lived token is
+// refused with ErrLifetime. A revocation store forgets an event after its
+// retention: a token that outlived it would be accepted again once the
+// event that revoked it is forgotten. RetentionNeeded says how long a store
+// must remember events for this validator, and interceptor.New refuses a
+// store that remembers less.
+//
+// Tokens shaped like something other than an access token are refused with
+// ErrNotAccessToken unless WithAcceptIDTokens is given. A token with header
+// typ at+jwt (RFC 9068) is always an access token. Otherwise it is refused
+// when its payload has at_hash, c_hash or s_hash (only ID tokens carry
+// them), an events claim (security event and back-channel logout tokens), a
+// typ claim of "ID", "Refresh" or "Offline" (Keycloak's markers; its access
+// tokens say "Bearer"), or a nonce claim together with neither scp nor
+// scope. Access tokens of Entra (v1, v2, app-only, and Graph tokens, whose
+// nonce is in the header and not looked at), Okta, Keycloak (whose access
+// tokens carried the login's nonce before version 24, always with scope)
+// and Auth0 pass these rules. An ID token without any of these marks (no
+// nonce, no at_hash) is still accepted if its aud, the client id, is one of
+// the accepted audiences: keep the API's audience distinct from the client
+// ids users sign in to.
+//
+// A token must name an account or a session (sub, oid with tid, or sid):
+// otherwise no user, account or session event could ever revoke it, and it
+// is refused with ErrUnrevocable.
 //
 // # JSON
 //

@@ -13,7 +13,7 @@ var (
 	// was refused before any decoding.
 	ErrTooLarge = errors.New("token: too large")
 	// ErrMalformed means the token is not a well-formed compact JWS with a
-	// JSON object payload, lacks the exp claim, has a claim of the wrong
+	// JSON object payload, lacks the exp or iat claim, has a claim of the wrong
 	// type, nests JSON too deeply, repeats a member name in a JSON object of
 	// its header or payload, is not UTF-8, or uses a feature this validator
 	// refuses (crit header, JWE, an unexpected typ).
@@ -46,4 +46,16 @@ var (
 	ErrNotYetValid = errors.New("token: not yet valid")
 	// ErrIssuedInFuture means the iat claim is in the future.
 	ErrIssuedInFuture = errors.New("token: issued in the future")
+	// ErrLifetime means the token lives longer (exp - iat) than the
+	// validator accepts (WithMaxTokenLifetime): a revocation store would
+	// forget the events that revoke it while it is still valid.
+	ErrLifetime = errors.New("token: lifetime too long")
+	// ErrNotAccessToken means the token is shaped like an OpenID Connect ID
+	// token (or another non-access token) rather than an access token; see
+	// the package documentation and WithAcceptIDTokens.
+	ErrNotAccessToken = errors.New("token: not an access token")
+	// ErrUnrevocable means the token names no subject that a revocation
+	// event could name: it has none of sub, oid (with tid) and sid, so no
+	// user, account or session event could ever revoke it.
+	ErrUnrevocable = errors.New("token: no revocable subject")
 )

@@ -81,7 +81,7 @@ func ExampleWithStaticKeyFor() {
 
 	mint := func(kid string, key ed25519.PrivateKey, iss string) string {
 		t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
-			"iss": iss, "sub": "alice", "aud": "api://inbox", "exp": now.Add(time.Hour).Unix(),
+			"iss": iss, "sub": "alice", "aud": "api://inbox", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		})
 		t.Header["kid"] = kid
 		raw, _ := t.SignedString(key)

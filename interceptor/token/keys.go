@@ -115,36 +115,71 @@ func newKeyRec(kid, alg string, key any, bind *issuerBinding) *keyRec {
 // live reports whether the key is accepted at now (unix nanos).
 func (r *keyRec) live(now int64) bool { return now < r.until.Load() }
 
-// lookupKey finds the key for a token header at now. It never touches the
-// network: on an unknown kid it asks the remote sources for an asynchronous,
-// rate-limited refresh and fails at once.
-func (v *Validator) lookupKey(alg, kid string, hasKID bool, now time.Time) (*keyRec, error) {
+// maxKeyCandidates bounds how many keys sharing one kid a token is checked
+// against (at most one per key source: a JWK Set keeps only the first key
+// of a kid), so that colliding kids cost a bounded number of signature
+// checks.
+const maxKeyCandidates = 8
+
+// lookupKeys finds the keys a token header may name at now: for a kid, every
+// key of that kid that fits alg, from the static keys and from each remote
+// source, since independent sources may publish the same kid (issue 12 item
+// 8); the caller verifies the signature with each and keeps those bound to
+// the token's issuer. It never touches the network: on an unknown kid it
+// asks the remote sources for an asynchronous, rate-limited refresh and
+// fails at once. The keys are appended to dst[:0].
+func (v *Validator) lookupKeys(dst []*keyRec, alg, kid string, hasKID bool, now time.Time) ([]*keyRec, error) {
 	if isHMAC(alg) {
 		if !hasKID && len(v.hmacKeys) == 1 {
 			for _, k := range v.hmacKeys {
-				return k, nil
+				return append(dst, k), nil
 			}
 		}
 		if k, ok := v.hmacKeys[kid]; ok {
-			return k, nil
+			return append(dst, k), nil
 		}
 		return nil, fmt.Errorf("%w: no HMAC key with kid %q", ErrUnknownKey, clip(kid))
 	}
 
 	if !hasKID {
-		return v.onlyKey(alg, now)
+		k, err := v.onlyKey(alg, now)
+		if err != nil {
+			return nil, err
+		}
+		return append(dst, k), nil
+	}
+	found := dst[:0]
+	var firstErr error // why a key with this kid was passed over
+	consider := func(k *keyRec) {
+		if err := keyFits(alg, k.key); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			return
+		}
+		if len(found) < maxKeyCandidates {
+			found = append(found, k)
+		}
 	}
 	if k, ok := v.staticKeys[kid]; ok {
-		return k, keyFits(alg, k.key)
+		consider(k)
 	}
 	for _, r := range v.remotes {
 		k, err := r.key(alg, kid, now)
-		if err == nil {
-			return k, keyFits(alg, k.key)
+		switch {
+		case err == nil:
+			consider(k)
+		case !errors.Is(err, errKeyNotFound):
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
-		if !errors.Is(err, errKeyNotFound) {
-			return nil, err
-		}
+	}
+	if len(found) > 0 {
+		return found, nil
+	}
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	for _, r := range v.remotes {
 		r.requestRefresh()

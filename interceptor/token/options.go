@@ -40,6 +40,12 @@ const (
 	// DefaultHTTPTimeout bounds one discovery or JWKS request made by the
 	// default HTTP client.
 	DefaultHTTPTimeout = 10 * time.Second
+	// DefaultMaxTokenLifetime is the longest lifetime (exp - iat) a token
+	// may have: Entra's longest CAE token lifetime, 28 hours. It is
+	// revocation.DefaultRetention less its five minutes of leeway, so that a
+	// store with the default retention remembers every event for as long as
+	// a token it revokes can be accepted (see RetentionNeeded).
+	DefaultMaxTokenLifetime = 28 * time.Hour
 )
 
 // MaxLeeway is the largest leeway WithLeeway accepts.
@@ -100,6 +106,8 @@ type config struct {
 	startWithout    bool
 	insecureHTTP    bool
 	maxJWKSSize     int64
+	maxLifetime     time.Duration
+	acceptIDTokens  bool
 	errs            []error
 }
 
@@ -118,6 +126,7 @@ func defaultConfig() config {
 		rotationGrace:   DefaultKeyRotationGrace,
 		logger:          slog.Default(),
 		maxJWKSSize:     DefaultMaxJWKSSize,
+		maxLifetime:     DefaultMaxTokenLifetime,
 	}
 }
 
@@ -457,6 +466,33 @@ func WithMaxJWKSSize(n int64) Option {
 	return func(c *config) { c.maxJWKSSize = n }
 }
 
+// WithMaxTokenLifetime sets the longest lifetime, exp - iat, a token may
+// have (default DefaultMaxTokenLifetime, 28 hours); a longer-lived token is
+// refused with ErrLifetime. Every token must carry iat (ErrMalformed
+// otherwise): without it neither its lifetime nor which events revoke it is
+// known.
+//
+// The bound ties tokens to the revocation store's memory: a store forgets an
+// event after its retention, so a token that outlived the retention would be
+// accepted again once the event that revoked it is forgotten. The
+// interceptor refuses a store whose retention is shorter than
+// RetentionNeeded (this lifetime plus the leeway); raise the store's
+// retention together with this value.
+func WithMaxTokenLifetime(d time.Duration) Option {
+	return func(c *config) { c.maxLifetime = d }
+}
+
+// WithAcceptIDTokens accepts tokens shaped like OpenID Connect ID tokens as
+// access tokens, for the rare identity provider whose access tokens carry
+// ID-token claims. By default they are refused with ErrNotAccessToken; see
+// the package documentation (ID tokens) for the rules. Risk: an ID token is
+// handed to every client application that signs the user in, including ones
+// that must not call this API; accepting it as an access token lets any such
+// client do so, if its aud is one of the accepted audiences.
+func WithAcceptIDTokens() Option {
+	return func(c *config) { c.acceptIDTokens = true }
+}
+
 // validate checks the assembled configuration and returns every problem.
 func (c *config) validate() error {
 	errs := append([]error(nil), c.errs...)
@@ -524,6 +560,9 @@ func (c *config) validate() error {
 	}
 	if c.maxJWKSSize <= 0 {
 		add("WithMaxJWKSSize: %d is not positive", c.maxJWKSSize)
+	}
+	if c.maxLifetime <= 0 {
+		add("WithMaxTokenLifetime: %s is not positive", c.maxLifetime)
 	}
 	return errors.Join(errs...)
 }

@@ -38,6 +38,8 @@ type Validator struct {
 	now          func() time.Time
 	leeway       time.Duration
 	maxTokenSize int
+	maxLifetime  time.Duration
+	acceptIDTok  bool
 	log          *slog.Logger
 
 	ownClient *http.Client // the default client, whose idle connections Close drops
@@ -106,6 +108,8 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 		now:          cfg.now,
 		leeway:       cfg.leeway,
 		maxTokenSize: cfg.maxTokenSize,
+		maxLifetime:  cfg.maxLifetime,
+		acceptIDTok:  cfg.acceptIDTokens,
 		log:          cfg.logger,
 	}
 	// Key sources without an issuer binding are bound to the single accepted
@@ -199,6 +203,24 @@ func (v *Validator) Close() error {
 	return nil
 }
 
+// MaxTokenLifetime returns the longest lifetime (exp - iat) of a token the
+// validator accepts (WithMaxTokenLifetime).
+func (v *Validator) MaxTokenLifetime() time.Duration { return v.maxLifetime }
+
+// RetentionNeeded returns how long a revocation store must remember an
+// event so that it is never forgotten while a token it revokes is still
+// accepted: the maximum token lifetime, plus the leeway (a token is accepted
+// until exp plus the leeway, and its iat may be up to the leeway ahead),
+// plus one second (events and iat are compared at one-second resolution).
+// An event at time T revokes tokens issued at or before T, and such a token
+// is accepted until at most T + RetentionNeeded.
+//
+// interceptor.New refuses a store whose retention (revocation.Retainer) is
+// shorter.
+func (v *Validator) RetentionNeeded() time.Duration {
+	return v.maxLifetime + v.leeway + time.Second
+}
+
 // Hash returns the short hash prefix of a raw token that Claims.Hash holds:
 // the first 12 hex digits of its SHA-256. It is safe to log.
 func Hash(raw string) string {
@@ -279,8 +301,11 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 		return nil, nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, clip(h.typ))
 	}
 
-	// Key and signature, before the payload is parsed.
-	key, err := v.lookupKey(h.alg, h.kid, h.hasKID, now)
+	// Keys and signature, before the payload is parsed. Several keys may
+	// share the kid (from independent sources): keep every one that
+	// verifies, and pick the one bound to the token's issuer below.
+	var keyBuf, verBuf [maxKeyCandidates]*keyRec
+	keys, err := v.lookupKeys(keyBuf[:0], h.alg, h.kid, h.hasKID, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -288,7 +313,16 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
 	}
-	if err := methods[h.alg].Verify(raw[:dot2], sig, key.key); err != nil {
+	verified := verBuf[:0]
+	for _, k := range keys {
+		if methods[h.alg].Verify(raw[:dot2], sig, k.key) == nil {
+			verified = append(verified, k)
+		}
+	}
+	if len(verified) == 0 {
+		if len(keys) > 1 {
+			return nil, nil, fmt.Errorf("%w: %s signature verifies with none of the %d keys with kid %q", ErrSignature, h.alg, len(keys), clip(h.kid))
+		}
 		return nil, nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, h.alg, clip(h.kid))
 	}
 
@@ -308,11 +342,29 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	// The first verifying key bound to the token's issuer; if none is,
+	// checkClaims refuses the token with the first one's binding error.
+	key := verified[0]
+	for _, k := range verified {
+		if k.bind.accepts(cl.Issuer, cl.TenantID) {
+			key = k
+			break
+		}
+	}
 	if err := v.checkClaims(cl, key, now); err != nil {
 		return nil, nil, err
 	}
+	if !v.acceptIDTok {
+		if why := notAccessToken(h.typ, m); why != "" {
+			return nil, nil, fmt.Errorf("%w: %s (WithAcceptIDTokens accepts such tokens)", ErrNotAccessToken, why)
+		}
+	}
+	cl.Seal()
+	if !revocable(cl.Keys()) {
+		return nil, nil, fmt.Errorf("%w: the token has none of sub, oid with tid, and sid, so no revocation event could ever name it", ErrUnrevocable)
+	}
 	cl.Hash = Hash(raw)
-	return cl.Seal(), key, nil
+	return cl, key, nil
 }
 
 // header is the part of a JWS header the validator reads. Member names are
@@ -376,7 +428,7 @@ func accessTokenType(typ string) bool {
 }
 
 // checkClaims checks iss (accepted, and one that key may sign for), aud,
-// exp, nbf and iat at now.
+// exp, nbf and iat at now, and the lifetime exp - iat.
 func (v *Validator) checkClaims(cl *Claims, key *keyRec, now time.Time) error {
 	if cl.Issuer == "" {
 		return fmt.Errorf("%w: no iss claim", ErrIssuer)
@@ -416,10 +468,75 @@ func (v *Validator) checkClaims(cl *Claims, key *keyRec, now time.Time) error {
 	if !cl.NotBefore.IsZero() && now.Add(v.leeway).Before(cl.NotBefore) {
 		return fmt.Errorf("%w: nbf %s is after now %s (leeway %s)", ErrNotYetValid, cl.NotBefore.Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.leeway)
 	}
-	if !cl.IssuedAt.IsZero() && cl.IssuedAt.After(now.Add(v.leeway)) {
+	if cl.IssuedAt.After(now.Add(v.leeway)) {
 		return fmt.Errorf("%w: iat %s is after now %s (leeway %s)", ErrIssuedInFuture, cl.IssuedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.leeway)
 	}
+	if life := cl.ExpiresAt.Sub(cl.IssuedAt); life > v.maxLifetime {
+		return fmt.Errorf("%w: exp - iat is %s, the limit is %s (WithMaxTokenLifetime; a revocation store would forget events while the token is still valid)",
+			ErrLifetime, life, v.maxLifetime)
+	}
 	return nil
+}
+
+// revocable reports whether ks names the token's holder: an account (oid
+// with tid, or iss with sub) or a session. Client, token, device and e-mail
+// keys alone are not enough: an event about the user or the session (the
+// events an IdP sends on sign-out, disable or password change) could never
+// revoke such a token.
+func revocable(ks []revocation.Key) bool {
+	for _, k := range ks {
+		switch k.Kind {
+		case revocation.KindObject, revocation.KindIssuerSubject, revocation.KindSession:
+			return true
+		}
+	}
+	return false
+}
+
+// notAccessToken reports why a verified token, with header typ typ and
+// payload m, is not an access token, or "" when it may be one. The rules,
+// in order (see the package documentation, ID tokens):
+//
+//   - typ at+jwt (RFC 9068 section 2.1) is always an access token;
+//   - a payload typ claim of "ID", "Refresh" or "Offline" is Keycloak's
+//     marker of its ID, refresh and offline tokens (its access tokens say
+//     "Bearer");
+//   - at_hash, c_hash or s_hash only ever appear in ID tokens (OpenID
+//     Connect Core 1.0 sections 3.1.3.6, 3.3.2.11; FAPI 1.0 Advanced 5.1);
+//   - an events claim marks a Security Event or back-channel logout token
+//     (RFC 8417 section 2.2; OpenID Connect Back-Channel Logout 1.0 section 2.4);
+//   - a nonce claim in the payload (OpenID Connect Core 1.0 section 2)
+//     without any scp or scope claim. Keycloak before 24 copied the nonce
+//     into access tokens (github.com/keycloak/keycloak/issues/26893), but
+//     those always carry scope; Entra's Microsoft Graph tokens carry a nonce
+//     in the header, which is not looked at.
+func notAccessToken(typ string, m map[string]any) string {
+	switch strings.ToLower(typ) {
+	case "at+jwt", "application/at+jwt":
+		return ""
+	}
+	if t, ok := m["typ"].(string); ok {
+		switch strings.ToLower(t) {
+		case "id", "refresh", "offline":
+			return fmt.Sprintf("payload typ claim %q marks a Keycloak %s token", clip(t), strings.ToLower(t))
+		}
+	}
+	for _, c := range [...]string{"at_hash", "c_hash", "s_hash"} {
+		if _, ok := m[c]; ok {
+			return "it has an " + c + " claim, which only ID tokens carry"
+		}
+	}
+	if _, ok := m["events"]; ok {
+		return "it has an events claim: a Security Event Token or logout token"
+	}
+	if _, ok := m["nonce"]; ok {
+		_, scp := m["scp"]
+		_, scope := m["scope"]
+		if !scp && !scope {
+			return "it has a nonce claim and no scp or scope claim: an ID token"
+		}
+	}
+	return ""
 }
 
 // maxNumericDate bounds exp, nbf and iat (year 2242), so that every time
@@ -486,8 +603,10 @@ func claimsFrom(m map[string]any) (*Claims, error) {
 	if cl.NotBefore, _, err = claimTime(m, "nbf"); err != nil {
 		return nil, err
 	}
-	if cl.IssuedAt, _, err = claimTime(m, "iat"); err != nil {
+	if cl.IssuedAt, ok, err = claimTime(m, "iat"); err != nil {
 		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%w: required claim iat is missing: without it neither the token's lifetime nor which revocation events apply to it is known", ErrMalformed)
 	}
 	return cl, nil
 }

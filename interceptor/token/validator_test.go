@@ -87,11 +87,14 @@ func checkClaims(t *testing.T, cl *token.Claims, issuer, raw string) {
 }
 
 func TestClaimFallbacksAndShapes(t *testing.T) {
+	// A fractional exp relative to now (it was the fixed 2e9, which would
+	// fail from 2033 on, and exceeds the maximum lifetime).
+	fracExp := time.Now().Add(time.Hour).Unix()
 	s := edSigner("ed")
 	v := newValidator(t, token.WithStaticKey("ed", s.key.Public()), token.WithIssuer("https://issuer.example"))
 	c := with(claimsFor("https://issuer.example"),
 		"azp", nil, "appid", "app-2", "jti", nil, "uti", "uti-2", "upn", nil, "preferred_username", "bob@example.com",
-		"xms_cc", []string{"cp1", "cp2"}, "acrs", "c3", "aud", []string{"other", testAudience}, "exp", 2e9+0.5)
+		"xms_cc", []string{"cp1", "cp2"}, "acrs", "c3", "aud", []string{"other", testAudience}, "exp", float64(fracExp)+0.5)
 	cl, err := v.Validate(context.Background(), s.sign(t, c, nil))
 	if err != nil {
 		t.Fatalf("Validate: %v", err)
@@ -102,7 +105,7 @@ func TestClaimFallbacksAndShapes(t *testing.T) {
 	if len(cl.Capabilities) != 2 || !cl.HasCapability("cp2") || len(cl.ACRS) != 1 || cl.ACRS[0] != "c3" {
 		t.Errorf("xms_cc %v acrs %v", cl.Capabilities, cl.ACRS)
 	}
-	if !cl.ExpiresAt.Equal(time.Unix(2e9, 5e8)) { //datelint:ok decoding check: the exp claim 2000000000.5 as data
+	if !cl.ExpiresAt.Equal(time.Unix(fracExp, 5e8)) {
 		t.Errorf("fractional exp = %v", cl.ExpiresAt)
 	}
 
@@ -180,7 +183,7 @@ func TestKeysOfHandMadeClaims(t *testing.T) {
 func TestAlgNoneIsRefused(t *testing.T) {
 	s := rsaSigner("RS256", "rs")
 	v := newValidator(t, token.WithStaticKey("rs", s.key.Public()), token.WithIssuer("iss"))
-	payload := fmt.Sprintf(`{"iss":"iss","aud":%q,"exp":%d}`, testAudience, time.Now().Add(time.Hour).Unix())
+	payload := fmt.Sprintf(`{"iss":"iss","sub":"s","aud":%q,"iat":%d,"exp":%d}`, testAudience, time.Now().Unix(), time.Now().Add(time.Hour).Unix())
 	for _, alg := range []string{"none", "None", "NONE", "nOnE"} {
 		for _, sig := range [][]byte{nil, []byte("x")} {
 			raw := rawToken(fmt.Sprintf(`{"alg":%q,"kid":"rs"}`, alg), payload, sig)
@@ -341,7 +344,7 @@ func TestJWKAlgMustMatchTokenAlg(t *testing.T) {
 func TestCacheServesTokensWithoutNBF(t *testing.T) {
 	s := edSigner("ed")
 	v := newValidator(t, token.WithStaticKey("ed", s.key.Public()), token.WithIssuer("iss"))
-	raw := s.sign(t, with(claimsFor("iss"), "nbf", nil, "iat", nil), nil)
+	raw := s.sign(t, with(claimsFor("iss"), "nbf", nil), nil)
 	first, err := v.Validate(context.Background(), raw)
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +443,7 @@ func TestMalformedTokens(t *testing.T) {
 	v := newValidator(t, token.WithStaticKey("ec", s.key.Public()), token.WithIssuer("iss"))
 	good := s.sign(t, claimsFor("iss"), nil)
 	parts := strings.Split(good, ".")
-	payload := fmt.Sprintf(`{"iss":"iss","aud":%q,"exp":%d}`, testAudience, time.Now().Add(time.Hour).Unix())
+	payload := fmt.Sprintf(`{"iss":"iss","sub":"s","aud":%q,"iat":%d,"exp":%d}`, testAudience, time.Now().Unix(), time.Now().Add(time.Hour).Unix())
 	deep := strings.Repeat("[", 40) + strings.Repeat("]", 40)
 	cases := map[string]string{
 		"one part":             "abc",
