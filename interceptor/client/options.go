@@ -47,6 +47,7 @@ type options struct {
 	backoffMax     time.Duration
 	replayMessages int
 	replayBytes    int
+	idempotent     map[string]bool // full method names whose streams may be replayed mid-stream
 	allowInsecure  bool
 	logger         *slog.Logger
 	observer       Observer
@@ -77,6 +78,11 @@ func (o *options) validate() error {
 		return fmt.Errorf("caekit/client: refresh backoff must satisfy 0 < min <= max, got %v..%v", o.backoffMin, o.backoffMax)
 	case o.replayMessages < 0 || o.replayBytes < 0:
 		return fmt.Errorf("caekit/client: negative replay buffer limit (%d messages, %d bytes)", o.replayMessages, o.replayBytes)
+	}
+	for m := range o.idempotent {
+		if err := checkMethodName(m); err != nil {
+			return fmt.Errorf("caekit/client: WithIdempotentStreams: %w", err)
+		}
 	}
 	for _, c := range o.capabilities {
 		if strings.TrimSpace(c) == "" {
@@ -129,8 +135,38 @@ func WithRefreshBackoff(minWait, maxWait time.Duration) Option {
 // messages messages and bytes bytes (proto.Size). Past either limit the
 // stream stops buffering and a later challenge is returned to the
 // application instead. WithStreamReplayBuffer(0, 0) disables stream replay.
+// Which streams are replayed at all: see WithIdempotentStreams.
 func WithStreamReplayBuffer(messages, bytes int) Option {
 	return func(o *options) { o.replayMessages, o.replayBytes = messages, bytes }
+}
+
+// WithIdempotentStreams declares the streaming methods (full names, e.g.
+// "/inbox.v1.InboxService/Upload") whose handlers may safely see the same
+// messages twice. Their streams are replayed after a claims challenge that
+// cut them before the first response, even when the server may already have
+// processed some messages (challenge phase PHASE_MID_STREAM or unspecified).
+// Streams of other methods are replayed only when the server says it refused
+// them at open (PHASE_OPEN); otherwise the challenge goes to the application.
+// The option adds to the methods of earlier WithIdempotentStreams options.
+func WithIdempotentStreams(methods ...string) Option {
+	return func(o *options) {
+		if o.idempotent == nil {
+			o.idempotent = make(map[string]bool, len(methods))
+		}
+		for _, m := range methods {
+			o.idempotent[m] = true
+		}
+	}
+}
+
+// checkMethodName accepts a full gRPC method name, "/package.Service/Method".
+func checkMethodName(m string) error {
+	rest, ok := strings.CutPrefix(m, "/")
+	svc, name, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 || svc == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("method %q is not a full gRPC method name like \"/package.Service/Method\"", m)
+	}
+	return nil
 }
 
 // WithInsecure allows sending tokens over connections without privacy and
