@@ -26,6 +26,12 @@ const (
 	// token fetch attempts after failures.
 	DefaultBackoffMin = time.Second
 	DefaultBackoffMax = time.Minute
+	// DefaultChallengeFetchBurst and DefaultChallengeFetchEvery bound the
+	// token fetches made in answer to claims challenges, per scope set: a
+	// burst of DefaultChallengeFetchBurst, then one per
+	// DefaultChallengeFetchEvery.
+	DefaultChallengeFetchBurst = 3
+	DefaultChallengeFetchEvery = 10 * time.Second
 )
 
 // expirySkew: a token this close to expiry is not sent any more, so that it
@@ -49,6 +55,8 @@ type options struct {
 	replayBytes    int
 	idempotent     map[string]bool // full method names whose streams may be replayed mid-stream
 	allowInsecure  bool
+	challengeBurst int
+	challengeEvery time.Duration
 	logger         *slog.Logger
 	observer       Observer
 	meterProvider  metric.MeterProvider
@@ -64,6 +72,8 @@ func defaults() options {
 		backoffMax:     DefaultBackoffMax,
 		replayMessages: DefaultReplayMessages,
 		replayBytes:    DefaultReplayBytes,
+		challengeBurst: DefaultChallengeFetchBurst,
+		challengeEvery: DefaultChallengeFetchEvery,
 		now:            time.Now,
 	}
 }
@@ -76,6 +86,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("caekit/client: fetch timeout must be positive, got %v", o.fetchTimeout)
 	case o.backoffMin <= 0 || o.backoffMax < o.backoffMin:
 		return fmt.Errorf("caekit/client: refresh backoff must satisfy 0 < min <= max, got %v..%v", o.backoffMin, o.backoffMax)
+	case o.challengeBurst < 1 || o.challengeEvery <= 0:
+		return fmt.Errorf("caekit/client: challenge fetch limit must have a burst of at least 1 and a positive interval, got %d per %v", o.challengeBurst, o.challengeEvery)
 	case o.replayMessages < 0 || o.replayBytes < 0:
 		return fmt.Errorf("caekit/client: negative replay buffer limit (%d messages, %d bytes)", o.replayMessages, o.replayBytes)
 	}
@@ -128,6 +140,20 @@ func WithFetchTimeout(d time.Duration) Option {
 // identity provider. A claims challenge still fetches a token at once.
 func WithRefreshBackoff(minWait, maxWait time.Duration) Option {
 	return func(o *options) { o.backoffMin, o.backoffMax = minWait, maxWait }
+}
+
+// WithChallengeFetchLimit bounds the token fetches made in answer to claims
+// challenges (which bypass any token cache at the identity provider), per
+// scope set, with a token bucket: burst fetches at once, then one per every.
+// Default DefaultChallengeFetchBurst per DefaultChallengeFetchEvery. Past
+// the limit the call is not retried: it fails with a *ReacquireError that
+// carries the server's challenge (IsChallenge sees it) and wraps
+// ErrChallengeFetchLimited, and the rejected token stays cached. Without a
+// limit, a server that challenges every call drives one identity provider
+// request per call. Concurrent calls answered by one fetch count once, and a
+// token already obtained for the same claims is reused without a fetch.
+func WithChallengeFetchLimit(burst int, every time.Duration) Option {
+	return func(o *options) { o.challengeBurst, o.challengeEvery = burst, every }
 }
 
 // WithStreamReplayBuffer bounds what a stream keeps to replay after a

@@ -4,13 +4,20 @@ package client_test
 // in the client and that is now fixed.
 
 import (
+	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/client"
+	"github.com/caekit/caekit/interceptor/client/internal/testidp"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
@@ -153,4 +160,130 @@ func TestWithIdempotentStreamsRefusesBadNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.Close()
+}
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestReviewChallengeAmplificationBounded guards issue 13 item 6: a server
+// that challenges every call (here for an auth context the IdP never adds)
+// used to drive one cache-bypassing token request per call: 50 calls made 51
+// token requests. Challenge-driven fetches are now a token bucket per scope
+// set: 1 plain fetch + DefaultChallengeFetchBurst, then one per
+// DefaultChallengeFetchEvery; past the limit each call fails at once with the
+// server's challenge, wrapped with ErrChallengeFetchLimited, and is not
+// retried. The clock is injected and frozen, so the bound is exact.
+func TestReviewChallengeAmplificationBounded(t *testing.T) {
+	clk := &fakeClock{now: time.Now()}
+	e := newEnv(t, envConfig{
+		serverOpts: []interceptor.Option{alwaysStepUp()},
+		clientOpts: []client.Option{client.WithClock(clk.Now)},
+	})
+	const calls = 50
+	limited := 0
+	for i := range calls {
+		err := e.get()
+		ch, ok := client.IsChallenge(err)
+		if !ok || !ch.InsufficientClaims() || ch.Reason != caev1.Reason_REASON_AUTH_CONTEXT {
+			t.Fatalf("call %d: err = %v, want the server's challenge", i, err)
+		}
+		if errors.Is(err, client.ErrChallengeFetchLimited) {
+			limited++
+			var re *client.ReacquireError
+			if !errors.As(err, &re) || status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("call %d: limited error %T %v is not a ReacquireError with the server's status", i, err, err)
+			}
+		}
+	}
+	want := 1 + client.DefaultChallengeFetchBurst
+	if got := e.idp.Count(); got != want {
+		t.Fatalf("%d calls made %d token requests, want %d (1 + the burst)", calls, got, want)
+	}
+	if limited != calls-client.DefaultChallengeFetchBurst {
+		t.Fatalf("%d calls limited, want %d", limited, calls-client.DefaultChallengeFetchBurst)
+	}
+	// Past the limit a call is not retried: one send each.
+	if got, wantSends := e.sends.Load(), int64(2*client.DefaultChallengeFetchBurst+limited); got != wantSends {
+		t.Fatalf("sends = %d, want %d", got, wantSends)
+	}
+	// One interval later, one more challenge fetch is allowed, and only one.
+	clk.Advance(client.DefaultChallengeFetchEvery)
+	for range 5 {
+		_ = e.get()
+	}
+	if got := e.idp.Count(); got != want+1 {
+		t.Fatalf("after one interval: %d token requests, want %d", got, want+1)
+	}
+}
+
+// TestChallengeFetchLimitIsPerScopeSet: one scope set at its limit does not
+// hold back challenge fetches for another.
+func TestChallengeFetchLimitIsPerScopeSet(t *testing.T) {
+	clk := &fakeClock{now: time.Now()}
+	e := newEnv(t, envConfig{
+		serverOpts: []interceptor.Option{alwaysStepUp()},
+		clientOpts: []client.Option{client.WithClock(clk.Now), client.WithChallengeFetchLimit(1, time.Hour)},
+	})
+	for range 3 {
+		_ = e.get()
+	}
+	if got := e.idp.Count(); got != 2 {
+		t.Fatalf("token requests %d, want 2 (1 plain + a burst of 1)", got)
+	}
+	_, err := e.api.GetMessage(e.ctx(), &inboxv1.GetMessageRequest{Id: "1"}, client.CallScopes(testidp.Scope, "other"))
+	if errors.Is(err, client.ErrChallengeFetchLimited) {
+		t.Fatalf("another scope set was limited: %v", err)
+	}
+	if got := e.idp.Count(); got != 4 {
+		t.Fatalf("token requests %d, want 4 (the other scope set's plain and challenge fetch)", got)
+	}
+}
+
+func TestWithChallengeFetchLimitValidated(t *testing.T) {
+	for _, c := range []struct {
+		burst int
+		every time.Duration
+	}{{0, time.Second}, {1, 0}, {-1, time.Second}, {1, -time.Second}} {
+		if _, err := client.New(client.TokenSourceFunc(nil), client.WithChallengeFetchLimit(c.burst, c.every)); err == nil || !strings.Contains(err.Error(), "challenge fetch limit") {
+			t.Errorf("WithChallengeFetchLimit(%d, %v): err = %v", c.burst, c.every, err)
+		}
+	}
+}
+
+// TestReviewStreamChallengeAmplificationBounded: the same bound holds for
+// streams, which answer a challenge at open by a fetch and a re-open.
+func TestReviewStreamChallengeAmplificationBounded(t *testing.T) {
+	clk := &fakeClock{now: time.Now()}
+	e := newEnv(t, envConfig{
+		serverOpts: []interceptor.Option{alwaysStepUp()},
+		clientOpts: []client.Option{client.WithClock(clk.Now)},
+	})
+	const streams = 10
+	for i := range streams {
+		_, err := upload(t, e, 1)
+		if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
+			t.Fatalf("stream %d: err = %v, want the server's challenge", i, err)
+		}
+		if i >= client.DefaultChallengeFetchBurst && !errors.Is(err, client.ErrChallengeFetchLimited) {
+			t.Fatalf("stream %d: err = %v, want it limited", i, err)
+		}
+	}
+	if got, want := e.idp.Count(), 1+client.DefaultChallengeFetchBurst; got != want {
+		t.Fatalf("%d streams made %d token requests, want %d", streams, got, want)
+	}
 }
