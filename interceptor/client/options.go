@@ -30,7 +30,7 @@ const (
 	// token fetches made in answer to claims challenges, per scope set: a
 	// burst of DefaultChallengeFetchBurst, then one per
 	// DefaultChallengeFetchEvery.
-	DefaultChallengeFetchBurst = 3
+	DefaultChallengeFetchBurst = 10
 	DefaultChallengeFetchEvery = 10 * time.Second
 )
 

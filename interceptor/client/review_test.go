@@ -273,7 +273,7 @@ func TestReviewStreamChallengeAmplificationBounded(t *testing.T) {
 		serverOpts: []interceptor.Option{alwaysStepUp()},
 		clientOpts: []client.Option{client.WithClock(clk.Now)},
 	})
-	const streams = 10
+	const streams = client.DefaultChallengeFetchBurst + 5
 	for i := range streams {
 		_, err := upload(t, e, 1)
 		if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
