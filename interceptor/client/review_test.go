@@ -4,6 +4,7 @@ package client_test
 // in the client and that is now fixed.
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -286,4 +287,44 @@ func TestReviewStreamChallengeAmplificationBounded(t *testing.T) {
 	if got, want := e.idp.Count(), 1+client.DefaultChallengeFetchBurst; got != want {
 		t.Fatalf("%d streams made %d token requests, want %d", streams, got, want)
 	}
+}
+
+// TestReviewBackgroundFetchEndsWithClose: when a cut stream is not replayed,
+// the challenge reaches the application at once while the new token is
+// fetched in the background; that fetch belongs to the Client and ends with
+// Close (it does not outlive its owner). The IdP here answers only after an
+// hour: had the stream waited for it, the call would have failed with its
+// 10 s deadline instead of the challenge.
+func TestReviewBackgroundFetchEndsWithClose(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	if err := e.get(); err != nil {
+		t.Fatal(err)
+	}
+	e.idp.SetDelay(time.Hour)
+	st, err := e.api.Upload(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&inboxv1.UploadRequest{Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the handler to apply the message", func() bool { return e.applied.Load() == 1 })
+	e.revoke()
+	_, err = st.CloseAndRecv()
+	if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
+		t.Fatalf("err = %v, want the challenge at once", err)
+	}
+	eventually(t, "the background fetch to reach the IdP", func() bool { return e.idp.Count() == 2 })
+	if err := e.cli.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close waited for the fetch, which ended cancelled.
+	e.obs.mu.Lock()
+	defer e.obs.mu.Unlock()
+	for _, ev := range e.obs.events {
+		if ev.Kind == client.EventTokenFetchFailed && errors.Is(ev.Err, context.Canceled) {
+			return
+		}
+	}
+	t.Fatalf("no cancelled fetch observed after Close: %+v", e.obs.events)
 }
