@@ -62,6 +62,9 @@ func TestReviewStreamCutMidStreamNotReplayed(t *testing.T) {
 	if !ok || !ch.InsufficientClaims() {
 		t.Fatalf("err = %v, want the claims challenge", err)
 	}
+	if got := client.ChallengePhase(err); got != caev1.Phase_PHASE_MID_STREAM {
+		t.Fatalf("ChallengePhase = %v, want PHASE_MID_STREAM (the application must not assume nothing was applied)", got)
+	}
 	if e.obs.count(client.EventRetry) != 0 || e.obs.count(client.EventNotRetried) != 1 {
 		t.Fatalf("retries %d, not retried %d", e.obs.count(client.EventRetry), e.obs.count(client.EventNotRetried))
 	}
@@ -138,6 +141,9 @@ func TestReviewStreamPhaseUnspecifiedNotReplayed(t *testing.T) {
 			}
 			if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
 				t.Fatalf("err = %v, want the challenge", err)
+			}
+			if got := client.ChallengePhase(err); got != caev1.Phase_PHASE_UNSPECIFIED {
+				t.Fatalf("ChallengePhase = %v, want PHASE_UNSPECIFIED", got)
 			}
 			if e.obs.count(client.EventRetry) != 0 || e.sends.Load() != 2 {
 				t.Fatalf("retries %d, server calls %d: replayed without a phase", e.obs.count(client.EventRetry), e.sends.Load())
@@ -327,4 +333,12 @@ func TestReviewBackgroundFetchEndsWithClose(t *testing.T) {
 		}
 	}
 	t.Fatalf("no cancelled fetch observed after Close: %+v", e.obs.events)
+}
+
+func TestChallengePhaseOfOtherErrors(t *testing.T) {
+	for _, err := range []error{nil, errors.New("plain"), status.Error(codes.Unauthenticated, "no details")} {
+		if got := client.ChallengePhase(err); got != caev1.Phase_PHASE_UNSPECIFIED {
+			t.Errorf("ChallengePhase(%v) = %v, want PHASE_UNSPECIFIED", err, got)
+		}
+	}
 }

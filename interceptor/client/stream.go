@@ -262,9 +262,16 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 	return true, nil
 }
 
-// phaseOf returns the phase of the cae.v1.ClaimsChallenge detail in err:
-// PHASE_UNSPECIFIED when there is none or the server did not say, which the
-// caller must treat as "may have been processed".
+// ChallengePhase returns the phase of the cae.v1.ClaimsChallenge detail in
+// err, a call's error: PHASE_OPEN when the server refused the call before its
+// handler ran (nothing was processed; resending is safe), PHASE_MID_STREAM
+// when it cut an open stream whose handler may have processed messages, and
+// PHASE_UNSPECIFIED when err carries no such detail or the server did not
+// say, which must be treated as "may have been processed". Applications use
+// it to decide whether to resend a stream's messages.
+func ChallengePhase(err error) caev1.Phase { return phaseOf(err) }
+
+// phaseOf implements ChallengePhase.
 func phaseOf(err error) caev1.Phase {
 	st, ok := status.FromError(err)
 	if !ok {
