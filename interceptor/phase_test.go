@@ -3,7 +3,6 @@ package interceptor_test
 import (
 	"testing"
 
-	"google.golang.org/grpc/metadata"
 
 	"github.com/caekit/caekit/interceptor/challenge"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
@@ -47,24 +46,25 @@ func TestDenialPhase(t *testing.T) {
 	})
 
 	t.Run("stream cut mid-stream", func(t *testing.T) {
-		up, err := e.client.Upload(withToken(testCtx(t), mint(t, tok{sid: "s-phase-mid"})))
+		chat, err := e.client.Chat(withToken(testCtx(t), mint(t, tok{sid: "s-phase-mid"})))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := up.Send(&inboxv1.UploadRequest{Data: []byte("x")}); err != nil {
+		if err := chat.Send(&inboxv1.ChatRequest{Text: "hi"}); err != nil {
 			t.Fatal(err)
 		}
-		waitWatched(t, e.srv, 1) // the handler runs
+		if _, err := chat.Recv(); err != nil { // the handler ran: it echoed
+			t.Fatal(err)
+		}
 		putSession(t, e.store, "s-phase-mid", revocation.TypeSessionRevoked)
-		e.waitReturned(t, "upload")
-		_, err = up.CloseAndRecv()
-		d := readDenial(t, err, nil, up.Trailer())
+		_, err = chat.Recv()
+		d := readDenial(t, err, nil, chat.Trailer())
 		assertChallenge(t, d, challenge.ErrorInsufficientClaims, caev1.Reason_REASON_SESSION_REVOKED)
 		if got := d.cc.GetPhase(); got != caev1.Phase_PHASE_MID_STREAM {
 			t.Fatalf("phase %v, want PHASE_MID_STREAM", got)
 		}
 		// The www-authenticate trailer is the same challenge whatever the phase.
-		if d.cc.GetWwwAuthenticate() != metadata.MD(up.Trailer()).Get(challenge.MetadataKey)[0] {
+		if d.cc.GetWwwAuthenticate() != chat.Trailer().Get(challenge.MetadataKey)[0] {
 			t.Fatal("www_authenticate differs from the trailer")
 		}
 	})
