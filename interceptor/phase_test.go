@@ -3,7 +3,6 @@ package interceptor_test
 import (
 	"testing"
 
-
 	"github.com/caekit/caekit/interceptor/challenge"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
