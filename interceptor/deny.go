@@ -13,11 +13,54 @@ const codeUnavailable = codes.Unavailable
 
 // cut is a denial rendered for the wire: the status (with details) and the
 // www-authenticate value ("" when the denial is not a challenge).
+//
+// st and err are rendered for a call refused at open (cae.v1.Phase
+// PHASE_OPEN: the handler never ran); errAt renders the status for the phase
+// the call actually ended in.
 type cut struct {
 	d      *Denial
 	st     *status.Status
 	err    error
 	header string
+	// ch, code and msg are kept to render the challenge again for another
+	// phase; ch is nil for a denial that is not a challenge.
+	ch   *challenge.Challenge
+	code codes.Code
+	msg  string
+}
+
+// wirePhase is the cae.v1.Phase a denial in phase p reports to the client:
+// PHASE_MID_STREAM once the handler ran, PHASE_OPEN before.
+func wirePhase(p AuditPhase) caev1.Phase {
+	if p == PhaseMidStream {
+		return caev1.Phase_PHASE_MID_STREAM
+	}
+	return caev1.Phase_PHASE_OPEN
+}
+
+// errAt returns the denial's error as sent when the call ends in phase p.
+// A stream cut after its handler started says PHASE_MID_STREAM, so that a
+// client does not replay messages the handler may already have applied
+// (issue 13 item 1).
+func (c *cut) errAt(p AuditPhase) error {
+	if c.ch == nil || wirePhase(p) == caev1.Phase_PHASE_OPEN {
+		return c.err
+	}
+	return challengeStatus(c.ch, c.code, c.msg, wirePhase(p)).Err()
+}
+
+// challengeStatus is ch.Status(code, msg) with the phase set in the
+// cae.v1.ClaimsChallenge detail.
+func challengeStatus(ch *challenge.Challenge, code codes.Code, msg string, phase caev1.Phase) *status.Status {
+	p := ch.Proto()
+	p.Phase = phase
+	st := status.New(code, msg)
+	if withDetails, err := st.WithDetails(p, ch.ErrorInfo()); err == nil {
+		return withDetails
+	}
+	// WithDetails fails only for code OK or an unmarshalable detail; neither
+	// applies to a denial, but never lose the status itself.
+	return st
 }
 
 func reasonName(r caev1.Reason) string { return challenge.ReasonName(r) }
@@ -72,7 +115,8 @@ func (s *Server) newCut(d *Denial, claims *Claims) *cut {
 			}
 		}
 	}
-	c.st = ch.Status(code, msg)
+	c.ch, c.code, c.msg = ch, code, msg
+	c.st = challengeStatus(ch, code, msg, caev1.Phase_PHASE_OPEN)
 	c.err = c.st.Err()
 	c.header = ch.Header()
 	return c

@@ -160,7 +160,7 @@ func (s *Server) endStream(ss grpc.ServerStream, phase AuditPhase, msg, method s
 		ss.SetTrailer(metadata.Pairs(challenge.MetadataKey, c.header))
 	}
 	s.denied(ss.Context(), phase, msg, method, claims, raw, c)
-	return c.err
+	return c.errAt(phase)
 }
 
 type handlerResult struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // ErrClosed is returned for token requests after Client.Close.
@@ -50,6 +52,9 @@ type entry struct {
 	retryAt   time.Time
 	lastErr   error // the last failed fetch without challenge claims, until a success
 	warned    bool
+	// challengeLimiter bounds the challenge-driven (cache-bypassing) fetches
+	// for these scopes; created on the first challenge.
+	challengeLimiter *rate.Limiter
 }
 
 // fetch is one call to the TokenSource that callers may wait on.
@@ -144,7 +149,9 @@ func (c *cache) get(ctx context.Context, scopes []string) (*Token, error) {
 // reacquire answers a challenge: it drops rejected, fetches a token with
 // the challenge's claims merged with the capabilities, bypassing any cache,
 // and returns it. Concurrent callers rejected for the same claims share one
-// fetch, and a token already obtained for those claims is reused.
+// fetch, and a token already obtained for those claims is reused. New
+// fetches are rate-limited per scope set (WithChallengeFetchLimit); past the
+// limit it fails with an error wrapping ErrChallengeFetchLimited.
 func (c *cache) reacquire(ctx context.Context, scopes []string, rejected *Token, challengeClaims string) (*Token, error) {
 	tok, f, err := c.startReacquire(ctx, scopes, rejected, challengeClaims)
 	if tok != nil || err != nil {
@@ -172,6 +179,12 @@ func (c *cache) startReacquire(ctx context.Context, scopes []string, rejected *T
 	}
 	f := e.inflight
 	if f == nil || !f.bypass || f.claims != claims {
+		if err := c.allowChallengeFetchLocked(e, now); err != nil {
+			// Past the limit the rejected token stays cached: dropping it
+			// would make the next call fetch a plain token instead, one IdP
+			// request per call again.
+			return nil, nil, err
+		}
 		if e.tok != nil && rejected != nil && e.tok.AccessToken == rejected.AccessToken {
 			e.tok = nil // never hand out the rejected token again
 		}

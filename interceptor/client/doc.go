@@ -17,7 +17,10 @@
 // rejected token, fetches one with the challenge's claims, bypassing any
 // cache, and retries the call once. A second challenge goes to the caller.
 // The stream interceptor re-opens a stream challenged before its first
-// response and replays the buffered messages.
+// response and replays the buffered messages, but only when the server says
+// it refused the stream at open (the handler never ran) or the method is
+// declared idempotent (WithIdempotentStreams); otherwise the challenge goes
+// to the application and the new token is fetched for its next call.
 //
 // Tokens are attached as per-call credentials and only over connections with
 // privacy and integrity (TLS), unless WithInsecure says otherwise.

@@ -38,6 +38,9 @@ type env struct {
 	api   inboxv1.InboxServiceClient
 	obs   *recorder
 	sends atomic.Int64 // calls and streams that reached the server (before auth)
+	// applied counts upload messages the Upload handler applied, over all
+	// its streams: a replay into a handler that already ran shows here.
+	applied atomic.Int64
 }
 
 type envConfig struct {
@@ -50,6 +53,10 @@ type envConfig struct {
 	// wrap, when set, wraps every unary call on the server outside caekit's
 	// interceptor, to reshape or replace its answer.
 	wrap func(ctx context.Context, call func() error) error
+	// streamErr, when set, rewrites every stream's final error on the server,
+	// outside caekit's interceptor (e.g. to play a server that predates a
+	// status detail field).
+	streamErr func(error) error
 }
 
 func newEnv(t *testing.T, cfg envConfig) *env {
@@ -88,7 +95,11 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 		}),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			e.sends.Add(1)
-			return h(srv, ss)
+			err := h(srv, ss)
+			if cfg.streamErr != nil && err != nil {
+				err = cfg.streamErr(err)
+			}
+			return err
 		}),
 	}
 	sopts = append(sopts, e.srv.ServerOptions()...)
@@ -100,7 +111,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	}
 	sopts = append(sopts, grpc.Creds(creds))
 	gs := grpc.NewServer(sopts...)
-	inboxv1.RegisterInboxServiceServer(gs, &inbox{})
+	inboxv1.RegisterInboxServiceServer(gs, &inbox{applied: &e.applied})
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
@@ -196,6 +207,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 // inbox is the test service.
 type inbox struct {
 	inboxv1.UnimplementedInboxServiceServer
+	applied *atomic.Int64
 }
 
 func (s *inbox) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
@@ -245,6 +257,7 @@ func (s *inbox) Upload(st grpc.ClientStreamingServer[inboxv1.UploadRequest, inbo
 		}
 		n++
 		b += int64(len(m.GetData()))
+		s.applied.Add(1)
 	}
 }
 

@@ -17,7 +17,9 @@ const (
 	EventRetry
 	// EventNotRetried: a challenge is returned to the application: it came
 	// on the retry, after a stream's first response, past the replay buffer,
-	// without claims, or the new token could not be obtained.
+	// on a stream the server may have partly processed (not refused at open,
+	// not declared idempotent), without claims, or the new token could not
+	// be obtained.
 	EventNotRetried
 	// EventMalformedChallenge: an Unauthenticated error carried a challenge
 	// that could not be decoded. It is returned to the application.

@@ -26,6 +26,12 @@ const (
 	// token fetch attempts after failures.
 	DefaultBackoffMin = time.Second
 	DefaultBackoffMax = time.Minute
+	// DefaultChallengeFetchBurst and DefaultChallengeFetchEvery bound the
+	// token fetches made in answer to claims challenges, per scope set: a
+	// burst of DefaultChallengeFetchBurst, then one per
+	// DefaultChallengeFetchEvery.
+	DefaultChallengeFetchBurst = 10
+	DefaultChallengeFetchEvery = 10 * time.Second
 )
 
 // expirySkew: a token this close to expiry is not sent any more, so that it
@@ -47,7 +53,10 @@ type options struct {
 	backoffMax     time.Duration
 	replayMessages int
 	replayBytes    int
+	idempotent     map[string]bool // full method names whose streams may be replayed mid-stream
 	allowInsecure  bool
+	challengeBurst int
+	challengeEvery time.Duration
 	logger         *slog.Logger
 	observer       Observer
 	meterProvider  metric.MeterProvider
@@ -63,6 +72,8 @@ func defaults() options {
 		backoffMax:     DefaultBackoffMax,
 		replayMessages: DefaultReplayMessages,
 		replayBytes:    DefaultReplayBytes,
+		challengeBurst: DefaultChallengeFetchBurst,
+		challengeEvery: DefaultChallengeFetchEvery,
 		now:            time.Now,
 	}
 }
@@ -75,8 +86,15 @@ func (o *options) validate() error {
 		return fmt.Errorf("caekit/client: fetch timeout must be positive, got %v", o.fetchTimeout)
 	case o.backoffMin <= 0 || o.backoffMax < o.backoffMin:
 		return fmt.Errorf("caekit/client: refresh backoff must satisfy 0 < min <= max, got %v..%v", o.backoffMin, o.backoffMax)
+	case o.challengeBurst < 1 || o.challengeEvery <= 0:
+		return fmt.Errorf("caekit/client: challenge fetch limit must have a burst of at least 1 and a positive interval, got %d per %v", o.challengeBurst, o.challengeEvery)
 	case o.replayMessages < 0 || o.replayBytes < 0:
 		return fmt.Errorf("caekit/client: negative replay buffer limit (%d messages, %d bytes)", o.replayMessages, o.replayBytes)
+	}
+	for m := range o.idempotent {
+		if err := checkMethodName(m); err != nil {
+			return fmt.Errorf("caekit/client: WithIdempotentStreams: %w", err)
+		}
 	}
 	for _, c := range o.capabilities {
 		if strings.TrimSpace(c) == "" {
@@ -124,13 +142,57 @@ func WithRefreshBackoff(minWait, maxWait time.Duration) Option {
 	return func(o *options) { o.backoffMin, o.backoffMax = minWait, maxWait }
 }
 
+// WithChallengeFetchLimit bounds the token fetches made in answer to claims
+// challenges (which bypass any token cache at the identity provider), per
+// scope set, with a token bucket: burst fetches at once, then one per every.
+// Default DefaultChallengeFetchBurst per DefaultChallengeFetchEvery. Past
+// the limit the call is not retried: it fails with a *ReacquireError that
+// carries the server's challenge (IsChallenge sees it) and wraps
+// ErrChallengeFetchLimited, and the rejected token stays cached. Without a
+// limit, a server that challenges every call drives one identity provider
+// request per call. Concurrent calls answered by one fetch count once, and a
+// token already obtained for the same claims is reused without a fetch.
+func WithChallengeFetchLimit(burst int, every time.Duration) Option {
+	return func(o *options) { o.challengeBurst, o.challengeEvery = burst, every }
+}
+
 // WithStreamReplayBuffer bounds what a stream keeps to replay after a
 // challenge that arrives before the first response message: at most
 // messages messages and bytes bytes (proto.Size). Past either limit the
 // stream stops buffering and a later challenge is returned to the
 // application instead. WithStreamReplayBuffer(0, 0) disables stream replay.
+// Which streams are replayed at all: see WithIdempotentStreams.
 func WithStreamReplayBuffer(messages, bytes int) Option {
 	return func(o *options) { o.replayMessages, o.replayBytes = messages, bytes }
+}
+
+// WithIdempotentStreams declares the streaming methods (full names, e.g.
+// "/inbox.v1.InboxService/Upload") whose handlers may safely see the same
+// messages twice. Their streams are replayed after a claims challenge that
+// cut them before the first response, even when the server may already have
+// processed some messages (challenge phase PHASE_MID_STREAM or unspecified).
+// Streams of other methods are replayed only when the server says it refused
+// them at open (PHASE_OPEN); otherwise the challenge goes to the application.
+// The option adds to the methods of earlier WithIdempotentStreams options.
+func WithIdempotentStreams(methods ...string) Option {
+	return func(o *options) {
+		if o.idempotent == nil {
+			o.idempotent = make(map[string]bool, len(methods))
+		}
+		for _, m := range methods {
+			o.idempotent[m] = true
+		}
+	}
+}
+
+// checkMethodName accepts a full gRPC method name, "/package.Service/Method".
+func checkMethodName(m string) error {
+	rest, ok := strings.CutPrefix(m, "/")
+	svc, name, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 || svc == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("method %q is not a full gRPC method name like \"/package.Service/Method\"", m)
+	}
+	return nil
 }
 
 // WithInsecure allows sending tokens over connections without privacy and

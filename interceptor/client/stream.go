@@ -8,16 +8,29 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
 
 // StreamClientInterceptor returns the stream interceptor. It attaches the
 // token when the stream opens. When a claims challenge ends the stream
 // before the first response message arrives, it fetches a token with the
 // challenge's claims, re-opens the stream and replays the messages sent so
-// far (within the replay buffer, see WithStreamReplayBuffer), once. After a
-// response message, past the buffer, or on a second challenge, the error
-// goes to the application; the token is refreshed in every case so that
+// far (within the replay buffer, see WithStreamReplayBuffer), once, but only
+// when a replay cannot repeat side effects:
+//
+//   - the server says it refused the stream when it opened
+//     (cae.v1.ClaimsChallenge phase PHASE_OPEN: the handler never ran), or
+//   - the method was declared idempotent with WithIdempotentStreams.
+//
+// A stream cut mid-stream (PHASE_MID_STREAM), or by a server that does not
+// say (PHASE_UNSPECIFIED, or a challenge only in www-authenticate), may have
+// been partly processed: it is not replayed. After a response message, past
+// the buffer, on a second challenge, or when a replay is not safe, the error
+// goes to the application; the token is refreshed in every case (in the
+// background, on a goroutine bounded by the fetch timeout and Close) so that
 // the application's next call or reconnect succeeds.
 //
 // Header and Trailer report the current underlying stream. Header is not
@@ -193,14 +206,22 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 		s.c.notRetried(s.ctx, s.method, ch, err, "challenge without claims")
 		return false, err
 	}
+	phase := phaseOf(err)
+	safe := phase == caev1.Phase_PHASE_OPEN || s.c.o.idempotent[s.method]
 	s.mu.Lock()
 	s.retried = true
-	canReplay := s.buffering
+	buffered := s.buffering
+	canReplay := buffered && safe
 	oldTok := s.tok
 	s.mu.Unlock()
 
 	// Refresh in every case, so that the next call or reconnect succeeds.
 	if !canReplay {
+		why := "a response already arrived or the replay buffer overflowed; a new token is being fetched for the next stream"
+		if buffered {
+			why = "the server may have processed the stream's messages (challenge phase " + phase.String() +
+				") and the method is not declared idempotent (WithIdempotentStreams); a new token is being fetched for the next stream"
+		}
 		// The stream cannot be re-opened transparently: hand the error to
 		// the application now and let the fetch finish on its own goroutine;
 		// the application's next call or reconnect waits for it (one fetch).
@@ -208,7 +229,7 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 			s.c.notRetried(s.ctx, s.method, ch, ferr, "cannot obtain a token for the challenge")
 			return false, reacquireError(err, ferr)
 		}
-		s.c.notRetried(s.ctx, s.method, ch, err, "a response already arrived or the replay buffer overflowed; a new token is being fetched for the next stream")
+		s.c.notRetried(s.ctx, s.method, ch, err, why)
 		s.mu.Lock()
 		s.stopBufferingLocked()
 		s.mu.Unlock()
@@ -239,4 +260,27 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 	s.sendFailed = false
 	s.stopBufferingLocked()
 	return true, nil
+}
+
+// ChallengePhase returns the phase of the cae.v1.ClaimsChallenge detail in
+// err, a call's error: PHASE_OPEN when the server refused the call before its
+// handler ran (nothing was processed; resending is safe), PHASE_MID_STREAM
+// when it cut an open stream whose handler may have processed messages, and
+// PHASE_UNSPECIFIED when err carries no such detail or the server did not
+// say, which must be treated as "may have been processed". Applications use
+// it to decide whether to resend a stream's messages.
+func ChallengePhase(err error) caev1.Phase { return phaseOf(err) }
+
+// phaseOf implements ChallengePhase.
+func phaseOf(err error) caev1.Phase {
+	st, ok := status.FromError(err)
+	if !ok {
+		return caev1.Phase_PHASE_UNSPECIFIED
+	}
+	for _, d := range st.Details() {
+		if cc, ok := d.(*caev1.ClaimsChallenge); ok {
+			return cc.GetPhase()
+		}
+	}
+	return caev1.Phase_PHASE_UNSPECIFIED
 }

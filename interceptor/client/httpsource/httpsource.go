@@ -5,6 +5,12 @@
 // refresh_in, and turns OAuth error responses into *Error values.
 //
 // It keeps no cache of its own: the caekit client caches and refreshes.
+//
+// A Source never follows a redirect from the token endpoint, whatever the
+// HTTP client's CheckRedirect says: a 307 or 308 would re-send the form with
+// the client secret and password to the redirect target, possibly another
+// host or plain http (RFC 9700 §4.12). A redirect fails the request with an
+// error wrapping ErrRedirect; configure the final token URL instead.
 package httpsource
 
 import (
@@ -27,6 +33,11 @@ import (
 
 // DefaultMaxResponseSize bounds a token endpoint response body.
 const DefaultMaxResponseSize = 1 << 20
+
+// ErrRedirect is wrapped by the error of a token request that the token
+// endpoint answered with a redirect. Source does not follow redirects: the
+// request carries the client's credentials.
+var ErrRedirect = errors.New("httpsource: the token endpoint redirected; redirects are not followed because the request carries the client credentials (configure the final token URL)")
 
 // Error is an OAuth 2.0 error response (RFC 6749 §5.2), e.g. invalid_grant.
 type Error struct {
@@ -84,7 +95,9 @@ func WithPassword(clientID, clientSecret, username, password string) Option {
 // Authorization header instead of the form body.
 func WithBasicAuth() Option { return func(c *config) { c.basicAuth = true } }
 
-// WithHTTPClient sets the HTTP client, default one with a 30 s timeout.
+// WithHTTPClient sets the HTTP client, default one with a 30 s timeout. The
+// Source uses a copy of it whose CheckRedirect refuses every redirect; h
+// itself is not modified.
 func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.httpClient = h } }
 
 // WithMaxResponseSize bounds the response body, default DefaultMaxResponseSize.
@@ -135,8 +148,28 @@ func New(tokenURL string, opts ...Option) (*Source, error) {
 	}
 	if c.httpClient == nil {
 		c.httpClient = &http.Client{Timeout: 30 * time.Second}
+	} else {
+		h := *c.httpClient // a copy: the caller's client keeps its own policy
+		c.httpClient = &h
 	}
+	c.httpClient.CheckRedirect = refuseRedirect
 	return &Source{endpoint: u.String(), c: c}, nil
+}
+
+// refuseRedirect is the CheckRedirect of a Source's HTTP client: it refuses
+// every redirect, so that the client secret, password and claims are never
+// re-sent to another URL (issue 13 item 4).
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	from := "the token endpoint"
+	if len(via) > 0 {
+		from = origin(via[len(via)-1].URL)
+	}
+	return fmt.Errorf("%w: %s redirected to %s", ErrRedirect, from, origin(req.URL))
+}
+
+// origin renders u without userinfo, query or fragment, clipped, for errors.
+func origin(u *url.URL) string {
+	return clip(u.Scheme + "://" + u.Host + u.EscapedPath())
 }
 
 func isLoopback(host string) bool {

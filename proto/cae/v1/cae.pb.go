@@ -156,6 +156,64 @@ func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_cae_v1_cae_proto_rawDescGZIP(), []int{0}
 }
 
+// Phase says how far a denied call got: whether the server can vouch that
+// nothing of it was processed. Clients replay a stream's messages only when
+// it can.
+type Phase int32
+
+const (
+	// PHASE_UNSPECIFIED: not said (servers before this field). Clients treat it
+	// as "may have been processed".
+	Phase_PHASE_UNSPECIFIED Phase = 0
+	// PHASE_OPEN: the call was refused when it opened; the handler never ran
+	// and no message of the call was processed.
+	Phase_PHASE_OPEN Phase = 1
+	// PHASE_MID_STREAM: an open stream was cut; its handler ran and may have
+	// processed messages.
+	Phase_PHASE_MID_STREAM Phase = 2
+)
+
+// Enum value maps for Phase.
+var (
+	Phase_name = map[int32]string{
+		0: "PHASE_UNSPECIFIED",
+		1: "PHASE_OPEN",
+		2: "PHASE_MID_STREAM",
+	}
+	Phase_value = map[string]int32{
+		"PHASE_UNSPECIFIED": 0,
+		"PHASE_OPEN":        1,
+		"PHASE_MID_STREAM":  2,
+	}
+)
+
+func (x Phase) Enum() *Phase {
+	p := new(Phase)
+	*p = x
+	return p
+}
+
+func (x Phase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Phase) Descriptor() protoreflect.EnumDescriptor {
+	return file_cae_v1_cae_proto_enumTypes[1].Descriptor()
+}
+
+func (Phase) Type() protoreflect.EnumType {
+	return &file_cae_v1_cae_proto_enumTypes[1]
+}
+
+func (x Phase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Phase.Descriptor instead.
+func (Phase) EnumDescriptor() ([]byte, []int) {
+	return file_cae_v1_cae_proto_rawDescGZIP(), []int{1}
+}
+
 // ClaimsChallenge is the status detail sent with codes.Unauthenticated when a
 // call is denied. It mirrors the RFC 7235 challenge in the www-authenticate
 // response metadata.
@@ -179,7 +237,9 @@ type ClaimsChallenge struct {
 	// A human-readable description. It never contains a token.
 	ErrorDescription string `protobuf:"bytes,8,opt,name=error_description,json=errorDescription,proto3" json:"error_description,omitempty"`
 	// The identifier (jti) of the security event that caused the denial, when known.
-	EventId       string `protobuf:"bytes,9,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventId string `protobuf:"bytes,9,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Whether the call was refused at open or cut mid-stream.
+	Phase         Phase `protobuf:"varint,10,opt,name=phase,proto3,enum=cae.v1.Phase" json:"phase,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,6 +335,13 @@ func (x *ClaimsChallenge) GetEventId() string {
 		return x.EventId
 	}
 	return ""
+}
+
+func (x *ClaimsChallenge) GetPhase() Phase {
+	if x != nil {
+		return x.Phase
+	}
+	return Phase_PHASE_UNSPECIFIED
 }
 
 // PublishRequest carries one SET.
@@ -391,7 +458,7 @@ var File_cae_v1_cae_proto protoreflect.FileDescriptor
 
 const file_cae_v1_cae_proto_rawDesc = "" +
 	"\n" +
-	"\x10cae/v1/cae.proto\x12\x06cae.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x02\n" +
+	"\x10cae/v1/cae.proto\x12\x06cae.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x02\n" +
 	"\x0fClaimsChallenge\x12\x16\n" +
 	"\x06claims\x18\x01 \x01(\tR\x06claims\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12+\n" +
@@ -402,7 +469,9 @@ const file_cae_v1_cae_proto_rawDesc = "" +
 	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12)\n" +
 	"\x10www_authenticate\x18\a \x01(\tR\x0fwwwAuthenticate\x12+\n" +
 	"\x11error_description\x18\b \x01(\tR\x10errorDescription\x12\x19\n" +
-	"\bevent_id\x18\t \x01(\tR\aeventId\"\"\n" +
+	"\bevent_id\x18\t \x01(\tR\aeventId\x12#\n" +
+	"\x05phase\x18\n" +
+	" \x01(\x0e2\r.cae.v1.PhaseR\x05phase\"\"\n" +
 	"\x0ePublishRequest\x12\x10\n" +
 	"\x03set\x18\x01 \x01(\tR\x03set\"`\n" +
 	"\x0fPublishResponse\x12\x10\n" +
@@ -433,7 +502,12 @@ const file_cae_v1_cae_proto_rawDesc = "" +
 	"\x14REASON_TOKEN_INVALID\x10\x12\x12\x19\n" +
 	"\x15REASON_TOKEN_LIFETIME\x10\x13\x12\x11\n" +
 	"\rREASON_POLICY\x10\x14\x12\x1c\n" +
-	"\x18REASON_STATE_UNAVAILABLE\x10\x152R\n" +
+	"\x18REASON_STATE_UNAVAILABLE\x10\x15*D\n" +
+	"\x05Phase\x12\x15\n" +
+	"\x11PHASE_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"PHASE_OPEN\x10\x01\x12\x14\n" +
+	"\x10PHASE_MID_STREAM\x10\x022R\n" +
 	"\x14SecurityEventService\x12:\n" +
 	"\aPublish\x12\x16.cae.v1.PublishRequest\x1a\x17.cae.v1.PublishResponseB-Z+github.com/caekit/caekit/proto/cae/v1;caev1b\x06proto3"
 
@@ -449,25 +523,27 @@ func file_cae_v1_cae_proto_rawDescGZIP() []byte {
 	return file_cae_v1_cae_proto_rawDescData
 }
 
-var file_cae_v1_cae_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_cae_v1_cae_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_cae_v1_cae_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_cae_v1_cae_proto_goTypes = []any{
 	(Reason)(0),                   // 0: cae.v1.Reason
-	(*ClaimsChallenge)(nil),       // 1: cae.v1.ClaimsChallenge
-	(*PublishRequest)(nil),        // 2: cae.v1.PublishRequest
-	(*PublishResponse)(nil),       // 3: cae.v1.PublishResponse
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(Phase)(0),                    // 1: cae.v1.Phase
+	(*ClaimsChallenge)(nil),       // 2: cae.v1.ClaimsChallenge
+	(*PublishRequest)(nil),        // 3: cae.v1.PublishRequest
+	(*PublishResponse)(nil),       // 4: cae.v1.PublishResponse
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_cae_v1_cae_proto_depIdxs = []int32{
 	0, // 0: cae.v1.ClaimsChallenge.reason:type_name -> cae.v1.Reason
-	4, // 1: cae.v1.ClaimsChallenge.event_time:type_name -> google.protobuf.Timestamp
-	2, // 2: cae.v1.SecurityEventService.Publish:input_type -> cae.v1.PublishRequest
-	3, // 3: cae.v1.SecurityEventService.Publish:output_type -> cae.v1.PublishResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 1: cae.v1.ClaimsChallenge.event_time:type_name -> google.protobuf.Timestamp
+	1, // 2: cae.v1.ClaimsChallenge.phase:type_name -> cae.v1.Phase
+	3, // 3: cae.v1.SecurityEventService.Publish:input_type -> cae.v1.PublishRequest
+	4, // 4: cae.v1.SecurityEventService.Publish:output_type -> cae.v1.PublishResponse
+	4, // [4:5] is the sub-list for method output_type
+	3, // [3:4] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_cae_v1_cae_proto_init() }
@@ -480,7 +556,7 @@ func file_cae_v1_cae_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cae_v1_cae_proto_rawDesc), len(file_cae_v1_cae_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
