@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -52,6 +53,7 @@ type options struct {
 	observer       Observer
 	meterProvider  metric.MeterProvider
 	now            func() time.Time
+	sleep          func(context.Context, time.Duration) error // waits for a challenge's nbf
 }
 
 func defaults() options {
@@ -64,6 +66,7 @@ func defaults() options {
 		replayMessages: DefaultReplayMessages,
 		replayBytes:    DefaultReplayBytes,
 		now:            time.Now,
+		sleep:          sleepContext,
 	}
 }
 
