@@ -207,6 +207,9 @@ func (p *IdP) Subject(name string) (string, bool) {
 	return "", false
 }
 
+// NotBeforeMode returns how the IdP answers a requested nbf.
+func (p *IdP) NotBeforeMode() NotBeforeMode { return p.cfg.nbfMode }
+
 // Banner describes the IdP and its seeded accounts, for printing at start.
 func (p *IdP) Banner() string {
 	var b strings.Builder
