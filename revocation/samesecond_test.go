@@ -94,3 +94,16 @@ func TestPreMintedTokenOutlivesEventsByAtMostW(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRevokesToken: the same-second rule runs once per stored event
+// found for a token's subjects, on every call.
+func BenchmarkRevokesToken(b *testing.B) {
+	ev := sameSecondEvent
+	iat, nbf := sec(0), sec(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ev.RevokesToken(iat, nbf) {
+			b.Fatal("revoked")
+		}
+	}
+}
