@@ -47,7 +47,7 @@ func main() {
 	flag.Parse()
 	mode, err := idp.ParseNotBeforeMode(*nbfMode)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "idp:", err)
+		fmt.Fprintln(os.Stderr, err) // already prefixed "idp:"
 		os.Exit(2)
 	}
 
