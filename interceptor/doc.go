@@ -46,9 +46,12 @@
 // revoked alike: the capability changes the form of the answer, never the
 // decision.
 //
-// A revoked token (an event in the store for one of its subjects, at or after
-// its iat) gets the reason of the event type and the claims
-// {"access_token":{"nbf":{"essential":true,"value":"<event time>"}}}. A
+// A revoked token (an event in the store for one of its subjects, in or after
+// the second of its effective issue time; see revocation.Event.RevokesToken)
+// gets the reason of the event type and the claims
+// {"access_token":{"nbf":{"essential":true,"value":"<event time + 1>"}}}:
+// the first second whose tokens the event does not revoke, so that a token
+// that satisfies the challenge literally is accepted. A
 // missing or invalid token gets TOKEN_INVALID (TOKEN_EXPIRED when expired) and
 // a description of what was wrong; the token itself never appears in a
 // response or a log line, only its hash prefix. While the store reports itself

@@ -96,6 +96,8 @@ func Example() {
 		Subject: revocation.IssuerSubjectKey("https://login.example/t1/v2.0", "alice"),
 		Time:    time.Unix(1604106651, 0), //datelint:ok Entra's documented event time, printed; the store's clock is injected
 	})
+	// The challenge asks for nbf 1604106652, the second after the event:
+	// a token issued in the event's own second would still be revoked.
 	var trailer metadata.MD
 	_, err = client.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"}, grpc.Trailer(&trailer))
 	fmt.Println(status.Code(err))
@@ -103,7 +105,7 @@ func Example() {
 	// Output:
 	// alice <nil>
 	// Unauthenticated
-	// Bearer realm="", authorization_uri="https://login.example/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjA0MTA2NjUxIn19fQ=="
+	// Bearer realm="", authorization_uri="https://login.example/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjA0MTA2NjUyIn19fQ=="
 }
 
 // Metrics go to any OpenTelemetry MeterProvider (here the SDK with a manual

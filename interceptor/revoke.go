@@ -10,7 +10,9 @@ import (
 )
 
 // revocationCheck is the built-in first check: it denies a token that an
-// event in the store revokes (event time at or after the token's iat), and
+// event in the store revokes (event second at or after the token's effective
+// issue time, revocation.Event.RevokesToken: iat, or an nbf trusted at most
+// revocation.NotBeforeTrust ahead of it), and
 // fails closed with codes.Unavailable while the store reports itself unhealthy.
 // It runs for every token; only the form of the challenge depends on the
 // client's capability.
@@ -32,10 +34,10 @@ func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
 		latest  revocation.Event
 		revoked bool
 	)
-	iat := r.Claims.IssuedAt
+	iat, nbf := r.Claims.IssuedAt, r.Claims.NotBefore
 	for _, k := range r.Claims.Keys() {
 		ev, ok := rc.store.Lookup(k)
-		if ok && ev.Revokes(iat) && (!revoked || ev.Time.After(latest.Time)) {
+		if ok && ev.RevokesToken(iat, nbf) && (!revoked || ev.Time.After(latest.Time)) {
 			latest, revoked = ev, true
 		}
 	}
@@ -47,17 +49,20 @@ func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
 
 // RevocationDenial returns the denial for a token issued at iat and revoked by
 // ev: reason from the event type (ReasonForType), and Entra's claims challenge
-// asking for a token not issued before the event,
-// {"access_token":{"nbf":{"essential":true,"value":"<event unix time>"}}}.
+// asking for a token not valid before the second after the event,
+// {"access_token":{"nbf":{"essential":true,"value":"<event unix time + 1>"}}}
+// (revocation.Event.NotBefore): a token issued in the event's own second is
+// still revoked, so asking for the event's second would ask for a token that
+// is refused again.
 func RevocationDenial(ev revocation.Event, iat time.Time) *Denial {
 	desc := "token revoked: a " + ev.Type.String() + " event at " + ev.Time.UTC().Format(time.RFC3339) +
-		" invalidates tokens issued before it"
+		" invalidates tokens issued in or before its second"
 	if !iat.IsZero() {
 		desc += " (this one was issued at " + iat.UTC().Format(time.RFC3339) + ")"
 	}
 	return &Denial{
 		Reason:      ReasonForType(ev.Type),
-		Claims:      challenge.NotBeforeClaims(ev.Time),
+		Claims:      challenge.NotBeforeClaims(ev.NotBefore()),
 		Description: desc + "; get a new token",
 		EventTime:   ev.Time,
 		EventID:     ev.ID,

@@ -111,7 +111,7 @@ func TestAllCallShapesDenied(t *testing.T) {
 		t.Helper()
 		d := readDenial(t, err, h, tr)
 		assertChallenge(t, d, challenge.ErrorInsufficientClaims, caev1.Reason_REASON_SESSION_REVOKED)
-		wantClaims := `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(evTime.Unix(), 10) + `"}}}`
+		wantClaims := `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(evTime.Unix()+1, 10) + `"}}}`
 		if d.cc.GetClaims() != wantClaims {
 			t.Fatalf("%s: claims %s, want %s", name, d.cc.GetClaims(), wantClaims)
 		}
@@ -248,13 +248,15 @@ func TestChallengeExactString(t *testing.T) {
 	_, err, h, tr := e.callUnary(withToken(testCtx(t), raw))
 	d := readDenial(t, err, h, tr)
 	assertChallenge(t, d, challenge.ErrorInsufficientClaims, caev1.Reason_REASON_USER_DISABLED)
-	want := `Bearer realm="", authorization_uri="https://login.example/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjA0MTA2NjUxIn19fQ=="`
+	want := `Bearer realm="", authorization_uri="https://login.example/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNjA0MTA2NjUyIn19fQ=="`
 	if d.wwwAuth[0] != want {
 		t.Fatalf("www-authenticate\n got %s\nwant %s", d.wwwAuth[0], want)
 	}
 	b64 := strings.TrimSuffix(strings.SplitN(want, `claims="`, 2)[1], `"`)
 	js, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || string(js) != `{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}` {
+	// The challenge asks for the second after the event (issue 12 item 2): a
+	// token issued in the event's own second is still revoked.
+	if err != nil || string(js) != `{"access_token":{"nbf":{"essential":true,"value":"1604106652"}}}` {
 		t.Fatalf("claims decode: %s %v", js, err)
 	}
 	if d.info.GetMetadata()["claims"] != b64 || d.info.GetMetadata()["event_time"] != "1604106651" ||
@@ -659,7 +661,7 @@ func TestChallengeRoundTripsThroughClientParsers(t *testing.T) {
 	if xerr != nil {
 		t.Fatal(xerr)
 	}
-	wantClaims := `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(evTime.Unix(), 10) + `"}}}`
+	wantClaims := `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(evTime.Unix()+1, 10) + `"}}}`
 	if got.Error != challenge.ErrorInsufficientClaims || got.Claims != wantClaims || got.AuthorizationURI != testAuthzURI ||
 		got.Reason != caev1.Reason_REASON_REFRESH_TOKENS_REVOKED || !got.EventTime.Equal(evTime) || got.EventID != "evt-rt" {
 		t.Fatalf("Extract: %+v", got)

@@ -4,7 +4,10 @@
 // An Event says that something happened to a subject at a time: a user was
 // disabled, a password was reset, a session was revoked. A token is revoked
 // when an event for any of its subjects has an event time at or after the
-// token's iat. Events are applied by their own time, never by arrival order,
+// token's effective issue time, in whole seconds (Event.RevokesToken): its
+// iat, or its nbf when that is later, trusted at most NotBeforeTrust ahead
+// of iat. A revocation challenge asks for nbf = Event.NotBefore, the second
+// after the event, which is exactly what the rule accepts. Events are applied by their own time, never by arrival order,
 // so an old event that arrives late does not lock out a fresh sign-in.
 //
 // A Store keeps, per subject Key, the latest event. Look-up is O(1) and does

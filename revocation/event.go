@@ -250,9 +250,54 @@ func (e Event) ValidateAt(now time.Time) error {
 	return nil
 }
 
-// Revokes reports whether e revokes a token issued at iat: an event at or
-// after the token's issue time revokes it. Times are compared at one-second
-// resolution, as JWT iat is.
+// NotBeforeTrust is how far after its iat a token's nbf is trusted as its
+// issue time (W in the same-second rule, see RevokesToken). An IdP that
+// honours a revocation challenge's nbf request may mint the token during the
+// event's own second with nbf one second later; trusting that nbf is what
+// lets such a token through. Bounding the trust means that a token minted
+// with a far-future nbf (asked for on purpose, before an event) outlives
+// later events by at most NotBeforeTrust. A validator's nbf leeway must be
+// at least this long for such tokens to be usable at once (interceptor/token's
+// DefaultLeeway is 60 s).
+const NotBeforeTrust = 3 * time.Second
+
+// IssuedAt is the effective issue time of a token with the given iat and nbf
+// claims (zero when absent), at one-second resolution: iat, or nbf when nbf
+// is later than iat, but never more than NotBeforeTrust after iat. A token
+// without iat has the zero effective issue time: every event revokes it.
+func IssuedAt(iat, nbf time.Time) time.Time {
+	if iat.IsZero() {
+		return time.Time{}
+	}
+	at := iat.Unix()
+	if !nbf.IsZero() && nbf.Unix() > at {
+		at = min(nbf.Unix(), at+int64(NotBeforeTrust/time.Second))
+	}
+	return time.Unix(at, 0)
+}
+
+// NotBefore is the earliest issue time of a token that e does not revoke:
+// the first second after e's second. A revocation challenge asks for it as
+// nbf, so that a token that satisfies the challenge literally is accepted.
+func (e Event) NotBefore() time.Time { return time.Unix(e.Time.Unix()+1, 0) }
+
+// RevokesToken reports whether e revokes a token with the given iat and nbf
+// claims (zero when absent). The same-second rule: a token is revoked when
+// its effective issue time (IssuedAt) is at or before the event's second;
+// times are compared at one-second resolution, as JWT NumericDates are.
+//
+// So a token issued (or, within NotBeforeTrust, not valid before) the second
+// after the event is accepted; a token issued during the event's second is
+// refused, since it may predate the event within that second; and a token
+// issued before the event is refused, except one whose nbf the IdP set
+// up to NotBeforeTrust ahead of its iat and past the event's second.
+func (e Event) RevokesToken(iat, nbf time.Time) bool {
+	return IssuedAt(iat, nbf).Unix() <= e.Time.Unix()
+}
+
+// Revokes reports whether e revokes a token issued at iat that has no nbf
+// later than its iat: RevokesToken(iat, time.Time{}). An event at or after
+// the token's issue second revokes it.
 func (e Event) Revokes(iat time.Time) bool {
-	return e.Time.Unix() >= iat.Unix()
+	return e.RevokesToken(iat, time.Time{})
 }

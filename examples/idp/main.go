@@ -7,6 +7,7 @@
 // well-known passwords and the admin API is unauthenticated.
 //
 //	go run ./examples/idp -push http://127.0.0.1:8501/events
+//	go run ./examples/idp -nbf-mode honor   # or ignore (the default), wait
 package main
 
 import (
@@ -40,7 +41,15 @@ func main() {
 	pushAuth := flag.String("push-auth", "", "Authorization header value sent with pushes")
 	caeLife := flag.Duration("cae-lifetime", idp.DefaultCAELifetime, "lifetime of CAE (cp1) tokens")
 	life := flag.Duration("lifetime", idp.DefaultLifetime, "lifetime of other tokens")
+	nbfMode := flag.String("nbf-mode", idp.NotBeforeIgnore.String(),
+		"how a requested nbf (a revocation challenge) is answered: ignore (b: issue at once, like Okta, Keycloak, Auth0), "+
+			"honor (a: put it in the token's nbf, issue at once) or wait (c: issue once the clock reaches it)")
 	flag.Parse()
+	mode, err := idp.ParseNotBeforeMode(*nbfMode)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err) // already prefixed "idp:"
+		os.Exit(2)
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if host, _, err := net.SplitHostPort(*addr); err == nil {
@@ -51,6 +60,7 @@ func main() {
 	opts := []idp.Option{
 		idp.WithAudience(*audience), idp.WithPushAuth(*pushAuth),
 		idp.WithCAELifetime(*caeLife), idp.WithLifetime(*life), idp.WithLogger(log),
+		idp.WithNotBeforeMode(mode),
 	}
 	if *issuer != "" {
 		opts = append(opts, idp.WithIssuer(*issuer))

@@ -26,7 +26,8 @@ const (
 	// ErrorInfoKeyRealm holds the realm. Absent when the realm is empty.
 	ErrorInfoKeyRealm = "realm"
 	// ErrorInfoKeyEventTime holds the causing event's time as Unix seconds
-	// (the same number a revocation claims challenge puts in nbf). Absent when unknown.
+	// (a revocation claims challenge asks for nbf one second later). Absent
+	// when unknown.
 	ErrorInfoKeyEventTime = "event_time"
 	// ErrorInfoKeyEventID holds the causing event's id. Absent when unknown.
 	ErrorInfoKeyEventID = "event_id"
@@ -113,7 +114,9 @@ func (c *Challenge) Status(code codes.Code, msg string) *status.Status {
 
 // NotBeforeClaims returns the claims request of a revocation challenge in
 // Entra's form, {"access_token":{"nbf":{"essential":true,"value":"<unix>"}}},
-// asking for a token not issued before t (the event time).
+// asking for a token not valid before t. A revocation challenge passes the
+// second after the event (revocation.Event.NotBefore), the earliest issue
+// time the event does not revoke; RequestedNotBefore reads it back.
 func NotBeforeClaims(t time.Time) string {
 	return `{"access_token":{"nbf":{"essential":true,"value":"` + strconv.FormatInt(t.Unix(), 10) + `"}}}`
 }

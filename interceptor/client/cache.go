@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/caekit/caekit/interceptor/challenge"
 )
 
 // ErrClosed is returned for token requests after Client.Close.
@@ -220,10 +222,66 @@ func (c *cache) startLocked(ctx context.Context, e *entry, req TokenRequest) *fe
 		defer c.wg.Done()
 		defer cancel()
 		defer stop()
-		tok, err := c.call(fctx, req)
+		var tok *Token
+		err := c.waitNotBefore(fctx, req)
+		if err == nil {
+			tok, err = c.call(fctx, req)
+		}
 		c.finish(fctx, e, f, req, tok, err)
 	}()
 	return f
+}
+
+// MaxNotBeforeWait bounds how long the client waits, before asking its
+// TokenSource for a token in answer to a challenge, for its clock to reach
+// the nbf that the challenge requests. A revocation challenge asks for the
+// second after the event; most identity providers (Okta, Keycloak, Auth0)
+// ignore the claims parameter and issue at once, so a token asked for in the
+// event's own second would be issued in it and refused again. Waiting makes
+// even such an IdP issue a token the server accepts, so that the single
+// retry succeeds. An nbf further ahead than this (clocks skewed by more than
+// a second or two) is waited for only this long before asking anyway.
+const MaxNotBeforeWait = 2 * time.Second
+
+// waitNotBefore waits, for a request that answers a challenge, until the
+// clock reaches the nbf the challenge asks for, at most MaxNotBeforeWait.
+// It returns ctx's error when ctx ends first (Close, the fetch timeout).
+// Claims whose nbf cannot be read are logged and not waited for: the
+// identity provider judges them.
+func (c *cache) waitNotBefore(ctx context.Context, req TokenRequest) error {
+	if req.ChallengeClaims == "" {
+		return nil
+	}
+	nbf, err := challenge.RequestedNotBefore(req.ChallengeClaims)
+	if err != nil {
+		c.log.WarnContext(ctx, "caekit: the challenge's nbf cannot be read; asking for a token at once", "error", err)
+		return nil
+	}
+	if nbf.IsZero() {
+		return nil
+	}
+	d := nbf.Sub(c.o.now())
+	if d <= 0 {
+		return nil
+	}
+	d = min(d, MaxNotBeforeWait)
+	c.log.DebugContext(ctx, "caekit: waiting for the challenge's nbf before asking for a token", "nbf", nbf.Unix(), "wait", d)
+	if err := c.o.sleep(ctx, d); err != nil {
+		return fmt.Errorf("caekit/client: waiting %v for the challenge's nbf %d before asking for a token: %w", d, nbf.Unix(), err)
+	}
+	return nil
+}
+
+// sleepContext waits for d or until ctx ends, and then returns ctx's error.
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (c *cache) call(ctx context.Context, req TokenRequest) (tok *Token, err error) {

@@ -16,6 +16,11 @@
 // else the www-authenticate metadata), the unary interceptor drops the
 // rejected token, fetches one with the challenge's claims, bypassing any
 // cache, and retries the call once. A second challenge goes to the caller.
+// When the challenge asks for an nbf that the client's clock has not reached
+// (a revocation challenge asks for the second after the event), the fetch
+// first waits for it, at most MaxNotBeforeWait: an identity provider that
+// ignores the claims parameter and issues at once then still issues a token
+// that the event does not revoke.
 // The stream interceptor re-opens a stream challenged before its first
 // response and replays the buffered messages, but only when the server says
 // it refused the stream at open (the handler never ran) or the method is

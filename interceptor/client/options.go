@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -61,6 +62,7 @@ type options struct {
 	observer       Observer
 	meterProvider  metric.MeterProvider
 	now            func() time.Time
+	sleep          func(context.Context, time.Duration) error // waits for a challenge's nbf
 }
 
 func defaults() options {
@@ -75,6 +77,7 @@ func defaults() options {
 		challengeBurst: DefaultChallengeFetchBurst,
 		challengeEvery: DefaultChallengeFetchEvery,
 		now:            time.Now,
+		sleep:          sleepContext,
 	}
 }
 

@@ -269,6 +269,8 @@ type TokenInfo struct {
 	Capabilities []string      // xms_cc
 	ACRS         []string      // acrs: the authentication contexts satisfied
 	Hash         string        // safe to print
+	IssuedAt     time.Time     // iat
+	NotBefore    time.Time     // nbf; zero when absent
 }
 
 // Token returns what the app would send on its next call.
@@ -290,15 +292,19 @@ func (c *Client) Token(ctx context.Context) (TokenInfo, error) {
 		return info, fmt.Errorf("app: token payload: %w", err)
 	}
 	var p struct {
-		IAT, EXP int64
-		XMSCC    []string `json:"xms_cc"`
-		ACRS     []string `json:"acrs"`
+		IAT, EXP, NBF int64
+		XMSCC         []string `json:"xms_cc"`
+		ACRS          []string `json:"acrs"`
 	}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return info, fmt.Errorf("app: token payload: %w", err)
 	}
 	info.Lifetime = time.Duration(p.EXP-p.IAT) * time.Second
 	info.Capabilities, info.ACRS = p.XMSCC, p.ACRS
+	info.IssuedAt = time.Unix(p.IAT, 0)
+	if p.NBF != 0 {
+		info.NotBefore = time.Unix(p.NBF, 0)
+	}
 	return info, nil
 }
 

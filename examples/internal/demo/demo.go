@@ -1,6 +1,6 @@
 // Package demo runs caekit's end-to-end demonstration: the development IdP,
 // the example server and the example client in one process, on free loopback
-// ports, through nine steps that show Continuous Access Evaluation at work.
+// ports, through ten steps that show Continuous Access Evaluation at work.
 // cmd examples/demo prints it; the integration test asserts every step.
 package demo
 
@@ -76,6 +76,9 @@ type Observed struct {
 	ReplicaEvents [][]app.Event
 	// Subject is the subject the server saw on the step's successful call.
 	Subject string
+	// ChallengeToToken is, for the same-second step, the time from the
+	// challenge to the new token (the client's wait for nbf included).
+	ChallengeToToken time.Duration
 }
 
 // Report is the whole run.
@@ -148,6 +151,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{7, "User disabled: re-acquiring fails", e.step7},
 		{8, "Non-CAE client: 1 h token, plain rejection", e.step8},
 		{9, "Redis store: one push, every replica", e.step9},
+		{10, "Same second: IdP issues at once; 1 retry", e.step10},
 	}
 	for _, s := range steps {
 		if !e.selected(s.n) {
@@ -199,7 +203,11 @@ func (e errSkip) Error() string { return string(e) }
 func (e *env) setup(ctx context.Context) error {
 	t0 := time.Now()
 	var err error
-	e.idp, err = idp.Listen("127.0.0.1:0", idp.WithPushAuth(e.secret), idp.WithLogger(e.log.With("app", "idp")))
+	// The IdP ignores the nbf of a claims request and issues at once (mode
+	// b), like most real IdPs: the mode that does not hide the same-second
+	// problem (step 10).
+	e.idp, err = idp.Listen("127.0.0.1:0", idp.WithPushAuth(e.secret), idp.WithLogger(e.log.With("app", "idp")),
+		idp.WithNotBeforeMode(idp.NotBeforeIgnore))
 	if err != nil {
 		return fmt.Errorf("demo: start IdP: %w", err)
 	}

@@ -108,7 +108,7 @@ func TestDemoSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out.String())
-	if len(rep.Steps) != 9 {
+	if len(rep.Steps) != 10 {
 		t.Fatalf("%d steps ran", len(rep.Steps))
 	}
 	s := func(n int) demo.Step { return rep.Steps[n-1] }
@@ -198,6 +198,18 @@ func TestDemoSteps(t *testing.T) {
 			}
 			recovered(t, 9, o.ReplicaEvents[i], "SESSION_REVOKED")
 		}
+	}
+
+	// 10: the same-second rule with an IdP that issues at once (mode b,
+	// ignore): the client waits for the challenge's nbf, the IdP's token
+	// postdates the event's second, and the single retry succeeds. Before
+	// issue 12 item 2 the dev IdP hid this by waiting itself.
+	recovered(t, 10, s(10).Obs.Events, "SESSION_REVOKED")
+	if o := s(10).Obs; o.Admin == nil || o.Token.IssuedAt.Unix() <= o.Admin.EventTime || o.Subject != "carol" {
+		t.Errorf("step 10: admin %+v, new token iat %d, subject %q", o.Admin, o.Token.IssuedAt.Unix(), o.Subject)
+	}
+	if !strings.Contains(s(10).Lines[0], `"ignore"`) {
+		t.Errorf("step 10 does not say the IdP ignores nbf: %q", s(10).Lines[0])
 	}
 
 	// The server's decision log: one line per decision, never a token.

@@ -193,7 +193,7 @@ func (e *env) revokeAndRecover(ctx context.Context, st *Step, action, reason str
 		return fmt.Errorf("call failed: %w", err)
 	}
 	st.Obs.Subject = resp.GetSubject()
-	st.Lines = append(st.Lines, fmt.Sprintf("GetMessage → ok after %d retry, %s end to end (the IdP waits for the next second so the new token postdates the event)",
+	st.Lines = append(st.Lines, fmt.Sprintf("GetMessage → ok after %d retry, %s end to end (the client waited for the challenge's nbf, the second after the event, before asking the IdP)",
 		count(st.Obs.Events, app.KindRetry), ms(time.Since(t0))))
 	return expectRecovered(st.Obs.Events, reason)
 }
@@ -542,6 +542,71 @@ func (e *env) step9(ctx context.Context, st *Step) error {
 		}
 	}
 	st.Lines = append(st.Lines, "every replica challenged carol's old token; each client recovered with one retry")
+	return nil
+}
+
+// step10 shows the same-second rule with an IdP that ignores the claims
+// request and issues at once (mode b, as Okta, Keycloak and Auth0 do): the
+// event is dated at the current second, the challenge asks for nbf = the
+// second after it, and the client waits for that second before asking the
+// IdP, so the token the IdP issues at once is not revoked and the single
+// retry succeeds.
+func (e *env) step10(ctx context.Context, st *Step) error {
+	carol, err := e.dial(ctx, "carol", false)
+	if err != nil {
+		return err
+	}
+	defer carol.Close()
+	if _, err := e.call(ctx, carol); err != nil {
+		return fmt.Errorf("first call: %w", err)
+	}
+	before, err := carol.Token(ctx)
+	if err != nil {
+		return err
+	}
+	carol.TakeEvents()
+	st.Lines = append(st.Lines, fmt.Sprintf("IdP nbf mode %q: it ignores the claims request and issues at once, as Okta, Keycloak and Auth0 do; carol's token %s was issued at %d",
+		e.idp.NotBeforeMode(), before.Hash, before.IssuedAt.Unix()))
+	res, err := e.admin(ctx, "users/carol/"+idp.ActionRevokeSessions)
+	st.Obs.Admin = res
+	if err != nil {
+		return err
+	}
+	into := max(0, res.PushedAt.Sub(time.Unix(res.EventTime, 0)))
+	st.Lines = append(st.Lines, pushLine(res)+fmt.Sprintf(" (event second %d, %s into it)", res.EventTime, ms(into)))
+	t0 := time.Now()
+	resp, err := e.call(ctx, carol)
+	st.Obs.Events = carol.TakeEvents()
+	st.Lines = append(st.Lines, eventLines(st.Obs.Events, t0)...)
+	if err != nil {
+		st.Obs.Err = err
+		return fmt.Errorf("call failed: %w", err)
+	}
+	st.Obs.Subject = resp.GetSubject()
+	tok, err := carol.Token(ctx)
+	if err != nil {
+		return err
+	}
+	st.Obs.Token = tok
+	var chAt, tokAt time.Time
+	for _, ev := range st.Obs.Events {
+		switch {
+		case ev.Kind == app.KindChallenge && chAt.IsZero():
+			chAt = ev.At
+		case ev.Kind == app.KindToken && tokAt.IsZero():
+			tokAt = ev.At
+		}
+	}
+	st.Obs.ChallengeToToken = tokAt.Sub(chAt)
+	st.Lines = append(st.Lines,
+		fmt.Sprintf("challenge asked for nbf %d (the second after the event); the client waited for it, then the IdP issued at once: iat %d", res.EventTime+1, tok.IssuedAt.Unix()),
+		fmt.Sprintf("GetMessage → ok after %d retry, %s end to end (challenge → new token %s)", count(st.Obs.Events, app.KindRetry), ms(time.Since(t0)), ms(st.Obs.ChallengeToToken)))
+	if err := expectRecovered(st.Obs.Events, "SESSION_REVOKED"); err != nil {
+		return err
+	}
+	if tok.IssuedAt.Unix() <= res.EventTime {
+		return fmt.Errorf("new token iat %d is not after the event second %d", tok.IssuedAt.Unix(), res.EventTime)
+	}
 	return nil
 }
 

@@ -135,7 +135,6 @@ func (p *IdP) UserAction(ctx context.Context, name, action string) (*AdminResult
 	}
 	if action != ActionEnable {
 		u.sid = randomID() // every revoking event ends the user's sessions
-		u.lastEvent = now
 	}
 	oid := u.oid
 	p.mu.Unlock()
@@ -158,7 +157,6 @@ func (p *IdP) ClientAction(ctx context.Context, id, action string) (*AdminResult
 	switch action {
 	case ActionDisable:
 		c.disabled = true
-		c.lastEvent = now
 		uri = EventAccountDisabled
 	case ActionEnable:
 		c.disabled = false

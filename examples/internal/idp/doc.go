@@ -11,9 +11,14 @@
 //   - POST /token: grant_type=password or client_credentials, with an optional
 //     claims request. A request that declares the cp1 capability
 //     ({"access_token":{"xms_cc":{"values":["cp1"]}}}) gets a long-lived CAE
-//     token and a refresh_in hint; others get a short-lived token. An nbf
-//     claims request gets a token issued at or after that time; an acrs claims
-//     request gets a token that satisfies that authentication context.
+//     token and a refresh_in hint; others get a short-lived token. An acrs
+//     claims request gets a token that satisfies that authentication context.
+//     An nbf claims request (a revocation challenge) is answered by the
+//     NotBeforeMode: ignored, the token issued at once (the default, as most
+//     IdPs do); honoured in the token's nbf claim, issued at once; or waited
+//     for. The IdP never waits past a subject's latest event on its own: a
+//     token asked for in the event's second is issued in it, and resource
+//     servers refuse it (the same-second rule, see revocation.Event.RevokesToken).
 //   - POST /admin/users/{name}/{action}: disable, enable, reset-password,
 //     enable-mfa, revoke-sessions, risk-high. Each changes the account and
 //     pushes the matching CAEP or RISC Security Event Token (RFC 8417) to every

@@ -33,15 +33,14 @@ type signingKey struct {
 }
 
 type account struct {
-	name      string // user name or client id
-	oid       string
-	secret    string // password or client secret
-	app       bool
-	disabled  bool
-	sid       string
-	mfa       bool
-	risk      string
-	lastEvent time.Time // latest revoking event, by the IdP's clock
+	name     string // user name or client id
+	oid      string
+	secret   string // password or client secret
+	app      bool
+	disabled bool
+	sid      string
+	mfa      bool
+	risk     string
 }
 
 // IdP is a development identity provider. Create one with New or Listen.
@@ -84,6 +83,8 @@ func New(opts ...Option) (*IdP, error) {
 		return nil, fmt.Errorf("idp: push timeout must be positive, got %v", cfg.pushTimeout)
 	case cfg.logger == nil || cfg.now == nil:
 		return nil, errors.New("idp: logger and clock must not be nil")
+	case cfg.nbfMode < NotBeforeIgnore || cfg.nbfMode > NotBeforeWait:
+		return nil, fmt.Errorf("idp: unknown nbf mode %d", int(cfg.nbfMode))
 	}
 	for _, t := range cfg.push {
 		if err := checkPushURL(t); err != nil {
@@ -206,6 +207,9 @@ func (p *IdP) Subject(name string) (string, bool) {
 	return "", false
 }
 
+// NotBeforeMode returns how the IdP answers a requested nbf.
+func (p *IdP) NotBeforeMode() NotBeforeMode { return p.cfg.nbfMode }
+
 // Banner describes the IdP and its seeded accounts, for printing at start.
 func (p *IdP) Banner() string {
 	var b strings.Builder
@@ -216,6 +220,7 @@ func (p *IdP) Banner() string {
 	fmt.Fprintf(&b, "  ssf        %s/.well-known/ssf-configuration\n", p.cfg.issuer)
 	fmt.Fprintf(&b, "  token      %s\n", p.TokenURL())
 	fmt.Fprintf(&b, "  lifetimes  CAE (cp1) %v, others %v\n", p.cfg.caeLifetime, p.cfg.lifetime)
+	fmt.Fprintf(&b, "  nbf mode   %s (how a requested nbf is answered: ignore, honor or wait)\n", p.cfg.nbfMode)
 	fmt.Fprintf(&b, "  users      %s (password %q)\n", strings.Join(Users, ", "), Password)
 	fmt.Fprintf(&b, "  client     %s (secret %q, client_credentials)\n", WorkloadClientID, WorkloadClientSecret)
 	if t := p.PushTargets(); len(t) > 0 {

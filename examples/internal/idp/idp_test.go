@@ -217,22 +217,73 @@ func TestTokenClaimsRequests(t *testing.T) {
 	if a, _ := c["acrs"].([]any); len(a) != 1 || a[0] != "c1" {
 		t.Fatalf("acrs = %v", c["acrs"])
 	}
-	// nbf one second ahead: the token is issued at or after it.
-	nbf := time.Now().Unix() + 1
-	code, m = tokenReq(t, p, password("carol", `{"access_token":{"nbf":{"essential":true,"value":"`+jsonInt(nbf)+`"}}}`))
+	// A syntactically valid nbf request: the default mode (ignore, b)
+	// issues at once, whatever nbf was asked for; see TestNotBeforeModes.
+	code, m = tokenReq(t, p, password("carol", `{"access_token":{"nbf":{"essential":true,"value":"`+jsonInt(time.Now().Unix()+3600)+`"}}}`))
 	if code != 200 {
-		t.Fatalf("%d %v", code, m)
-	}
-	c, _ = parse(t, p, m["access_token"].(string))
-	if int64(c["iat"].(float64)) < nbf || int64(c["nbf"].(float64)) < nbf {
-		t.Fatalf("iat %v nbf %v, want >= %d", c["iat"], c["nbf"], nbf)
+		t.Fatalf("default mode refused an nbf request: %d %v", code, m)
 	}
 	for _, bad := range []string{`{`, `{"access_token":{"acrs":{"value":"c99"}}}`, `{"access_token":{"nbf":{"value":"soon"}}}`,
-		`{"access_token":{"nbf":{"value":"` + jsonInt(time.Now().Unix()+3600) + `"}}}`, `{"access_token":{"xms_cc":{"values":[1]}}}`} {
+		`{"access_token":{"xms_cc":{"values":[1]}}}`} {
 		code, m = tokenReq(t, p, password("carol", bad))
 		if code != 400 || m["error"] != "invalid_request" || m["error_description"] == "" {
 			t.Errorf("claims %s: %d %v", bad, code, m)
 		}
+	}
+}
+
+// TestNotBeforeModes: the three IdP behaviours of issue 12 item 2, with the
+// IdP's clock injected (the JWTs are checked at that clock too): (b) ignore
+// issues at once with iat = nbf = now; (a) honor issues at once with the
+// requested nbf; (c) wait issues at the requested nbf. Each mode refuses
+// only what it cannot do.
+func TestNotBeforeModes(t *testing.T) {
+	const s = 1_800_000_000
+	clock := time.Unix(s, 400_000_000) // fixed; the IdP reads no other clock
+	now := func() time.Time { return clock }
+	asked := `{"access_token":{"xms_cc":{"values":["cp1"]},"nbf":{"essential":true,"value":"` + jsonInt(s+1) + `"}}}`
+	for _, tc := range []struct {
+		mode          idp.NotBeforeMode
+		iat, nbf      int64
+		farOK, hourOK bool // accepts nbf +30 s, +2 h
+	}{
+		{idp.NotBeforeIgnore, s, s, true, true},
+		{idp.NotBeforeHonor, s, s + 1, true, false},
+		{idp.NotBeforeWait, s + 1, s + 1, false, false},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			p := start(t, idp.WithClock(now), idp.WithNotBeforeMode(tc.mode))
+			code, m := tokenReq(t, p, password("carol", asked))
+			if code != 200 {
+				t.Fatalf("%d %v", code, m)
+			}
+			tok, err := jwt.Parse(m["access_token"].(string), keyfunc(t, p), jwt.WithValidMethods([]string{"RS256"}),
+				jwt.WithTimeFunc(now), jwt.WithLeeway(5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := tok.Claims.(jwt.MapClaims)
+			if iat, nbf := int64(c["iat"].(float64)), int64(c["nbf"].(float64)); iat != tc.iat || nbf != tc.nbf {
+				t.Fatalf("iat %d nbf %d, want iat %d nbf %d", iat, nbf, tc.iat, tc.nbf)
+			}
+			for _, far := range []struct {
+				ahead int64
+				ok    bool
+			}{{30, tc.farOK}, {7200, tc.hourOK}} {
+				code, m := tokenReq(t, p, password("carol", `{"access_token":{"nbf":{"essential":true,"value":"`+jsonInt(s+far.ahead)+`"}}}`))
+				if (code == 200) != far.ok || (code != 200 && (m["error"] != "invalid_request" || m["error_description"] == "")) {
+					t.Errorf("nbf +%ds: %d %v, want accepted=%v", far.ahead, code, m, far.ok)
+				}
+			}
+		})
+	}
+	for in, want := range map[string]idp.NotBeforeMode{"b": idp.NotBeforeIgnore, "honour": idp.NotBeforeHonor, "WAIT": idp.NotBeforeWait, "a": idp.NotBeforeHonor} {
+		if got, err := idp.ParseNotBeforeMode(in); err != nil || got != want {
+			t.Errorf("ParseNotBeforeMode(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := idp.ParseNotBeforeMode("sometimes"); err == nil || !strings.Contains(err.Error(), "ignore (b), honor (a), wait (c)") {
+		t.Errorf("bad mode: %v", err)
 	}
 }
 
@@ -366,10 +417,13 @@ func TestAdminActionsPushSETs(t *testing.T) {
 				t.Fatalf("disabled user got %d %v", code, m)
 			}
 		case idp.ActionRevokeSessions:
-			// A token issued now must postdate the event and carry a new sid.
+			// A token issued now carries a new sid and is issued at once:
+			// the IdP no longer waits for the second after the event (that
+			// hid the same-second problem, issue 12 item 2), so its iat may
+			// be the event's own second, which resource servers refuse.
 			_, m := tokenReq(t, p, password("alice", cp1))
 			after, _ := parse(t, p, m["access_token"].(string))
-			if after["sid"] == before["sid"] || int64(after["iat"].(float64)) <= res.EventTime {
+			if after["sid"] == before["sid"] || int64(after["iat"].(float64)) < res.EventTime {
 				t.Fatalf("after revoke: sid %v (was %v), iat %v, event %d", after["sid"], before["sid"], after["iat"], res.EventTime)
 			}
 		}
@@ -436,6 +490,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{idp.WithIssuer("http://x"), idp.WithLifetime(0)},
 		{idp.WithIssuer("http://x"), idp.WithPushTarget("ftp://x")},
 		{idp.WithIssuer("http://x"), idp.WithAudience("")},
+		{idp.WithIssuer("http://x"), idp.WithNotBeforeMode(idp.NotBeforeMode(7))},
 	} {
 		if _, err := idp.New(opts...); err == nil {
 			t.Errorf("New accepted a bad configuration")

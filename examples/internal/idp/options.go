@@ -1,8 +1,10 @@
 package idp
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -51,6 +53,7 @@ type config struct {
 	httpClient  *http.Client
 	now         func() time.Time
 	keyBits     int
+	nbfMode     NotBeforeMode
 }
 
 func defaults() config {
@@ -97,3 +100,67 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpCli
 
 // WithClock sets the clock. Default time.Now.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// NotBeforeMode is how the IdP answers a token request whose claims ask for
+// an nbf, as a revocation challenge does
+// ({"access_token":{"nbf":{"essential":true,"value":"<unix>"}}}). Each mode
+// is the behaviour of a family of real identity providers, so that caekit is
+// tested against all of them (issue 12 item 2).
+type NotBeforeMode int
+
+// The nbf modes. The zero value, NotBeforeIgnore, is the default: it is the
+// behaviour of most IdPs, and the one that does not hide the same-second
+// problem.
+const (
+	// NotBeforeIgnore (mode b) ignores the requested nbf and issues at once,
+	// as identity providers that do not implement the OIDC claims request
+	// parameter do. OpenID Connect Core 1.0 §5.5 makes that parameter
+	// optional (an OP that does not support it advertises
+	// claims_parameter_supported false and "SHOULD" answer as it sees fit);
+	// Okta's /token endpoint takes no claims parameter
+	// (https://developer.okta.com/docs/reference/api/oidc/#token), Auth0
+	// does not support it ("that method of requesting claims is not
+	// supported", https://community.auth0.com/t/correct-way-to-request-userinfo-claims-oidc-client/8844),
+	// and Keycloak acts only on the acr member of a claims request
+	// (https://github.com/keycloak/keycloak/issues/39262) and long
+	// advertised claims_parameter_supported false
+	// (https://github.com/keycloak/keycloak-oauth-sig/issues/32).
+	NotBeforeIgnore NotBeforeMode = iota
+	// NotBeforeHonor (mode a) honours the requested nbf by putting it in the
+	// token's nbf claim and issues at once (iat is the current time). A
+	// requested nbf more than the token's lifetime ahead is refused.
+	NotBeforeHonor
+	// NotBeforeWait (mode c) waits until the requested nbf (at most a few
+	// seconds; further ahead is refused) and then issues, so iat >= nbf.
+	// This was the dev IdP's only behaviour before issue 12, and it hid the
+	// same-second problem.
+	NotBeforeWait
+)
+
+var nbfModeNames = [...]string{"ignore", "honor", "wait"}
+
+// String returns the mode's flag value: ignore, honor or wait.
+func (m NotBeforeMode) String() string {
+	if m >= 0 && int(m) < len(nbfModeNames) {
+		return nbfModeNames[m]
+	}
+	return fmt.Sprintf("NotBeforeMode(%d)", int(m))
+}
+
+// ParseNotBeforeMode is the inverse of String; it also accepts the mode
+// letters a, b and c and the spelling "honour".
+func ParseNotBeforeMode(s string) (NotBeforeMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "ignore", "b":
+		return NotBeforeIgnore, nil
+	case "honor", "honour", "a":
+		return NotBeforeHonor, nil
+	case "wait", "c":
+		return NotBeforeWait, nil
+	}
+	return 0, fmt.Errorf("idp: nbf mode %q is not one of ignore (b), honor (a), wait (c)", s)
+}
+
+// WithNotBeforeMode sets how a requested nbf is answered. Default
+// NotBeforeIgnore.
+func WithNotBeforeMode(m NotBeforeMode) Option { return func(c *config) { c.nbfMode = m } }

@@ -19,8 +19,8 @@ import (
 const (
 	maxTokenBody   = 64 << 10
 	maxClaimsParam = 16 << 10
-	// maxIssueWait bounds how long a token request waits for the clock to pass
-	// the requested nbf or the subject's latest event.
+	// maxIssueWait bounds how long a token request waits for the clock to
+	// reach the requested nbf (mode NotBeforeWait).
 	maxIssueWait = 3 * time.Second
 )
 
@@ -210,8 +210,8 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		return nil, badRequest("invalid_request", "%v", err)
 	}
 	now := p.cfg.now()
-	if !cr.NotBefore.IsZero() && cr.NotBefore.Sub(now) > maxIssueWait {
-		return nil, badRequest("invalid_request", "requested nbf %d is %v in the future", cr.NotBefore.Unix(), cr.NotBefore.Sub(now).Round(time.Second))
+	if err := p.checkNotBefore(cr, now); err != nil {
+		return nil, err
 	}
 
 	var acct *account
@@ -263,29 +263,21 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		return nil, badRequest("unsupported_grant_type", "grant_type %q is not supported (password, client_credentials)", gt)
 	}
 
-	// A token must be issued strictly after the subject's latest event (events
-	// revoke tokens issued at or before their second) and at or after the
-	// requested nbf. Wait for the clock if needed; it is at most a few seconds.
-	floor := cr.NotBefore
-	if !acct.lastEvent.IsZero() {
-		if next := time.Unix(acct.lastEvent.Unix()+1, 0); next.After(floor) {
-			floor = next
+	// The requested nbf, by mode: (b) ignored, (a) put in the token's nbf
+	// claim, (c) waited for. There is no other wait: a token asked for in
+	// the second of the subject's latest event is issued in that second,
+	// and the resource server refuses it (the same-second rule; caekit's
+	// client waits for the challenge's nbf before asking, so it never asks
+	// that early).
+	nbf := int64(0)
+	switch p.cfg.nbfMode {
+	case NotBeforeHonor:
+		if cr.NotBefore.Unix() > now.Unix() {
+			nbf = cr.NotBefore.Unix()
 		}
-	}
-	if wait := floor.Sub(now); wait > 0 {
-		if wait > maxIssueWait {
-			wait = maxIssueWait
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("idp: token request: %w", ctx.Err())
-		case <-t.C:
-		}
-		now = p.cfg.now()
-		if now.Before(floor) {
-			now = floor
+	case NotBeforeWait:
+		if now, err = p.waitUntil(ctx, cr.NotBefore, now); err != nil {
+			return nil, err
 		}
 	}
 
@@ -294,6 +286,9 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		life = p.cfg.caeLifetime
 	}
 	iat := now.Unix()
+	if nbf == 0 {
+		nbf = iat
+	}
 	jti := randomID()
 	claims := jwt.MapClaims{
 		"iss":    p.cfg.issuer,
@@ -302,7 +297,7 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		"oid":    acct.oid,
 		"tid":    TenantID,
 		"iat":    iat,
-		"nbf":    iat,
+		"nbf":    nbf,
 		"exp":    iat + int64(life/time.Second),
 		"jti":    jti,
 		"uti":    jti,
@@ -338,8 +333,52 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 	if cr.CAE() {
 		resp.RefreshIn = int64(life / 2 / time.Second)
 	}
-	p.cfg.logger.Info("idp: token issued", "subject", acct.name, "cae", cr.CAE(), "lifetime", life, "acrs", cr.ACRS, "jti", jti)
+	p.cfg.logger.Info("idp: token issued", "subject", acct.name, "cae", cr.CAE(), "lifetime", life, "acrs", cr.ACRS, "jti", jti,
+		"iat", iat, "nbf", nbf, "nbf_mode", p.cfg.nbfMode.String())
 	return resp, nil
+}
+
+// checkNotBefore refuses a requested nbf that the IdP's mode cannot honour:
+// in mode wait, more than maxIssueWait ahead; in mode honor, later than the
+// longest token lifetime ahead (the token would expire before it is valid).
+// Mode ignore accepts any.
+func (p *IdP) checkNotBefore(cr ClaimsRequest, now time.Time) error {
+	if cr.NotBefore.IsZero() {
+		return nil
+	}
+	ahead := cr.NotBefore.Sub(now)
+	switch p.cfg.nbfMode {
+	case NotBeforeWait:
+		if ahead > maxIssueWait {
+			return badRequest("invalid_request", "requested nbf %d is %v in the future; this IdP waits at most %v", cr.NotBefore.Unix(), ahead.Round(time.Second), maxIssueWait)
+		}
+	case NotBeforeHonor:
+		if limit := min(p.cfg.lifetime, p.cfg.caeLifetime); ahead > limit {
+			return badRequest("invalid_request", "requested nbf %d is %v in the future, beyond the token lifetime %v", cr.NotBefore.Unix(), ahead.Round(time.Second), limit)
+		}
+	}
+	return nil
+}
+
+// waitUntil waits until the clock reaches t (at most maxIssueWait) and
+// returns the time to issue at: the clock's, never before t.
+func (p *IdP) waitUntil(ctx context.Context, t, now time.Time) (time.Time, error) {
+	wait := t.Sub(now)
+	if t.IsZero() || wait <= 0 {
+		return now, nil
+	}
+	timer := time.NewTimer(min(wait, maxIssueWait))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return now, fmt.Errorf("idp: token request: %w", ctx.Err())
+	case <-timer.C:
+	}
+	now = p.cfg.now()
+	if now.Before(t) {
+		now = t
+	}
+	return now, nil
 }
 
 func remoteIP(r *http.Request) string {

@@ -187,8 +187,10 @@ func (i *IdP) token(w http.ResponseWriter, r *http.Request) {
 				writeErr(w, 400, "invalid_request", "nbf value is not a number")
 				return
 			}
-			// A token issued after the event: iat strictly after it.
-			iat = max(iat, v+1)
+			// Honour the requested nbf literally: issue at it, never
+			// later (a revocation challenge asks for the second after
+			// the event, so that is enough; issue 12 item 2).
+			iat = max(iat, v)
 		}
 		if a := req.AccessToken.ACRS; a != nil {
 			claims["acrs"] = []string{a.Value}

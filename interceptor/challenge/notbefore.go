@@ -1,0 +1,85 @@
+package challenge
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxNotBefore bounds a requested nbf (year 2242, as interceptor/token bounds
+// NumericDates), so that it stays representable in Unix nanoseconds.
+const maxNotBefore = 1 << 33
+
+// RequestedNotBefore returns the nbf that a claims request asks for, as in a
+// revocation challenge {"access_token":{"nbf":{"essential":true,"value":"<unix>"}}}:
+// the earliest "not before" time a new token must have. It returns the zero
+// time and no error when the claims ask for no nbf (empty claims, no
+// access_token, no nbf, or a null one).
+//
+// The value may be a JSON string (Entra's form) or a number holding a
+// positive integer NumericDate. Anything else is an error naming what was
+// wrong: claims that are not a JSON object, a repeated key, an nbf request
+// that is not an object, has no value, or has a value that is not a positive
+// integer no later than the year 2242.
+func RequestedNotBefore(claims string) (time.Time, error) {
+	claims = strings.TrimSpace(claims)
+	if claims == "" {
+		return time.Time{}, nil
+	}
+	if len(claims) > MaxClaimsLen {
+		return time.Time{}, fmt.Errorf("challenge: claims are %d bytes, limit %d", len(claims), MaxClaimsLen)
+	}
+	top, err := parseObject([]byte(claims), "")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("challenge: requested nbf: %w", err)
+	}
+	at := lookupMember(top, "access_token")
+	if at == nil || string(at) == "null" {
+		return time.Time{}, nil
+	}
+	inner, err := parseObject(at, "access_token")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("challenge: requested nbf: %w", err)
+	}
+	raw := lookupMember(inner, "nbf")
+	if raw == nil || string(raw) == "null" {
+		return time.Time{}, nil
+	}
+	spec, err := parseObject(raw, "access_token.nbf")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("challenge: requested nbf: %w", err)
+	}
+	v := lookupMember(spec, "value")
+	if v == nil {
+		return time.Time{}, fmt.Errorf("challenge: requested nbf: key %q has no value", "access_token.nbf")
+	}
+	var digits string
+	if err := json.Unmarshal(v, &digits); err != nil {
+		digits = string(v) // a JSON number, as written
+	}
+	secs, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || secs <= 0 || secs > maxNotBefore {
+		return time.Time{}, fmt.Errorf("challenge: requested nbf: key %q value %s is not a positive integer NumericDate up to %d",
+			"access_token.nbf.value", clipValue(string(v)), int64(maxNotBefore))
+	}
+	return time.Unix(secs, 0), nil
+}
+
+func lookupMember(ms []member, key string) json.RawMessage {
+	for _, m := range ms {
+		if m.key == key {
+			return m.value
+		}
+	}
+	return nil
+}
+
+// clipValue bounds a value quoted in an error message.
+func clipValue(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
