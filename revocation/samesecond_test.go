@@ -12,10 +12,10 @@ import (
 var sameSecondEvent = revocation.Event{
 	Type:    revocation.TypeSessionRevoked,
 	Subject: revocation.SessionKey("https://idp.example", "s1"),
-	Time:    time.Unix(1_800_000_000, 700_000_000), // S = 1800000000, late in its second
+	Time:    time.Unix(1_800_000_000, 700_000_000), // S = 1800000000, late in its second //datelint:ok pure comparison of instants; no clock
 }
 
-func sec(d int64) time.Time { return time.Unix(1_800_000_000+d, 0) }
+func sec(d int64) time.Time { return time.Unix(1_800_000_000+d, 0) } //datelint:ok pure comparison of instants; no clock
 
 // TestNotBeforeIsSatisfiable guards the defect of issue 12 item 2: the
 // challenge asked for nbf = S while every token with iat <= S was refused,
@@ -46,8 +46,8 @@ func TestRevokesTokenSameSecondRule(t *testing.T) {
 		{"no iat: fail closed", time.Time{}, sec(5), true},
 		{"issued long before", sec(-3600), time.Time{}, true},
 		{"issued the second before", sec(-1), time.Time{}, true},
-		{"issued in the event's second, before it", time.Unix(1_800_000_000, 100_000_000), time.Time{}, true},
-		{"issued in the event's second, after it", time.Unix(1_800_000_000, 900_000_000), time.Time{}, true},
+		{"issued in the event's second, before it", time.Unix(1_800_000_000, 100_000_000), time.Time{}, true}, //datelint:ok pure comparison of instants; no clock
+		{"issued in the event's second, after it", time.Unix(1_800_000_000, 900_000_000), time.Time{}, true},  //datelint:ok pure comparison of instants; no clock
 		{"issued the second after (IdP waited, or client waited: modes b, c)", sec(1), time.Time{}, false},
 		{"nbf before iat counts as iat", sec(1), sec(-10), false},
 		{"nbf equal to iat", sec(0), sec(0), true},

@@ -21,7 +21,7 @@ func TestRequestedNotBefore(t *testing.T) {
 		{"Entra form", `{"access_token":{"nbf":{"essential":true, "value":"1604106651"}}}`, 1604106651},
 		{"number value", `{"access_token":{"nbf":{"value":1604106651}}}`, 1604106651},
 		{"merged with cp1", `{"access_token":{"xms_cc":{"values":["cp1"]},"nbf":{"essential":true,"value":"1800000001"}}}`, 1800000001},
-		{"built by NotBeforeClaims", challenge.NotBeforeClaims(time.Unix(1800000001, 0)), 1800000001},
+		{"built by NotBeforeClaims", challenge.NotBeforeClaims(time.Unix(1800000001, 0)), 1800000001}, //datelint:ok encoding data; no clock
 	} {
 		got, err := challenge.RequestedNotBefore(tc.claims)
 		if err != nil {
