@@ -12,16 +12,41 @@
 // could not be stored is never acknowledged and never remembered as done, so
 // the transmitter delivers it again.
 //
-// The same holds when no key to check a SET's signature can be obtained
-// (ErrKeysUnavailable): its kid is not in the transmitter's JWKS, or the JWKS
-// cannot be fetched. That is the normal state of a key rotation whose new
-// kid reaches the receiver before the new JWKS does, so it is never a
-// rejection: the SET is not acknowledged and is delivered again, and an
-// unknown kid triggers a refresh of the JWKS, rate-limited
-// (UnknownKIDRefreshBurst at once, then one per WithJWKSRefresh's
-// unknown-kid interval, default 5 s) so that made-up kids cannot hammer the
-// transmitter. A known key with a bad signature, or an unacceptable key, is
-// refused with invalid_key.
+// # Keys (RFC 8935 answers)
+//
+// A SET whose kid is not among the keys the receiver holds triggers a
+// refresh of the transmitter's JWKS, rate-limited (UnknownKIDRefreshBurst at
+// once, then one per WithJWKSRefresh's unknown-kid interval, default 5 s) so
+// that made-up kids cannot hammer the transmitter. Then:
+//
+//   - the refresh succeeded and the kid is still absent: the SET is refused
+//     with 400 {"err":"invalid_key"} (gRPC InvalidArgument, poll setErrs),
+//     and so is a kid absent from static keys (WithPublicKey, WithJWKS,
+//     WithKeySet), which are all there is;
+//   - the refresh could not happen (rate-limited, or the JWKS endpoint
+//     failed): ErrKeysUnavailable, push 503 with Retry-After, gRPC
+//     Unavailable, poll neither acknowledged nor reported, so the SET is
+//     delivered again and not remembered.
+//
+// The trade-off: a transmitter that signs with a new key before it
+// publishes that key in its JWKS gets those SETs refused for good (RFC 8935
+// §2.3 invalid_key, which it must not retry), and their events are lost
+// unless it re-sends them. Publishing a key before signing with it is what
+// RFC 7517 key rotation expects; answering "try again" instead would let
+// any forged kid buy an unbounded retry loop. A known key with a bad
+// signature, or an unacceptable key (a disallowed alg, a key type or curve
+// that does not fit the alg, an RSA key under WithMinRSAKeyBits), is
+// refused with invalid_key too.
+//
+// # Strict parsing
+//
+// SETs are decoded as strictly as access tokens, by the same code
+// (internal/jose, shared with interceptor/token): canonical unpadded
+// base64url, UTF-8 JSON without duplicate member names at any depth
+// (compared after unescaping) and nested at most 32 deep, and a key whose
+// type matches the algorithm. Each violation is refused with
+// invalid_request (invalid_key for the key) and a description saying what
+// was wrong.
 //
 // Three ways in share that path:
 //

@@ -95,7 +95,8 @@ func (r *Receiver) buildKeys(jwksURL string) error {
 		ctx, cancel := context.WithTimeout(ctx, keyLookupTimeout)
 		defer cancel()
 		key, err := kf.KeyfuncCtx(ctx)(t)
-		return lookupResult(t, key, err, src, "")
+		// These keys are all there is: a kid they lack is refused.
+		return lookupResult(t, key, err, src, "", true)
 	}
 	return nil
 }
@@ -147,21 +148,22 @@ func (r *Receiver) remoteKeys(jwksURL string) error {
 		defer cancel()
 		key, err := kf.KeyfuncCtx(ctx)(t)
 		if !keyMissing(key, err) {
-			return lookupResult(t, key, err, src, "")
+			return lookupResult(t, key, err, src, "", false)
 		}
 		if !limit.Allow() {
 			return lookupResult(t, key, err, src, fmt.Sprintf(
-				"; it was refreshed for unknown keys moments ago (at most %d at once, then one per %v)", UnknownKIDRefreshBurst, r.cfg.unknownKID))
+				"; it was refreshed for unknown keys moments ago (at most %d at once, then one per %v)", UnknownKIDRefreshBurst, r.cfg.unknownKID), false)
 		}
 		failed := new(atomic.Bool)
 		kid, _ := t.Header["kid"].(string)
 		_, _ = refresher.KeyRead(context.WithValue(ctx, refreshFailedKey{}, failed), kid)
 		key, err = kf.KeyfuncCtx(ctx)(t)
-		why := ", even after a refresh"
-		if failed.Load() {
-			why = ", and it could not be refreshed (the JWKS endpoint failed)"
+		if failed.Load() || ctx.Err() != nil {
+			return lookupResult(t, key, err, src, ", and it could not be refreshed (the JWKS endpoint failed)", false)
 		}
-		return lookupResult(t, key, err, src, why)
+		// The JWKS was fetched just now and still lacks the key: RFC 8935
+		// invalid_key (see the package documentation for the trade-off).
+		return lookupResult(t, key, err, src, ", even after a successful refresh", true)
 	}
 	return nil
 }
@@ -177,15 +179,23 @@ func keyMissing(key any, err error) bool {
 }
 
 // lookupResult turns the outcome of a key look-up in src into the key or an
-// error: ErrKeysUnavailable when no key could be obtained, any other error
-// (a JWK whose alg or use does not fit) as it is, for an invalid_key
-// rejection.
-func lookupResult(t *jwt.Token, key any, err error, src, why string) (any, error) {
+// error. When no key was found it is ErrKeysUnavailable (temporary: push 503,
+// poll not acknowledged), unless final says the key set is known to be
+// complete (static keys, or a JWKS fetched successfully just now): then it is
+// an invalid_key rejection. A failure to read the key storage is
+// ErrKeysUnavailable; any other error (a JWK whose alg or use does not fit)
+// is returned as it is, for an invalid_key rejection.
+func lookupResult(t *jwt.Token, key any, err error, src, why string, final bool) (any, error) {
 	kid, hasKID := t.Header["kid"].(string)
+	missing := keyMissing(key, err)
 	switch {
-	case keyMissing(key, err) && !hasKID:
+	case missing && final && !hasKID:
+		return nil, rejectErr(CodeInvalidKey, err, "the SET has no kid and %s holds no key%s", src, why)
+	case missing && final:
+		return nil, rejectErr(CodeInvalidKey, err, "kid %q is not in %s%s", clip(kid), src, why)
+	case missing && !hasKID:
 		return nil, errKeysUnavailable(err, "the SET has no kid and %s holds no key%s", src, why)
-	case keyMissing(key, err):
+	case missing:
 		return nil, errKeysUnavailable(err, "kid %q is not in %s%s", clip(kid), src, why)
 	case errors.Is(err, errKeyRead):
 		return nil, errKeysUnavailable(err, "%s could not be read: %s", src, clip(err.Error()))
@@ -201,7 +211,7 @@ func staticKeyfunc(keys map[string]crypto.PublicKey) func(context.Context, *jwt.
 		if k, ok := keys[kid]; ok {
 			return k, nil
 		}
-		return nil, errKeysUnavailable(nil, "kid %q is not among the configured keys", clip(kid))
+		return nil, reject(CodeInvalidKey, "kid %q is not among the configured keys", clip(kid))
 	}
 }
 

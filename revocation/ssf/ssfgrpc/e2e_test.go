@@ -254,13 +254,22 @@ func TestPublishOverGRPC(t *testing.T) {
 		t.Fatalf("redelivery: %v %v", res, err)
 	}
 
-	// A SET whose kid the transmitter's JWKS does not publish (yet):
-	// Unavailable, to be published again, not a refusal; nothing stored.
+	// A SET whose kid the transmitter's JWKS does not publish, while the
+	// JWKS cannot be refreshed: Unavailable, to be published again, not a
+	// refusal; nothing stored.
 	unknownKID := w.tr.SignWith(w.tr.Claims(ssf.RISCAccountDisabled, nil, map[string]any{"format": "iss_sub", "iss": idpIssuer, "sub": "carol"}),
 		map[string]any{"kid": "not-yet-published"})
+	w.tr.SetJWKSDown(true)
 	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: unknownKID}, withRole)
+	w.tr.SetJWKSDown(false)
 	if status.Code(err) != codes.Unavailable || reason(err) != "" {
-		t.Fatalf("unknown kid: %v (reason %q), want Unavailable", err, reason(err))
+		t.Fatalf("unknown kid, JWKS down: %v (reason %q), want Unavailable", err, reason(err))
+	}
+	// Once the JWKS is fetched successfully and still lacks the kid: RFC
+	// 8935 invalid_key (issue 12 item 3).
+	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: unknownKID}, withRole)
+	if status.Code(err) != codes.InvalidArgument || reason(err) != ssf.CodeInvalidKey {
+		t.Fatalf("unknown kid after a successful refresh: %v (reason %q), want InvalidArgument invalid_key", err, reason(err))
 	}
 	if _, ok := w.store.Lookup(revocation.IssuerSubjectKey(idpIssuer, "carol")); ok {
 		t.Fatal("a SET with an unknown kid was stored")
