@@ -98,6 +98,26 @@
 // whose subject maps onto no Key is acknowledged (it is valid; we just cannot
 // enforce it), logged at WARN with its jti and counted as OutcomeUnmapped.
 //
+// # Issuers, tenants and e-mail domains
+//
+// A receiver stores only keys its transmitter may name, so that in a
+// deployment with several IdPs or tenants one transmitter (or a leak of its
+// signing key) cannot revoke another's users. The Keys a SET maps onto (by
+// any SubjectMapper) are checked:
+//
+//   - iss+sub, session, token (jti), client and device keys must be scoped by
+//     the SET's own iss, the DefaultMapper's TokenIssuer, or an issuer given
+//     with WithSubjectIssuers;
+//   - object keys (tid+oid) must name the DefaultMapper's OpaqueTenant or a
+//     tenant given with WithSubjectTenants;
+//   - e-mail keys (email and account subjects) must be of a domain given with
+//     WithEmailDomains: none by default, since an e-mail address is not
+//     scoped by an issuer.
+//
+// A SET with any other key is refused as a whole with invalid_request, its
+// description naming the offending issuer, tenant or domain; it is logged,
+// counted as rejected, and nothing of it is stored.
+//
 // # Observability
 //
 // Every processed SET is counted in the OpenTelemetry counter

@@ -244,7 +244,7 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	kid, priv := tr.PrivateKey()
 	base := []ssf.Option{ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory())}
 	newR := func(opts ...ssf.Option) *ssf.Receiver {
-		r, err := ssf.New(context.Background(), append(base, opts...)...)
+		r, err := ssf.New(context.Background(), append(append(base, testScope...), opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,6 +73,9 @@ type config struct {
 	criticalMembers []string
 	minRSABits      int
 	meterProvider   metric.MeterProvider
+	subjectIssuers  []string
+	subjectTenants  []string
+	emailDomains    []string
 }
 
 func defaultConfig() config {
@@ -230,3 +233,36 @@ func WithCriticalSubjectMembers(members ...string) Option {
 // WithMinRSAKeyBits sets the smallest RSA key accepted. Default 2048, as the
 // CAEP interoperability profile requires.
 func WithMinRSAKeyBits(bits int) Option { return func(c *config) { c.minRSABits = bits } }
+
+// WithSubjectIssuers lets this transmitter name the subjects, sessions,
+// tokens, devices and clients of these further token issuers. By default
+// it may name only those of its own iss (WithIssuer) and of the
+// DefaultMapper's TokenIssuer. A SET whose subject names another issuer
+// (an iss_sub or jwt_id subject, or a custom mapper's key) is refused with
+// invalid_request naming the issuer, and nothing of it is stored: one
+// transmitter, or a leak of its signing key, cannot revoke the users of an
+// issuer it does not speak for.
+func WithSubjectIssuers(issuers ...string) Option {
+	return func(c *config) { c.subjectIssuers = append(c.subjectIssuers, issuers...) }
+}
+
+// WithSubjectTenants lets this transmitter name the users and service
+// principals (ObjectKey: tid + oid) of these tenants, compared as ObjectKey
+// compares them (GUIDs case-insensitively, other ids exactly). By default it
+// may name only the DefaultMapper's OpaqueTenant. A SET whose subject names
+// another tenant (a complex {tenant, user}) is refused with invalid_request
+// naming the tenant.
+func WithSubjectTenants(tenants ...string) Option {
+	return func(c *config) { c.subjectTenants = append(c.subjectTenants, tenants...) }
+}
+
+// WithEmailDomains lets this transmitter name e-mail (and account acct:)
+// subjects of these domains, matched exactly and case-insensitively
+// ("example.com" does not admit "sub.example.com"). By default none: an
+// e-mail address is not scoped by any issuer, so an e-mail subject would
+// revoke the tokens of every issuer that carries that address. A SET with
+// an e-mail subject of another domain is refused with invalid_request
+// naming the domain.
+func WithEmailDomains(domains ...string) Option {
+	return func(c *config) { c.emailDomains = append(c.emailDomains, domains...) }
+}

@@ -31,6 +31,7 @@ type Receiver struct {
 	critical map[string]bool
 	tc       *TransmitterConfiguration
 	met      *metrics
+	scope    *scope
 }
 
 // Result says what became of an accepted SET.
@@ -96,7 +97,12 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		return nil, fmt.Errorf("ssf: metrics: %w", err)
 	}
 	cfg.observer = met
+	sc, err := newScope(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	r := &Receiver{
+		scope:    sc,
 		cfg:      cfg,
 		algs:     map[string]bool{"RS256": true},
 		dedup:    newDedup(cfg.dedupMax, cfg.dedupTTL, cfg.now),
@@ -223,6 +229,10 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 			log.WarnContext(ctx, "ssf: event acknowledged but not enforced: subject maps onto no key",
 				"outcome", OutcomeUnmapped.String(), "subject", set.Subject.String(), "reason", why, "type", cls.Type.String())
 			break
+		}
+		if err := r.scope.check(set, keys); err != nil {
+			r.rejected(ctx, delivery, set, set.JTI, err)
+			return nil, err
 		}
 		for _, k := range keys {
 			ev := revocation.Event{ID: set.JTI, Type: cls.Type, Subject: k, Time: set.EventTime}

@@ -84,7 +84,7 @@ func TestSETKeyMustFitAlg(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("ec", &p384.PublicKey), ssf.WithAlgorithms("ES256", "ES384"))
+		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("ec", &p384.PublicKey), ssf.WithAlgorithms("ES256", "ES384"), testScope[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,7 +123,8 @@ func setup(t *testing.T) *world {
 	rcv, err := ssf.New(ctx, ssf.WithIssuer(w.tr.Issuer), ssf.WithAudience(ssftest.Audience),
 		ssf.WithStore(w.store), ssf.WithPushAuthorization(pushAuth),
 		// The transmitter's session ids are those of the IdP's access tokens.
-		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: idpIssuer}))
+		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: idpIssuer}),
+		ssf.WithEmailDomains("example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
