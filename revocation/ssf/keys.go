@@ -14,6 +14,8 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // keyLookupTimeout bounds a key look-up, including a refresh of the JWKS
@@ -214,6 +216,34 @@ func staticKeyfunc(keys map[string]crypto.PublicKey) func(context.Context, *jwt.
 		return nil, reject(CodeInvalidKey, "kid %q is not among the configured keys", clip(kid))
 	}
 }
+
+// guardedClient returns a copy of hc whose redirects must satisfy the URL
+// rule (jose.CheckURL: https, plain http only on loopback or when insecure)
+// and, when sameOrigin is set (a credential rides on the requests), stay on
+// the origin of the first request; then hc's own CheckRedirect applies.
+func guardedClient(hc *http.Client, insecure, sameOrigin bool) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if err := jose.CheckURL(req.URL.String(), insecure, insecureOption); err != nil {
+			return fmt.Errorf("redirect refused: %w", err)
+		}
+		if sameOrigin && !jose.SameOrigin(via[0].URL.String(), req.URL.String()) {
+			return fmt.Errorf("redirect from %s to %s refused: it leaves the origin the credential is meant for", via[0].URL.Redacted(), req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+	return &c
+}
+
+// insecureOption names the opt-in to plain http in error messages.
+const insecureOption = "WithInsecureHTTP"
 
 // limitedClient returns a copy of hc whose response bodies fail past max bytes.
 func limitedClient(hc *http.Client, max int64) *http.Client {

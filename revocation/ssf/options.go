@@ -76,6 +76,7 @@ type config struct {
 	subjectIssuers  []string
 	subjectTenants  []string
 	emailDomains    []string
+	insecureHTTP    bool
 }
 
 func defaultConfig() config {
@@ -186,7 +187,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 
 // WithHTTPClient sets the client used to fetch the ssf-configuration and the
 // JWKS. Default: a client with a 30 s timeout. Responses are size-bounded
-// regardless.
+// and redirects held to the https rule (see WithInsecureHTTP) regardless.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
 
 // WithJWKSRefresh sets the periodic JWKS refresh interval (default
@@ -266,3 +267,11 @@ func WithSubjectTenants(tenants ...string) Option {
 func WithEmailDomains(domains ...string) Option {
 	return func(c *config) { c.emailDomains = append(c.emailDomains, domains...) }
 }
+
+// WithInsecureHTTP allows plain-http URLs on non-loopback hosts for the
+// issuer's ssf-configuration, the jwks_uri, the poll endpoint and the
+// redirects they follow. By default every such URL must be https (plain
+// http only on a loopback address), so that a network attacker cannot
+// substitute the transmitter's keys and forge lock-outs. Use it only in
+// closed test networks.
+func WithInsecureHTTP() Option { return func(c *config) { c.insecureHTTP = true } }

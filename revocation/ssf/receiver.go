@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.opentelemetry.io/otel"
 
+	"github.com/caekit/caekit/internal/jose"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -122,10 +123,18 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	for _, m := range cfg.criticalMembers {
 		r.critical[m] = true
 	}
+	// Every fetch (configuration, JWKS) and every redirect it follows is
+	// https, or plain http on loopback or with WithInsecureHTTP.
+	r.cfg.httpClient = guardedClient(cfg.httpClient, cfg.insecureHTTP, false)
 	jwksURL := cfg.jwksURL
+	if jwksURL != "" {
+		if err := jose.CheckURL(jwksURL, cfg.insecureHTTP, insecureOption); err != nil {
+			return nil, fmt.Errorf("ssf: WithJWKSURL: %w", err)
+		}
+	}
 	direct := cfg.jwksURL != "" || cfg.jwksJSON != nil || cfg.keySet != nil || cfg.staticKeys != nil
 	if !direct {
-		tc, err := FetchConfiguration(ctx, limitedClient(cfg.httpClient, cfg.maxMetadata), cfg.issuer)
+		tc, err := fetchConfiguration(ctx, limitedClient(r.cfg.httpClient, cfg.maxMetadata), cfg.issuer, cfg.insecureHTTP)
 		if err != nil {
 			return nil, err
 		}
