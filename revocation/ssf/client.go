@@ -125,7 +125,19 @@ func (a Audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
-// Delivery is a stream's delivery method.
+// The delivery methods of the legacy RISC stream API (Google's
+// Cross-Account Protection, https://developers.google.com/identity/protocols/risc):
+// {"delivery_method": <one of these>, "url": ...}.
+const (
+	legacyRISCPush = "https://schemas.openid.net/secevent/risc/delivery-method/push"
+	legacyRISCPoll = "https://schemas.openid.net/secevent/risc/delivery-method/poll"
+)
+
+// Delivery is a stream's delivery method. It reads the SSF form
+// ({"method", "endpoint_url"}) and the legacy RISC form
+// ({"delivery_method", "url"}, with the RISC push and poll URIs read as
+// DeliveryPush and DeliveryPoll); a Client with WithLegacyStreamAPI writes
+// the legacy form.
 type Delivery struct {
 	// Method is DeliveryPush or DeliveryPoll.
 	Method string `json:"method"`
@@ -135,6 +147,61 @@ type Delivery struct {
 	// AuthorizationHeader is what the transmitter sends as Authorization on
 	// push (push only).
 	AuthorizationHeader string `json:"authorization_header,omitempty"`
+
+	legacy bool // marshal in the legacy RISC form
+}
+
+type plainDelivery struct {
+	Method              string `json:"method"`
+	EndpointURL         string `json:"endpoint_url,omitempty"`
+	AuthorizationHeader string `json:"authorization_header,omitempty"`
+}
+
+type legacyDelivery struct {
+	DeliveryMethod string `json:"delivery_method"`
+	URL            string `json:"url,omitempty"`
+}
+
+// MarshalJSON writes the SSF form, or the legacy RISC form for a Client
+// with WithLegacyStreamAPI.
+func (d Delivery) MarshalJSON() ([]byte, error) {
+	if d.legacy {
+		m := d.Method
+		switch m {
+		case DeliveryPush:
+			m = legacyRISCPush
+		case DeliveryPoll:
+			m = legacyRISCPoll
+		}
+		return json.Marshal(legacyDelivery{DeliveryMethod: m, URL: d.EndpointURL})
+	}
+	return json.Marshal(plainDelivery{Method: d.Method, EndpointURL: d.EndpointURL, AuthorizationHeader: d.AuthorizationHeader})
+}
+
+// UnmarshalJSON reads the SSF form or the legacy RISC form.
+func (d *Delivery) UnmarshalJSON(b []byte) error {
+	var v struct {
+		plainDelivery
+		legacyDelivery
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*d = Delivery{Method: v.Method, EndpointURL: v.EndpointURL, AuthorizationHeader: v.AuthorizationHeader}
+	if d.Method == "" && v.DeliveryMethod != "" {
+		switch v.DeliveryMethod {
+		case legacyRISCPush:
+			d.Method = DeliveryPush
+		case legacyRISCPoll:
+			d.Method = DeliveryPoll
+		default:
+			d.Method = v.DeliveryMethod
+		}
+	}
+	if d.EndpointURL == "" {
+		d.EndpointURL = v.URL
+	}
+	return nil
 }
 
 // StreamConfiguration is an SSF event stream. The fields are the stream
@@ -199,6 +266,15 @@ func WithClientConfiguration(tc *TransmitterConfiguration) ClientOption {
 	return func(c *Client) { c.tc, c.supplied = tc, tc != nil }
 }
 
+// WithLegacyStreamAPI writes stream configurations in the legacy RISC form
+// that Google's Cross-Account Protection API expects: delivery as
+// {"delivery_method": "https://schemas.openid.net/secevent/risc/delivery-method/push",
+// "url": ...} (see https://developers.google.com/identity/protocols/risc,
+// "Register your receiver"). Answers are read in either form regardless.
+// Give Google's endpoints with WithClientConfiguration (its stream update
+// endpoint as ConfigurationEndpoint).
+func WithLegacyStreamAPI() ClientOption { return func(c *Client) { c.legacy = true } }
+
 // WithClientInsecureHTTP allows plain-http issuer and endpoint URLs on
 // non-loopback hosts. By default they must be https (plain http only on a
 // loopback address). Use it only in closed test networks.
@@ -220,6 +296,7 @@ type Client struct {
 	auth     string
 	insecure bool
 	supplied bool
+	legacy   bool
 	mu       sync.Mutex
 	tc       *TransmitterConfiguration
 }
@@ -296,10 +373,22 @@ func (c *Client) CreateStream(ctx context.Context, s *StreamConfiguration) (*Str
 		return nil, err
 	}
 	var out StreamConfiguration
-	if err := doJSON(ctx, c.hc, http.MethodPost, e, c.auth, s, &out, DefaultMaxMetadataSize); err != nil {
+	if err := doJSON(ctx, c.hc, http.MethodPost, e, c.auth, c.outgoing(s), &out, DefaultMaxMetadataSize); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// outgoing returns s as it is sent: a copy in the legacy RISC form with
+// WithLegacyStreamAPI.
+func (c *Client) outgoing(s *StreamConfiguration) *StreamConfiguration {
+	if !c.legacy || s == nil || s.Delivery == nil {
+		return s
+	}
+	cp, d := *s, *s.Delivery
+	d.legacy = true
+	cp.Delivery = &d
+	return &cp
 }
 
 // GetStream reads a stream's configuration.
@@ -337,7 +426,7 @@ func (c *Client) write(ctx context.Context, method string, s *StreamConfiguratio
 		return nil, err
 	}
 	var out StreamConfiguration
-	if err := doJSON(ctx, c.hc, method, e, c.auth, s, &out, DefaultMaxMetadataSize); err != nil {
+	if err := doJSON(ctx, c.hc, method, e, c.auth, c.outgoing(s), &out, DefaultMaxMetadataSize); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -93,9 +93,27 @@
 //
 // Every RFC 9493 format (account, email, iss_sub, opaque, phone_number, did,
 // uri, aliases) and SSF's complex, jwt_id, ip-addresses and saml_assertion_id
-// are parsed, as is the legacy in-event "subject" with "subject_type" (Google
-// RISC). DefaultMapper documents how each maps onto token claims. An event
-// whose subject maps onto no Key is acknowledged (it is valid; we just cannot
+// are parsed. So is what deployed transmitters send:
+//
+//   - the legacy in-event "subject" with "subject_type" and no top-level
+//     sub_id (Google RISC, Keycloak): "iss-sub" and "iss_sub" are iss_sub,
+//     "id_token_claims" is iss_sub (or email when it has only an email);
+//   - SET bodies with only aud, events, iat, iss and jti (Okta);
+//   - a complex subject without "format":"complex", recognised by its
+//     members (user, session, tenant, application, device, org_unit,
+//     group). As in any complex subject, an absent member is unconstrained;
+//     the DefaultMapper maps the narrowest member present and maps a
+//     subject with no user, session, device or application (a tenant,
+//     org_unit or group alone) to nothing: never to "every user";
+//   - typ "secevent+jwt" or "application/secevent+jwt", in any case;
+//   - pushes without an Authorization header, with
+//     WithInsecurePushWithoutAuthorization (the Google mode; off by
+//     default), checked by signature and aud alone;
+//   - the legacy RISC stream API's delivery ({"delivery_method", "url"}),
+//     read always and written with WithLegacyStreamAPI.
+//
+// DefaultMapper documents how each maps onto token claims. An event whose
+// subject maps onto no Key is acknowledged (it is valid; we just cannot
 // enforce it), logged at WARN with its jti and counted as OutcomeUnmapped.
 //
 // # Issuers, tenants and e-mail domains

@@ -210,9 +210,16 @@ func WithJWKSRefresh(every, unknownKIDMinInterval time.Duration) Option {
 func WithPushAuthorization(header string) Option { return func(c *config) { c.pushAuth = header } }
 
 // WithInsecurePushWithoutAuthorization lets the push handler accept requests
-// without an Authorization header. SETs are still signature-checked, but
-// anyone who can reach the endpoint can make the receiver verify signatures
-// and fill its logs. Use only behind another authenticating layer.
+// without an Authorization header: the Google mode. Google's Cross-Account
+// Protection (RISC) pushes SETs with no Authorization header, authenticated
+// by their signature and aud alone
+// (https://developers.google.com/identity/protocols/risc). Off by default.
+// Every SET is still checked exactly as with a header: its signature against
+// the transmitter's keys, iss, aud, iat and the subject scope; only the
+// caller's own credential is not. The cost: anyone who can reach the
+// endpoint can make the receiver verify signatures and fill its logs (bounded
+// by WithMaxBodySize and the unknown-kid refresh limit). Prefer
+// WithPushAuthorization wherever the transmitter supports it.
 func WithInsecurePushWithoutAuthorization() Option { return func(c *config) { c.pushNoAuth = true } }
 
 // WithVerificationState sets a function that accepts or refuses the state of
