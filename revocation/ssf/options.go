@@ -123,10 +123,13 @@ func WithJWKS(jwksJSON []byte) Option {
 }
 
 // WithKeySet takes the signing keys from a jwkset.Storage the caller manages.
+// Like static keys it is taken as complete: a kid it lacks is refused with
+// invalid_key (a read failure of the storage is ErrKeysUnavailable).
 func WithKeySet(s jwkset.Storage) Option { return func(c *config) { c.keySet = s } }
 
 // WithPublicKey adds a static signing key with key id kid ("" matches a SET
-// without kid). May be given several times.
+// without kid). May be given several times. A SET naming another kid is
+// refused with invalid_key.
 func WithPublicKey(kid string, key crypto.PublicKey) Option {
 	return func(c *config) {
 		if c.staticKeys == nil {
