@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -84,11 +85,14 @@ func TestSETKeyMustFitAlg(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("ec", &p384.PublicKey), ssf.WithAlgorithms("ES256", "ES384"), testScope[0])
+		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("ec", &p384.PublicKey), ssf.WithAlgorithms("ES256", "ES384"), testScope[0],
+		ssf.WithPushAuthorization(pushAuth))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	srv := httptest.NewServer(r)
+	defer srv.Close()
 	// sign signs with the P-384 key under the given alg header, by hand:
 	// golang-jwt will not sign ES256 with a P-384 key.
 	sign := func(alg string, h crypto.Hash) string {
@@ -106,8 +110,8 @@ func TestSETKeyMustFitAlg(t *testing.T) {
 		s.FillBytes(sig[48:])
 		return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 	}
-	if _, err := r.Receive(context.Background(), []byte(sign("ES256", crypto.SHA256))); ssf.CodeOf(err) != ssf.CodeInvalidKey || !strings.Contains(err.Error(), "curve") {
-		t.Errorf("ES256 with a P-384 key: %v, want invalid_key naming the curve", err)
+	if st, er := pushTo(t, srv.URL, pushAuth, sign("ES256", crypto.SHA256)); st != http.StatusBadRequest || er.Err != ssf.CodeInvalidKey || !strings.Contains(er.Description, "curve") {
+		t.Errorf("ES256 with a P-384 key, pushed: %d %+v, want 400 invalid_key naming the curve", st, er)
 	}
 	if _, err := r.Receive(context.Background(), []byte(sign("ES384", crypto.SHA384))); err != nil {
 		t.Errorf("ES384 with a P-384 key: %v", err)
