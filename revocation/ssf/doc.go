@@ -31,9 +31,10 @@
 // The trade-off: a transmitter that signs with a new key before it
 // publishes that key in its JWKS gets those SETs refused for good (RFC 8935
 // §2.3 invalid_key, which it must not retry), and their events are lost
-// unless it re-sends them. Publishing a key before signing with it is what
-// RFC 7517 key rotation expects; answering "try again" instead would let
-// any forged kid buy an unbounded retry loop. A known key with a bad
+// unless it re-sends them. Publishing a key before signing with it is the
+// usual rotation practice (publish, let caches refresh, then sign);
+// answering "try again" instead would let any forged kid buy an unbounded
+// retry loop. A known key with a bad
 // signature, or an unacceptable key (a disallowed alg, a key type or curve
 // that does not fit the alg, an RSA key under WithMinRSAKeyBits), is
 // refused with invalid_key too.
@@ -48,7 +49,9 @@
 // invalid_request (invalid_key for the key) and a description saying what
 // was wrong.
 //
-// Three ways in share that path:
+// # Delivery
+//
+// Three ways in share the same validation:
 //
 //   - push (RFC 8935): Receiver is an http.Handler;
 //   - poll (RFC 8936): Poller long-polls a transmitter and acknowledges only
