@@ -5,8 +5,9 @@
 // A Receiver validates a SET (signature against the transmitter's JWKS with an
 // algorithm allow-list that never admits "none", typ secevent+jwt, iss, aud,
 // iat window, no exp, no top-level sub, exactly one event, jti), maps its
-// subject onto revocation Keys with a SubjectMapper, maps its event type onto a
-// revocation.Type (CAEP, RISC and SSF event types are built in), Puts one
+// subject onto revocation Keys with a SubjectMapper, checks that those Keys
+// name only issuers, tenants and e-mail domains this transmitter may speak
+// for, maps its event type onto a revocation.Type (CAEP, RISC and SSF event types are built in), Puts one
 // revocation.Event per Key and only then acknowledges it. A redelivered SET
 // (same iss and jti) is answered exactly like the first delivery. A SET that
 // could not be stored is never acknowledged and never remembered as done, so
