@@ -1,10 +1,6 @@
 package token
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"math"
@@ -12,82 +8,24 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/caekit/caekit/internal/jose"
 )
 
-// methods maps every supported alg to its verifier. It is private on purpose:
-// jwt.GetSigningMethod consults a global registry that other code can extend
-// (it even knows "none").
-var methods = map[string]jwt.SigningMethod{
-	"RS256": jwt.SigningMethodRS256,
-	"RS384": jwt.SigningMethodRS384,
-	"RS512": jwt.SigningMethodRS512,
-	"PS256": jwt.SigningMethodPS256,
-	"PS384": jwt.SigningMethodPS384,
-	"PS512": jwt.SigningMethodPS512,
-	"ES256": jwt.SigningMethodES256,
-	"ES384": jwt.SigningMethodES384,
-	"ES512": jwt.SigningMethodES512,
-	"EdDSA": jwt.SigningMethodEdDSA,
-	"HS256": jwt.SigningMethodHS256,
-	"HS384": jwt.SigningMethodHS384,
-	"HS512": jwt.SigningMethodHS512,
-}
+// methods maps every supported alg to its verifier; the table is shared
+// with the SET receiver (see internal/jose).
+var methods = jose.Methods
 
 func isHMAC(alg string) bool { return strings.HasPrefix(alg, "HS") }
 
 // keyFits reports whether key may verify alg: the key type must match the
 // algorithm family (and, for ECDSA, the curve). HMAC secrets are never
-// passed here: they live in their own table.
+// passed here: they live in their own table. The rule is jose.KeyFits,
+// shared with the SET receiver.
 func keyFits(alg string, key any) error {
-	switch alg {
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		k, ok := key.(*rsa.PublicKey)
-		if !ok {
-			return fmt.Errorf("%w: alg %s needs an RSA key, kid names a %s key", ErrAlgorithm, alg, keyKind(key))
-		}
-		if k.N.BitLen() < minRSABits {
-			return fmt.Errorf("%w: RSA key has %d bits, need at least %d", ErrAlgorithm, k.N.BitLen(), minRSABits)
-		}
-		return nil
-	case "ES256", "ES384", "ES512":
-		k, ok := key.(*ecdsa.PublicKey)
-		if !ok {
-			return fmt.Errorf("%w: alg %s needs an EC key, kid names a %s key", ErrAlgorithm, alg, keyKind(key))
-		}
-		want := elliptic.P256()
-		switch alg {
-		case "ES384":
-			want = elliptic.P384()
-		case "ES512":
-			want = elliptic.P521()
-		}
-		if k.Curve != want {
-			return fmt.Errorf("%w: alg %s needs curve %s, key is on %s", ErrAlgorithm, alg, want.Params().Name, k.Curve.Params().Name)
-		}
-		return nil
-	case "EdDSA":
-		if k, ok := key.(ed25519.PublicKey); !ok || len(k) != ed25519.PublicKeySize {
-			return fmt.Errorf("%w: alg EdDSA needs an Ed25519 key, kid names a %s key", ErrAlgorithm, keyKind(key))
-		}
-		return nil
+	if err := jose.KeyFits(alg, key, minRSABits); err != nil {
+		return fmt.Errorf("%w: %w", ErrAlgorithm, err)
 	}
-	return fmt.Errorf("%w: alg %q", ErrAlgorithm, alg)
-}
-
-func keyKind(key any) string {
-	switch key.(type) {
-	case *rsa.PublicKey:
-		return "RSA"
-	case *ecdsa.PublicKey:
-		return "EC"
-	case ed25519.PublicKey:
-		return "Ed25519"
-	case []byte:
-		return "symmetric"
-	default:
-		return fmt.Sprintf("%T", key)
-	}
+	return nil
 }
 
 // keyRec is one verification key as the validator knows it. Verified-token

@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // Defaults of a Validator. Each has an Option to change it.
@@ -657,34 +657,10 @@ func (c *config) acceptsBoundIssuer(iss string) error {
 }
 
 // checkURL requires an absolute http(s) URL, https unless the host is a
-// loopback address or insecure is set.
+// loopback address or insecure is set (jose.CheckURL, shared with the SET
+// receiver).
 func checkURL(raw string, insecure bool) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("invalid URL %q: %w", raw, err)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("URL %q is not absolute", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if insecure || isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("URL %q is plain http on a non-loopback host; use https (or WithInsecureHTTP in closed test networks)", raw)
-	default:
-		return fmt.Errorf("URL %q: scheme must be https", raw)
-	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return jose.CheckURL(raw, insecure, "WithInsecureHTTP")
 }
 
 // checkPublicKey accepts the public key types and sizes the validator uses.

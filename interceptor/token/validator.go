@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,10 +17,12 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/revocation"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // b64 decodes base64url without padding, refusing non-canonical encodings.
-var b64 = base64.RawURLEncoding.Strict()
+var b64 = jose.B64
 
 // Validator validates JWT access tokens locally. It is safe for concurrent
 // use. Validate never touches the network: remote key sets are fetched and
@@ -281,7 +282,7 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: header is not base64url: %v", ErrMalformed, err)
 	}
-	if err := checkJSON(hb); err != nil {
+	if err := jose.CheckJSON(hb); err != nil {
 		return nil, nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	h, err := parseHeader(hb)
@@ -331,7 +332,7 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: payload is not base64url: %v", ErrMalformed, err)
 	}
-	if err := checkJSON(pb); err != nil {
+	if err := jose.CheckJSON(pb); err != nil {
 		return nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	var m map[string]any

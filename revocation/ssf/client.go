@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // Delivery method URNs.
@@ -54,20 +56,52 @@ func WellKnownURL(issuer string) (string, error) {
 }
 
 // FetchConfiguration reads an issuer's ssf-configuration and checks that its
-// issuer member is the issuer asked for.
+// issuer member is the issuer asked for. The issuer, every redirect and
+// every endpoint URL in the document must be https (plain http only on a
+// loopback address); a document that names a plain-http endpoint elsewhere
+// is refused.
 func FetchConfiguration(ctx context.Context, hc *http.Client, issuer string) (*TransmitterConfiguration, error) {
+	return fetchConfiguration(ctx, hc, issuer, false)
+}
+
+// fetchConfiguration is FetchConfiguration, with plain http allowed on any
+// host when insecure is set.
+func fetchConfiguration(ctx context.Context, hc *http.Client, issuer string, insecure bool) (*TransmitterConfiguration, error) {
+	if err := jose.CheckURL(issuer, insecure, insecureOption); err != nil {
+		return nil, fmt.Errorf("ssf: issuer: %w", err)
+	}
 	u, err := WellKnownURL(issuer)
 	if err != nil {
 		return nil, err
 	}
 	var tc TransmitterConfiguration
-	if err := doJSON(ctx, hc, http.MethodGet, u, "", nil, &tc, DefaultMaxMetadataSize); err != nil {
+	if err := doJSON(ctx, guardedClient(hc, insecure, false), http.MethodGet, u, "", nil, &tc, DefaultMaxMetadataSize); err != nil {
 		return nil, fmt.Errorf("ssf: transmitter configuration: %w", err)
 	}
 	if tc.Issuer != issuer {
 		return nil, fmt.Errorf("ssf: transmitter configuration at %s names issuer %q, expected %q", u, tc.Issuer, issuer)
 	}
+	if err := tc.checkURLs(insecure); err != nil {
+		return nil, fmt.Errorf("ssf: transmitter configuration at %s: %w", u, err)
+	}
 	return &tc, nil
+}
+
+// checkURLs applies the URL rule to every endpoint tc names.
+func (tc *TransmitterConfiguration) checkURLs(insecure bool) error {
+	for _, e := range []struct{ name, url string }{
+		{"jwks_uri", tc.JWKSURI}, {"configuration_endpoint", tc.ConfigurationEndpoint}, {"status_endpoint", tc.StatusEndpoint},
+		{"add_subject_endpoint", tc.AddSubjectEndpoint}, {"remove_subject_endpoint", tc.RemoveSubjectEndpoint},
+		{"verification_endpoint", tc.VerificationEndpoint},
+	} {
+		if e.url == "" {
+			continue
+		}
+		if err := jose.CheckURL(e.url, insecure, insecureOption); err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+	}
+	return nil
 }
 
 // Audience is a JSON string-or-array of strings.
@@ -91,7 +125,19 @@ func (a Audience) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
-// Delivery is a stream's delivery method.
+// The delivery methods of the legacy RISC stream API (Google's
+// Cross-Account Protection, https://developers.google.com/identity/protocols/risc):
+// {"delivery_method": <one of these>, "url": ...}.
+const (
+	legacyRISCPush = "https://schemas.openid.net/secevent/risc/delivery-method/push"
+	legacyRISCPoll = "https://schemas.openid.net/secevent/risc/delivery-method/poll"
+)
+
+// Delivery is a stream's delivery method. It reads the SSF form
+// ({"method", "endpoint_url"}) and the legacy RISC form
+// ({"delivery_method", "url"}, with the RISC push and poll URIs read as
+// DeliveryPush and DeliveryPoll); a Client with WithLegacyStreamAPI writes
+// the legacy form.
 type Delivery struct {
 	// Method is DeliveryPush or DeliveryPoll.
 	Method string `json:"method"`
@@ -101,6 +147,61 @@ type Delivery struct {
 	// AuthorizationHeader is what the transmitter sends as Authorization on
 	// push (push only).
 	AuthorizationHeader string `json:"authorization_header,omitempty"`
+
+	legacy bool // marshal in the legacy RISC form
+}
+
+type plainDelivery struct {
+	Method              string `json:"method"`
+	EndpointURL         string `json:"endpoint_url,omitempty"`
+	AuthorizationHeader string `json:"authorization_header,omitempty"`
+}
+
+type legacyDelivery struct {
+	DeliveryMethod string `json:"delivery_method"`
+	URL            string `json:"url,omitempty"`
+}
+
+// MarshalJSON writes the SSF form, or the legacy RISC form for a Client
+// with WithLegacyStreamAPI.
+func (d Delivery) MarshalJSON() ([]byte, error) {
+	if d.legacy {
+		m := d.Method
+		switch m {
+		case DeliveryPush:
+			m = legacyRISCPush
+		case DeliveryPoll:
+			m = legacyRISCPoll
+		}
+		return json.Marshal(legacyDelivery{DeliveryMethod: m, URL: d.EndpointURL})
+	}
+	return json.Marshal(plainDelivery{Method: d.Method, EndpointURL: d.EndpointURL, AuthorizationHeader: d.AuthorizationHeader})
+}
+
+// UnmarshalJSON reads the SSF form or the legacy RISC form.
+func (d *Delivery) UnmarshalJSON(b []byte) error {
+	var v struct {
+		plainDelivery
+		legacyDelivery
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*d = Delivery{Method: v.Method, EndpointURL: v.EndpointURL, AuthorizationHeader: v.AuthorizationHeader}
+	if d.Method == "" && v.DeliveryMethod != "" {
+		switch v.DeliveryMethod {
+		case legacyRISCPush:
+			d.Method = DeliveryPush
+		case legacyRISCPoll:
+			d.Method = DeliveryPoll
+		default:
+			d.Method = v.DeliveryMethod
+		}
+	}
+	if d.EndpointURL == "" {
+		d.EndpointURL = v.URL
+	}
+	return nil
 }
 
 // StreamConfiguration is an SSF event stream. The fields are the stream
@@ -157,18 +258,47 @@ func WithBearerToken(token string) ClientOption {
 }
 
 // WithClientConfiguration uses tc instead of fetching the ssf-configuration.
+// Its endpoints are trusted as the caller wrote them: the bearer token
+// (WithBearerToken) is sent to them even when they are not on the
+// issuer's origin (Google's RISC API, for one, serves its stream
+// management on another host than its issuer). They must still be https.
 func WithClientConfiguration(tc *TransmitterConfiguration) ClientOption {
-	return func(c *Client) { c.tc = tc }
+	return func(c *Client) { c.tc, c.supplied = tc, tc != nil }
 }
+
+// WithLegacyStreamAPI writes stream configurations in the legacy RISC form
+// that Google's Cross-Account Protection API expects: delivery as
+// {"delivery_method": "https://schemas.openid.net/secevent/risc/delivery-method/push",
+// "url": ...} (see https://developers.google.com/identity/protocols/risc,
+// "Register your receiver"). Answers are read in either form regardless.
+// Give Google's endpoints with WithClientConfiguration (its stream update
+// endpoint as ConfigurationEndpoint).
+func WithLegacyStreamAPI() ClientOption { return func(c *Client) { c.legacy = true } }
+
+// WithClientInsecureHTTP allows plain-http issuer and endpoint URLs on
+// non-loopback hosts. By default they must be https (plain http only on a
+// loopback address). Use it only in closed test networks.
+func WithClientInsecureHTTP() ClientOption { return func(c *Client) { c.insecure = true } }
 
 // Client manages event streams at one transmitter (SSF §8). It is safe for
 // concurrent use.
+//
+// Every URL it fetches, and every redirect it follows, must be https (plain
+// http only on loopback, or with WithClientInsecureHTTP). The bearer token
+// goes only to endpoints on the issuer's own origin (scheme, host and
+// port), unless the configuration was supplied with
+// WithClientConfiguration, and never follows a redirect to another origin:
+// a configuration document that names an endpoint elsewhere cannot collect
+// it.
 type Client struct {
-	issuer string
-	hc     *http.Client
-	auth   string
-	mu     sync.Mutex
-	tc     *TransmitterConfiguration
+	issuer   string
+	hc       *http.Client
+	auth     string
+	insecure bool
+	supplied bool
+	legacy   bool
+	mu       sync.Mutex
+	tc       *TransmitterConfiguration
 }
 
 // NewClient returns a stream management client for the transmitter issuer.
@@ -177,6 +307,10 @@ func NewClient(issuer string, opts ...ClientOption) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.hc == nil {
+		c.hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	c.hc = guardedClient(c.hc, c.insecure, c.auth != "")
 	return c
 }
 
@@ -188,7 +322,7 @@ func (c *Client) Configuration(ctx context.Context) (*TransmitterConfiguration, 
 	if tc != nil {
 		return tc, nil
 	}
-	tc, err := FetchConfiguration(ctx, c.hc, c.issuer)
+	tc, err := fetchConfiguration(ctx, c.hc, c.issuer, c.insecure)
 	if err != nil {
 		return nil, err
 	}
@@ -203,10 +337,17 @@ func (c *Client) endpoint(ctx context.Context, pick func(*TransmitterConfigurati
 	if err != nil {
 		return "", err
 	}
-	if e := pick(tc); e != "" {
-		return e, nil
+	e := pick(tc)
+	if e == "" {
+		return "", fmt.Errorf("ssf: transmitter %s has no %s", c.issuer, name)
 	}
-	return "", fmt.Errorf("ssf: transmitter %s has no %s", c.issuer, name)
+	if err := jose.CheckURL(e, c.insecure, "WithClientInsecureHTTP"); err != nil {
+		return "", fmt.Errorf("ssf: %s: %w", name, err)
+	}
+	if c.auth != "" && !c.supplied && !jose.SameOrigin(e, c.issuer) {
+		return "", fmt.Errorf("ssf: %s %s is not on the origin of issuer %s; the bearer token is sent only there (supply the configuration with WithClientConfiguration to trust other origins)", name, e, c.issuer)
+	}
+	return e, nil
 }
 
 func (c *Client) config(ctx context.Context) (string, error) {
@@ -232,10 +373,22 @@ func (c *Client) CreateStream(ctx context.Context, s *StreamConfiguration) (*Str
 		return nil, err
 	}
 	var out StreamConfiguration
-	if err := doJSON(ctx, c.hc, http.MethodPost, e, c.auth, s, &out, DefaultMaxMetadataSize); err != nil {
+	if err := doJSON(ctx, c.hc, http.MethodPost, e, c.auth, c.outgoing(s), &out, DefaultMaxMetadataSize); err != nil {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// outgoing returns s as it is sent: a copy in the legacy RISC form with
+// WithLegacyStreamAPI.
+func (c *Client) outgoing(s *StreamConfiguration) *StreamConfiguration {
+	if !c.legacy || s == nil || s.Delivery == nil {
+		return s
+	}
+	cp, d := *s, *s.Delivery
+	d.legacy = true
+	cp.Delivery = &d
+	return &cp
 }
 
 // GetStream reads a stream's configuration.
@@ -273,7 +426,7 @@ func (c *Client) write(ctx context.Context, method string, s *StreamConfiguratio
 		return nil, err
 	}
 	var out StreamConfiguration
-	if err := doJSON(ctx, c.hc, method, e, c.auth, s, &out, DefaultMaxMetadataSize); err != nil {
+	if err := doJSON(ctx, c.hc, method, e, c.auth, c.outgoing(s), &out, DefaultMaxMetadataSize); err != nil {
 		return nil, err
 	}
 	return &out, nil

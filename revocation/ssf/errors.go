@@ -11,8 +11,10 @@ const (
 	CodeInvalidRequest = "invalid_request"
 	// CodeInvalidKey: the signing key is unacceptable (a disallowed alg, a
 	// symmetric or too small key, a JWK whose alg differs) or the signature
-	// does not verify with it. A kid that is not (yet) in the transmitter's
-	// JWKS is not a rejection but ErrKeysUnavailable.
+	// does not verify with it, or its kid is absent from static keys or from
+	// the transmitter's JWKS right after a successful refresh. A kid that
+	// could not be looked up (the refresh was rate-limited or failed) is not
+	// a rejection but ErrKeysUnavailable.
 	CodeInvalidKey = "invalid_key"
 	// CodeInvalidIssuer: iss is not the configured transmitter.
 	CodeInvalidIssuer = "invalid_issuer"
@@ -60,10 +62,10 @@ func rejectErr(code string, err error, format string, args ...any) *Error {
 var ErrStore = errors.New("ssf: event not stored")
 
 // ErrKeysUnavailable is wrapped by Receive when no key to check the SET's
-// signature could be obtained: its kid is not in the transmitter's JWKS (a
-// key rotation whose new kid arrives before the JWKS publishes it), the JWKS
-// could not be fetched, or the refresh of the JWKS for an unknown kid is
-// rate-limited (see WithJWKSRefresh). Nothing is known to be wrong with the
+// signature could be obtained because the transmitter's JWKS could not be
+// read: it could not be fetched, or the refresh of the JWKS for an unknown
+// kid is rate-limited (see WithJWKSRefresh). A kid still absent after a
+// successful refresh is a CodeInvalidKey rejection instead. Nothing is known to be wrong with the
 // SET, so like ErrStore it is temporary: the SET is neither acknowledged nor
 // remembered, and the transmitter must deliver it again. Push answers 503
 // with Retry-After, gRPC answers Unavailable, the poller neither

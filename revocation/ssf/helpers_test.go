@@ -24,6 +24,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const pushAuth = "Bearer push-secret-0123456789"
 
+// testScope lets the test transmitter (on 127.0.0.1) name the subjects of
+// the test IdP "https://idp.example.test", the tenants and the e-mail
+// domain the tests use: by default a transmitter may name only its own.
+var testScope = []ssf.Option{
+	ssf.WithSubjectIssuers("https://idp.example.test"),
+	ssf.WithSubjectTenants("t1", "tid-1", "tid-2"),
+	ssf.WithEmailDomains("example.com"),
+}
+
 // flakyStore is a real Memory whose Put can be made to fail, and counts Puts.
 type flakyStore struct {
 	*revocation.Memory
@@ -90,6 +99,7 @@ func newEnv(t *testing.T, opts ...ssf.Option) *env {
 		ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(e.store),
 		ssf.WithPushAuthorization(pushAuth), ssf.WithObserver(e.obs),
 	}
+	base = append(base, testScope...)
 	r, err := ssf.New(context.Background(), append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -14,6 +14,8 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // keyLookupTimeout bounds a key look-up, including a refresh of the JWKS
@@ -95,7 +97,8 @@ func (r *Receiver) buildKeys(jwksURL string) error {
 		ctx, cancel := context.WithTimeout(ctx, keyLookupTimeout)
 		defer cancel()
 		key, err := kf.KeyfuncCtx(ctx)(t)
-		return lookupResult(t, key, err, src, "")
+		// These keys are all there is: a kid they lack is refused.
+		return lookupResult(t, key, err, src, "", true)
 	}
 	return nil
 }
@@ -147,21 +150,22 @@ func (r *Receiver) remoteKeys(jwksURL string) error {
 		defer cancel()
 		key, err := kf.KeyfuncCtx(ctx)(t)
 		if !keyMissing(key, err) {
-			return lookupResult(t, key, err, src, "")
+			return lookupResult(t, key, err, src, "", false)
 		}
 		if !limit.Allow() {
 			return lookupResult(t, key, err, src, fmt.Sprintf(
-				"; it was refreshed for unknown keys moments ago (at most %d at once, then one per %v)", UnknownKIDRefreshBurst, r.cfg.unknownKID))
+				"; it was refreshed for unknown keys moments ago (at most %d at once, then one per %v)", UnknownKIDRefreshBurst, r.cfg.unknownKID), false)
 		}
 		failed := new(atomic.Bool)
 		kid, _ := t.Header["kid"].(string)
 		_, _ = refresher.KeyRead(context.WithValue(ctx, refreshFailedKey{}, failed), kid)
 		key, err = kf.KeyfuncCtx(ctx)(t)
-		why := ", even after a refresh"
-		if failed.Load() {
-			why = ", and it could not be refreshed (the JWKS endpoint failed)"
+		if failed.Load() || ctx.Err() != nil {
+			return lookupResult(t, key, err, src, ", and it could not be refreshed (the JWKS endpoint failed)", false)
 		}
-		return lookupResult(t, key, err, src, why)
+		// The JWKS was fetched just now and still lacks the key: RFC 8935
+		// invalid_key (see the package documentation for the trade-off).
+		return lookupResult(t, key, err, src, ", even after a successful refresh", true)
 	}
 	return nil
 }
@@ -177,15 +181,23 @@ func keyMissing(key any, err error) bool {
 }
 
 // lookupResult turns the outcome of a key look-up in src into the key or an
-// error: ErrKeysUnavailable when no key could be obtained, any other error
-// (a JWK whose alg or use does not fit) as it is, for an invalid_key
-// rejection.
-func lookupResult(t *jwt.Token, key any, err error, src, why string) (any, error) {
+// error. When no key was found it is ErrKeysUnavailable (temporary: push 503,
+// poll not acknowledged), unless final says the key set is known to be
+// complete (static keys, or a JWKS fetched successfully just now): then it is
+// an invalid_key rejection. A failure to read the key storage is
+// ErrKeysUnavailable; any other error (a JWK whose alg or use does not fit)
+// is returned as it is, for an invalid_key rejection.
+func lookupResult(t *jwt.Token, key any, err error, src, why string, final bool) (any, error) {
 	kid, hasKID := t.Header["kid"].(string)
+	missing := keyMissing(key, err)
 	switch {
-	case keyMissing(key, err) && !hasKID:
+	case missing && final && !hasKID:
+		return nil, rejectErr(CodeInvalidKey, err, "the SET has no kid and %s holds no key%s", src, why)
+	case missing && final:
+		return nil, rejectErr(CodeInvalidKey, err, "kid %q is not in %s%s", clip(kid), src, why)
+	case missing && !hasKID:
 		return nil, errKeysUnavailable(err, "the SET has no kid and %s holds no key%s", src, why)
-	case keyMissing(key, err):
+	case missing:
 		return nil, errKeysUnavailable(err, "kid %q is not in %s%s", clip(kid), src, why)
 	case errors.Is(err, errKeyRead):
 		return nil, errKeysUnavailable(err, "%s could not be read: %s", src, clip(err.Error()))
@@ -201,9 +213,37 @@ func staticKeyfunc(keys map[string]crypto.PublicKey) func(context.Context, *jwt.
 		if k, ok := keys[kid]; ok {
 			return k, nil
 		}
-		return nil, errKeysUnavailable(nil, "kid %q is not among the configured keys", clip(kid))
+		return nil, reject(CodeInvalidKey, "kid %q is not among the configured keys", clip(kid))
 	}
 }
+
+// guardedClient returns a copy of hc whose redirects must satisfy the URL
+// rule (jose.CheckURL: https, plain http only on loopback or when insecure)
+// and, when sameOrigin is set (a credential rides on the requests), stay on
+// the origin of the first request; then hc's own CheckRedirect applies.
+func guardedClient(hc *http.Client, insecure, sameOrigin bool) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if err := jose.CheckURL(req.URL.String(), insecure, insecureOption); err != nil {
+			return fmt.Errorf("redirect refused: %w", err)
+		}
+		if sameOrigin && !jose.SameOrigin(via[0].URL.String(), req.URL.String()) {
+			return fmt.Errorf("redirect from %s to %s refused: it leaves the origin the credential is meant for", via[0].URL.Redacted(), req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+	return &c
+}
+
+// insecureOption names the opt-in to plain http in error messages.
+const insecureOption = "WithInsecureHTTP"
 
 // limitedClient returns a copy of hc whose response bodies fail past max bytes.
 func limitedClient(hc *http.Client, max int64) *http.Client {

@@ -127,10 +127,21 @@ func TestUnknownKIDFloodIsRateLimited(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	// The SETs that got a refresh are refused (the JWKS was fetched and
+	// lacks their kid: 400 invalid_key); the rest found the refresh
+	// rate-limited and are answered 503.
+	refused := 0
 	for i, st := range statuses {
-		if st != http.StatusServiceUnavailable {
-			t.Fatalf("forged kid %d: status %d, want 503", i, st)
+		switch st {
+		case http.StatusBadRequest:
+			refused++
+		case http.StatusServiceUnavailable:
+		default:
+			t.Fatalf("forged kid %d: status %d, want 400 or 503", i, st)
 		}
+	}
+	if refused != ssf.UnknownKIDRefreshBurst {
+		t.Fatalf("%d forged SETs refused with invalid_key, want %d (one per allowed refresh)", refused, ssf.UnknownKIDRefreshBurst)
 	}
 	if got := e.tr.JWKSHits() - hits; got != ssf.UnknownKIDRefreshBurst {
 		t.Fatalf("%d SETs with unknown kids caused %d JWKS fetches, want %d", n, got, ssf.UnknownKIDRefreshBurst)
@@ -158,8 +169,8 @@ func TestRotatedKeyAcceptedOnRetry(t *testing.T) {
 	start := time.Now()
 	for i := range ssf.UnknownKIDRefreshBurst {
 		forged := e.tr.SignWith(e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": fmt.Sprint("forged-", i)})
-		if st, _, _ := pushRaw(t, e.srv.URL, forged); st != http.StatusServiceUnavailable {
-			t.Fatalf("forged kid: %d", st)
+		if st, _, er := pushRaw(t, e.srv.URL, forged); st != http.StatusBadRequest || er.Err != ssf.CodeInvalidKey {
+			t.Fatalf("forged kid, JWKS refreshed without it: %d %+v, want 400 invalid_key", st, er)
 		}
 	}
 	e.tr.RotateKey("k2", false) // published at once
@@ -221,17 +232,19 @@ func TestPollKeysUnavailableRedelivered(t *testing.T) {
 	}
 }
 
-// TestStaticKeysUnknownKIDAndBadJWK: with configured keys an unknown kid (or
-// a SET without kid when no key has the empty kid) is temporarily
-// unavailable too, while a configured key that does not fit the SET is
-// refused with invalid_key.
+// TestStaticKeysUnknownKIDAndBadJWK: with configured keys, which are all
+// there is, an unknown kid (or a SET without kid when no key has the empty
+// kid) is refused with RFC 8935 invalid_key (issue 12 item 3: it used to be
+// a 503 temporarily_unavailable, an unregistered code that made the
+// transmitter retry forever), and so is a configured key that does not fit
+// the SET.
 func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	tr := ssftest.New()
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
 	base := []ssf.Option{ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory())}
 	newR := func(opts ...ssf.Option) *ssf.Receiver {
-		r, err := ssf.New(context.Background(), append(base, opts...)...)
+		r, err := ssf.New(context.Background(), append(append(base, testScope...), opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,8 +259,8 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 		"unknown kid": tr.SignWith(claims(), map[string]any{"kid": "other"}),
 		"no kid":      tr.SignWith(claims(), map[string]any{"kid": nil}),
 	} {
-		if _, err := pub.Receive(ctx, []byte(set)); !errors.Is(err, ssf.ErrKeysUnavailable) || ssf.CodeOf(err) != "" {
-			t.Errorf("WithPublicKey, %s: %v, want ErrKeysUnavailable", name, err)
+		if _, err := pub.Receive(ctx, []byte(set)); errors.Is(err, ssf.ErrKeysUnavailable) || ssf.CodeOf(err) != ssf.CodeInvalidKey {
+			t.Errorf("WithPublicKey, %s: %v, want invalid_key", name, err)
 		}
 	}
 	if _, err := pub.Receive(ctx, []byte(tr.Sign(claims()))); err != nil {
@@ -255,15 +268,15 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	}
 
 	jwks := newR(ssf.WithJWKS(tr.JWKS()))
-	if _, err := jwks.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": "other"}))); !errors.Is(err, ssf.ErrKeysUnavailable) {
-		t.Fatalf("WithJWKS, unknown kid: %v, want ErrKeysUnavailable", err)
+	if _, err := jwks.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": "other"}))); errors.Is(err, ssf.ErrKeysUnavailable) || ssf.CodeOf(err) != ssf.CodeInvalidKey {
+		t.Fatalf("WithJWKS, unknown kid: %v, want invalid_key", err)
 	}
 	if _, err := jwks.Receive(ctx, []byte(tr.Sign(claims()))); err != nil {
 		t.Fatalf("WithJWKS, known kid: %v", err)
 	}
 	empty := newR(ssf.WithJWKS([]byte(`{"keys":[]}`)))
-	if _, err := empty.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": nil}))); !errors.Is(err, ssf.ErrKeysUnavailable) {
-		t.Fatalf("WithJWKS without keys, no kid: %v, want ErrKeysUnavailable", err)
+	if _, err := empty.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": nil}))); ssf.CodeOf(err) != ssf.CodeInvalidKey {
+		t.Fatalf("WithJWKS without keys, no kid: %v, want invalid_key", err)
 	}
 
 	// The JWK says RS384, the SET is RS256: the key is known but unusable.

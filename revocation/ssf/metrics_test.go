@@ -82,10 +82,13 @@ func TestMetricsEventsByTypeAndOutcome(t *testing.T) {
 		t.Fatalf("store failure answered %d", st)
 	}
 	e.store.fail.Store(false)
+	// The JWKS endpoint is down: the unknown kid cannot be looked up (503).
+	tr.SetJWKSDown(true)
 	unknownKID := tr.SignWith(tr.Claims(ssf.RISCAccountDisabled, nil, session), map[string]any{"kid": "not-published"})
 	if st, _ := e.push(t, unknownKID); st != 503 {
 		t.Fatalf("unknown kid answered %d", st)
 	}
+	tr.SetJWKSDown(false)
 	direct, _ := tr.Event(ssf.RISCAccountPurged, nil, session)
 	if _, err := e.r.Receive(context.Background(), []byte(direct)); err != nil {
 		t.Fatal(err)

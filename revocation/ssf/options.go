@@ -73,6 +73,10 @@ type config struct {
 	criticalMembers []string
 	minRSABits      int
 	meterProvider   metric.MeterProvider
+	subjectIssuers  []string
+	subjectTenants  []string
+	emailDomains    []string
+	insecureHTTP    bool
 }
 
 func defaultConfig() config {
@@ -119,10 +123,13 @@ func WithJWKS(jwksJSON []byte) Option {
 }
 
 // WithKeySet takes the signing keys from a jwkset.Storage the caller manages.
+// Like static keys it is taken as complete: a kid it lacks is refused with
+// invalid_key (a read failure of the storage is ErrKeysUnavailable).
 func WithKeySet(s jwkset.Storage) Option { return func(c *config) { c.keySet = s } }
 
 // WithPublicKey adds a static signing key with key id kid ("" matches a SET
-// without kid). May be given several times.
+// without kid). May be given several times. A SET naming another kid is
+// refused with invalid_key.
 func WithPublicKey(kid string, key crypto.PublicKey) Option {
 	return func(c *config) {
 		if c.staticKeys == nil {
@@ -183,7 +190,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 
 // WithHTTPClient sets the client used to fetch the ssf-configuration and the
 // JWKS. Default: a client with a 30 s timeout. Responses are size-bounded
-// regardless.
+// and redirects held to the https rule (see WithInsecureHTTP) regardless.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
 
 // WithJWKSRefresh sets the periodic JWKS refresh interval (default
@@ -206,9 +213,16 @@ func WithJWKSRefresh(every, unknownKIDMinInterval time.Duration) Option {
 func WithPushAuthorization(header string) Option { return func(c *config) { c.pushAuth = header } }
 
 // WithInsecurePushWithoutAuthorization lets the push handler accept requests
-// without an Authorization header. SETs are still signature-checked, but
-// anyone who can reach the endpoint can make the receiver verify signatures
-// and fill its logs. Use only behind another authenticating layer.
+// without an Authorization header: the Google mode. Google's Cross-Account
+// Protection (RISC) pushes SETs with no Authorization header, authenticated
+// by their signature and aud alone
+// (https://developers.google.com/identity/protocols/risc). Off by default.
+// Every SET is still checked exactly as with a header: its signature against
+// the transmitter's keys, iss, aud, iat and the subject scope; only the
+// caller's own credential is not. The cost: anyone who can reach the
+// endpoint can make the receiver verify signatures and fill its logs (bounded
+// by WithMaxBodySize and the unknown-kid refresh limit). Prefer
+// WithPushAuthorization wherever the transmitter supports it.
 func WithInsecurePushWithoutAuthorization() Option { return func(c *config) { c.pushNoAuth = true } }
 
 // WithVerificationState sets a function that accepts or refuses the state of
@@ -230,3 +244,44 @@ func WithCriticalSubjectMembers(members ...string) Option {
 // WithMinRSAKeyBits sets the smallest RSA key accepted. Default 2048, as the
 // CAEP interoperability profile requires.
 func WithMinRSAKeyBits(bits int) Option { return func(c *config) { c.minRSABits = bits } }
+
+// WithSubjectIssuers lets this transmitter name the subjects, sessions,
+// tokens, devices and clients of these further token issuers. By default
+// it may name only those of its own iss (WithIssuer) and of the
+// DefaultMapper's TokenIssuer. A SET whose subject names another issuer
+// (an iss_sub or jwt_id subject, or a custom mapper's key) is refused with
+// invalid_request naming the issuer, and nothing of it is stored: one
+// transmitter, or a leak of its signing key, cannot revoke the users of an
+// issuer it does not speak for.
+func WithSubjectIssuers(issuers ...string) Option {
+	return func(c *config) { c.subjectIssuers = append(c.subjectIssuers, issuers...) }
+}
+
+// WithSubjectTenants lets this transmitter name the users and service
+// principals (ObjectKey: tid + oid) of these tenants, compared as ObjectKey
+// compares them (GUIDs case-insensitively, other ids exactly). By default it
+// may name only the DefaultMapper's OpaqueTenant. A SET whose subject names
+// another tenant (a complex {tenant, user}) is refused with invalid_request
+// naming the tenant.
+func WithSubjectTenants(tenants ...string) Option {
+	return func(c *config) { c.subjectTenants = append(c.subjectTenants, tenants...) }
+}
+
+// WithEmailDomains lets this transmitter name e-mail (and account acct:)
+// subjects of these domains, matched exactly and case-insensitively
+// ("example.com" does not admit "sub.example.com"). By default none: an
+// e-mail address is not scoped by any issuer, so an e-mail subject would
+// revoke the tokens of every issuer that carries that address. A SET with
+// an e-mail subject of another domain is refused with invalid_request
+// naming the domain.
+func WithEmailDomains(domains ...string) Option {
+	return func(c *config) { c.emailDomains = append(c.emailDomains, domains...) }
+}
+
+// WithInsecureHTTP allows plain-http URLs on non-loopback hosts for the
+// issuer's ssf-configuration, the jwks_uri, the poll endpoint and the
+// redirects they follow. By default every such URL must be https (plain
+// http only on a loopback address), so that a network attacker cannot
+// substitute the transmitter's keys and forge lock-outs. Use it only in
+// closed test networks.
+func WithInsecureHTTP() Option { return func(c *config) { c.insecureHTTP = true } }

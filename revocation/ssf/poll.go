@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // Poll defaults.
@@ -85,7 +87,10 @@ func NewPoller(r *Receiver, endpoint string, opts ...PollOption) (*Poller, error
 		r: r, endpoint: endpoint, hc: &http.Client{},
 		maxEvents: DefaultPollMaxEvents, interval: DefaultPollInterval, timeout: DefaultPollRequestTimeout,
 		minBackoff: DefaultPollMinBackoff, maxBackoff: DefaultPollMaxBackoff, maxResp: DefaultPollMaxResponse,
-		log: r.cfg.logger, setErrs: map[string]ErrorResponse{},
+		setErrs: map[string]ErrorResponse{},
+	}
+	if r != nil {
+		p.log = r.cfg.logger
 	}
 	for _, o := range opts {
 		o(p)
@@ -101,6 +106,13 @@ func NewPoller(r *Receiver, endpoint string, opts ...PollOption) (*Poller, error
 		return nil, fmt.Errorf("ssf: invalid poller backoff %v..%v or interval %v (backoff must be positive and ordered, interval not negative)",
 			p.minBackoff, p.maxBackoff, p.interval)
 	}
+	// https, or plain http on loopback or with the Receiver's
+	// WithInsecureHTTP; redirects likewise, and never to another origin
+	// while an Authorization header rides along.
+	if err := jose.CheckURL(endpoint, r.cfg.insecureHTTP, insecureOption); err != nil {
+		return nil, fmt.Errorf("ssf: poll endpoint: %w", err)
+	}
+	p.hc = guardedClient(p.hc, r.cfg.insecureHTTP, p.auth != "")
 	return p, nil
 }
 

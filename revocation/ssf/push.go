@@ -22,9 +22,10 @@ const ContentTypeSET = "application/secevent+jwt"
 // application/secevent+jwt, reads at most the configured body size, validates
 // and stores the SET, and answers 202 Accepted with an empty body only once
 // every Key's event is stored. A refused SET gets 400 with
-// {"err": code, "description": text}. A store failure, or a SET whose
-// signing key could not be obtained (ErrKeysUnavailable: a kid the JWKS does
-// not publish yet, the JWKS down), gets 503 with Retry-After and err
+// {"err": code, "description": text} (invalid_key for a kid absent from
+// the keys even after a successful JWKS refresh). A store failure, or a SET
+// whose signing key could not be looked up (ErrKeysUnavailable: the JWKS
+// endpoint failing, or its refresh rate-limited), gets 503 with Retry-After and err
 // "temporarily_unavailable", so that the transmitter delivers the SET again;
 // it is not remembered as received.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {

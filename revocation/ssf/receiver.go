@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.opentelemetry.io/otel"
 
+	"github.com/caekit/caekit/internal/jose"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -31,6 +32,7 @@ type Receiver struct {
 	critical map[string]bool
 	tc       *TransmitterConfiguration
 	met      *metrics
+	scope    *scope
 }
 
 // Result says what became of an accepted SET.
@@ -96,7 +98,12 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		return nil, fmt.Errorf("ssf: metrics: %w", err)
 	}
 	cfg.observer = met
+	sc, err := newScope(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	r := &Receiver{
+		scope:    sc,
 		cfg:      cfg,
 		algs:     map[string]bool{"RS256": true},
 		dedup:    newDedup(cfg.dedupMax, cfg.dedupTTL, cfg.now),
@@ -116,10 +123,18 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	for _, m := range cfg.criticalMembers {
 		r.critical[m] = true
 	}
+	// Every fetch (configuration, JWKS) and every redirect it follows is
+	// https, or plain http on loopback or with WithInsecureHTTP.
+	r.cfg.httpClient = guardedClient(cfg.httpClient, cfg.insecureHTTP, false)
 	jwksURL := cfg.jwksURL
+	if jwksURL != "" {
+		if err := jose.CheckURL(jwksURL, cfg.insecureHTTP, insecureOption); err != nil {
+			return nil, fmt.Errorf("ssf: WithJWKSURL: %w", err)
+		}
+	}
 	direct := cfg.jwksURL != "" || cfg.jwksJSON != nil || cfg.keySet != nil || cfg.staticKeys != nil
 	if !direct {
-		tc, err := FetchConfiguration(ctx, limitedClient(cfg.httpClient, cfg.maxMetadata), cfg.issuer)
+		tc, err := fetchConfiguration(ctx, limitedClient(r.cfg.httpClient, cfg.maxMetadata), cfg.issuer, cfg.insecureHTTP)
 		if err != nil {
 			return nil, err
 		}
@@ -223,6 +238,10 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 			log.WarnContext(ctx, "ssf: event acknowledged but not enforced: subject maps onto no key",
 				"outcome", OutcomeUnmapped.String(), "subject", set.Subject.String(), "reason", why, "type", cls.Type.String())
 			break
+		}
+		if err := r.scope.check(set, keys); err != nil {
+			r.rejected(ctx, delivery, set, set.JTI, err)
+			return nil, err
 		}
 		for _, k := range keys {
 			ev := revocation.Event{ID: set.JTI, Type: cls.Type, Subject: k, Time: set.EventTime}

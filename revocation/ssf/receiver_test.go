@@ -150,7 +150,7 @@ func TestSubjectFormats(t *testing.T) {
 }
 
 func TestOpaqueTenantAndLegacySubject(t *testing.T) {
-	e := newEnv(t, ssf.WithSubjectMapper(ssf.DefaultMapper{OpaqueTenant: "tid-9"}))
+	e := newEnv(t, ssf.WithSubjectMapper(ssf.DefaultMapper{OpaqueTenant: "tid-9"}), ssf.WithSubjectIssuers("https://accounts.google.com/"))
 	set, _ := e.tr.Event(ssf.RISCAccountPurged, nil, map[string]any{"format": "opaque", "id": "oid-9"})
 	if res, err := e.r.Receive(context.Background(), []byte(set)); err != nil || res.Keys[0] != revocation.ObjectKey("tid-9", "oid-9") {
 		t.Fatalf("opaque with tenant: %+v %v", res, err)
@@ -173,7 +173,7 @@ func TestCustomMapper(t *testing.T) {
 		}
 		return nil, errors.New("unsupported")
 	})
-	e := newEnv(t, ssf.WithSubjectMapper(m))
+	e := newEnv(t, ssf.WithSubjectMapper(m), ssf.WithSubjectTenants("t"))
 	set, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"format": "phone_number", "phone_number": "+1"})
 	if res, err := e.r.Receive(context.Background(), []byte(set)); err != nil || res.Keys[0] != revocation.ObjectKey("t", "phone:+1") {
 		t.Fatalf("%+v %v", res, err)
@@ -183,6 +183,13 @@ func TestCustomMapper(t *testing.T) {
 		t.Fatalf("mapper error must mean unmapped, got %+v %v", res, err)
 	}
 }
+
+// The issuers, tenants and e-mail domains the spec examples name.
+var (
+	specIssuers = []string{"https://idp.example.com/", "https://idp.example.com/123456789/", "https://idp.example.com/3456789/", "https://idp.example.com/987654321/"}
+	specTenants []string
+	specDomains = []string{"somedomain.com"}
+)
 
 func TestSpecExamples(t *testing.T) {
 	tr := ssftest.New()
@@ -215,7 +222,9 @@ func TestSpecExamples(t *testing.T) {
 			store := revocation.NewMemory(revocation.WithClock(clock))
 			r, err := ssf.New(context.Background(),
 				ssf.WithIssuer(claims["iss"].(string)), ssf.WithAudience(claims["aud"].(string)),
-				ssf.WithStore(store), ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithClock(clock))
+				ssf.WithStore(store), ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithClock(clock),
+				// The spec examples name their own issuers, tenants and domains.
+				ssf.WithSubjectIssuers(specIssuers...), ssf.WithSubjectTenants(specTenants...), ssf.WithEmailDomains(specDomains...))
 			if err != nil {
 				t.Fatal(err)
 			}

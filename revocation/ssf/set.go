@@ -3,10 +3,7 @@ package ssf
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // SET is a validated Security Event Token carrying exactly one event.
@@ -55,7 +54,9 @@ func Hash(raw []byte) string {
 	return hex.EncodeToString(h[:6])
 }
 
-var b64 = base64.RawURLEncoding
+// b64 decodes base64url strictly: unpadded and canonical (jose.B64, as for
+// access tokens), so that one SET has exactly one encoding.
+var b64 = jose.B64
 
 func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	if int64(len(raw)) > r.cfg.maxBody {
@@ -78,13 +79,19 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	// Header.
 	hb, err := b64.DecodeString(parts[0])
 	if err != nil {
-		return nil, reject(CodeInvalidRequest, "JWS header is not base64url")
+		return nil, reject(CodeInvalidRequest, "JWS header is not canonical unpadded base64url: %v", err)
+	}
+	if err := jose.CheckJSON(hb); err != nil {
+		return nil, rejectErr(CodeInvalidRequest, err, "JWS header: %v", err)
 	}
 	var header map[string]any
 	if err := json.Unmarshal(hb, &header); err != nil || header == nil {
 		return nil, reject(CodeInvalidRequest, "JWS header is not a JSON object")
 	}
-	alg, _ := header["alg"].(string)
+	alg, isStr := header["alg"].(string)
+	if !isStr && header["alg"] != nil {
+		return nil, reject(CodeInvalidRequest, "JWS header alg is not a string")
+	}
 	if alg == "" {
 		return nil, reject(CodeInvalidRequest, "JWS header has no alg")
 	}
@@ -92,7 +99,13 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 		return nil, reject(CodeInvalidKey, "alg %q is not allowed", clip(alg))
 	}
 	set.Algorithm = alg
-	typ, _ := header["typ"].(string)
+	typ, isStr := header["typ"].(string)
+	if !isStr && header["typ"] != nil {
+		return nil, reject(CodeInvalidRequest, "JWS header typ is not a string")
+	}
+	// RFC 8417 §2.3 registers "secevent+jwt"; media types are
+	// case-insensitive (RFC 7515 §4.1.9) and some transmitters send the full
+	// "application/secevent+jwt".
 	if !strings.EqualFold(typ, "secevent+jwt") && !strings.EqualFold(typ, "application/secevent+jwt") {
 		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", clip(typ))
 	}
@@ -108,33 +121,40 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	}
 
 	// Signature.
-	method := jwt.GetSigningMethod(alg)
+	method := jose.Methods[alg]
 	if method == nil {
 		return nil, reject(CodeInvalidKey, "alg %q is not supported", clip(alg))
 	}
 	sig, err := b64.DecodeString(parts[2])
 	if err != nil {
-		return nil, reject(CodeInvalidRequest, "JWS signature is not base64url")
+		return nil, reject(CodeInvalidRequest, "JWS signature is not canonical unpadded base64url: %v", err)
 	}
 	key, err := r.keyfunc(ctx, &jwt.Token{Header: header, Method: method})
+	var se *Error
 	switch {
 	case errors.Is(err, ErrKeysUnavailable):
 		// No key could be obtained: temporary, the SET is delivered again.
 		return nil, err
+	case errors.As(err, &se):
+		return nil, se
 	case err != nil:
 		return nil, rejectErr(CodeInvalidKey, err, "signing key %q cannot be used for this SET (its JWK's alg or use does not fit)", clip(set.KeyID))
 	}
-	if err := r.checkKey(key); err != nil {
+	keys, err := r.fitting(alg, key)
+	if err != nil {
 		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", clip(set.KeyID), err)
 	}
-	if err := verify(method, parts[0]+"."+parts[1], sig, key); err != nil {
+	if err := verify(method, parts[0]+"."+parts[1], sig, keys); err != nil {
 		return nil, rejectErr(CodeInvalidKey, err, "signature does not verify with key %q", clip(set.KeyID))
 	}
 
 	// Claims.
 	pb, err := b64.DecodeString(parts[1])
 	if err != nil {
-		return nil, reject(CodeInvalidRequest, "JWS payload is not base64url")
+		return nil, reject(CodeInvalidRequest, "JWS payload is not canonical unpadded base64url: %v", err)
+	}
+	if err := jose.CheckJSON(pb); err != nil {
+		return nil, rejectErr(CodeInvalidRequest, err, "SET payload: %v", err)
 	}
 	if err := r.claims(set, pb); err != nil {
 		return nil, err
@@ -142,43 +162,48 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	return set, nil
 }
 
-// verify checks sig with key. A VerificationKeySet (no kid) is tried key by key.
-func verify(method jwt.SigningMethod, signing string, sig []byte, key any) error {
-	if ks, ok := key.(jwt.VerificationKeySet); ok {
-		err := errors.New("no key in the set")
-		for _, k := range ks.Keys {
-			if err = method.Verify(signing, sig, k); err == nil {
-				return nil
-			}
+// verify checks sig with each of keys until one verifies.
+func verify(method jwt.SigningMethod, signing string, sig []byte, keys []any) error {
+	err := errors.New("no key to try")
+	for _, k := range keys {
+		if err = method.Verify(signing, sig, k); err == nil {
+			return nil
 		}
-		return err
 	}
-	return method.Verify(signing, sig, key)
+	return err
 }
 
-func (r *Receiver) checkKey(key any) error {
-	check := func(k any) error {
-		switch k := k.(type) {
-		case *rsa.PublicKey:
-			if k.N.BitLen() < r.cfg.minRSABits {
-				return fmt.Errorf("RSA key of %d bits, fewer than %d", k.N.BitLen(), r.cfg.minRSABits)
-			}
-		case *ecdsa.PublicKey, []byte:
-			if _, isBytes := k.([]byte); isBytes {
-				return errors.New("symmetric keys are not accepted")
-			}
+// fitting returns the keys that may verify alg (jose.KeyFits, the access
+// tokens' rule: the key type and curve match the algorithm, RSA keys have
+// at least WithMinRSAKeyBits bits; a symmetric key never fits). A
+// VerificationKeySet (a SET without kid) keeps the keys that fit, and is
+// refused when none does.
+func (r *Receiver) fitting(alg string, key any) ([]any, error) {
+	ks, isSet := key.(jwt.VerificationKeySet)
+	if !isSet {
+		if err := jose.KeyFits(alg, key, r.cfg.minRSABits); err != nil {
+			return nil, err
 		}
-		return nil
+		return []any{key}, nil
 	}
-	if ks, ok := key.(jwt.VerificationKeySet); ok {
-		for _, k := range ks.Keys {
-			if err := check(k); err != nil {
-				return err
+	var out []any
+	var first error
+	for _, k := range ks.Keys {
+		if err := jose.KeyFits(alg, k, r.cfg.minRSABits); err != nil {
+			if first == nil {
+				first = err
 			}
+			continue
 		}
-		return nil
+		out = append(out, k)
 	}
-	return check(key)
+	if len(out) == 0 {
+		if first == nil {
+			first = errors.New("the key set is empty")
+		}
+		return nil, fmt.Errorf("no key fits alg %s: %w", alg, first)
+	}
+	return out, nil
 }
 
 func (r *Receiver) claims(set *SET, payload []byte) error {

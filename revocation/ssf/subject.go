@@ -152,13 +152,37 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 		if err != nil {
 			return nil, err
 		}
-		if legacy == "" {
-			return nil, fmt.Errorf("subject identifier has no format")
+		switch {
+		case legacy == "" && hasComplexMember(m):
+			// A complex subject sent without "format":"complex", as some
+			// transmitters do (openid/sharedsignals#53; Okta's SETs carry
+			// {"user": {...}} in the event). Its members are read as those
+			// of a complex subject: an absent member is unconstrained (SSF
+			// §3.3.1), which the DefaultMapper never widens to "every
+			// user" (a subject with no user, session, device or
+			// application maps to nothing).
+			format = FormatComplex
+		case legacy == "":
+			return nil, fmt.Errorf("subject identifier has no format (nor subject_type, nor a complex subject member)")
 		}
+	}
+	if format == "" {
+		legacy, _ := str(m, "subject_type")
 		s.Legacy = true
 		switch legacy {
-		case "iss-sub", "id_token_claims":
+		case "iss-sub", "iss_sub":
+			// Google RISC and login.gov send "iss-sub"; the RFC 9493 name
+			// is "iss_sub".
 			format = FormatIssSub
+		case "id_token_claims":
+			// Google RISC: the claims of the user's ID token, iss and sub
+			// (or, without them, email).
+			format = FormatIssSub
+			if iss, _ := str(m, "iss"); iss == "" {
+				if email, _ := str(m, "email"); email != "" {
+					format = FormatEmail
+				}
+			}
 		case "phone":
 			format = FormatPhoneNumber
 		default:
@@ -280,6 +304,19 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 	return s, nil
 }
 
+// complexMembers are the member names of a complex subject.
+var complexMembers = []string{"user", "session", "tenant", "application", "device", "org_unit", "group"}
+
+// hasComplexMember reports whether m has a member of a complex subject.
+func hasComplexMember(m map[string]json.RawMessage) bool {
+	for _, name := range complexMembers {
+		if _, ok := m[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // str reads an optional string member; absent or null gives "".
 func str(m map[string]json.RawMessage, name string) (string, error) {
 	raw, ok := m[name]
@@ -365,8 +402,12 @@ type DefaultMapper struct {
 	// TokenIssuer is the issuer of the access tokens whose session, device
 	// and client ids (and opaque subjects) this transmitter names. Those ids
 	// mean something only within their issuer, so their keys are scoped by
-	// it. Default: the SET's own iss, which is right when the IdP signs SETs
-	// and access tokens under one issuer.
+	// it. An iss_sub or jwt_id subject that names the SET's own iss is
+	// mapped under TokenIssuer too: the transmitter's users are its token
+	// issuer's (Google's RISC SETs, for one, name "https://accounts.google.com/"
+	// while its ID tokens carry "https://accounts.google.com"). Default: the
+	// SET's own iss, which is right when the IdP signs SETs and access
+	// tokens under one issuer.
 	TokenIssuer string
 }
 
@@ -376,26 +417,42 @@ func (d DefaultMapper) MapSubject(set *SET, s *Subject) ([]revocation.Key, error
 		return nil, nil
 	}
 	iss := d.TokenIssuer
+	setIss := ""
 	if set != nil {
 		if iss == "" {
 			iss = set.Issuer
+		}
+		if d.TokenIssuer != "" {
+			setIss = set.Issuer
 		}
 		if set.EventType == CAEPSessionRevoked && s.Format == FormatOpaque {
 			return []revocation.Key{revocation.SessionKey(iss, s.ID)}, nil
 		}
 	}
-	return d.mapOne(iss, s), nil
+	return d.mapIn(iss, setIss, s), nil
 }
 
 func (d DefaultMapper) mapOne(iss string, s *Subject) []revocation.Key {
+	return d.mapIn(iss, "", s)
+}
+
+// mapIn maps s; setIss is the SET's iss, whose own users are those of the
+// token issuer iss.
+func (d DefaultMapper) mapIn(iss, setIss string, s *Subject) []revocation.Key {
 	switch s.Format {
 	case FormatIssSub:
+		if setIss != "" && s.Iss == setIss {
+			return []revocation.Key{revocation.IssuerSubjectKey(iss, s.Sub)}
+		}
 		return []revocation.Key{revocation.IssuerSubjectKey(s.Iss, s.Sub)}
 	case FormatEmail:
 		return []revocation.Key{revocation.EmailKey(s.Email)}
 	case FormatAccount:
 		return []revocation.Key{revocation.EmailKey(strings.TrimPrefix(s.URI, "acct:"))}
 	case FormatJWTID:
+		if setIss != "" && s.Iss == setIss {
+			return []revocation.Key{revocation.TokenKey(iss, s.JTI)}
+		}
 		return []revocation.Key{revocation.TokenKey(s.Iss, s.JTI)}
 	case FormatOpaque:
 		if d.OpaqueTenant != "" {
@@ -405,7 +462,7 @@ func (d DefaultMapper) mapOne(iss string, s *Subject) []revocation.Key {
 	case FormatAliases:
 		var ks []revocation.Key
 		for _, id := range s.Identifiers {
-			ks = appendUnique(ks, d.mapOne(iss, id)...)
+			ks = appendUnique(ks, d.mapIn(iss, setIss, id)...)
 		}
 		return ks
 	case FormatComplex:
@@ -416,7 +473,7 @@ func (d DefaultMapper) mapOne(iss string, s *Subject) []revocation.Key {
 			if !d.NoComplexObjectKey && s.Tenant != nil && s.Tenant.Format == FormatOpaque && s.User.Format == FormatOpaque {
 				return []revocation.Key{revocation.ObjectKey(s.Tenant.ID, s.User.ID)}
 			}
-			if ks := d.mapOne(iss, s.User); len(ks) > 0 {
+			if ks := d.mapIn(iss, setIss, s.User); len(ks) > 0 {
 				return ks
 			}
 		}

@@ -123,7 +123,8 @@ func setup(t *testing.T) *world {
 	rcv, err := ssf.New(ctx, ssf.WithIssuer(w.tr.Issuer), ssf.WithAudience(ssftest.Audience),
 		ssf.WithStore(w.store), ssf.WithPushAuthorization(pushAuth),
 		// The transmitter's session ids are those of the IdP's access tokens.
-		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: idpIssuer}))
+		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: idpIssuer}),
+		ssf.WithEmailDomains("example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,13 +255,22 @@ func TestPublishOverGRPC(t *testing.T) {
 		t.Fatalf("redelivery: %v %v", res, err)
 	}
 
-	// A SET whose kid the transmitter's JWKS does not publish (yet):
-	// Unavailable, to be published again, not a refusal; nothing stored.
+	// A SET whose kid the transmitter's JWKS does not publish, while the
+	// JWKS cannot be refreshed: Unavailable, to be published again, not a
+	// refusal; nothing stored.
 	unknownKID := w.tr.SignWith(w.tr.Claims(ssf.RISCAccountDisabled, nil, map[string]any{"format": "iss_sub", "iss": idpIssuer, "sub": "carol"}),
 		map[string]any{"kid": "not-yet-published"})
+	w.tr.SetJWKSDown(true)
 	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: unknownKID}, withRole)
+	w.tr.SetJWKSDown(false)
 	if status.Code(err) != codes.Unavailable || reason(err) != "" {
-		t.Fatalf("unknown kid: %v (reason %q), want Unavailable", err, reason(err))
+		t.Fatalf("unknown kid, JWKS down: %v (reason %q), want Unavailable", err, reason(err))
+	}
+	// Once the JWKS is fetched successfully and still lacks the kid: RFC
+	// 8935 invalid_key (issue 12 item 3).
+	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: unknownKID}, withRole)
+	if status.Code(err) != codes.InvalidArgument || reason(err) != ssf.CodeInvalidKey {
+		t.Fatalf("unknown kid after a successful refresh: %v (reason %q), want InvalidArgument invalid_key", err, reason(err))
 	}
 	if _, ok := w.store.Lookup(revocation.IssuerSubjectKey(idpIssuer, "carol")); ok {
 		t.Fatal("a SET with an unknown kid was stored")
@@ -286,4 +296,60 @@ func reason(err error) string {
 		}
 	}
 	return ""
+}
+
+// TestOtherTransmitterCannotRevoke (issue 12 item 7), over real push and
+// gRPC: a second transmitter B, whose receiver shares the store but is not
+// allowed the IdP's issuer, cannot end alice's calls through an iss_sub
+// naming the IdP, through her opaque session id, or through an e-mail of a
+// domain it is not allowed; its refusals are 400 invalid_request. The IdP's
+// own transmitter still can.
+func TestOtherTransmitterCannotRevoke(t *testing.T) {
+	w := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	trB := ssftest.New()
+	defer trB.Close()
+	rcvB, err := ssf.New(ctx, ssf.WithIssuer(trB.Issuer), ssf.WithAudience(ssftest.Audience),
+		ssf.WithStore(w.store), ssf.WithPushAuthorization(pushAuth), ssf.WithEmailDomains("b.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcvB.Close()
+	pushB := httptest.NewServer(rcvB)
+	defer pushB.Close()
+
+	client := inboxv1.NewInboxServiceClient(w.conn)
+	cred := grpc.PerRPCCredentials(bearer(w.token(t, "alice", "sid-7")))
+	call := func() error { _, err := client.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"}, cred); return err }
+	if err := call(); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	for _, c := range []struct {
+		name   string
+		event  string
+		sub    map[string]any
+		status int
+	}{
+		{"iss_sub naming the IdP", ssf.RISCAccountDisabled, map[string]any{"format": "iss_sub", "iss": idpIssuer, "sub": "alice"}, 400},
+		{"e-mail of another domain", ssf.RISCAccountDisabled, map[string]any{"format": "email", "email": "alice@idp.example.test"}, 400},
+		{"alice's session id", ssf.CAEPSessionRevoked, map[string]any{"format": "opaque", "id": "sid-7"}, 202}, // B's own session sid-7
+	} {
+		set, _ := trB.Event(c.event, nil, c.sub)
+		st, body, err := ssftest.Push(ctx, pushB.URL, pushAuth, set)
+		if err != nil || st != c.status || (st == 400 && !strings.Contains(string(body), "invalid_request")) {
+			t.Fatalf("B, %s: %d %s %v, want %d", c.name, st, body, err, c.status)
+		}
+		if err := call(); err != nil {
+			t.Fatalf("after B's %s, alice's call fails: %v", c.name, err)
+		}
+	}
+	// The IdP's own transmitter revokes her session.
+	set, _ := w.tr.Event(ssf.CAEPSessionRevoked, nil, map[string]any{"format": "opaque", "id": "sid-7"})
+	if st, body, err := ssftest.Push(ctx, w.pushURL, pushAuth, set); err != nil || st != 202 {
+		t.Fatalf("IdP's transmitter: %d %s %v", st, body, err)
+	}
+	if err := call(); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("after the IdP's session-revoked: %v, want a challenge", err)
+	}
 }

@@ -42,10 +42,11 @@ func New(r *ssf.Receiver) *Server { return &Server{r: r} }
 //
 // Errors: InvalidArgument with a google.rpc.ErrorInfo whose reason is the RFC
 // 8935 code (invalid_request, invalid_key, invalid_issuer, invalid_audience,
-// invalid_state) for a refused SET; Unavailable, to be retried, when the
-// store failed or when the SET's signing key could not be obtained
-// (ssf.ErrKeysUnavailable: a kid the transmitter's JWKS does not publish
-// yet, or the JWKS could not be fetched).
+// invalid_state) for a refused SET, including invalid_key for a kid absent
+// from the transmitter's JWKS right after a successful refresh; Unavailable,
+// to be retried, when the store failed or when the SET's signing key could
+// not be looked up (ssf.ErrKeysUnavailable: the JWKS could not be fetched,
+// or its refresh for an unknown kid is rate-limited).
 func (s *Server) Publish(ctx context.Context, req *caev1.PublishRequest) (*caev1.PublishResponse, error) {
 	res, err := s.r.ReceiveVia(ctx, "grpc", []byte(req.GetSet()))
 	if err != nil {

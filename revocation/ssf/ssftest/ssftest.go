@@ -222,6 +222,19 @@ func (t *Transmitter) SignWith(claims map[string]any, header map[string]any) str
 	return s
 }
 
+// SignRaw signs the exact header and payload bytes (no re-encoding) with
+// RS256 and the current key, for tests that need JSON a JSON encoder would
+// never produce (duplicate members, bad UTF-8).
+func (t *Transmitter) SignRaw(header, payload []byte) string {
+	_, k := t.PrivateKey()
+	signing := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := jwt.SigningMethodRS256.Sign(signing, k)
+	if err != nil {
+		panic(err)
+	}
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
 // Event signs a one-event SET with standard claims and returns it with its jti.
 func (t *Transmitter) Event(eventType string, payload, subID map[string]any) (set, jti string) {
 	c := t.Claims(eventType, payload, subID)

@@ -1,4 +1,4 @@
-package token
+package jose
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// refScan is the reference for checkJSON on well-formed JSON: it walks the
+// refScan is the reference for CheckJSON on well-formed JSON: it walks the
 // text with encoding/json's own tokenizer, which unescapes names exactly as
 // json.Unmarshal does, and reports a duplicate name and the maximum depth.
 func refScan(b []byte) (dup bool, depth int) {
@@ -83,9 +83,9 @@ func TestCheckJSON(t *testing.T) {
 		`}`:              "well-formed",
 	}
 	for in, want := range cases {
-		err := checkJSON([]byte(in))
+		err := CheckJSON([]byte(in))
 		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
-			t.Errorf("checkJSON(%q) = %v, want %q", in, err, want)
+			t.Errorf("CheckJSON(%q) = %v, want %q", in, err, want)
 		}
 	}
 	var b strings.Builder
@@ -98,12 +98,12 @@ func TestCheckJSON(t *testing.T) {
 	}
 	b.WriteString("}")
 	dup, _ := refScan([]byte(b.String()))
-	if err := checkJSON([]byte(b.String())); (err != nil) != dup {
-		t.Errorf("1000 members: checkJSON = %v, reference dup = %t", err, dup)
+	if err := CheckJSON([]byte(b.String())); (err != nil) != dup {
+		t.Errorf("1000 members: CheckJSON = %v, reference dup = %t", err, dup)
 	}
 }
 
-// FuzzCheckJSON is a differential fuzz test of checkJSON against refScan on
+// FuzzCheckJSON is a differential fuzz test of CheckJSON against refScan on
 // every well-formed UTF-8 input: both must agree on duplicates and depth.
 func FuzzCheckJSON(f *testing.F) {
 	for _, s := range []string{`{}`, `{"a":1,"a":2}`, `{"a":{"b":[1,{"c":2,"c":3}]}}`, `{"\u0061":1,"a":2}`,
@@ -111,27 +111,27 @@ func FuzzCheckJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		err := checkJSON(b) // must never panic, whatever b is
+		err := CheckJSON(b) // must never panic, whatever b is
 		if !utf8.Valid(b) || !json.Valid(b) {
 			return
 		}
 		dup, depth := refScan(b)
 		switch {
-		case depth > maxJSONDepth:
-			if !errors.Is(err, errJSONDepth) {
+		case depth > MaxJSONDepth:
+			if !errors.Is(err, ErrJSONDepth) {
 				// A duplicate before the depth is exceeded is reported first.
-				var de *dupKeyError
+				var de *DupKeyError
 				if !errors.As(err, &de) {
-					t.Fatalf("depth %d: checkJSON = %v", depth, err)
+					t.Fatalf("depth %d: CheckJSON = %v", depth, err)
 				}
 			}
 		case dup:
-			var de *dupKeyError
+			var de *DupKeyError
 			if !errors.As(err, &de) {
-				t.Fatalf("duplicate name: checkJSON = %v", err)
+				t.Fatalf("duplicate name: CheckJSON = %v", err)
 			}
 		case err != nil:
-			t.Fatalf("valid JSON without duplicates, depth %d: checkJSON = %v", depth, err)
+			t.Fatalf("valid JSON without duplicates, depth %d: CheckJSON = %v", depth, err)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package token
+package jose
 
 import (
 	"bytes"
@@ -8,25 +8,29 @@ import (
 	"unicode/utf8"
 )
 
-// maxJSONDepth bounds the nesting of the header and payload JSON.
-const maxJSONDepth = 32
+// MaxJSONDepth bounds the nesting of a JOSE header or payload.
+const MaxJSONDepth = 32
 
 // linearKeys is the member count up to which an object's names are compared
 // pairwise; larger objects get a map, so a token crafted with thousands of
 // members costs linear, not quadratic, time.
 const linearKeys = 40
 
+// Errors of CheckJSON.
 var (
-	errJSONDepth  = fmt.Errorf("JSON nests deeper than %d", maxJSONDepth)
-	errJSONUTF8   = errors.New("JSON text is not valid UTF-8")
-	errJSONSyntax = errors.New("JSON text is not well-formed")
+	// ErrJSONDepth: nesting deeper than MaxJSONDepth.
+	ErrJSONDepth = fmt.Errorf("JSON nests deeper than %d", MaxJSONDepth)
+	// ErrJSONUTF8: text that is not UTF-8.
+	ErrJSONUTF8 = errors.New("JSON text is not valid UTF-8")
+	// ErrJSONSyntax: unbalanced brackets or an unterminated string.
+	ErrJSONSyntax = errors.New("JSON text is not well-formed")
 )
 
-// dupKeyError names a member that occurs twice in one object.
-type dupKeyError struct{ name string }
+// DupKeyError names a member that occurs twice in one object.
+type DupKeyError struct{ name string }
 
-func (e *dupKeyError) Error() string {
-	return fmt.Sprintf("duplicate member %q in a JSON object", clip(e.name))
+func (e *DupKeyError) Error() string {
+	return fmt.Sprintf("duplicate member %q in a JSON object", Clip(e.name))
 }
 
 // keyRef is one member name seen in the object being scanned: its raw bytes
@@ -58,31 +62,31 @@ type jsonFrame struct {
 	set       map[string]struct{}
 }
 
-// checkJSON refuses JSON text that a JWT library could read differently from
+// CheckJSON refuses JSON text that a JWT library could read differently from
 // encoding/json: text that is not UTF-8 (encoding/json silently replaces bad
 // bytes, which can make two distinct names equal), objects with a duplicate
 // member name (encoding/json keeps the last, other libraries the first),
 // compared after unescaping exactly as encoding/json decodes them, and
-// nesting deeper than maxJSONDepth. It does not check the rest of the
+// nesting deeper than MaxJSONDepth. It does not check the rest of the
 // grammar: json.Unmarshal does that afterwards. It never panics.
-func checkJSON(b []byte) error {
+func CheckJSON(b []byte) error {
 	if !utf8.Valid(b) {
-		return errJSONUTF8
+		return ErrJSONUTF8
 	}
-	var stackBuf [maxJSONDepth]jsonFrame
+	var stackBuf [MaxJSONDepth]jsonFrame
 	var keyBuf [linearKeys]keyRef
 	stack, keys := stackBuf[:0], keyBuf[:0]
 	for i := 0; i < len(b); {
 		switch c := b[i]; c {
 		case '{', '[':
-			if len(stack) == maxJSONDepth {
-				return errJSONDepth
+			if len(stack) == MaxJSONDepth {
+				return ErrJSONDepth
 			}
 			stack = append(stack, jsonFrame{object: c == '{', expectKey: c == '{', first: len(keys)})
 			i++
 		case '}', ']':
 			if len(stack) == 0 {
-				return errJSONSyntax
+				return ErrJSONSyntax
 			}
 			keys = keys[:stack[len(stack)-1].first]
 			stack = stack[:len(stack)-1]
@@ -95,7 +99,7 @@ func checkJSON(b []byte) error {
 		case '"':
 			end, escaped := scanString(b, i)
 			if end < 0 {
-				return errJSONSyntax
+				return ErrJSONSyntax
 			}
 			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expectKey {
 				f := &stack[n-1]
@@ -104,7 +108,7 @@ func checkJSON(b []byte) error {
 				if escaped {
 					var dec string // on the heap only for escaped names
 					if err := json.Unmarshal(b[i:end], &dec); err != nil {
-						return errJSONSyntax
+						return ErrJSONSyntax
 					}
 					k.decoded = dec
 				}
@@ -128,7 +132,7 @@ func addKey(f *jsonFrame, keys []keyRef, k keyRef) ([]keyRef, error) {
 	if f.set == nil && len(seen) < linearKeys {
 		for j := range seen {
 			if seen[j].equal(&k) {
-				return keys, &dupKeyError{name: k.str()}
+				return keys, &DupKeyError{name: k.str()}
 			}
 		}
 		return append(keys, k), nil
@@ -141,7 +145,7 @@ func addKey(f *jsonFrame, keys []keyRef, k keyRef) ([]keyRef, error) {
 	}
 	name := k.str()
 	if _, dup := f.set[name]; dup {
-		return keys, &dupKeyError{name: name}
+		return keys, &DupKeyError{name: name}
 	}
 	f.set[name] = struct{}{}
 	return append(keys, k), nil
