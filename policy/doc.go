@@ -24,7 +24,10 @@
 // those proxies, the forwarding header (x-forwarded-for, or client_ip.header)
 // is read and the right-most address in it that is not a trusted proxy is the
 // caller. Forwarding headers from any other peer are ignored. See package
-// clientip. If the address cannot be determined the call is denied.
+// clientip. If the address cannot be determined the call is denied, with a
+// plain PermissionDenied: that includes a trusted proxy that sends no
+// forwarding header, an empty one, or one that lists only trusted proxies
+// (the proxy's own address is never taken for the caller's).
 //
 // # Rules
 //
