@@ -53,6 +53,7 @@ type Server struct {
 	met    *serverMetrics
 
 	unsub     func()
+	unwatch   []func() // stops the ChangeNotifier subscriptions
 	closing   chan struct{}
 	closeOnce sync.Once
 }
@@ -96,8 +97,20 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	}
 	s.met = met
 	s.unsub = o.store.Subscribe(s.index.notify)
+	for _, c := range o.checks {
+		if n, ok := c.(ChangeNotifier); ok {
+			s.unwatch = append(s.unwatch, n.OnChange(s.RecheckStreams))
+		}
+	}
 	return s, nil
 }
+
+// RecheckStreams re-runs the checks on every open stream now, idle ones
+// included, and ends those that no longer pass. Checks that implement
+// ChangeNotifier get this on every change; call it yourself after changing
+// what another check decides on. It never blocks: each stream's own goroutine
+// does its re-check.
+func (s *Server) RecheckStreams() { s.index.pokeAll() }
 
 // Store returns the revocation store the Server consults (the one given with
 // WithStore, or the Server's own in-memory store).
@@ -111,6 +124,11 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.unsub()
+		for _, stop := range s.unwatch {
+			if stop != nil {
+				stop()
+			}
+		}
 		s.met.close()
 	})
 }

@@ -22,7 +22,9 @@ import (
 //
 // A stream is checked when it opens, then watched until it ends: the checks
 // run again on every message received or sent, on every store event about one
-// of the token's subjects, and (WithStreamRecheckInterval) periodically; the
+// of the token's subjects, on every change a ChangeNotifier check reports
+// (a policy reload) or RecheckStreams call, and (WithStreamRecheckInterval)
+// periodically; the
 // stream also ends when its token expires. When any of these denies, the
 // handler's context is cancelled, its pending and later RecvMsg/SendMsg calls
 // fail with the denial, and the RPC ends at once with the denial's status,
@@ -73,6 +75,11 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		w.peer = p.Addr
 	}
 	keys := claims.Keys()
+	if len(keys) == 0 {
+		// No event can name this stream, but RecheckStreams must still
+		// reach it: index it under the zero key, which no event carries.
+		keys = []revocation.Key{{}}
+	}
 	s.index.add(w, keys)
 	defer s.index.remove(w, keys)
 	// An event stored between the first evaluation and registration would
@@ -374,6 +381,21 @@ func (ix *streamIndex) notify(ev revocation.Event) {
 		w.poke()
 	}
 	sh.mu.Unlock()
+}
+
+// pokeAll wakes every indexed stream once (a stream indexed under several
+// keys may be poked more than once; poke is idempotent). It never blocks.
+func (ix *streamIndex) pokeAll() {
+	for i := range ix.shards {
+		sh := &ix.shards[i]
+		sh.mu.Lock()
+		for _, set := range sh.m {
+			for w := range set {
+				w.poke()
+			}
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // watching reports how many streams are indexed (for tests).

@@ -147,4 +147,9 @@
 // Watch polls the file (every 2 s by default) and swaps in each new valid
 // version. A version that does not parse or validate is logged and reported
 // to the WithOnReload callback, and the last good policy stays in force.
+//
+// Every successful Update (a Watcher's reloads included) is announced to the
+// OnChange subscribers; an interceptor.Server whose checks come from the
+// Engine subscribes itself, and re-checks every open stream at once, idle
+// ones included, so a reload that blocks a caller also ends its open streams.
 package policy

@@ -26,6 +26,10 @@ type Engine struct {
 	cur  atomic.Pointer[compiled]
 	opts options
 	mem  *memory
+
+	subMu  sync.Mutex
+	subs   map[uint64]func() // OnChange subscribers
+	nextID uint64
 }
 
 type options struct {
@@ -131,7 +135,46 @@ func (e *Engine) Update(p *Policy) error {
 		return err
 	}
 	e.cur.Store(c)
+	e.notify()
 	return nil
+}
+
+// OnChange registers f to be called after each successful Update (including
+// a Watcher's reloads), once the new policy is in force, and returns a
+// function that removes it. The interceptor.Server uses it (through the
+// interceptor.ChangeNotifier interface of the Engine and its Checks) to
+// re-check every open stream at once when the policy changes, idle streams
+// included. f is called on the updating goroutine and must not block.
+func (e *Engine) OnChange(f func()) (stop func()) {
+	if f == nil {
+		return func() {}
+	}
+	e.subMu.Lock()
+	defer e.subMu.Unlock()
+	if e.subs == nil {
+		e.subs = make(map[uint64]func())
+	}
+	id := e.nextID
+	e.nextID++
+	e.subs[id] = f
+	return func() {
+		e.subMu.Lock()
+		delete(e.subs, id)
+		e.subMu.Unlock()
+	}
+}
+
+// notify calls the OnChange subscribers.
+func (e *Engine) notify() {
+	e.subMu.Lock()
+	fs := make([]func(), 0, len(e.subs))
+	for _, f := range e.subs {
+		fs = append(fs, f)
+	}
+	e.subMu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // Policy returns a copy of the policy in force.
@@ -269,20 +312,30 @@ func (e *Engine) Checks() []interceptor.Check {
 // LocationCheck returns the check that enforces allow_locations,
 // allow_trusted, block_locations and strict.
 func (e *Engine) LocationCheck() interceptor.Check {
-	return engineCheck{check: e.checkLocation}
+	return engineCheck{e: e, check: e.checkLocation}
 }
 
 // AuthContextCheck returns the check that enforces auth_context.
 func (e *Engine) AuthContextCheck() interceptor.Check {
-	return engineCheck{check: e.checkAuthContext}
+	return engineCheck{e: e, check: e.checkAuthContext}
 }
 
 // engineCheck is one of the Engine's checks. It reads the forwarding header
 // from the call's context itself, so the interceptor need not copy the
 // incoming metadata (interceptor.MetadataUser).
 type engineCheck struct {
+	e     *Engine
 	check func(context.Context, *interceptor.Request) *interceptor.Denial
 }
+
+var (
+	_ interceptor.ChangeNotifier = engineCheck{}
+	_ interceptor.ChangeNotifier = (*Engine)(nil)
+)
+
+// OnChange is the Engine's OnChange: open streams are re-checked when the
+// policy changes.
+func (c engineCheck) OnChange(f func()) (stop func()) { return c.e.OnChange(f) }
 
 // Check runs the Engine check c wraps.
 func (c engineCheck) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
