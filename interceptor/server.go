@@ -204,6 +204,22 @@ func (s *Server) isExempt(ctx context.Context, fullMethod string, info *grpc.Str
 	return false
 }
 
+// RegisterMethods records the methods of every service registered with gs
+// (a *grpc.Server) as registered methods for the Server's metrics, so that
+// they always report their own AttrMethod value. Calling it is optional: the
+// interceptors recognise registered methods by themselves (unary calls, and
+// streams whose service implementation gRPC passes in), except the streaming
+// methods of a service registered with a nil implementation.
+func (s *Server) RegisterMethods(gs interface {
+	GetServiceInfo() map[string]grpc.ServiceInfo
+}) {
+	for svc, info := range gs.GetServiceInfo() {
+		for _, m := range info.Methods {
+			s.met.method("/"+svc+"/"+m.Name, true)
+		}
+	}
+}
+
 // UnaryServerInterceptor returns the unary interceptor.
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return s.unary }
 
@@ -212,7 +228,8 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		return handler(ctx, req)
 	}
 	start := time.Now()
-	ms := s.met.method(info.FullMethod)
+	// gRPC calls unary interceptors for registered methods only.
+	ms := s.met.method(info.FullMethod, true)
 	claims, raw, d := s.authenticate(ctx)
 	if d == nil {
 		var md metadata.MD
