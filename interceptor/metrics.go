@@ -104,10 +104,10 @@ type serverMetrics struct {
 	reg       metric.Registration
 	active    atomic.Int64
 
-	mu         sync.Mutex                            // serialises additions to methods
-	methods    atomic.Pointer[map[string]*methodSet] // copy on write; read lock-free
+	mu           sync.Mutex                            // serialises additions to methods
+	methods      atomic.Pointer[map[string]*methodSet] // copy on write; read lock-free
 	unregistered int                                   // names in methods not registered with the gRPC server; under mu
-	other      *methodSet
+	other        *methodSet
 }
 
 // methodSet is one method's attribute value and its pre-built allow options.

@@ -122,4 +122,3 @@ func TestMetricsRegisteredMethodNeverOther(t *testing.T) {
 		}
 	}
 }
-
