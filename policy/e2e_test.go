@@ -53,6 +53,7 @@ type testIdP struct {
 	mu         sync.Mutex
 	ipaddr     string
 	ignoreACRS bool
+	sid        string   // sid claim of the tokens, if set
 	claims     []string // claims parameter of each request
 }
 
@@ -85,13 +86,16 @@ func (i *testIdP) token(w http.ResponseWriter, r *http.Request) {
 	cr := r.PostForm.Get("claims")
 	i.mu.Lock()
 	i.claims = append(i.claims, cr)
-	ipaddr, ignoreACRS := i.ipaddr, i.ignoreACRS
+	ipaddr, ignoreACRS, sid := i.ipaddr, i.ignoreACRS, i.sid
 	i.mu.Unlock()
 
 	now := time.Now()
 	c := jwt.MapClaims{
 		"iss": idpIssuer, "aud": idpAudience, "tid": "tenant-1", "oid": "oid-alice", "sub": "alice",
 		"azp": idpClient, "jti": strconv.FormatInt(now.UnixNano(), 36), "ipaddr": ipaddr,
+	}
+	if sid != "" {
+		c["sid"] = sid
 	}
 	iat := now.Unix()
 	if cr != "" {
