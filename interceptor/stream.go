@@ -34,7 +34,10 @@ import (
 // To make that possible the handler runs on its own goroutine. When a stream
 // is cut the interceptor returns before the handler does; gRPC then writes the
 // status and closes the transport stream, which unblocks the handler, whose
-// result is discarded. A handler that ignores both its context and the errors
+// result is discarded. Sends are serialised with the cut: a SendMsg already
+// under way is waited for (at most MaxSendFenceWait, for a send blocked by a
+// client that does not read) and every later one fails with the denial, so
+// no message overlaps or follows the status. A handler that ignores both its context and the errors
 // of RecvMsg/SendMsg keeps running until it returns, as it would without the
 // interceptor. A panic in the handler is re-raised on the interceptor's
 // goroutine, so recovery interceptors chained before this one still see it.
@@ -76,12 +79,13 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	hctx, cancel := context.WithCancel(context.WithValue(ctx, claimsKey{}, claims))
 	defer cancel()
 	w := &watch{
-		s:      s,
-		claims: claims,
-		method: info.FullMethod,
-		md:     md,
-		ctx:    hctx,
-		wake:   make(chan struct{}, 1),
+		s:       s,
+		claims:  claims,
+		method:  info.FullMethod,
+		md:      md,
+		ctx:     hctx,
+		wake:    make(chan struct{}, 1),
+		sendSem: make(chan struct{}, 1),
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		w.peer = p.Addr
@@ -162,8 +166,39 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		}
 		if err := w.recheck(); err != nil {
 			cancel()
+			w.fence()
 			return s.endCut(ss, ms, info.FullMethod, claims, raw, w.cut.Load())
 		}
+	}
+}
+
+// MaxSendFenceWait bounds how long a mid-stream cut waits for a handler's
+// SendMsg already under way (see watch.fence). A send normally completes in
+// microseconds; one blocked because the client stopped reading (HTTP/2 flow
+// control) would hold the cut hostage, so past this wait the cut proceeds:
+// gRPC's transport then fails the blocked write when it writes the status,
+// and nothing of it is sent.
+const MaxSendFenceWait = 250 * time.Millisecond
+
+// fence is called once the stream's cut is recorded and before the
+// interceptor returns (after which gRPC writes the status): it waits until
+// no handler SendMsg is in flight. Sends take sendSem for their re-check and
+// their transport write, and refuse once the cut is recorded, so after fence
+// no send overlaps the status or follows it (issue 13 item 13). A send
+// blocked past MaxSendFenceWait is left to fail when the status is written.
+func (w *watch) fence() {
+	select {
+	case w.sendSem <- struct{}{}:
+		<-w.sendSem // no send in flight; later ones see the cut
+		return
+	default:
+	}
+	t := time.NewTimer(MaxSendFenceWait)
+	defer t.Stop()
+	select {
+	case w.sendSem <- struct{}{}:
+		<-w.sendSem
+	case <-t.C:
 	}
 }
 
@@ -224,6 +259,9 @@ type watch struct {
 	ctx    context.Context // the handler's context
 	wake   chan struct{}   // capacity 1: "re-evaluate"
 	cut    atomic.Pointer[cut]
+	// sendSem (capacity 1) is held by a handler's SendMsg from its re-check
+	// through its transport write; fence takes it to wait for that write.
+	sendSem chan struct{}
 
 	// decision and reason are the stream's published logging fields, nil
 	// when none were published.
@@ -318,7 +356,11 @@ func (ws *watchedStream) RecvMsg(m any) error {
 }
 
 // SendMsg re-runs the checks, then sends: nothing leaves after a denial.
+// The re-check and the write are serialised with a cut (watch.fence), so a
+// send never overlaps the status gRPC writes when the interceptor returns.
 func (ws *watchedStream) SendMsg(m any) error {
+	ws.w.sendSem <- struct{}{}
+	defer func() { <-ws.w.sendSem }()
 	if err := ws.w.recheck(); err != nil {
 		return err
 	}
