@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
@@ -119,6 +122,51 @@ func TestMetricsRegisteredMethodNeverOther(t *testing.T) {
 	} {
 		if dec[want] != 1 {
 			t.Errorf("%s = %d, want 1", want, dec[want])
+		}
+	}
+}
+
+// TestMetricsRegisterMethods: the streaming methods of a service registered
+// with a nil implementation reach the interceptor with a nil srv, like calls
+// to an unknown-service handler, so unauthenticated calls to them count as
+// MethodOther, unless Server.RegisterMethods names them from the gRPC
+// server's service info.
+func TestMetricsRegisterMethods(t *testing.T) {
+	for _, register := range []bool{false, true} {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		s, err := interceptor.New(newValidator(t), interceptor.WithMeterProvider(mp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs := grpc.NewServer(s.ServerOptions()...)
+		gs.RegisterService(&inboxv1.InboxService_ServiceDesc, nil) // never reached: every call below is denied
+		if register {
+			s.RegisterMethods(gs)
+		}
+		lis := bufconn.Listen(1 << 20)
+		go func() { _ = gs.Serve(lis) }()
+		conn, err := grpc.NewClient("passthrough:///bufnet",
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &obsEnv{conn: conn}
+		if err := callStream(testCtx(t), e, "/example.inbox.v1.InboxService/Chat"); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("Chat without a token: %v", err)
+		}
+		dec := sums(t, collect(t, reader)[interceptor.MetricDecisions])
+		_ = conn.Close()
+		gs.Stop()
+		s.Close()
+		_ = mp.Shutdown(context.Background())
+		want := interceptor.MethodOther
+		if register {
+			want = "example.inbox.v1.InboxService/Chat"
+		}
+		if got := dec["caekit.outcome=deny,caekit.reason=TOKEN_INVALID,rpc.method="+want]; got != 1 {
+			t.Errorf("RegisterMethods=%v: series %v, want one denial under %s", register, dec, want)
 		}
 	}
 }
