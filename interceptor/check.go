@@ -54,6 +54,19 @@ type MetadataUser interface {
 	UsesMetadata() bool
 }
 
+// ChangeNotifier may be implemented by a Check whose decisions can change
+// without a revocation event: a policy engine whose policy is reloaded, a
+// check reading a file or a feature flag. The Server subscribes when it is
+// created (and unsubscribes on Close) and, on every change, re-checks every
+// open stream at once, idle ones included (a stream whose handler is blocked
+// in RecvMsg), instead of waiting for its next message.
+type ChangeNotifier interface {
+	// OnChange registers f to be called after each change takes effect, and
+	// returns a function that removes it. f never blocks; OnChange may call
+	// it from any goroutine.
+	OnChange(f func()) (stop func())
+}
+
 // CheckFunc adapts a function to Check.
 type CheckFunc func(ctx context.Context, req *Request) *Denial
 

@@ -50,7 +50,9 @@ const (
 const (
 	// AttrMethod is the OpenTelemetry semantic-convention rpc.method: the
 	// full method without its leading slash, "package.Service/Method", or
-	// MethodOther once MaxMetricMethods distinct methods have been seen.
+	// MethodOther for a method not registered with the gRPC server that no
+	// authenticated caller has called yet, or past MaxMetricMethods such
+	// methods.
 	AttrMethod = "rpc.method"
 	// AttrOutcome is "allow" or "deny".
 	AttrOutcome = "caekit.outcome"
@@ -60,15 +62,21 @@ const (
 	AttrReason = "caekit.reason"
 )
 
-// MethodOther is the AttrMethod value of calls to methods past the
-// MaxMetricMethods bound (the semantic conventions' value for unrecognised
-// methods).
+// MethodOther is the AttrMethod value of calls to methods that are not
+// registered with the gRPC server (they reach it through an unknown-service
+// handler) when the caller did not authenticate, or when MaxMetricMethods
+// such names are known already (the semantic conventions' value for
+// unrecognised methods). A registered method always reports its own name.
 const MethodOther = "_OTHER"
 
 // MaxMetricMethods bounds the number of distinct AttrMethod values a Server
-// reports; calls to further methods are reported as MethodOther. It only
-// matters for servers with an unknown-service handler, which can be called
-// with any method name.
+// reports for methods that are not registered with the gRPC server; calls to
+// further such methods are reported as MethodOther. It only matters for
+// servers with an unknown-service handler, which can be called with any
+// method name. Such a name is recorded only once a caller presenting a valid
+// token has called it, so unauthenticated callers cannot fill the table.
+// Registered methods (every unary method, and streaming methods of a
+// registered service) do not count against the bound.
 const MaxMetricMethods = 512
 
 // Outcome attribute values.
@@ -96,9 +104,10 @@ type serverMetrics struct {
 	reg       metric.Registration
 	active    atomic.Int64
 
-	mu      sync.Mutex                            // serialises additions to methods
-	methods atomic.Pointer[map[string]*methodSet] // copy on write; read lock-free
-	other   *methodSet
+	mu           sync.Mutex                            // serialises additions to methods
+	methods      atomic.Pointer[map[string]*methodSet] // copy on write; read lock-free
+	unregistered int                                   // names in methods not registered with the gRPC server; under mu
+	other        *methodSet
 }
 
 // methodSet is one method's attribute value and its pre-built allow options.
@@ -191,9 +200,20 @@ func (sm *serverMetrics) close() {
 	}
 }
 
-// method returns the cached attribute set of fullMethod, adding it unless
-// MaxMetricMethods methods are known already.
-func (sm *serverMetrics) method(fullMethod string) *methodSet {
+// known returns the cached attribute set of fullMethod, or the MethodOther
+// set if the method is not known yet. It never adds a method: it serves
+// calls to unregistered methods whose caller did not authenticate.
+func (sm *serverMetrics) known(fullMethod string) *methodSet {
+	if ms, ok := (*sm.methods.Load())[fullMethod]; ok {
+		return ms
+	}
+	return sm.other
+}
+
+// method returns the cached attribute set of fullMethod, adding it if it is
+// registered with the gRPC server, or else unless MaxMetricMethods
+// unregistered methods are known already.
+func (sm *serverMetrics) method(fullMethod string, registered bool) *methodSet {
 	if ms, ok := (*sm.methods.Load())[fullMethod]; ok {
 		return ms
 	}
@@ -203,8 +223,11 @@ func (sm *serverMetrics) method(fullMethod string) *methodSet {
 	if ms, ok := cur[fullMethod]; ok {
 		return ms
 	}
-	if len(cur) >= MaxMetricMethods {
-		return sm.other
+	if !registered {
+		if sm.unregistered >= MaxMetricMethods {
+			return sm.other
+		}
+		sm.unregistered++
 	}
 	next := make(map[string]*methodSet, len(cur)+1)
 	for k, v := range cur {

@@ -53,6 +53,7 @@ type Server struct {
 	met    *serverMetrics
 
 	unsub     func()
+	unwatch   []func() // stops the ChangeNotifier subscriptions
 	closing   chan struct{}
 	closeOnce sync.Once
 }
@@ -99,8 +100,20 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	}
 	s.met = met
 	s.unsub = o.store.Subscribe(s.index.notify)
+	for _, c := range o.checks {
+		if n, ok := c.(ChangeNotifier); ok {
+			s.unwatch = append(s.unwatch, n.OnChange(s.RecheckStreams))
+		}
+	}
 	return s, nil
 }
+
+// RecheckStreams re-runs the checks on every open stream now, idle ones
+// included, and ends those that no longer pass. Checks that implement
+// ChangeNotifier get this on every change; call it yourself after changing
+// what another check decides on. It never blocks: each stream's own goroutine
+// does its re-check.
+func (s *Server) RecheckStreams() { s.index.pokeAll() }
 
 // Store returns the revocation store the Server consults (the one given with
 // WithStore, or the Server's own in-memory store).
@@ -114,6 +127,11 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.unsub()
+		for _, stop := range s.unwatch {
+			if stop != nil {
+				stop()
+			}
+		}
 		s.met.close()
 	})
 }
@@ -189,6 +207,22 @@ func (s *Server) isExempt(ctx context.Context, fullMethod string, info *grpc.Str
 	return false
 }
 
+// RegisterMethods records the methods of every service registered with gs
+// (a *grpc.Server) as registered methods for the Server's metrics, so that
+// they always report their own AttrMethod value. Calling it is optional: the
+// interceptors recognise registered methods by themselves (unary calls, and
+// streams whose service implementation gRPC passes in), except the streaming
+// methods of a service registered with a nil implementation.
+func (s *Server) RegisterMethods(gs interface {
+	GetServiceInfo() map[string]grpc.ServiceInfo
+}) {
+	for svc, info := range gs.GetServiceInfo() {
+		for _, m := range info.Methods {
+			s.met.method("/"+svc+"/"+m.Name, true)
+		}
+	}
+}
+
 // UnaryServerInterceptor returns the unary interceptor.
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor { return s.unary }
 
@@ -197,7 +231,8 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		return handler(ctx, req)
 	}
 	start := time.Now()
-	ms := s.met.method(info.FullMethod)
+	// gRPC calls unary interceptors for registered methods only.
+	ms := s.met.method(info.FullMethod, true)
 	claims, raw, d := s.authenticate(ctx)
 	if d == nil {
 		var md metadata.MD

@@ -22,7 +22,9 @@ import (
 //
 // A stream is checked when it opens, then watched until it ends: the checks
 // run again on every message received or sent, on every store event about one
-// of the token's subjects, and (WithStreamRecheckInterval) periodically; the
+// of the token's subjects, on every change a ChangeNotifier check reports
+// (a policy reload) or RecheckStreams call, and (WithStreamRecheckInterval)
+// periodically; the
 // stream also ends when its token expires. When any of these denies, the
 // handler's context is cancelled, its pending and later RecvMsg/SendMsg calls
 // fail with the denial, and the RPC ends at once with the denial's status,
@@ -32,7 +34,10 @@ import (
 // To make that possible the handler runs on its own goroutine. When a stream
 // is cut the interceptor returns before the handler does; gRPC then writes the
 // status and closes the transport stream, which unblocks the handler, whose
-// result is discarded. A handler that ignores both its context and the errors
+// result is discarded. Sends are serialised with the cut: a SendMsg already
+// under way is waited for (at most MaxSendFenceWait, for a send blocked by a
+// client that does not read) and every later one fails with the denial, so
+// no message overlaps or follows the status. A handler that ignores both its context and the errors
 // of RecvMsg/SendMsg keeps running until it returns, as it would without the
 // interceptor. A panic in the handler is re-raised on the interceptor's
 // goroutine, so recovery interceptors chained before this one still see it.
@@ -44,8 +49,20 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		return handler(srv, ss)
 	}
 	start := time.Now()
-	ms := s.met.method(info.FullMethod)
 	claims, raw, d := s.authenticate(ctx)
+	// A method name goes into the metrics' method table if it is registered
+	// (gRPC passes the service implementation, nil for an unknown-service
+	// handler), or once a caller with a valid token calls it: junk names
+	// from unauthenticated callers never fill the table (issue 13 item 7).
+	var ms *methodSet
+	switch {
+	case srv != nil:
+		ms = s.met.method(info.FullMethod, true)
+	case d == nil:
+		ms = s.met.method(info.FullMethod, false)
+	default:
+		ms = s.met.known(info.FullMethod)
+	}
 	var md metadata.MD
 	if d == nil {
 		if s.o.customMetadata {
@@ -62,17 +79,23 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	hctx, cancel := context.WithCancel(context.WithValue(ctx, claimsKey{}, claims))
 	defer cancel()
 	w := &watch{
-		s:      s,
-		claims: claims,
-		method: info.FullMethod,
-		md:     md,
-		ctx:    hctx,
-		wake:   make(chan struct{}, 1),
+		s:       s,
+		claims:  claims,
+		method:  info.FullMethod,
+		md:      md,
+		ctx:     hctx,
+		wake:    make(chan struct{}, 1),
+		sendSem: make(chan struct{}, 1),
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		w.peer = p.Addr
 	}
 	keys := claims.Keys()
+	if len(keys) == 0 {
+		// No event can name this stream, but RecheckStreams must still
+		// reach it: index it under the zero key, which no event carries.
+		keys = []revocation.Key{{}}
+	}
 	s.index.add(w, keys)
 	defer s.index.remove(w, keys)
 	// An event stored between the first evaluation and registration would
@@ -143,8 +166,39 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		}
 		if err := w.recheck(); err != nil {
 			cancel()
+			w.fence()
 			return s.endCut(ss, ms, info.FullMethod, claims, raw, w.cut.Load())
 		}
+	}
+}
+
+// MaxSendFenceWait bounds how long a mid-stream cut waits for a handler's
+// SendMsg already under way (see watch.fence). A send normally completes in
+// microseconds; one blocked because the client stopped reading (HTTP/2 flow
+// control) would hold the cut hostage, so past this wait the cut proceeds:
+// gRPC's transport then fails the blocked write when it writes the status,
+// and nothing of it is sent.
+const MaxSendFenceWait = 250 * time.Millisecond
+
+// fence is called once the stream's cut is recorded and before the
+// interceptor returns (after which gRPC writes the status): it waits until
+// no handler SendMsg is in flight. Sends take sendSem for their re-check and
+// their transport write, and refuse once the cut is recorded, so after fence
+// no send overlaps the status or follows it (issue 13 item 13). A send
+// blocked past MaxSendFenceWait is left to fail when the status is written.
+func (w *watch) fence() {
+	select {
+	case w.sendSem <- struct{}{}:
+		<-w.sendSem // no send in flight; later ones see the cut
+		return
+	default:
+	}
+	t := time.NewTimer(MaxSendFenceWait)
+	defer t.Stop()
+	select {
+	case w.sendSem <- struct{}{}:
+		<-w.sendSem
+	case <-t.C:
 	}
 }
 
@@ -205,6 +259,9 @@ type watch struct {
 	ctx    context.Context // the handler's context
 	wake   chan struct{}   // capacity 1: "re-evaluate"
 	cut    atomic.Pointer[cut]
+	// sendSem (capacity 1) is held by a handler's SendMsg from its re-check
+	// through its transport write; fence takes it to wait for that write.
+	sendSem chan struct{}
 
 	// decision and reason are the stream's published logging fields, nil
 	// when none were published.
@@ -299,7 +356,11 @@ func (ws *watchedStream) RecvMsg(m any) error {
 }
 
 // SendMsg re-runs the checks, then sends: nothing leaves after a denial.
+// The re-check and the write are serialised with a cut (watch.fence), so a
+// send never overlaps the status gRPC writes when the interceptor returns.
 func (ws *watchedStream) SendMsg(m any) error {
+	ws.w.sendSem <- struct{}{}
+	defer func() { <-ws.w.sendSem }()
 	if err := ws.w.recheck(); err != nil {
 		return err
 	}
@@ -374,6 +435,21 @@ func (ix *streamIndex) notify(ev revocation.Event) {
 		w.poke()
 	}
 	sh.mu.Unlock()
+}
+
+// pokeAll wakes every indexed stream once (a stream indexed under several
+// keys may be poked more than once; poke is idempotent). It never blocks.
+func (ix *streamIndex) pokeAll() {
+	for i := range ix.shards {
+		sh := &ix.shards[i]
+		sh.mu.Lock()
+		for _, set := range sh.m {
+			for w := range set {
+				w.poke()
+			}
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // watching reports how many streams are indexed (for tests).

@@ -24,7 +24,10 @@
 // those proxies, the forwarding header (x-forwarded-for, or client_ip.header)
 // is read and the right-most address in it that is not a trusted proxy is the
 // caller. Forwarding headers from any other peer are ignored. See package
-// clientip. If the address cannot be determined the call is denied.
+// clientip. If the address cannot be determined the call is denied, with a
+// plain PermissionDenied: that includes a trusted proxy that sends no
+// forwarding header, an empty one, or one that lists only trusted proxies
+// (the proxy's own address is never taken for the caller's).
 //
 // # Rules
 //
@@ -63,26 +66,45 @@
 //  1. The token's ipaddr claim equals the caller's address as this service
 //     sees it: the IdP issued the token seeing this very address, so asking
 //     it again cannot change anything.
-//  2. The service already challenged this caller (same subject, same address)
-//     at time T, and the presented token is a different one, issued at or
-//     after T (less a skew, default 10 minutes, because Entra backdates iat
-//     by 5 minutes): the client has been back to the IdP since the mismatch
-//     was first seen, and the new token still fails.
+//  2. The service already challenged this caller (same subject, same rule,
+//     same address) at time T, and the presented token is a different one,
+//     issued at or after T (less a skew, default 10 minutes, because Entra
+//     backdates iat by 5 minutes), and first seen within a short window
+//     after T (WithChallengeAnswerWindow, default 2 minutes): the client has
+//     been back to the IdP in answer to the challenge, and the new token
+//     still fails. When tokens carry a session id (sid, else deviceid) the
+//     new token must also be of a challenged token's session: a token of
+//     another session or device of the same user is challenged instead.
 //
 // The nbf value of a challenge is T, the moment the mismatch was first seen,
 // not the current time, so all challenges for one mismatch agree. The same
-// token presented again is challenged again with the same T (its client has
-// not been back yet); an older token never challenged is challenged too. For
-// auth context the same memory applies: a token issued after a step-up
+// token presented again gets the same answer as before (challenged again
+// with the same T, or denied again); an older token never challenged is
+// challenged too. A new failing token first seen after the window is no
+// answer to the challenge (a proactive refresh, another device, a new
+// login): it is challenged, and a new round starts at its T. For auth
+// context the same memory applies: a token issued in answer to a step-up
 // challenge that still lacks the context gets a plain denial telling the
 // operator to check the IdP's auth context definition.
 //
+// As soon as a caller passes a rule, its memory for that rule is cleared,
+// at every address: a completed step-up followed by a proactive refresh
+// that asks only for the base claims, a second device of the same user, or
+// a return to an address challenged before, each gets a challenge, never a
+// lock-out. (The caekit client also keeps the step-up claims on its
+// proactive refreshes for the scopes that needed them.) The price: a caller
+// whose calls alternate between a passing and a failing address (a split
+// tunnel) is challenged again after each pass; the client's own retry rules
+// bound that to one IdP round trip per refused call. Clearing costs the
+// allow path no lock while the memory is empty, and never allocates.
+//
 // The memory of challenges is bounded (WithChallengeMemory, default 10,000
-// entries for 1 hour), kept per process and touched only on the deny path.
-// With several replicas a caller may get one extra challenge per replica;
-// since clients retry a challenged call once and return a second challenge
-// to the caller, this never loops. After the memory expires the cycle may
-// repeat once: one IdP round trip per caller and address per hour at most.
+// (rule, caller) pairs of up to 8 addresses each, kept for 1 hour), kept per
+// process. With several replicas a caller may get one extra challenge per
+// replica; since clients retry a challenged call once and return a second
+// challenge to the caller, this never loops. A caller the IdP can never
+// satisfy costs at most one IdP round trip per answer window, and one per
+// proactive refresh of its token.
 //
 // # Policy file
 //
@@ -144,4 +166,9 @@
 // Watch polls the file (every 2 s by default) and swaps in each new valid
 // version. A version that does not parse or validate is logged and reported
 // to the WithOnReload callback, and the last good policy stays in force.
+//
+// Every successful Update (a Watcher's reloads included) is announced to the
+// OnChange subscribers; an interceptor.Server whose checks come from the
+// Engine subscribes itself, and re-checks every open stream at once, idle
+// ones included, so a reload that blocks a caller also ends its open streams.
 package policy

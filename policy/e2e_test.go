@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ type testIdP struct {
 	mu         sync.Mutex
 	ipaddr     string
 	ignoreACRS bool
+	sid        string   // sid claim of the tokens, if set
 	claims     []string // claims parameter of each request
 }
 
@@ -84,13 +86,16 @@ func (i *testIdP) token(w http.ResponseWriter, r *http.Request) {
 	cr := r.PostForm.Get("claims")
 	i.mu.Lock()
 	i.claims = append(i.claims, cr)
-	ipaddr, ignoreACRS := i.ipaddr, i.ignoreACRS
+	ipaddr, ignoreACRS, sid := i.ipaddr, i.ignoreACRS, i.sid
 	i.mu.Unlock()
 
 	now := time.Now()
 	c := jwt.MapClaims{
 		"iss": idpIssuer, "aud": idpAudience, "tid": "tenant-1", "oid": "oid-alice", "sub": "alice",
 		"azp": idpClient, "jti": strconv.FormatInt(now.UnixNano(), 36), "ipaddr": ipaddr,
+	}
+	if sid != "" {
+		c["sid"] = sid
 	}
 	iat := now.Unix()
 	if cr != "" {
@@ -139,6 +144,20 @@ type inboxServer struct {
 func (inboxServer) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
 	c, _ := interceptor.ClaimsFromContext(ctx)
 	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello " + c.Subject}, nil
+}
+
+// Chat echoes every message, then waits in Recv for the next one: between
+// messages the stream is idle, its handler blocked in RecvMsg.
+func (inboxServer) Chat(st inboxv1.InboxService_ChatServer) error {
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
+			return err
+		}
+	}
 }
 
 type e2e struct {
@@ -380,4 +399,88 @@ func BenchmarkInterceptor(b *testing.B) {
 
 func peerContext(ctx context.Context, addr net.Addr) context.Context {
 	return peer.NewContext(ctx, &peer.Peer{Addr: addr})
+}
+
+// TestE2EReloadCutsIdleStream guards issue 13 item 12: a policy reload must
+// re-check open streams at once, idle ones included. Before the fix an
+// Engine.Update changed nothing for a stream whose handler sat in RecvMsg:
+// it went on until its next message (here: until the test's deadline). Now
+// the Server subscribes to the Engine's changes (interceptor.ChangeNotifier)
+// and the reload ends the stream with the location denial.
+func TestE2EReloadCutsIdleStream(t *testing.T) {
+	p := &policy.Policy{
+		Locations: []policy.Location{{Name: "loopback", Ranges: prefixes("127.0.0.0/8", "::1/128")}},
+		Rules:     []policy.Rule{{Methods: []string{"*"}, AllowLocations: []string{"loopback"}}},
+	}
+	e := startE2E(t, p, "127.0.0.1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := e.api.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&inboxv1.ChatRequest{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.Recv(); err != nil || m.GetText() != "hi" {
+		t.Fatalf("echo = %v, %v", m, err)
+	}
+	// The stream is now idle: the handler waits in Recv, the client sends
+	// nothing more. The administrator blocks loopback.
+	p2 := p.Clone()
+	p2.Rules = []policy.Rule{{Methods: []string{"*"}, BlockLocations: []string{"loopback"}}}
+	if err := e.eng.Update(p2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Recv()
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "blocked location") {
+		t.Fatalf("idle stream after the reload: %v, want PermissionDenied from the location policy", err)
+	}
+}
+
+// TestE2EWatcherReloadCutsIdleStream is TestE2EReloadCutsIdleStream with the
+// policy file watcher doing the reload.
+func TestE2EWatcherReloadCutsIdleStream(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/policy.yaml"
+	allow := "locations:\n  - name: loopback\n    ranges: [127.0.0.0/8]\nrules:\n  - methods: [\"*\"]\n    allow_locations: [loopback]\n"
+	block := "locations:\n  - name: loopback\n    ranges: [127.0.0.0/8]\nrules:\n  - methods: [\"*\"]\n    block_locations: [loopback]\n"
+	if err := os.WriteFile(path, []byte(allow), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startE2E(t, p, "127.0.0.1")
+	reloaded := make(chan policy.Reload, 4)
+	w, err := policy.Watch(context.Background(), path, e.eng, policy.WithInterval(20*time.Millisecond),
+		policy.WithWatchLogger(quiet), policy.WithOnReload(func(r policy.Reload) { reloaded <- r }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Close() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := e.api.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&inboxv1.ChatRequest{Text: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Recv()
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("idle stream after the file changed: %v, want PermissionDenied", err)
+	}
+	if r := <-reloaded; r.Err != nil {
+		t.Fatalf("reload: %v", r.Err)
+	}
 }

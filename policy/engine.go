@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,10 @@ type Engine struct {
 	cur  atomic.Pointer[compiled]
 	opts options
 	mem  *memory
+
+	subMu  sync.Mutex
+	subs   map[uint64]func() // OnChange subscribers
+	nextID uint64
 }
 
 type options struct {
@@ -33,6 +36,7 @@ type options struct {
 	clientID     string
 	memEntries   int
 	memTTL       time.Duration
+	window       time.Duration
 	iatSkew      time.Duration
 	strictV6Bits int
 }
@@ -56,10 +60,28 @@ func WithClientID(id string) Option { return func(o *options) { o.clientID = id 
 
 // WithChallengeMemory bounds the memory of recent challenges that lets the
 // engine turn a challenge the client cannot satisfy into a plain denial
-// instead of a loop: at most entries (caller, address) pairs, each kept for
-// ttl. Defaults: 10,000 and 1 hour. See the package doc.
+// instead of a loop: at most entries (rule, caller) pairs, each holding up
+// to 8 addresses, each kept for ttl. Defaults: 10,000 and 1 hour. See the
+// package doc.
 func WithChallengeMemory(entries int, ttl time.Duration) Option {
 	return func(o *options) { o.memEntries, o.memTTL = entries, ttl }
+}
+
+// DefaultChallengeAnswerWindow is how long after a challenge a new token
+// that still fails counts as the answer to it (and gets the plain denial
+// instead of another challenge); see WithChallengeAnswerWindow.
+const DefaultChallengeAnswerWindow = 2 * time.Minute
+
+// WithChallengeAnswerWindow sets how long after a challenge a token first
+// seen, issued after the challenge and still failing the rule, is taken for
+// the client's answer to it, and gets a plain PermissionDenied instead of
+// another challenge (default DefaultChallengeAnswerWindow). A new token
+// first seen later is not an answer (a proactive refresh, another device):
+// it is challenged, and the window starts again. Clients retry a challenged
+// call at once, so the window only needs to cover one trip to the identity
+// provider, interactive step-up included.
+func WithChallengeAnswerWindow(d time.Duration) Option {
+	return func(o *options) { o.window = d }
 }
 
 // WithIssuedAtSkew sets how much earlier than a recorded challenge a new
@@ -91,7 +113,8 @@ type crule struct {
 	strict     bool
 	acrs       []string
 	acrsClaims string // challenge claims for acrs[0]
-	acrsKey    string
+	acrsKey    string // challenge memory key of the auth context requirement
+	locKey     string // challenge memory key of the location rule
 }
 
 // NewEngine validates p, copies it and returns an Engine enforcing it.
@@ -100,6 +123,7 @@ func NewEngine(p *Policy, opts ...Option) (*Engine, error) {
 		logger:       slog.Default(),
 		memEntries:   10000,
 		memTTL:       time.Hour,
+		window:       DefaultChallengeAnswerWindow,
 		iatSkew:      10 * time.Minute,
 		strictV6Bits: 128,
 	}
@@ -109,13 +133,16 @@ func NewEngine(p *Policy, opts ...Option) (*Engine, error) {
 	if o.memEntries < 1 || o.memTTL <= 0 {
 		return nil, fmt.Errorf("policy: challenge memory needs at least 1 entry and a positive ttl (got %d, %v)", o.memEntries, o.memTTL)
 	}
+	if o.window <= 0 {
+		return nil, fmt.Errorf("policy: challenge answer window %v is not positive", o.window)
+	}
 	if o.iatSkew < 0 {
 		return nil, fmt.Errorf("policy: issued-at skew %v is negative", o.iatSkew)
 	}
 	if o.strictV6Bits < 1 || o.strictV6Bits > 128 {
 		return nil, fmt.Errorf("policy: strict IPv6 prefix /%d outside /1../128", o.strictV6Bits)
 	}
-	e := &Engine{opts: o, mem: newMemory(o.memEntries, o.memTTL)}
+	e := &Engine{opts: o, mem: newMemory(o.memEntries, o.memTTL, o.window)}
 	if err := e.Update(p); err != nil {
 		return nil, err
 	}
@@ -131,7 +158,46 @@ func (e *Engine) Update(p *Policy) error {
 		return err
 	}
 	e.cur.Store(c)
+	e.notify()
 	return nil
+}
+
+// OnChange registers f to be called after each successful Update (including
+// a Watcher's reloads), once the new policy is in force, and returns a
+// function that removes it. The interceptor.Server uses it (through the
+// interceptor.ChangeNotifier interface of the Engine and its Checks) to
+// re-check every open stream at once when the policy changes, idle streams
+// included. f is called on the updating goroutine and must not block.
+func (e *Engine) OnChange(f func()) (stop func()) {
+	if f == nil {
+		return func() {}
+	}
+	e.subMu.Lock()
+	defer e.subMu.Unlock()
+	if e.subs == nil {
+		e.subs = make(map[uint64]func())
+	}
+	id := e.nextID
+	e.nextID++
+	e.subs[id] = f
+	return func() {
+		e.subMu.Lock()
+		delete(e.subs, id)
+		e.subMu.Unlock()
+	}
+}
+
+// notify calls the OnChange subscribers.
+func (e *Engine) notify() {
+	e.subMu.Lock()
+	fs := make([]func(), 0, len(e.subs))
+	for _, f := range e.subs {
+		fs = append(fs, f)
+	}
+	e.subMu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // Policy returns a copy of the policy in force.
@@ -158,7 +224,7 @@ func compile(p *Policy) (*compiled, error) {
 	c := &compiled{pol: p, table: t, resolver: res, exact: map[string]*crule{}, service: map[string]*crule{}}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		cr := &crule{rule: r, pattern: r.Methods[0], strict: r.Strict, acrs: r.AuthContext}
+		cr := &crule{rule: r, pattern: r.Methods[0], locKey: "loc:" + r.Methods[0], strict: r.Strict, acrs: r.AuthContext}
 		if len(r.AllowLocations) > 0 || r.AllowTrusted {
 			cr.allow = make([]bool, t.Len())
 			for _, n := range r.AllowLocations {
@@ -241,6 +307,7 @@ func (r *crule) withBlocks(pattern string, inherited []bool) *crule {
 	}
 	cp := *r
 	cp.pattern = pattern
+	cp.locKey = "loc:" + pattern
 	cp.block = merged
 	cp.needIP = true
 	return &cp
@@ -269,20 +336,30 @@ func (e *Engine) Checks() []interceptor.Check {
 // LocationCheck returns the check that enforces allow_locations,
 // allow_trusted, block_locations and strict.
 func (e *Engine) LocationCheck() interceptor.Check {
-	return engineCheck{check: e.checkLocation}
+	return engineCheck{e: e, check: e.checkLocation}
 }
 
 // AuthContextCheck returns the check that enforces auth_context.
 func (e *Engine) AuthContextCheck() interceptor.Check {
-	return engineCheck{check: e.checkAuthContext}
+	return engineCheck{e: e, check: e.checkAuthContext}
 }
 
 // engineCheck is one of the Engine's checks. It reads the forwarding header
 // from the call's context itself, so the interceptor need not copy the
 // incoming metadata (interceptor.MetadataUser).
 type engineCheck struct {
+	e     *Engine
 	check func(context.Context, *interceptor.Request) *interceptor.Denial
 }
+
+var (
+	_ interceptor.ChangeNotifier = engineCheck{}
+	_ interceptor.ChangeNotifier = (*Engine)(nil)
+)
+
+// OnChange is the Engine's OnChange: open streams are re-checked when the
+// policy changes.
+func (c engineCheck) OnChange(f func()) (stop func()) { return c.e.OnChange(f) }
 
 // Check runs the Engine check c wraps.
 func (c engineCheck) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
@@ -362,6 +439,11 @@ func (e *Engine) checkLocation(ctx context.Context, req *interceptor.Request) *i
 	case r.strict && !e.sameIP(claimsOf(req).IPAddr, ip):
 		why = "does not match the address the identity provider saw (strict location enforcement)"
 	default:
+		// The caller passes this rule: forget its challenges for the rule,
+		// at every address, so that a later refusal (a return to a
+		// challenged address, a refreshed token) is challenged again
+		// rather than denied outright.
+		e.mem.clear(memKey{rule: r.locKey, sub: subjectOf(claimsOf(req))})
 		return nil
 	}
 	return e.locationDenial(ctx, req, c, r, ip, ids, why)
@@ -396,7 +478,7 @@ func (e *Engine) locationDenial(ctx context.Context, req *interceptor.Request, c
 		slog.String("token_ipaddr", cl.IPAddr), tokenAttr(cl), slog.String("why", why),
 	}
 	seen := e.sameIP(cl.IPAddr, ip)
-	first, plain := e.mem.decide("loc\x00"+subjectKey(cl)+"\x00"+ip.String(), cl, t, e.opts.iatSkew)
+	first, plain := e.mem.decide(memKey{rule: r.locKey, sub: subjectOf(cl)}, ip, cl, t, e.opts.iatSkew)
 	if seen {
 		plain = true // the IdP issued this token seeing this very address
 	}
@@ -438,11 +520,16 @@ func (e *Engine) checkAuthContext(ctx context.Context, req *interceptor.Request)
 	cl := claimsOf(req)
 	for _, a := range r.acrs {
 		if cl.HasACR(a) {
+			// Stepped up: forget the subject's step-up challenges for this
+			// requirement, so that a later token without the context (a
+			// proactive refresh asking for the base claims only, another
+			// device) is challenged again, not locked out.
+			e.mem.clear(memKey{rule: r.acrsKey, sub: subjectOf(cl)})
 			return nil
 		}
 	}
 	t := now(req)
-	first, plain := e.mem.decide(r.acrsKey+"\x00"+subjectKey(cl), cl, t, e.opts.iatSkew)
+	first, plain := e.mem.decide(memKey{rule: r.acrsKey, sub: subjectOf(cl)}, netip.Addr{}, cl, t, e.opts.iatSkew)
 	attrs := []slog.Attr{
 		slog.String("method", req.FullMethod), slog.String("rule", r.pattern),
 		slog.Any("required", r.acrs), slog.Any("acrs", cl.ACRS), tokenAttr(cl),
@@ -479,74 +566,249 @@ func tokenAttr(c *interceptor.Claims) slog.Attr {
 	return slog.String("token", c.Hash)
 }
 
-// subjectKey identifies the caller for the challenge memory.
-func subjectKey(c *interceptor.Claims) string {
+// subjectID identifies the caller for the challenge memory. It is a struct
+// of the claims' own strings, so that building it never allocates (it is
+// built on the allow path, to clear the memory).
+type subjectID struct {
+	kind byte
+	a, b string
+}
+
+// subjectOf returns the caller's subjectID: tenant and object id, else
+// issuer and subject, else client id, else the token's hash.
+func subjectOf(c *interceptor.Claims) subjectID {
 	switch {
 	case c == nil:
-		return "-"
+		return subjectID{kind: '-'}
 	case c.TenantID != "" && c.ObjectID != "":
-		return "o:" + c.TenantID + "/" + c.ObjectID
+		return subjectID{'o', c.TenantID, c.ObjectID}
 	case c.Subject != "":
-		return "s:" + c.Issuer + "|" + c.Subject
+		return subjectID{'s', c.Issuer, c.Subject}
 	case c.ClientID != "":
-		return "c:" + c.ClientID
+		return subjectID{'c', c.ClientID, ""}
 	}
-	return "t:" + c.Hash
+	return subjectID{'t', c.Hash, ""}
 }
 
-// memory remembers, per caller and reason, when a challenge was first sent
-// and which tokens it was sent to. It is touched only on the deny path.
+// memKey is one (rule, caller) pair of the challenge memory. rule is a
+// crule's locKey or acrsKey.
+type memKey struct {
+	rule string
+	sub  subjectID
+}
+
+// memory remembers, per (rule, caller) and address, when a challenge was
+// first sent and which tokens it was sent to, so that a token issued in
+// answer to it that still fails gets a plain denial instead of another
+// challenge (see "Avoiding challenge loops" in the package doc). It is
+// written on the deny path; the allow path only clears (rule, caller) pairs,
+// and takes no lock while the memory is empty.
 type memory struct {
-	mu      sync.Mutex
-	max     int
+	mu      sync.RWMutex
+	max     int // (rule, caller) pairs
 	ttl     time.Duration
-	entries map[string]*memEntry
+	window  time.Duration
+	entries map[memKey]*memEntry
+	size    atomic.Int64 // len(entries), read without the lock
 }
 
-const tokensPerEntry = 8
+const (
+	// tokensPerRecord bounds the tokens remembered per address.
+	tokensPerRecord = 8
+	// addrsPerEntry bounds the addresses remembered per (rule, caller).
+	addrsPerEntry = 8
+)
 
+// memEntry is one (rule, caller): a record per address (the zero address
+// for auth context, which does not depend on it).
 type memEntry struct {
-	first   time.Time
+	recs []*memRecord // at most addrsPerEntry, oldest first
+}
+
+// memRecord is the challenge of one (rule, caller) at one address.
+type memRecord struct {
+	addr    netip.Addr
+	first   time.Time // when the challenge was (last re)started: its nbf value
 	expires time.Time
-	tokens  []string // hashes of challenged tokens, at most tokensPerEntry
+	tokens  []memToken // at most tokensPerRecord, oldest first
 }
 
-func newMemory(max int, ttl time.Duration) *memory {
-	return &memory{max: max, ttl: ttl, entries: make(map[string]*memEntry)}
+// memToken is a token the record has judged.
+type memToken struct {
+	hash    string
+	session string // sid, else deviceid: tells devices and sessions apart
+	plain   bool   // it got the plain denial
 }
 
-// decide returns when the challenge for key was first sent and whether this
-// token must get a plain denial because it was issued in answer to it.
-func (m *memory) decide(key string, c *interceptor.Claims, now time.Time, skew time.Duration) (time.Time, bool) {
+func newMemory(max int, ttl, window time.Duration) *memory {
+	return &memory{max: max, ttl: ttl, window: window, entries: make(map[memKey]*memEntry)}
+}
+
+// clear forgets every challenge of key, at every address: the caller has
+// just passed the rule. It is called on the allow path: it takes no lock
+// while the memory is empty, and only a read lock when key is not in it.
+func (m *memory) clear(key memKey) {
+	if m.size.Load() == 0 {
+		return
+	}
+	m.mu.RLock()
+	_, ok := m.entries[key]
+	m.mu.RUnlock()
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	delete(m.entries, key)
+	m.size.Store(int64(len(m.entries)))
+	m.mu.Unlock()
+}
+
+func sessionOf(c *interceptor.Claims) string {
+	if c == nil {
+		return ""
+	}
+	if c.SessionID != "" {
+		return "sid:" + c.SessionID
+	}
+	if c.DeviceID != "" {
+		return "dev:" + c.DeviceID
+	}
+	return ""
+}
+
+// decide returns when the challenge for key at addr was first sent (the nbf
+// value of the challenge) and whether this token must get a plain denial
+// because it was issued in answer to that challenge and still fails.
+//
+// A token gets the plain denial only if it is new to the record, issued no
+// earlier than the challenge (less skew), first seen within the answer
+// window after it, and, when tokens carry a session (sid, else deviceid),
+// of the same session as a challenged token. The same token presented again
+// gets the same answer as before.
+func (m *memory) decide(key memKey, addr netip.Addr, c *interceptor.Claims, now time.Time, skew time.Duration) (time.Time, bool) {
 	hash := ""
 	var iat time.Time
 	if c != nil {
 		hash, iat = c.Hash, c.IssuedAt
 	}
+	sess := sessionOf(c)
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer func() {
+		m.size.Store(int64(len(m.entries)))
+		m.mu.Unlock()
+	}()
 	ent := m.entries[key]
-	if ent != nil && !now.Before(ent.expires) {
-		delete(m.entries, key)
-		ent = nil
-	}
-	if ent == nil {
-		m.makeRoom(now)
-		first := now.Truncate(time.Second)
-		m.entries[key] = &memEntry{first: first, expires: now.Add(m.ttl), tokens: []string{hash}}
-		return first, false
-	}
-	if hash != "" && slices.Contains(ent.tokens, hash) {
-		return ent.first, false // the same token again: the client has not been back to the IdP
-	}
-	if (hash == "" && iat.IsZero()) || (!iat.IsZero() && iat.Before(ent.first.Add(-skew))) {
-		// An older token that was never challenged: challenge it too.
-		if len(ent.tokens) < tokensPerEntry {
-			ent.tokens = append(ent.tokens, hash)
+	var rec *memRecord
+	if ent != nil {
+		ent.prune(now)
+		if len(ent.recs) == 0 {
+			delete(m.entries, key)
+			ent = nil
+		} else {
+			rec = ent.find(addr)
 		}
-		return ent.first, false
 	}
-	return ent.first, true
+	if rec == nil {
+		if ent == nil {
+			m.makeRoom(now)
+			ent = &memEntry{}
+			m.entries[key] = ent
+		}
+		rec = &memRecord{addr: addr}
+		ent.add(rec)
+		rec.restart(now, m.ttl)
+		rec.remember(memToken{hash: hash, session: sess})
+		return rec.first, false
+	}
+	if hash != "" {
+		for _, t := range rec.tokens {
+			if t.hash == hash {
+				// The same token again: its client has not been back to
+				// the IdP; the same answer as before.
+				return rec.first, t.plain
+			}
+		}
+	}
+	if (hash == "" && iat.IsZero()) || (!iat.IsZero() && iat.Before(rec.first.Add(-skew))) {
+		// An older token that was never challenged: challenge it too.
+		rec.remember(memToken{hash: hash, session: sess})
+		return rec.first, false
+	}
+	if now.Sub(rec.first) > m.window {
+		// A new token first seen long after the challenge is no answer to
+		// it (a proactive refresh, another device): challenge it, and
+		// start a new challenge round.
+		rec.restart(now, m.ttl)
+		rec.remember(memToken{hash: hash, session: sess})
+		return rec.first, false
+	}
+	if sess != "" && rec.otherSession(sess) {
+		// Another session or device of the same caller, which was never
+		// challenged: challenge it too.
+		rec.remember(memToken{hash: hash, session: sess})
+		return rec.first, false
+	}
+	rec.remember(memToken{hash: hash, session: sess, plain: true})
+	return rec.first, true
+}
+
+// restart starts a new challenge round at now.
+func (r *memRecord) restart(now time.Time, ttl time.Duration) {
+	r.first = now.Truncate(time.Second)
+	r.expires = now.Add(ttl)
+}
+
+// remember adds t, dropping the oldest token when the record is full.
+func (r *memRecord) remember(t memToken) {
+	if len(r.tokens) >= tokensPerRecord {
+		r.tokens = append(r.tokens[:0], r.tokens[1:]...)
+	}
+	r.tokens = append(r.tokens, t)
+}
+
+// otherSession reports whether the challenged tokens carry sessions and
+// none of them is sess.
+func (r *memRecord) otherSession(sess string) bool {
+	seen := false
+	for _, t := range r.tokens {
+		if t.plain || t.session == "" {
+			continue
+		}
+		if t.session == sess {
+			return false
+		}
+		seen = true
+	}
+	return seen
+}
+
+func (e *memEntry) find(addr netip.Addr) *memRecord {
+	for _, r := range e.recs {
+		if r.addr == addr {
+			return r
+		}
+	}
+	return nil
+}
+
+// add adds r, dropping the oldest record when the entry is full.
+func (e *memEntry) add(r *memRecord) {
+	if len(e.recs) >= addrsPerEntry {
+		e.recs = append(e.recs[:0], e.recs[1:]...)
+	}
+	e.recs = append(e.recs, r)
+}
+
+// prune drops expired records.
+func (e *memEntry) prune(now time.Time) {
+	keep := e.recs[:0]
+	for _, r := range e.recs {
+		if now.Before(r.expires) {
+			keep = append(keep, r)
+		}
+	}
+	clear(e.recs[len(keep):])
+	e.recs = keep
 }
 
 // makeRoom evicts expired entries, then arbitrary ones, until one fits.
@@ -555,7 +817,7 @@ func (m *memory) makeRoom(now time.Time) {
 		return
 	}
 	for k, v := range m.entries {
-		if !now.Before(v.expires) {
+		if v.prune(now); len(v.recs) == 0 {
 			delete(m.entries, k)
 		}
 	}

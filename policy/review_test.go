@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/caekit/caekit/interceptor"
@@ -138,5 +140,40 @@ func TestReviewForwardedForTrust(t *testing.T) {
 			}
 			t.Errorf("%s: allowed=%v (%s), want %v", tc.name, d == nil, desc, tc.allow)
 		}
+	}
+}
+
+// TestReviewTrustedProxyWithoutClient guards issue 13 item 10: a trusted
+// proxy that sends no forwarding header, an empty one, or one listing only
+// trusted proxies used to make its own address the caller's, so a block list
+// that does not name the proxy let every caller behind it through. The
+// package doc promises to fail closed: each of these is now denied, with a
+// plain PermissionDenied saying the address could not be determined.
+func TestReviewTrustedProxyWithoutClient(t *testing.T) {
+	eng := reviewEngine(t, reviewPolicy(policy.Rule{Methods: []string{"*"}, BlockLocations: []string{"embargoed"}}))
+	cases := []struct {
+		name string
+		md   metadata.MD
+	}{
+		{"no header", nil},
+		{"empty header", metadata.MD{"x-forwarded-for": {""}}},
+		{"blank entries", metadata.MD{"x-forwarded-for": {" , "}}},
+		{"only trusted proxies", metadata.MD{"x-forwarded-for": {"10.9.9.9, 10.8.8.8"}}},
+	}
+	for _, tc := range cases {
+		ctx := metadata.NewIncomingContext(context.Background(), tc.md)
+		d := eng.Check(ctx, reviewReq("/x.v1.S/M", reviewProxy))
+		if d == nil {
+			t.Errorf("%s: the trusted proxy's own address passed the block list", tc.name)
+			continue
+		}
+		if d.Code != codes.PermissionDenied || d.Claims != "" || !strings.Contains(d.Description, "could not be determined") {
+			t.Errorf("%s: denial = %+v, want a plain PermissionDenied saying the address is unknown", tc.name, d)
+		}
+	}
+	// A proxied caller outside the block still passes.
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.MD{"x-forwarded-for": {reviewHQ}})
+	if d := eng.Check(ctx, reviewReq("/x.v1.S/M", reviewProxy)); d != nil {
+		t.Errorf("proxied hq caller denied: %s", d.Description)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,7 @@ type entry struct {
 	tok       *Token
 	refreshAt time.Time
 	claims    string // the claims request tok was obtained with
+	stepUp    string // step-up claims (acrs) a challenge asked for; kept on refreshes
 	inflight  *fetch
 	failures  int
 	retryAt   time.Time
@@ -118,9 +120,8 @@ func (c *cache) get(ctx context.Context, scopes []string) (*Token, error) {
 	e := c.entryLocked(scopes)
 	if c.usable(e.tok, now) {
 		if !now.Before(e.refreshAt) && e.inflight == nil && !now.Before(e.retryAt) {
-			claims, err := c.baseClaims()
-			if err == nil {
-				e.inflight = c.startLocked(ctx, e, TokenRequest{Claims: claims})
+			if req, err := c.refreshRequest(e); err == nil {
+				e.inflight = c.startLocked(ctx, e, req)
 			}
 		}
 		t := e.tok
@@ -136,12 +137,12 @@ func (c *cache) get(ctx context.Context, scopes []string) (*Token, error) {
 		return nil, err
 	}
 	if f == nil {
-		claims, err := c.baseClaims()
+		req, err := c.refreshRequest(e)
 		if err != nil {
 			c.mu.Unlock()
 			return nil, err
 		}
-		f = c.startLocked(ctx, e, TokenRequest{Claims: claims})
+		f = c.startLocked(ctx, e, req)
 		e.inflight = f
 	}
 	c.mu.Unlock()
@@ -198,6 +199,40 @@ func (c *cache) startReacquire(ctx context.Context, scopes []string, rejected *T
 
 func (c *cache) baseClaims() (string, error) {
 	return mergeClaims("", c.o.capabilities)
+}
+
+// refreshRequest is the request of an ordinary (not challenge-driven) fetch
+// for e: the capabilities, plus the step-up claims a challenge for e's
+// scopes asked for, so that a proactive refresh does not lose the auth
+// context the user stepped up to (and the next call is not refused for the
+// lack of it). ChallengeClaims carries the step-up claims for sources that
+// merge capabilities themselves.
+func (c *cache) refreshRequest(e *entry) (TokenRequest, error) {
+	claims, err := mergeClaims(e.stepUp, c.o.capabilities)
+	if err != nil {
+		return TokenRequest{}, err
+	}
+	return TokenRequest{Claims: claims, ChallengeClaims: e.stepUp}, nil
+}
+
+// stepUpClaims returns the step-up part of a challenge's claims request,
+// {"access_token":{"acrs":...}}, or "" if it asks for no auth context. Other
+// members (an nbf, which only asks for a token newer than an event) are
+// answered once and not kept.
+func stepUpClaims(challengeClaims string) string {
+	var req map[string]map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(challengeClaims), &req); err != nil {
+		return ""
+	}
+	acrs, ok := req["access_token"]["acrs"]
+	if !ok {
+		return ""
+	}
+	out, err := json.Marshal(map[string]map[string]json.RawMessage{"access_token": {"acrs": acrs}})
+	if err != nil {
+		return ""
+	}
+	return string(out)
 }
 
 func wait(ctx context.Context, f *fetch) (*Token, error) {
@@ -335,6 +370,9 @@ func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest
 			recovered = e.warned
 			same := e.tok != nil && e.tok.AccessToken == tok.AccessToken
 			e.tok, e.claims, e.refreshAt = tok, req.Claims, c.refreshTime(tok, now, same)
+			if su := stepUpClaims(req.ChallengeClaims); su != "" {
+				e.stepUp = su // keep the auth context on later refreshes
+			}
 			e.failures, e.retryAt, e.lastErr, e.warned = 0, time.Time{}, nil, false
 		} else {
 			e.failures++

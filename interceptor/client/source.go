@@ -42,9 +42,12 @@ type TokenRequest struct {
 	// Empty when there is nothing to ask for.
 	Claims string
 	// ChallengeClaims is the claims request of the challenge being answered,
-	// exactly as the server sent it (decoded), without the capabilities; empty
-	// for ordinary requests. Sources that merge capabilities themselves (MSAL,
-	// azidentity with EnableCAE) use it instead of Claims.
+	// exactly as the server sent it (decoded), without the capabilities. For
+	// ordinary requests it is empty, except after an auth-context step-up:
+	// refreshes for those scopes then carry the step-up part,
+	// {"access_token":{"acrs":...}}, so that the new token keeps the context.
+	// Sources that merge capabilities themselves (MSAL, azidentity with
+	// EnableCAE) use it instead of Claims.
 	ChallengeClaims string
 	// BypassCache tells a source that keeps its own cache (MSAL, azidentity)
 	// to go to the identity provider. It is set for every request made in

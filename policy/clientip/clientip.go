@@ -9,7 +9,10 @@
 //
 // Parsing is bounded (total header bytes and number of hops examined) and
 // fails closed: a trusted proxy that sends an unparseable or over-long header
-// yields an error, not a guess.
+// yields an error, not a guess, and so does a trusted proxy that names no
+// client at all (no header, an empty one, or only trusted-proxy entries):
+// the proxy's own address is never taken for the caller's, since a block
+// list would then judge the proxy instead of the caller.
 package clientip
 
 import (
@@ -42,6 +45,10 @@ var (
 	// ErrBadHeader means a trusted proxy sent a forwarding header that could
 	// not be used.
 	ErrBadHeader = errors.New("clientip: bad forwarding header")
+	// ErrNoForwardedClient means a trusted proxy sent no forwarding header,
+	// an empty one, or one that lists only trusted proxies: the caller's
+	// address is unknown.
+	ErrNoForwardedClient = errors.New("clientip: no client address behind the trusted proxy")
 )
 
 // Resolver finds a call's client IP. It is immutable and safe for concurrent use.
@@ -143,7 +150,9 @@ func PeerAddr(a net.Addr) (netip.Addr, bool) {
 
 // ClientIP returns the address of the caller. peer is the transport peer; md
 // the incoming metadata. Without trusted proxies, or when the peer is not a
-// trusted proxy, it is the peer address. It allocates nothing on success.
+// trusted proxy, it is the peer address. Behind a trusted proxy it is the
+// right-most header entry that is not a trusted proxy; with no such entry it
+// fails with ErrNoForwardedClient. It allocates nothing on success.
 func (r *Resolver) ClientIP(peer net.Addr, md metadata.MD) (netip.Addr, error) {
 	ip, ok := PeerAddr(peer)
 	if !ok {
@@ -179,7 +188,6 @@ func (r *Resolver) fromHeader(ip netip.Addr, vals []string) (netip.Addr, error) 
 		return netip.Addr{}, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrBadHeader, r.header, total, r.maxBytes)
 	}
 	hops := 0
-	client := ip
 	// Walk right to left over all values and their comma-separated entries.
 	for vi := len(vals) - 1; vi >= 0; vi-- {
 		v := vals[vi]
@@ -198,15 +206,19 @@ func (r *Resolver) fromHeader(ip netip.Addr, vals []string) (netip.Addr, error) 
 			if !hop.IsValid() {
 				return netip.Addr{}, fmt.Errorf("%w: entry %d from the right of %s is not an IP address", ErrBadHeader, hops, r.header)
 			}
-			client = hop.Unmap().WithZone("")
-			if !r.proxies.Contains(client) {
+			if client := hop.Unmap().WithZone(""); !r.proxies.Contains(client) {
 				return client, nil
 			}
 		}
 	}
-	// Every hop is a trusted proxy (or there is no header): the left-most
-	// address is the best we know.
-	return client, nil
+	// No header, an empty one, or only trusted proxies: the proxy (ip) did
+	// not say who the caller is. Taking the proxy's own address would let
+	// every caller behind it past a block list that does not name the
+	// proxy, so fail closed.
+	if hops == 0 {
+		return netip.Addr{}, fmt.Errorf("%w: trusted proxy %s sent no %s entry", ErrNoForwardedClient, ip, r.header)
+	}
+	return netip.Addr{}, fmt.Errorf("%w: all %d %s entries from trusted proxy %s are trusted proxies", ErrNoForwardedClient, hops, r.header, ip)
 }
 
 // parseHop parses "1.2.3.4", "1.2.3.4:80", "2001:db8::1", "[2001:db8::1]:443"

@@ -57,14 +57,19 @@ func TestClientIP(t *testing.T) {
 		{"untrusted peer: forged header ignored", withProxies, tcp("198.51.100.7:1"), xff("203.0.113.9"), "198.51.100.7", nil},
 		{"untrusted peer: garbage header ignored", withProxies, tcp("198.51.100.7:1"), xff("not an ip"), "198.51.100.7", nil},
 		{"trusted peer: header used", withProxies, tcp("10.1.1.1:1"), xff("203.0.113.9"), "203.0.113.9", nil},
-		{"trusted peer, no header: peer", withProxies, tcp("10.1.1.1:1"), nil, "10.1.1.1", nil},
+		// Issue 13 item 10: a trusted proxy that names no client used to make
+		// its own address the caller's (so a block list was judged against
+		// the proxy); each of these now fails closed.
+		{"trusted peer, no header: fails closed", withProxies, tcp("10.1.1.1:1"), nil, "", clientip.ErrNoForwardedClient},
+		{"trusted peer, empty header: fails closed", withProxies, tcp("10.1.1.1:1"), xff(""), "", clientip.ErrNoForwardedClient},
+		{"trusted peer, blank entries only: fails closed", withProxies, tcp("10.1.1.1:1"), xff(" , ,"), "", clientip.ErrNoForwardedClient},
 		{"right-most untrusted wins over forged left entries", withProxies, tcp("10.1.1.1:1"), xff("1.1.1.1, 203.0.113.9, 10.2.2.2"), "203.0.113.9", nil},
 		{"multiple values, last value last", withProxies, tcp("10.1.1.1:1"), xff("1.1.1.1", "203.0.113.9,10.2.2.2"), "203.0.113.9", nil},
 		{"ports and brackets", withProxies, tcp("10.1.1.1:1"), xff("[2001:db8::9]:443, 10.0.0.5:80"), "2001:db8::9", nil},
 		{"quoted", withProxies, tcp("10.1.1.1:1"), xff(`"[2001:db8::9]"`), "2001:db8::9", nil},
 		{"mapped hop", withProxies, tcp("10.1.1.1:1"), xff("::ffff:203.0.113.9"), "203.0.113.9", nil},
 		{"v6 proxy", withProxies, tcp("[fd00::1]:1"), xff("203.0.113.9, fd00::2"), "203.0.113.9", nil},
-		{"all trusted: left-most", withProxies, tcp("10.1.1.1:1"), xff("10.3.3.3, 10.2.2.2"), "10.3.3.3", nil},
+		{"all trusted: fails closed", withProxies, tcp("10.1.1.1:1"), xff("10.3.3.3, 10.2.2.2"), "", clientip.ErrNoForwardedClient},
 		{"empty entries skipped", withProxies, tcp("10.1.1.1:1"), xff(" , 203.0.113.9 ,, "), "203.0.113.9", nil},
 		{"garbage from trusted proxy fails closed", withProxies, tcp("10.1.1.1:1"), xff("203.0.113.9, bogus"), "", clientip.ErrBadHeader},
 		{"too many hops", withProxies, tcp("10.1.1.1:1"), xff("10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5"), "", clientip.ErrBadHeader},
