@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // maxNotBefore bounds a requested nbf (year 2242, as interceptor/token bounds
@@ -62,7 +64,7 @@ func RequestedNotBefore(claims string) (time.Time, error) {
 	secs, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || secs <= 0 || secs > maxNotBefore {
 		return time.Time{}, fmt.Errorf("challenge: requested nbf: key %q value %s is not a positive integer NumericDate up to %d",
-			"access_token.nbf.value", clipValue(string(v)), int64(maxNotBefore))
+			"access_token.nbf.value", jose.Clip(string(v)), int64(maxNotBefore))
 	}
 	return time.Unix(secs, 0), nil
 }
@@ -74,12 +76,4 @@ func lookupMember(ms []member, key string) json.RawMessage {
 		}
 	}
 	return nil
-}
-
-// clipValue bounds a value quoted in an error message.
-func clipValue(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }

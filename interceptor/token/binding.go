@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // DiscoveryTenantPlaceholder is the placeholder a multi-tenant OpenID
@@ -86,7 +88,7 @@ func (b *issuerBinding) check(cl *Claims, kid string) error {
 		src = b.source
 	}
 	return fmt.Errorf("%w: %w: iss %q (tid %q) is not an issuer of key %q from %s, which signs only for %s",
-		ErrIssuer, ErrKeyIssuer, clip(cl.Issuer), clip(cl.TenantID), clip(kid), src, b.issuers())
+		ErrIssuer, ErrKeyIssuer, jose.Clip(cl.Issuer), jose.Clip(cl.TenantID), jose.Clip(kid), src, b.issuers())
 }
 
 // bindingFor binds a key source to issuers: exact values, and templates
@@ -144,5 +146,5 @@ func discoveryBinding(discoveryURL, docIssuer string) (*issuerBinding, string) {
 		}
 	}
 	return b, fmt.Sprintf("the discovery document names issuer %q, which is neither the discovery URL nor a %s template of which it is an instance; its keys verify only tokens with iss %q (bind other issuers explicitly with WithDiscoveryFor)",
-		clip(docIssuer), DiscoveryTenantPlaceholder, discoveryURL)
+		jose.Clip(docIssuer), DiscoveryTenantPlaceholder, discoveryURL)
 }

@@ -76,7 +76,7 @@ func (v *Validator) lookupKeys(dst []*keyRec, alg, kid string, hasKID bool, now 
 		if k, ok := v.hmacKeys[kid]; ok {
 			return append(dst, k), nil
 		}
-		return nil, fmt.Errorf("%w: no HMAC key with kid %q", ErrUnknownKey, clip(kid))
+		return nil, fmt.Errorf("%w: no HMAC key with kid %q", ErrUnknownKey, jose.Clip(kid))
 	}
 
 	if !hasKID {
@@ -123,9 +123,9 @@ func (v *Validator) lookupKeys(dst []*keyRec, alg, kid string, hasKID bool, now 
 		r.requestRefresh()
 	}
 	if len(v.remotes) > 0 {
-		return nil, fmt.Errorf("%w: kid %q not in the key sets; a background refresh was requested", ErrUnknownKey, clip(kid))
+		return nil, fmt.Errorf("%w: kid %q not in the key sets; a background refresh was requested", ErrUnknownKey, jose.Clip(kid))
 	}
-	return nil, fmt.Errorf("%w: kid %q not configured", ErrUnknownKey, clip(kid))
+	return nil, fmt.Errorf("%w: kid %q not configured", ErrUnknownKey, jose.Clip(kid))
 }
 
 // onlyKey serves tokens without a kid: they are accepted only when exactly
@@ -154,13 +154,4 @@ func (v *Validator) onlyKey(alg string, now time.Time) (*keyRec, error) {
 		return nil, fmt.Errorf("%w: token has no kid and %d known keys fit alg %s; exactly one must", ErrUnknownKey, n, alg)
 	}
 	return found, nil
-}
-
-// clip shortens an attacker-chosen value before it goes into an error.
-func clip(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
 }

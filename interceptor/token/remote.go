@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // maxJWKSKeys bounds the number of keys taken from one JWK Set.
@@ -116,11 +118,11 @@ func (r *remote) key(alg, kid string, now time.Time) (*keyRec, error) {
 		}
 		if until := k.until.Load(); !k.live(now.UnixNano()) {
 			return nil, fmt.Errorf("%w: %w: kid %q left the key set of %s; its %s grace period ended at %s",
-				ErrUnknownKey, ErrKeyRetired, clip(kid), r.source, r.grace, time.Unix(0, until).UTC().Format(time.RFC3339))
+				ErrUnknownKey, ErrKeyRetired, jose.Clip(kid), r.source, r.grace, time.Unix(0, until).UTC().Format(time.RFC3339))
 		}
 	}
 	if k.alg != "" && k.alg != alg {
-		return nil, fmt.Errorf("%w: key %q from %s is for alg %s, the token says %s", ErrAlgorithm, clip(kid), r.source, clip(k.alg), alg)
+		return nil, fmt.Errorf("%w: key %q from %s is for alg %s, the token says %s", ErrAlgorithm, jose.Clip(kid), r.source, jose.Clip(k.alg), alg)
 	}
 	return k, nil
 }
@@ -142,7 +144,7 @@ func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 		m := j.Marshal()
 		kid, alg, key := m.KID, string(m.ALG), j.Key()
 		if _, dup := next.current[kid]; dup {
-			r.log.Warn("ignoring a second key with the same kid in a JWK Set", "kid", clip(kid))
+			r.log.Warn("ignoring a second key with the same kid in a JWK Set", "kid", jose.Clip(kid))
 			continue
 		}
 		var rec *keyRec
@@ -175,7 +177,7 @@ func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 			}
 			rec.until.Store(end)
 			r.log.Info("a key left the JWK Set; tokens it signed are accepted until the grace period ends",
-				"kid", clip(rec.kid), "grace", r.grace, "until", time.Unix(0, end).UTC().Format(time.RFC3339))
+				"kid", jose.Clip(rec.kid), "grace", r.grace, "until", time.Unix(0, end).UTC().Format(time.RFC3339))
 			if _, shadowed := next.current[rec.kid]; !shadowed && rec.live(nowN) {
 				next.retired[rec.kid] = rec
 			}
@@ -315,7 +317,7 @@ func (r *remote) discover(ctx context.Context) (string, error) {
 	if !r.fixedBind {
 		b, note := discoveryBinding(r.discoveryURL, doc.Issuer)
 		if note != "" {
-			r.log.WarnContext(ctx, "discovery issuer not trusted for the keys", "issuer", clip(doc.Issuer), "detail", note)
+			r.log.WarnContext(ctx, "discovery issuer not trusted for the keys", "issuer", jose.Clip(doc.Issuer), "detail", note)
 		}
 		if old := r.bind.Load(); !old.equal(b) {
 			r.bind.Store(b)
@@ -345,7 +347,7 @@ func (r *remote) fetchKeys(ctx context.Context, u string) ([]jwkset.JWK, error) 
 			continue
 		}
 		if m.KTY == jwkset.KtyOct {
-			r.log.WarnContext(ctx, "ignoring a symmetric key in a JWK Set", "kid", clip(m.KID))
+			r.log.WarnContext(ctx, "ignoring a symmetric key in a JWK Set", "kid", jose.Clip(m.KID))
 			continue
 		}
 		m.X5U = ""
@@ -353,12 +355,12 @@ func (r *remote) fetchKeys(ctx context.Context, u string) ([]jwkset.JWK, error) 
 		jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
 		if err != nil {
 			if !errors.Is(err, jwkset.ErrUnsupportedKey) {
-				r.log.WarnContext(ctx, "ignoring an invalid key in a JWK Set", "kid", clip(m.KID), "error", err)
+				r.log.WarnContext(ctx, "ignoring an invalid key in a JWK Set", "kid", jose.Clip(m.KID), "error", err)
 			}
 			continue
 		}
 		if checkPublicKey(jwk.Key()) != nil {
-			r.log.WarnContext(ctx, "ignoring an unusable key in a JWK Set", "kid", clip(m.KID), "error", checkPublicKey(jwk.Key()))
+			r.log.WarnContext(ctx, "ignoring an unusable key in a JWK Set", "kid", jose.Clip(m.KID), "error", checkPublicKey(jwk.Key()))
 			continue
 		}
 		keys = append(keys, jwk)

@@ -16,9 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/caekit/caekit/revocation"
-
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/revocation"
 )
 
 // b64 decodes base64url without padding, refusing non-canonical encodings.
@@ -290,16 +289,16 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 		return nil, nil, err
 	}
 	if strings.EqualFold(h.alg, "none") {
-		return nil, nil, fmt.Errorf("%w: alg %q is never accepted", ErrAlgorithm, clip(h.alg))
+		return nil, nil, fmt.Errorf("%w: alg %q is never accepted", ErrAlgorithm, jose.Clip(h.alg))
 	}
 	if !v.allowed[h.alg] {
-		return nil, nil, fmt.Errorf("%w: alg %q is not in the allow-list", ErrAlgorithm, clip(h.alg))
+		return nil, nil, fmt.Errorf("%w: alg %q is not in the allow-list", ErrAlgorithm, jose.Clip(h.alg))
 	}
 	if h.crit {
 		return nil, nil, fmt.Errorf("%w: header has crit, and no critical extension is supported", ErrMalformed)
 	}
 	if !accessTokenType(h.typ) {
-		return nil, nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, clip(h.typ))
+		return nil, nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, jose.Clip(h.typ))
 	}
 
 	// Keys and signature, before the payload is parsed. Several keys may
@@ -322,9 +321,9 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	}
 	if len(verified) == 0 {
 		if len(keys) > 1 {
-			return nil, nil, fmt.Errorf("%w: %s signature verifies with none of the %d keys with kid %q", ErrSignature, h.alg, len(keys), clip(h.kid))
+			return nil, nil, fmt.Errorf("%w: %s signature verifies with none of the %d keys with kid %q", ErrSignature, h.alg, len(keys), jose.Clip(h.kid))
 		}
-		return nil, nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, h.alg, clip(h.kid))
+		return nil, nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, h.alg, jose.Clip(h.kid))
 	}
 
 	// Payload.
@@ -443,7 +442,7 @@ func (v *Validator) checkClaims(cl *Claims, key *keyRec, now time.Time) error {
 			}
 		}
 		if !ok {
-			return fmt.Errorf("%w: iss %q (tid %q) is not accepted", ErrIssuer, clip(cl.Issuer), clip(cl.TenantID))
+			return fmt.Errorf("%w: iss %q (tid %q) is not accepted", ErrIssuer, jose.Clip(cl.Issuer), jose.Clip(cl.TenantID))
 		}
 	}
 	if err := key.bind.check(cl, key.kid); err != nil {
@@ -461,7 +460,7 @@ func (v *Validator) checkClaims(cl *Claims, key *keyRec, now time.Time) error {
 		if len(cl.Audience) == 0 {
 			return fmt.Errorf("%w: no aud claim", ErrAudience)
 		}
-		return fmt.Errorf("%w: aud %q is not accepted", ErrAudience, clip(strings.Join(cl.Audience, " ")))
+		return fmt.Errorf("%w: aud %q is not accepted", ErrAudience, jose.Clip(strings.Join(cl.Audience, " ")))
 	}
 	if !now.Before(cl.ExpiresAt.Add(v.leeway)) {
 		return fmt.Errorf("%w: exp %s is before now %s (leeway %s)", ErrExpired, cl.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.leeway)
@@ -519,7 +518,7 @@ func notAccessToken(typ string, m map[string]any) string {
 	if t, ok := m["typ"].(string); ok {
 		switch strings.ToLower(t) {
 		case "id", "refresh", "offline":
-			return fmt.Sprintf("payload typ claim %q marks a Keycloak %s token", clip(t), strings.ToLower(t))
+			return fmt.Sprintf("payload typ claim %q marks a Keycloak %s token", jose.Clip(t), strings.ToLower(t))
 		}
 	}
 	for _, c := range [...]string{"at_hash", "c_hash", "s_hash"} {

@@ -194,13 +194,13 @@ func lookupResult(t *jwt.Token, key any, err error, src, why string, final bool)
 	case missing && final && !hasKID:
 		return nil, rejectErr(CodeInvalidKey, err, "the SET has no kid and %s holds no key%s", src, why)
 	case missing && final:
-		return nil, rejectErr(CodeInvalidKey, err, "kid %q is not in %s%s", clip(kid), src, why)
+		return nil, rejectErr(CodeInvalidKey, err, "kid %q is not in %s%s", jose.Clip(kid), src, why)
 	case missing && !hasKID:
 		return nil, errKeysUnavailable(err, "the SET has no kid and %s holds no key%s", src, why)
 	case missing:
-		return nil, errKeysUnavailable(err, "kid %q is not in %s%s", clip(kid), src, why)
+		return nil, errKeysUnavailable(err, "kid %q is not in %s%s", jose.Clip(kid), src, why)
 	case errors.Is(err, errKeyRead):
-		return nil, errKeysUnavailable(err, "%s could not be read: %s", src, clip(err.Error()))
+		return nil, errKeysUnavailable(err, "%s could not be read: %s", src, jose.Clip(err.Error()))
 	case err != nil:
 		return nil, err
 	}
@@ -213,7 +213,7 @@ func staticKeyfunc(keys map[string]crypto.PublicKey) func(context.Context, *jwt.
 		if k, ok := keys[kid]; ok {
 			return k, nil
 		}
-		return nil, reject(CodeInvalidKey, "kid %q is not among the configured keys", clip(kid))
+		return nil, reject(CodeInvalidKey, "kid %q is not among the configured keys", jose.Clip(kid))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caekit/caekit/internal/jose"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -68,24 +69,24 @@ func (s *scope) check(set *SET, keys []revocation.Key) error {
 		case revocation.KindIssuerSubject, revocation.KindSession, revocation.KindClient, revocation.KindToken, revocation.KindDevice:
 			if !s.issuers[k.Scope] {
 				return reject(CodeInvalidRequest, "subject %s names token issuer %q, which transmitter %q may not revoke for (allowed: %s; see WithSubjectIssuers)",
-					clip(set.Subject.String()), clip(k.Scope), set.Issuer, allowList(s.issuers))
+					jose.Clip(set.Subject.String()), jose.Clip(k.Scope), set.Issuer, allowList(s.issuers))
 			}
 		case revocation.KindObject:
 			if !s.tenants[k.Scope] {
 				return reject(CodeInvalidRequest, "subject %s names tenant %q, which transmitter %q may not revoke for (allowed: %s; see WithSubjectTenants)",
-					clip(set.Subject.String()), clip(k.Scope), set.Issuer, allowList(s.tenants))
+					jose.Clip(set.Subject.String()), jose.Clip(k.Scope), set.Issuer, allowList(s.tenants))
 			}
 		case revocation.KindEmail:
 			at := strings.LastIndexByte(k.ID, '@')
 			if at < 0 {
-				return reject(CodeInvalidRequest, "subject %s: %q is not an e-mail address", clip(set.Subject.String()), clip(k.ID))
+				return reject(CodeInvalidRequest, "subject %s: %q is not an e-mail address", jose.Clip(set.Subject.String()), jose.Clip(k.ID))
 			}
 			if d := k.ID[at+1:]; !s.domains[d] {
 				return reject(CodeInvalidRequest, "subject %s names e-mail domain %q, which transmitter %q may not revoke for (allowed: %s; see WithEmailDomains)",
-					clip(set.Subject.String()), clip(d), set.Issuer, allowList(s.domains))
+					jose.Clip(set.Subject.String()), jose.Clip(d), set.Issuer, allowList(s.domains))
 			}
 		default:
-			return reject(CodeInvalidRequest, "subject %s maps onto key kind %s, which this receiver does not scope", clip(set.Subject.String()), k.Kind)
+			return reject(CodeInvalidRequest, "subject %s maps onto key kind %s, which this receiver does not scope", jose.Clip(set.Subject.String()), k.Kind)
 		}
 	}
 	return nil

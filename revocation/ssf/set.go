@@ -11,7 +11,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -96,7 +95,7 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 		return nil, reject(CodeInvalidRequest, "JWS header has no alg")
 	}
 	if !r.algs[alg] {
-		return nil, reject(CodeInvalidKey, "alg %q is not allowed", clip(alg))
+		return nil, reject(CodeInvalidKey, "alg %q is not allowed", jose.Clip(alg))
 	}
 	set.Algorithm = alg
 	typ, isStr := header["typ"].(string)
@@ -107,7 +106,7 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	// case-insensitive (RFC 7515 §4.1.9) and some transmitters send the full
 	// "application/secevent+jwt".
 	if !strings.EqualFold(typ, "secevent+jwt") && !strings.EqualFold(typ, "application/secevent+jwt") {
-		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", clip(typ))
+		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", jose.Clip(typ))
 	}
 	if _, ok := header["crit"]; ok {
 		return nil, reject(CodeInvalidRequest, "JWS header has crit extensions, which this receiver does not understand")
@@ -123,7 +122,7 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	// Signature.
 	method := jose.Methods[alg]
 	if method == nil {
-		return nil, reject(CodeInvalidKey, "alg %q is not supported", clip(alg))
+		return nil, reject(CodeInvalidKey, "alg %q is not supported", jose.Clip(alg))
 	}
 	sig, err := b64.DecodeString(parts[2])
 	if err != nil {
@@ -138,14 +137,14 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	case errors.As(err, &se):
 		return nil, se
 	case err != nil:
-		return nil, rejectErr(CodeInvalidKey, err, "signing key %q cannot be used for this SET (its JWK's alg or use does not fit)", clip(set.KeyID))
+		return nil, rejectErr(CodeInvalidKey, err, "signing key %q cannot be used for this SET (its JWK's alg or use does not fit)", jose.Clip(set.KeyID))
 	}
 	keys, err := r.fitting(alg, key)
 	if err != nil {
-		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", clip(set.KeyID), err)
+		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", jose.Clip(set.KeyID), err)
 	}
 	if err := verify(method, parts[0]+"."+parts[1], sig, keys); err != nil {
-		return nil, rejectErr(CodeInvalidKey, err, "signature does not verify with key %q", clip(set.KeyID))
+		return nil, rejectErr(CodeInvalidKey, err, "signature does not verify with key %q", jose.Clip(set.KeyID))
 	}
 
 	// Claims.
@@ -365,20 +364,4 @@ func numericDate(m map[string]json.RawMessage, name string) (time.Time, bool, er
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
-}
-
-// maxEcho bounds how much of a sender-chosen header value is repeated in a
-// rejection or a log line.
-const maxEcho = 64
-
-// clip shortens a sender-chosen value for an error message.
-func clip(v string) string {
-	if len(v) <= maxEcho {
-		return v
-	}
-	cut := maxEcho
-	for cut > 0 && !utf8.RuneStart(v[cut]) {
-		cut--
-	}
-	return v[:cut] + "…"
 }
