@@ -225,7 +225,7 @@ func TestExpiry(t *testing.T) {
 		s := open(t, srv.URL(), redisstore.WithRetention(time.Hour), redisstore.WithClock(clock), redisstore.WithPrefix("clock:"))
 		ev := event(revocation.SessionKey("https://idp.test", "sid-clock"), clock())
 		put(t, s, ev)
-		ttl, err := rc.PTTL(ctx, "clock:rev:session:0::sid-clock").Result()
+		ttl, err := rc.PTTL(ctx, "clock:rev:session:16:https://idp.test:sid-clock").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func TestExpiry(t *testing.T) {
 		s := open(t, srv.URL(), redisstore.WithRetention(time.Hour), redisstore.WithPrefix("ttl:"))
 		ev := event(revocation.SessionKey("https://idp.test", "sid-ttl"), time.Now().Add(-time.Hour+300*time.Millisecond))
 		put(t, s, ev)
-		key := "ttl:rev:session:0::sid-ttl"
+		key := "ttl:rev:session:16:https://idp.test:sid-ttl"
 		ttl, err := rc.PTTL(ctx, key).Result()
 		if err != nil || ttl <= 0 || ttl > 300*time.Millisecond {
 			t.Fatalf("PTTL = %v, %v; want (0, 300ms]", ttl, err)
@@ -261,7 +261,7 @@ func TestExpiry(t *testing.T) {
 		s := open(t, srv.URL(), redisstore.WithRetention(time.Hour), redisstore.WithPrefix("old:"))
 		ev := event(revocation.SessionKey("https://idp.test", "sid-old"), time.Now().Add(-2*time.Hour))
 		put(t, s, ev)
-		if n := rc.Exists(ctx, "old:rev:session:0::sid-old").Val(); n != 0 {
+		if n := rc.Exists(ctx, "old:rev:session:16:https://idp.test:sid-old").Val(); n != 0 {
 			t.Fatal("an expired event was written to Redis")
 		}
 		if _, ok := s.Lookup(ev.Subject); ok {
