@@ -5,6 +5,9 @@
 // killed and restarted on the same port (with persistence, its data survives
 // the restart). Proxy is a loopback TCP proxy that a test can cut and restore,
 // to disconnect one client from Redis while others stay connected.
+// StartSentinel runs a primary with replicas under redis-sentinel, and
+// StartClusterWithReplicas a Cluster whose masters have replicas, for
+// failover tests.
 //
 // When redis-server is not installed the test is skipped with a message that
 // says how to install it, unless the environment variable CAEKIT_REQUIRE_REDIS
@@ -20,6 +23,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +45,17 @@ const startTimeout = 10 * time.Second
 type Option func(*config)
 
 type config struct {
-	persist bool
-	cluster bool
+	persist     bool
+	cluster     bool
+	nodeTimeout time.Duration // cluster-node-timeout; 0: 2 s
+	replicaOf   string        // host:port of the primary, for a replica
+	sentinel    []string      // sentinel.conf lines: run as a Sentinel
+	binary      string        // path of the binary; "": redis-server
 }
+
+// ReplicaOf starts the server as a replica of the primary at addr, with
+// diskless synchronisation so that it catches up at once.
+func ReplicaOf(addr string) Option { return func(c *config) { c.replicaOf = addr } }
 
 // WithPersistence turns on the append-only file with fsync on every write, so
 // that every acknowledged write survives Kill and Restart.
@@ -86,6 +98,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&s.cfg)
 	}
+	if s.cfg.binary != "" {
+		s.path = s.cfg.binary
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if s.port, err = freePort(); err != nil {
@@ -107,6 +122,18 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 // URL returns a redis:// URL for database 0 of the server.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Output returns what the server has logged so far (up to 1 MiB), for
+// diagnostics.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	out := s.out
+	s.mu.Unlock()
+	if out == nil {
+		return ""
+	}
+	return out.String()
+}
 
 // Kill stops the server abruptly with SIGKILL, as a crash would, and waits
 // for it to exit. With WithPersistence every acknowledged write survives.
@@ -149,13 +176,33 @@ func (s *Server) start() error {
 		"--databases", "16",
 	}
 	if s.cfg.cluster {
+		timeout := s.cfg.nodeTimeout
+		if timeout <= 0 {
+			timeout = 2 * time.Second
+		}
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000")
+			"--cluster-node-timeout", strconv.FormatInt(timeout.Milliseconds(), 10))
+	}
+	// Any server may become a primary: replicas then synchronise at once.
+	args = append(args, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+	if host, port, ok := strings.Cut(s.cfg.replicaOf, ":"); ok {
+		args = append(args, "--replicaof", host, port)
 	}
 	if s.cfg.persist {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
+	}
+	if s.cfg.sentinel != nil {
+		// Sentinel rewrites its configuration file, so it needs one.
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		lines := append([]string{
+			"port " + strconv.Itoa(s.port), "bind 127.0.0.1", "dir " + s.dir, "daemonize no", `logfile ""`,
+		}, s.cfg.sentinel...)
+		if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		args = []string{conf, "--sentinel"}
 	}
 	out := &syncBuffer{}
 	cmd := exec.Command(s.path, args...)
