@@ -91,6 +91,9 @@ func startCluster(t testing.TB, n, replicas int, nodeTimeout time.Duration) *Clu
 			}
 			return true, ""
 		})
+		for _, m := range c.Masters() {
+			WaitReplicas(t, m.Addr(), replicas)
+		}
 	}
 	return c
 }

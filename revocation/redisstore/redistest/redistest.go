@@ -142,6 +142,26 @@ func (s *Server) Kill() {
 	s.stop(syscall.SIGKILL)
 }
 
+// Freeze stops the server process with SIGSTOP: its connections stay open
+// but it answers nothing, as a hung host would, until Thaw.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a server stopped by Freeze (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatalf("redistest: %v to a server that is not running", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
+
 // Restart starts the server again on the same port and directory. It fails
 // the test if the server is still running.
 func (s *Server) Restart() {
@@ -232,6 +252,7 @@ func (s *Server) stop(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen server must see the signal
 	select {
 	case <-exit:
 	case <-time.After(startTimeout):
@@ -273,17 +294,32 @@ func ping(addr string) error {
 // Command sends one inline command (no quoting) to addr on a new connection
 // and returns a simple-string, integer or bulk-string reply. An error reply
 // is returned as an error.
-func Command(addr, cmd string) (string, error) {
+func Command(addr, cmd string) (string, error) { return Commands(addr, cmd) }
+
+// Commands sends inline commands, in order, on one new connection to addr
+// and returns the last one's reply (see Command); it fails on the first
+// error reply.
+func Commands(addr string, cmds ...string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
-		return "", err
-	}
 	r := bufio.NewReader(c)
+	var reply string
+	for _, cmd := range cmds {
+		if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+			return "", err
+		}
+		if reply, err = readReply(r); err != nil {
+			return "", err
+		}
+	}
+	return reply, nil
+}
+
+func readReply(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -309,6 +345,25 @@ func Command(addr, cmd string) (string, error) {
 		return string(buf[:n]), nil
 	}
 	return "", fmt.Errorf("unsupported reply %q", line)
+}
+
+// WaitReplicas waits until n replicas of the primary at addr acknowledge a
+// write (SET then WAIT on one connection), so that a test starts with its
+// replicas streaming, not merely connected. On a Cluster master it writes a
+// key of a slot the master owns. It fails t after the start timeout.
+func WaitReplicas(t testing.TB, addr string, n int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%d replica(s) of %s to acknowledge a write", n, addr), func() (bool, string) {
+		for i := 0; i < 256; i++ { // a key of one of this master's slots
+			got, err := Commands(addr, fmt.Sprintf("SET redistest:probe:%d 1", i), "WAIT "+strconv.Itoa(n)+" 200")
+			if err != nil && strings.HasPrefix(err.Error(), "MOVED") {
+				continue
+			}
+			k, _ := strconv.Atoi(got)
+			return err == nil && k >= n, fmt.Sprintf("%q %v", got, err)
+		}
+		return false, "no key of this master's slots found"
+	})
 }
 
 func freePort() (int, error) {

@@ -63,6 +63,7 @@ func StartSentinel(t testing.TB, replicas, sentinels int) *SentinelSet {
 		}
 		return infoInt(info, "connected_slaves") == replicas && strings.Count(info, "state=online") == replicas, info
 	})
+	WaitReplicas(t, set.Primary.Addr(), replicas)
 	conf := []string{
 		fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d %d", MasterName, set.Primary.port, sentinels/2+1),
 		fmt.Sprintf("sentinel down-after-milliseconds %s %d", MasterName, set.DownAfter.Milliseconds()),

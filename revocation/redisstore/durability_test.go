@@ -1,0 +1,143 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/revocation/redisstore"
+	"github.com/caekit/caekit/revocation/redisstore/redistest"
+)
+
+// TestReplicaAcksWaitForTheReplica (issue 18): with WithReplicaAcks(1, …) Put
+// returns nil only once a replica has the event. While the only replica is
+// frozen (connected, but acknowledging nothing), Put fails with
+// ErrNotReplicated, so the receiver answers 503 and the transmitter retries.
+// A retry through another store replica, whose script finds the event
+// already stored, must fail too: WAIT confirms a connection's own writes,
+// so the script rewrites the value it found when a WAIT follows. (Redis
+// 7.0.15, tested here, already makes WAIT on a connection with no writes
+// wait for the primary's current offset, so this test passes without the
+// rewrite too; the rewrite keeps the guarantee on servers that count only
+// the connection's own writes.) Once the replica is back, the retry is
+// acknowledged and the replica holds the event.
+func TestReplicaAcksWaitForTheReplica(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.Start(t, redistest.ReplicaOf(primary.Addr()))
+	redistest.WaitReplicas(t, primary.Addr(), 1)
+	acks := redisstore.WithReplicaAcks(1, 300*time.Millisecond)
+	a, b := open(t, primary.URL(), acks), open(t, primary.URL(), acks)
+	if a.ReplicaAcks() != 1 {
+		t.Fatalf("ReplicaAcks = %d, want 1", a.ReplicaAcks())
+	}
+	put(t, a, event(revocation.SessionKey("https://idp.test", "sid-ok"), time.Now()))
+
+	replica.Freeze()
+	ev := event(revocation.SessionKey("https://idp.test", "sid-frozen"), time.Now())
+	if err := a.Put(context.Background(), ev); !errors.Is(err, redisstore.ErrNotReplicated) {
+		replica.Thaw()
+		t.Fatalf("Put with the replica frozen = %v, want ErrNotReplicated", err)
+	}
+	if err := b.Put(context.Background(), ev); !errors.Is(err, redisstore.ErrNotReplicated) {
+		replica.Thaw()
+		t.Fatalf("retried Put through another store with the replica frozen = %v, want ErrNotReplicated", err)
+	}
+	replica.Thaw()
+	put(t, b, ev)
+	got, err := rawClient(t, replica.Addr()).Exists(context.Background(),
+		"caekit:rev:session:16:https://idp.test:sid-frozen").Result()
+	if err != nil || got != 1 {
+		t.Fatalf("the replica does not hold the acknowledged event: %d, %v", got, err)
+	}
+}
+
+// TestReplicaAcksRespectsContextDeadline: the WAIT is bounded by Put's
+// context as well as by the configured timeout.
+func TestReplicaAcksRespectsContextDeadline(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.Start(t, redistest.ReplicaOf(primary.Addr()))
+	redistest.WaitReplicas(t, primary.Addr(), 1)
+	s := open(t, primary.URL(), redisstore.WithReplicaAcks(1, time.Hour))
+	replica.Freeze()
+	defer replica.Thaw()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := s.Put(ctx, event(revocation.SessionKey("https://idp.test", "sid-ctx"), time.Now()))
+	if !errors.Is(err, redisstore.ErrNotReplicated) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put = %v, want a failure bounded by its context", err)
+	}
+}
+
+// TestReplicaAcksDefaults (issue 18): without WithReplicaAcks, a single-node
+// client waits for no replica; a Sentinel client and a Cluster client whose
+// masters have replicas wait for one; a Cluster without replicas for none.
+func TestReplicaAcksDefaults(t *testing.T) {
+	t.Run("single node", func(t *testing.T) {
+		primary := redistest.Start(t)
+		redistest.Start(t, redistest.ReplicaOf(primary.Addr()))
+		if n := open(t, primary.URL()).ReplicaAcks(); n != 0 {
+			t.Fatalf("ReplicaAcks = %d, want 0", n)
+		}
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		set := redistest.StartSentinel(t, 1, 1)
+		if n := openClient(t, sentinelClient(set)).ReplicaAcks(); n != 1 {
+			t.Fatalf("ReplicaAcks = %d, want 1", n)
+		}
+	})
+	t.Run("cluster with replicas", func(t *testing.T) {
+		c := redistest.StartClusterWithReplicas(t, 3, 1, 0)
+		if n := openClient(t, clusterClient(c)).ReplicaAcks(); n != 1 {
+			t.Fatalf("ReplicaAcks = %d, want 1", n)
+		}
+	})
+}
+
+// sentinelClient returns a failover client for set, failing fast while no
+// primary answers.
+func sentinelClient(set *redistest.SentinelSet) redis.UniversalClient {
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:            redistest.MasterName,
+		SentinelAddrs:         set.SentinelAddrs(),
+		DialTimeout:           300 * time.Millisecond,
+		ReadTimeout:           time.Second,
+		WriteTimeout:          time.Second,
+		MaxRetries:            -1,
+		ContextTimeoutEnabled: true,
+	})
+}
+
+func clusterClient(c *redistest.Cluster) redis.UniversalClient {
+	return redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:                 c.Addrs(),
+		DialTimeout:           300 * time.Millisecond,
+		ReadTimeout:           time.Second,
+		WriteTimeout:          time.Second,
+		MaxRetries:            -1,
+		ContextTimeoutEnabled: true,
+	})
+}
+
+// openClient starts a store on client (which it closes at the end of the
+// test) with the test heartbeat and staleness.
+func openClient(t testing.TB, client redis.UniversalClient, opts ...redisstore.Option) *redisstore.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	opts = append([]redisstore.Option{
+		redisstore.WithHeartbeat(testHeartbeat),
+		redisstore.WithStaleAfter(testStaleAfter),
+		redisstore.WithLogger(quiet),
+	}, opts...)
+	s, err := redisstore.New(ctx, client, opts...)
+	if err != nil {
+		_ = client.Close()
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(); _ = client.Close() })
+	return s
+}
