@@ -20,6 +20,9 @@ const (
 	DefaultHeartbeat = time.Second
 	// MaxPrefixLen bounds the key prefix.
 	MaxPrefixLen = 128
+	// DefaultResyncInterval is how often a store reloads every event from
+	// Redis even when its subscription has not failed.
+	DefaultResyncInterval = time.Minute
 	// DefaultReplicaTimeout is how long Put waits for replica
 	// acknowledgements (WAIT) when WithReplicaAcks gives no timeout.
 	DefaultReplicaTimeout = time.Second
@@ -55,29 +58,31 @@ func (p StalenessPolicy) String() string {
 type Option func(*config)
 
 type config struct {
-	prefix     string
-	retention  time.Duration
-	staleAfter time.Duration
-	heartbeat  time.Duration
-	policy     StalenessPolicy
-	maxEntries int
-	logger     *slog.Logger
-	now        func() time.Time
-	acks       int           // replicas that must acknowledge a write
-	acksSet    bool          // WithReplicaAcks given; else New decides from the client
-	ackTimeout time.Duration // WAIT timeout
+	prefix      string
+	retention   time.Duration
+	staleAfter  time.Duration
+	heartbeat   time.Duration
+	policy      StalenessPolicy
+	maxEntries  int
+	logger      *slog.Logger
+	now         func() time.Time
+	acks        int  // replicas that must acknowledge a write
+	acksSet     bool // WithReplicaAcks given; else New decides from the client
+	resyncEvery time.Duration
+	ackTimeout  time.Duration // WAIT timeout
 }
 
 func defaults() config {
 	return config{
-		prefix:     DefaultPrefix,
-		retention:  revocation.DefaultRetention,
-		staleAfter: DefaultStaleAfter,
-		heartbeat:  DefaultHeartbeat,
-		policy:     FailClosed,
-		maxEntries: revocation.DefaultMaxEntries,
-		now:        time.Now,
-		ackTimeout: DefaultReplicaTimeout,
+		prefix:      DefaultPrefix,
+		retention:   revocation.DefaultRetention,
+		staleAfter:  DefaultStaleAfter,
+		heartbeat:   DefaultHeartbeat,
+		policy:      FailClosed,
+		maxEntries:  revocation.DefaultMaxEntries,
+		now:         time.Now,
+		ackTimeout:  DefaultReplicaTimeout,
+		resyncEvery: DefaultResyncInterval,
 	}
 }
 
@@ -99,6 +104,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("redisstore: max entries must be positive, got %d", c.maxEntries)
 	case c.now == nil:
 		return errors.New("redisstore: clock must not be nil")
+	case c.resyncEvery < c.heartbeat:
+		return fmt.Errorf("redisstore: resync interval (%v) must be at least the heartbeat (%v)", c.resyncEvery, c.heartbeat)
 	case c.acks < 0:
 		return fmt.Errorf("redisstore: replica acknowledgements must be 0 or more, got %d", c.acks)
 	case c.acks > MaxReplicaAcks:
@@ -175,3 +182,11 @@ func WithReplicaAcks(n int, timeout time.Duration) Option {
 		c.ackTimeout = timeout
 	}
 }
+
+// WithResyncInterval sets how often the store reloads every event from
+// Redis (SCAN and GET) although its subscription never failed. Pub/Sub
+// delivers at most once: a message can be lost without the subscription
+// failing, notably in a Cluster whose node is failing over or rejoining, and
+// such an event is enforced here at the latest one interval later. It must
+// be at least the heartbeat. Default DefaultResyncInterval.
+func WithResyncInterval(d time.Duration) Option { return func(c *config) { c.resyncEvery = d } }

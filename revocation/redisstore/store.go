@@ -31,7 +31,9 @@ var ErrNotReplicated = errors.New("redisstore: event not confirmed by enough Red
 // at the same time or later, and publishes it when stored. ARGV: the encoded
 // event, its TTL in milliseconds, the channel, and "1" when a WAIT follows.
 // It returns 1 when stored, 0 when an event at least as new was already
-// there. In that case, when a WAIT follows, it rewrites the value already
+// there. In that case it publishes the stored event again (a retried Put
+// follows a failure, which may have lost the first message with a dying
+// primary; replicas apply it idempotently), and, when a WAIT follows, it rewrites the value already
 // held (keeping its TTL) so that the WAIT covers it: WAIT confirms only this
 // connection's own writes, and a retried Put must not be acknowledged on the
 // strength of an earlier write no replica may have. It touches one key only,
@@ -42,6 +44,7 @@ if old and string.sub(old, 1, 2) == '1,' and string.sub(old, 3, 22) >= string.su
   if ARGV[4] == '1' then
     redis.call('SET', KEYS[1], old, 'KEEPTTL')
   end
+  redis.call('PUBLISH', ARGV[3], old)
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -83,6 +86,7 @@ type Store struct {
 	applyMu     sync.Mutex
 	touched     map[revocation.Key]struct{}
 	touchedFull bool // touched hit its bound: removal is skipped
+	absent      map[revocation.Key]absentEntry
 
 	errStale    error
 	errOverflow error
@@ -185,6 +189,7 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 		pattern:   scanPattern(cfg.prefix),
 		epoch:     time.Now(),
 		done:      make(chan struct{}),
+		absent:    make(map[revocation.Key]absentEntry),
 	}
 	// Health must not allocate: its errors are built once.
 	s.errStale = fmt.Errorf("redisstore: out of touch with Redis for longer than %v (policy %s): %w",
@@ -383,7 +388,36 @@ func (s *Store) run(ps *redis.PubSub) {
 	backoff := time.Duration(0)
 	sweepEvery := min(max(s.cfg.retention/4, hb), time.Minute)
 	lastSweep := time.Now()
+	cluster, isCluster := s.client.(*redis.ClusterClient)
+	var epoch int64 = -1
+	lastEpochCheck := time.Now()
+	// followUp asks for a second resynchronisation a few heartbeats after
+	// one caused by a Cluster change or a resubscription in a Cluster: a
+	// node that is still joining may not yet receive the messages the other
+	// nodes publish.
+	followUp := false
 	for s.ctx.Err() == nil {
+		if synced && !needSync {
+			switch {
+			case time.Since(lastResync) > s.cfg.resyncEvery:
+				needSync = true // bounds the effect of any lost message
+			case followUp && time.Since(lastResync) > 3*hb:
+				needSync, followUp = true, false
+			}
+		}
+		if isCluster && synced && !needSync && time.Since(lastEpochCheck) > hb {
+			// A failover in the Cluster does not drop subscriptions on the
+			// surviving nodes, but messages published on the failed master
+			// may be lost with it: resynchronise when the epoch moves.
+			lastEpochCheck = time.Now()
+			if e, ok := s.clusterEpoch(cluster); ok {
+				if epoch >= 0 && e != epoch {
+					s.log.Info("redisstore: the Cluster configuration changed; resynchronising", "epoch", e)
+					needSync, followUp = true, true
+				}
+				epoch = e
+			}
+		}
 		if time.Since(lastSweep) > sweepEvery {
 			s.mirror.Sweep()
 			lastSweep = time.Now()
@@ -430,6 +464,14 @@ func (s *Store) run(ps *redis.PubSub) {
 				needSync = true // try to recover from a full mirror once entries expire
 				continue
 			}
+			if synced && s.absentDue() {
+				ctx, cancel := context.WithTimeout(s.ctx, s.cfg.staleAfter)
+				err := s.confirmAbsent(ctx)
+				cancel()
+				if err != nil {
+					s.log.Warn("redisstore: could not confirm that removed keys are gone; retrying", "error", err)
+				}
+			}
 			_ = ps.Ping(s.ctx) // a failure shows up on the next receive
 			continue
 		}
@@ -439,7 +481,7 @@ func (s *Store) run(ps *redis.PubSub) {
 			if m.Kind == "subscribe" {
 				// A (re)subscription: events may have been missed since
 				// the last one; reload before trusting the mirror again.
-				synced, needSync = false, true
+				synced, needSync, followUp = false, true, isCluster
 			}
 		case *redis.Message:
 			if err := s.applyHint(m.Payload); err != nil {
@@ -458,6 +500,24 @@ func (s *Store) run(ps *redis.PubSub) {
 			}
 		}
 	}
+}
+
+// clusterEpoch returns cluster_current_epoch as one node reports it.
+func (s *Store) clusterEpoch(c *redis.ClusterClient) (int64, bool) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.heartbeat)
+	defer cancel()
+	info, err := c.ClusterInfo(ctx).Result()
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cluster_current_epoch:"); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // resubscribe replaces a silent subscription with a new one, or returns nil
@@ -720,15 +780,30 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	}
 	var err error
 	if c, ok := s.client.(*redis.ClusterClient); ok {
-		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			// A node the client still takes for a master may have been
+			// demoted (and be resynchronising, empty): scan masters only.
+			role, err := n.Do(ctx, "ROLE").Slice()
+			if err != nil {
+				return fmt.Errorf("role of %s: %w", n.Options().Addr, err)
+			}
+			if len(role) == 0 || role[0] != "master" {
+				return fmt.Errorf("%s is no longer a master", n.Options().Addr)
+			}
+			return scan(ctx, n)
+		})
+		if err != nil {
+			c.ReloadState(ctx)
+		}
 	} else {
 		err = scan(ctx, s.client)
 	}
 	if err != nil {
 		return err
 	}
-	if n := s.removeUnseen(seen.m); n > 0 {
-		s.log.Warn("redisstore: resynchronisation removed events Redis no longer holds", "removed", n)
+	if n := s.markUnseen(seen.m); n > 0 {
+		s.log.Warn("redisstore: resynchronisation found mirrored events Redis no longer holds; they are dropped once their absence is confirmed",
+			"candidates", n, "after", s.cfg.staleAfter)
 	}
 	if full.Load() {
 		s.log.Error("redisstore: local mirror is full and misses events; raise WithMaxEntries", "max_entries", s.cfg.maxEntries)
@@ -753,17 +828,24 @@ func (s *seenSet) add(k revocation.Key) {
 	s.mu.Unlock()
 }
 
-// removeUnseen makes the mirror a copy of what a complete scan found: it
-// removes every entry whose subject Redis no longer holds (deleted by hand,
-// or forged into the mirror), except entries written since the scan began,
-// which Redis held when they were written. It returns how many it removed.
-func (s *Store) removeUnseen(seen map[revocation.Key]struct{}) int {
+// markUnseen starts making the mirror a copy of what a complete scan found:
+// every entry whose subject Redis did not hold (deleted by hand, or forged
+// into the mirror) becomes a candidate for removal, except entries written
+// since the scan began, which Redis held when they were written. It returns
+// the number of new candidates. confirmAbsent removes them later.
+//
+// Removal lifts a revocation, so it is not done on the strength of one scan:
+// during a failover a node can briefly claim to be the primary of data it
+// does not hold (a replica being promoted, a primary restarted empty), and a
+// scan of it would miss keys that exist.
+func (s *Store) markUnseen(seen map[revocation.Key]struct{}) int {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if s.touchedFull {
 		return 0 // cannot tell which entries were written meanwhile
 	}
-	var gone []revocation.Event
+	now := time.Now()
+	n := 0
 	s.mirror.Range(func(ev revocation.Event) bool {
 		if _, ok := seen[ev.Subject]; ok {
 			return true
@@ -771,16 +853,74 @@ func (s *Store) removeUnseen(seen map[revocation.Key]struct{}) int {
 		if _, ok := s.touched[ev.Subject]; ok {
 			return true
 		}
-		gone = append(gone, ev)
+		if _, ok := s.absent[ev.Subject]; ok {
+			return true
+		}
+		if len(s.absent) >= s.cfg.maxEntries {
+			return false
+		}
+		s.absent[ev.Subject] = absentEntry{ev: ev, since: now}
+		n++
 		return true
 	})
-	n := 0
-	for _, ev := range gone {
-		if s.mirror.Remove(ev) {
-			n++
+	return n
+}
+
+// absentEntry is a mirrored event a resynchronisation did not find in Redis.
+type absentEntry struct {
+	ev    revocation.Event
+	since time.Time
+}
+
+// confirmAbsent removes from the mirror the candidates of markUnseen whose
+// key has been missing for at least StaleAfter and is still missing when
+// read again through the client (which routes to the key's primary). A
+// candidate whose key exists again is applied instead. It returns an error
+// only when Redis could not be read; the candidates are then kept.
+func (s *Store) confirmAbsent(ctx context.Context) error {
+	s.applyMu.Lock()
+	var due []absentEntry
+	for _, a := range s.absent {
+		if time.Since(a.since) >= s.cfg.staleAfter {
+			due = append(due, a)
 		}
 	}
-	return n
+	s.applyMu.Unlock()
+	removed := 0
+	for _, a := range due {
+		key := subjectKey(s.cfg.prefix, a.ev.Subject)
+		v, err := s.client.Get(ctx, key).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			if s.mirror.Remove(a.ev) {
+				removed++
+			}
+		case err != nil:
+			return fmt.Errorf("get %q: %w", key, err)
+		default:
+			if ev, err := decode(v); err == nil && ev.Subject == a.ev.Subject {
+				s.applyEvent(ev)
+			}
+		}
+		s.applyMu.Lock()
+		delete(s.absent, a.ev.Subject)
+		s.applyMu.Unlock()
+	}
+	if removed > 0 {
+		s.log.Warn("redisstore: removed mirrored events Redis no longer holds", "removed", removed)
+	}
+	return nil
+}
+
+func (s *Store) absentDue() bool {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	for _, a := range s.absent {
+		if time.Since(a.since) >= s.cfg.staleAfter {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) load(ctx context.Context, keys []string, notify bool, full *atomic.Bool, seen *seenSet) error {

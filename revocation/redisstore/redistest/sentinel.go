@@ -51,7 +51,7 @@ func StartSentinel(t testing.TB, replicas, sentinels int) *SentinelSet {
 		}
 		t.Skip(msg)
 	}
-	set := &SentinelSet{DownAfter: 400 * time.Millisecond}
+	set := &SentinelSet{DownAfter: time.Second}
 	set.Primary = Start(t)
 	for i := 0; i < replicas; i++ {
 		set.Replicas = append(set.Replicas, Start(t, ReplicaOf(set.Primary.Addr())))
