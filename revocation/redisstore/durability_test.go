@@ -141,3 +141,55 @@ func openClient(t testing.TB, client redis.UniversalClient, opts ...redisstore.O
 	t.Cleanup(func() { _ = s.Close(); _ = client.Close() })
 	return s
 }
+
+// TestAckedEventSurvivesFailoverOnlyWithReplicaAcks (issue 18) makes the
+// failure the durability option exists for happen on purpose: the links
+// from the Sentinel primary to both replicas drop every byte, an event is
+// put, and the primary is SIGKILLed. Without replica acknowledgements the
+// store acknowledged the event, which is then lost with the primary; with
+// WAIT 1 Put refused to acknowledge it (the transmitter retries), and the
+// retry after the failover is acknowledged and enforced.
+//
+// It also shows the price of a resynchronisation that mirrors Redis: the
+// replica that acknowledged the lost event drops it from its mirror too,
+// once it has confirmed that Redis no longer holds it.
+func TestAckedEventSurvivesFailoverOnlyWithReplicaAcks(t *testing.T) {
+	set := redistest.StartSentinel(t, 2, 1, redistest.WithReplicationLinks())
+	noWait := openClient(t, sentinelClient(set), redisstore.WithReplicaAcks(0, 0))
+	wait1 := openClient(t, sentinelClient(set), redisstore.WithReplicaAcks(1, 300*time.Millisecond))
+	for _, l := range set.Links {
+		l.Stall()
+	}
+	lost := event(revocation.SessionKey("https://idp.test", "sid-lost"), time.Now())
+	put(t, noWait, lost) // acknowledged on the primary's word alone
+	kept := event(revocation.SessionKey("https://idp.test", "sid-kept"), time.Now())
+	if err := wait1.Put(context.Background(), kept); !errors.Is(err, redisstore.ErrNotReplicated) {
+		t.Fatalf("Put with WAIT 1 while no replica receives writes = %v, want ErrNotReplicated", err)
+	}
+	set.Primary.Kill()
+	for _, l := range set.Links {
+		l.Restore()
+	}
+	eventually(t, "the Sentinel to promote a replica", func() bool {
+		p := set.CurrentPrimary()
+		return p != "" && p != set.Primary.Addr()
+	})
+	// The transmitter delivers the unacknowledged event again.
+	eventually(t, "the retried event to be acknowledged", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return wait1.Put(ctx, kept) == nil
+	})
+	fresh := openClient(t, sentinelClient(set))
+	if !sees(fresh, kept)() {
+		t.Fatal("the event acknowledged with WAIT 1 is not in Redis after the failover")
+	}
+	if _, ok := fresh.Lookup(lost.Subject); ok {
+		t.Fatal("the event acknowledged without WAIT survived; the scenario did not reproduce the loss")
+	}
+	eventually(t, "every replica to enforce the retried event", func() bool { return sees(noWait, kept)() && sees(wait1, kept)() })
+	eventually(t, "the replica that acknowledged the lost event to drop it", func() bool {
+		_, ok := noWait.Lookup(lost.Subject)
+		return !ok
+	})
+}

@@ -396,7 +396,19 @@ func (s *Store) run(ps *redis.PubSub) {
 	// node that is still joining may not yet receive the messages the other
 	// nodes publish.
 	followUp := false
+	lastAbsentCheck := time.Now()
 	for s.ctx.Err() == nil {
+		if synced && !needSync && time.Since(lastAbsentCheck) > hb {
+			lastAbsentCheck = time.Now()
+			if s.absentDue() {
+				ctx, cancel := context.WithTimeout(s.ctx, s.cfg.staleAfter)
+				err := s.confirmAbsent(ctx)
+				cancel()
+				if err != nil {
+					s.log.Warn("redisstore: could not confirm that removed keys are gone; retrying", "error", err)
+				}
+			}
+		}
 		if synced && !needSync {
 			switch {
 			case time.Since(lastResync) > s.cfg.resyncEvery:
@@ -463,14 +475,6 @@ func (s *Store) run(ps *redis.PubSub) {
 			if synced && s.overflow.Load() && time.Since(lastResync) > s.cfg.staleAfter {
 				needSync = true // try to recover from a full mirror once entries expire
 				continue
-			}
-			if synced && s.absentDue() {
-				ctx, cancel := context.WithTimeout(s.ctx, s.cfg.staleAfter)
-				err := s.confirmAbsent(ctx)
-				cancel()
-				if err != nil {
-					s.log.Warn("redisstore: could not confirm that removed keys are gone; retrying", "error", err)
-				}
 			}
 			_ = ps.Ping(s.ctx) // a failure shows up on the next receive
 			continue

@@ -29,7 +29,21 @@ type SentinelSet struct {
 	// DownAfter is how long a primary must be unreachable before the
 	// Sentinels consider it down.
 	DownAfter time.Duration
+	// Links are the proxies each replica replicates through, with
+	// WithReplicationLinks (else nil): stalling one starves its replica of
+	// the primary's writes.
+	Links []*Proxy
 }
+
+// SentinelOption configures StartSentinel.
+type SentinelOption func(*sentinelConfig)
+
+type sentinelConfig struct{ links bool }
+
+// WithReplicationLinks makes every replica replicate through its own Proxy
+// (SentinelSet.Links), so that a test can keep writes from reaching the
+// replicas while everything else stays up.
+func WithReplicationLinks() SentinelOption { return func(c *sentinelConfig) { c.links = true } }
 
 // StartSentinel starts a primary, replicas replicas of it and sentinels
 // Sentinels (quorum: a majority of them) with a short down-after period, and
@@ -37,8 +51,12 @@ type SentinelSet struct {
 // replica. It needs redis-sentinel on PATH (Debian: apt-get install
 // redis-sentinel); without it the test is skipped, or fails when
 // CAEKIT_REQUIRE_REDIS=1. Everything stops when the test ends.
-func StartSentinel(t testing.TB, replicas, sentinels int) *SentinelSet {
+func StartSentinel(t testing.TB, replicas, sentinels int, opts ...SentinelOption) *SentinelSet {
 	t.Helper()
+	var cfg sentinelConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if replicas < 1 || sentinels < 1 {
 		t.Fatalf("redistest: StartSentinel needs at least one replica and one sentinel, got %d and %d", replicas, sentinels)
 	}
@@ -54,7 +72,13 @@ func StartSentinel(t testing.TB, replicas, sentinels int) *SentinelSet {
 	set := &SentinelSet{DownAfter: time.Second}
 	set.Primary = Start(t)
 	for i := 0; i < replicas; i++ {
-		set.Replicas = append(set.Replicas, Start(t, ReplicaOf(set.Primary.Addr())))
+		upstream := set.Primary.Addr()
+		if cfg.links {
+			p := NewProxy(t, upstream)
+			set.Links = append(set.Links, p)
+			upstream = p.Addr()
+		}
+		set.Replicas = append(set.Replicas, Start(t, ReplicaOf(upstream)))
 	}
 	waitUntil(t, "the replicas to be in sync", func() (bool, string) {
 		info, err := Command(set.Primary.Addr(), "INFO replication")
