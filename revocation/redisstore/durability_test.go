@@ -193,3 +193,40 @@ func TestAckedEventSurvivesFailoverOnlyWithReplicaAcks(t *testing.T) {
 		return !ok
 	})
 }
+
+// TestPeriodicResyncFindsUnannouncedKeys: Pub/Sub may lose a message
+// without the subscription failing (a Cluster node failing over or
+// rejoining); WithResyncInterval bounds how long such an event goes
+// unenforced. Here a key is written with no message at all.
+func TestPeriodicResyncFindsUnannouncedKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL(), redisstore.WithResyncInterval(200*time.Millisecond))
+	rc := rawClient(t, srv.Addr())
+	if err := rc.Set(context.Background(), "caekit:rev:session:16:https://idp.test:sid-quiet",
+		forge("sid-quiet", time.Now(), "quiet"), time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the periodic resynchronisation to load the key", func() bool {
+		got, ok := s.Lookup(revocation.SessionKey("https://idp.test", "sid-quiet"))
+		return ok && got.ID == "quiet"
+	})
+}
+
+func TestDurabilityOptionErrors(t *testing.T) {
+	srv := redistest.Start(t)
+	for name, opt := range map[string]redisstore.Option{
+		"negative replica acks":      redisstore.WithReplicaAcks(-1, time.Second),
+		"too many replica acks":      redisstore.WithReplicaAcks(redisstore.MaxReplicaAcks+1, time.Second),
+		"resync below the heartbeat": redisstore.WithResyncInterval(time.Millisecond),
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		s, err := redisstore.NewFromURL(ctx, srv.URL(), opt)
+		cancel()
+		if err == nil {
+			_ = s.Close()
+			t.Errorf("%s: New succeeded", name)
+			continue
+		}
+		t.Logf("%s: %v", name, err)
+	}
+}

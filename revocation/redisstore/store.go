@@ -88,6 +88,10 @@ type Store struct {
 	touchedFull bool // touched hit its bound: removal is skipped
 	absent      map[revocation.Key]absentEntry
 
+	// Owned by the run goroutine.
+	ignoredHints uint64
+	lastHintWarn time.Time
+
 	errStale    error
 	errOverflow error
 	errClosedH  error
@@ -576,8 +580,14 @@ func (s *Store) applyHint(payload string) error {
 	}
 	v, err := node.Get(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {
-		s.log.Warn("redisstore: ignored a message naming a subject Redis holds no event for (forged, or expired since)",
-			"subject", hint.Subject.String())
+		// At most one line per heartbeat: a flood of forged messages must
+		// not become a flood of logs. Only the run goroutine gets here.
+		s.ignoredHints++
+		if time.Since(s.lastHintWarn) > s.cfg.heartbeat {
+			s.log.Warn("redisstore: ignored messages naming a subject Redis holds no event for (forged, or expired since)",
+				"subject", hint.Subject.String(), "ignored_so_far", s.ignoredHints)
+			s.lastHintWarn = time.Now()
+		}
 		return nil
 	}
 	if err != nil {
