@@ -21,12 +21,21 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
@@ -75,6 +84,7 @@ type loadReport struct {
 	longestUnavailOn    string
 	putFailures         int
 	failoverToRecovered time.Duration
+	ackedIDs            []int // the numbers of the acknowledged events (sid-<n>)
 }
 
 func (r loadReport) String() string {
@@ -210,7 +220,7 @@ func runLoad(t *testing.T, replicas []*replica, fault func(), plan loadPlan) loa
 		}
 		ev := revocation.Event{
 			ID: fmt.Sprintf("fo-%d", i), Type: revocation.TypeSessionRevoked,
-			Subject: revocation.SessionKey("https://idp.test", fmt.Sprintf("sid-%d", i)), Time: time.Now(),
+			Subject: revocation.SessionKey(e2eIssuer, fmt.Sprintf("sid-%d", i)), Time: time.Now(),
 		}
 		mu.Lock()
 		pushed++
@@ -262,6 +272,12 @@ func runLoad(t *testing.T, replicas []*replica, fault func(), plan loadPlan) loa
 	rep.pushed, rep.acked, rep.putFailures = pushed, len(acks), failures
 	all := acks
 	mu.Unlock()
+	for _, a := range all {
+		var n int
+		if _, err := fmt.Sscanf(a.ev.ID, "fo-%d", &n); err == nil {
+			rep.ackedIDs = append(rep.ackedIDs, n)
+		}
+	}
 	for _, r := range replicas {
 		n := 0
 		var missing []string
@@ -301,6 +317,41 @@ func runLoad(t *testing.T, replicas []*replica, fault func(), plan loadPlan) loa
 		t.Errorf("%d events pushed, only %d acknowledged within 20 s of the end of the load", rep.pushed, rep.acked)
 	}
 	return rep
+}
+
+// checkOverGRPC calls every gRPC replica after recovery: a token of a
+// session revoked by an acknowledged event (a sample of up to 100) is
+// refused with Unauthenticated, and a token of a session nothing revoked
+// is served.
+func checkOverGRPC(t *testing.T, key *ecdsa.PrivateKey, issued time.Time, clients []inboxv1.InboxServiceClient, acked []int) {
+	t.Helper()
+	call := func(c inboxv1.InboxServiceClient, sid string) error {
+		j := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+			"iss": e2eIssuer, "aud": e2eAudience, "sub": "user-" + sid, "sid": sid, "xms_cc": []string{"cp1"},
+			"iat": issued.Unix(), "exp": issued.Add(time.Hour).Unix(),
+		})
+		j.Header["kid"] = "k1"
+		raw, err := j.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+raw), 5*time.Second)
+		defer cancel()
+		_, err = c.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"})
+		return err
+	}
+	step := max(1, len(acked)/100)
+	for i, c := range clients {
+		if err := call(c, "sid-never-revoked"); err != nil {
+			t.Errorf("gRPC replica %d refused a valid token after recovery: %v", i, err)
+		}
+		for k := 0; k < len(acked); k += step {
+			sid := fmt.Sprintf("sid-%d", acked[k])
+			if err := call(c, sid); status.Code(err) != codes.Unauthenticated {
+				t.Errorf("gRPC replica %d: token of revoked session %s: %v, want Unauthenticated", i, sid, err)
+			}
+		}
+	}
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -353,8 +404,19 @@ func sentinelFailover(t *testing.T, plan loadPlan, extra ...redisstore.Option) l
 		t.Fatalf("the scenario needs a down-after (%v) longer than StaleAfter (%v)", set.DownAfter, testStaleAfter)
 	}
 	rs := threeReplicas(t, func() redis.UniversalClient { return sentinelClient(set) }, extra...)
+	// Each store replica also serves gRPC through the CAE interceptors.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]inboxv1.InboxServiceClient, len(rs))
+	for i, r := range rs {
+		clients[i] = serve(t, &key.PublicKey, r.store)
+	}
+	issued := time.Now().Add(-time.Minute)
 	rep := runLoad(t, rs, set.Primary.Kill, plan)
 	checkFailClosedObserved(t, rs, "A", "B")
+	checkOverGRPC(t, key, issued, clients, rep.ackedIDs)
 	eventually(t, "the Sentinel to report the new primary", func() bool { return set.CurrentPrimary() != set.Primary.Addr() })
 	return rep
 }
