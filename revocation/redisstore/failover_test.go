@@ -1,6 +1,7 @@
 package redisstore_test
 
-// Failover under load (issue 18). Three store replicas enforce events while
+// Failover under load (issue 18). Three store replicas, each serving gRPC
+// through the CAE interceptors, enforce events while
 // a writer pushes one new revocation every few milliseconds through them in
 // turn, retrying a failed Put through the next replica as an SSF
 // transmitter retries a 503. In the middle, Redis fails: the Sentinel
@@ -12,7 +13,9 @@ package redisstore_test
 //   - the longest window in which Health failed: calls refused with
 //     Unavailable.
 // After the fault, every replica must recover without a restart and enforce
-// every acknowledged event; the staleness policy must be observed
+// every acknowledged event (checked on the mirrors, and for a sample over
+// gRPC with tokens of the revoked sessions); the staleness policy must be
+// observed
 // (FailClosed replicas refuse calls while out of touch, KeepLastKnown ones
 // never do).
 //
@@ -319,6 +322,22 @@ func runLoad(t *testing.T, replicas []*replica, fault func(), plan loadPlan) loa
 	return rep
 }
 
+// serveAll has each store replica serve gRPC through the CAE interceptors
+// and returns the check to run after recovery (checkOverGRPC).
+func serveAll(t *testing.T, rs []*replica) func(acked []int) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]inboxv1.InboxServiceClient, len(rs))
+	for i, r := range rs {
+		clients[i] = serve(t, &key.PublicKey, r.store)
+	}
+	issued := time.Now().Add(-time.Minute)
+	return func(acked []int) { checkOverGRPC(t, key, issued, clients, acked) }
+}
+
 // checkOverGRPC calls every gRPC replica after recovery: a token of a
 // session revoked by an acknowledged event (a sample of up to 100) is
 // refused with Unauthenticated, and a token of a session nothing revoked
@@ -404,19 +423,10 @@ func sentinelFailover(t *testing.T, plan loadPlan, extra ...redisstore.Option) l
 		t.Fatalf("the scenario needs a down-after (%v) longer than StaleAfter (%v)", set.DownAfter, testStaleAfter)
 	}
 	rs := threeReplicas(t, func() redis.UniversalClient { return sentinelClient(set) }, extra...)
-	// Each store replica also serves gRPC through the CAE interceptors.
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := make([]inboxv1.InboxServiceClient, len(rs))
-	for i, r := range rs {
-		clients[i] = serve(t, &key.PublicKey, r.store)
-	}
-	issued := time.Now().Add(-time.Minute)
+	check := serveAll(t, rs)
 	rep := runLoad(t, rs, set.Primary.Kill, plan)
 	checkFailClosedObserved(t, rs, "A", "B")
-	checkOverGRPC(t, key, issued, clients, rep.ackedIDs)
+	check(rep.ackedIDs)
 	eventually(t, "the Sentinel to report the new primary", func() bool { return set.CurrentPrimary() != set.Primary.Addr() })
 	return rep
 }
@@ -432,7 +442,9 @@ func clusterFailover(t *testing.T, plan loadPlan, extra ...redisstore.Option) lo
 	// WAIT 1 can be met again for those slots.
 	plan.heal, plan.healWhen = victim.Restart, func() bool { return len(c.Masters()) == 3 }
 	plan.healIn = max(plan.healIn, 500*time.Millisecond)
+	check := serveAll(t, rs)
 	rep := runLoad(t, rs, victim.Kill, plan)
+	check(rep.ackedIDs)
 	if len(c.Masters()) != 3 {
 		t.Errorf("after the kill %d masters serve the slots, want 3 (a replica promoted)", len(c.Masters()))
 	}
@@ -456,7 +468,9 @@ func partition(t *testing.T, plan loadPlan) loadReport {
 			redisstore.WithStalenessPolicy(redisstore.KeepLastKnown)), policy: redisstore.KeepLastKnown},
 	}
 	plan.heal = func() { pb.Restore(); pc.Restore() }
+	check := serveAll(t, rs)
 	rep := runLoad(t, rs, func() { pb.Cut(); pc.Cut() }, plan)
+	check(rep.ackedIDs)
 	checkFailClosedObserved(t, rs, "B")
 	if rs[0].sawStale {
 		t.Errorf("A, never cut off, refused calls")
