@@ -33,10 +33,11 @@ var ErrNotReplicated = errors.New("redisstore: event not confirmed by enough Red
 // It returns 1 when stored, 0 when an event at least as new was already
 // there. In that case it publishes the stored event again (a retried Put
 // follows a failure, which may have lost the first message with a dying
-// primary; replicas apply it idempotently), and, when a WAIT follows, it rewrites the value already
-// held (keeping its TTL) so that the WAIT covers it: WAIT confirms only this
-// connection's own writes, and a retried Put must not be acknowledged on the
-// strength of an earlier write no replica may have. It touches one key only,
+// primary; replicas apply it idempotently), and, when a WAIT follows,
+// rewrites the value already held (keeping its TTL) so that the WAIT covers
+// it: WAIT confirms a connection's own writes, and a retried Put must not be
+// acknowledged on the strength of an earlier write no replica may have. It
+// touches one key only,
 // so it is valid in Redis Cluster; PUBLISH in a script reaches every node.
 var putScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
@@ -564,7 +565,11 @@ func (s *Store) sleep(backoff *time.Duration) {
 func (s *Store) applyHint(payload string) error {
 	hint, err := decode(payload)
 	if err != nil {
-		s.log.Warn("redisstore: ignored an undecodable message", "error", err)
+		s.ignoredHints++
+		if time.Since(s.lastHintWarn) > s.cfg.heartbeat {
+			s.log.Warn("redisstore: ignored undecodable messages", "error", err, "ignored_so_far", s.ignoredHints)
+			s.lastHintWarn = time.Now()
+		}
 		return nil
 	}
 	key := subjectKey(s.cfg.prefix, hint.Subject)
