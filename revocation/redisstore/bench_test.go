@@ -113,7 +113,7 @@ func BenchmarkPutLatency(b *testing.B) {
 	redistest.WaitReplicas(b, primary.Addr(), 1)
 	for _, n := range []int{0, 1} {
 		b.Run(fmt.Sprintf("wait=%d", n), func(b *testing.B) {
-			s := open(b, primary.URL(), redisstore.WithReplicaAcks(n, time.Second), redisstore.WithPrefix(fmt.Sprintf("bench%d:", n)))
+			s := open(b, primary.URL(), redisstore.WithReplicaAcks(n, 5*time.Second), redisstore.WithPrefix(fmt.Sprintf("bench%d:", n)))
 			ctx := context.Background()
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
