@@ -28,12 +28,12 @@ func longPlan() loadPlan {
 
 func TestFailoverLong(t *testing.T) {
 	t.Run("sentinel/wait=1", func(t *testing.T) {
-		t.Logf("sentinel, primary SIGKILLed, WAIT 1: %s", sentinelFailover(t, longPlan()))
+		t.Logf("sentinel, primary SIGKILLed, WAIT 1: %s", sentinelFailover(t, longPlan(), true))
 	})
 	t.Run("sentinel/wait=0", func(t *testing.T) {
 		plan := longPlan()
 		plan.lossExpected = true
-		t.Logf("sentinel, primary SIGKILLed, WAIT 0: %s", sentinelFailover(t, plan, redisstore.WithReplicaAcks(0, 0)))
+		t.Logf("sentinel, primary SIGKILLed, WAIT 0: %s", sentinelFailover(t, plan, false, redisstore.WithReplicaAcks(0, 0)))
 	})
 	t.Run("cluster/wait=1", func(t *testing.T) {
 		t.Logf("cluster, one master SIGKILLed, WAIT 1: %s", clusterFailover(t, longPlan()))

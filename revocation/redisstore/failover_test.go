@@ -1,23 +1,24 @@
 package redisstore_test
 
 // Failover under load (issue 18). Three store replicas, each serving gRPC
-// through the CAE interceptors, enforce events while
-// a writer pushes one new revocation every few milliseconds through them in
-// turn, retrying a failed Put through the next replica as an SSF
-// transmitter retries a 503. In the middle, Redis fails: the Sentinel
-// primary or one Cluster master is SIGKILLed, or one replica is cut off by
-// a proxy. Checkers poll Lookup and Health on every replica, as the
-// interceptors do per call, and measure
+// through the CAE interceptors, enforce events while a writer pushes one new
+// revocation every few milliseconds through them in turn (in the Sentinel
+// scenario as CAEP SETs through an SSF receiver in front of each replica,
+// elsewhere with Store.Put), retrying a failed delivery through the next
+// replica as an SSF transmitter retries a 503. In the middle, Redis fails:
+// the Sentinel primary or one Cluster master is SIGKILLed, or two replicas
+// are cut off by proxies. Checkers poll Lookup and Health on every replica,
+// as the interceptors do per call, and measure
 //   - the longest window in which a replica was healthy (calls allowed) but
 //     did not yet enforce an acknowledged event: a revoked token accepted;
 //   - the longest window in which Health failed: calls refused with
 //     Unavailable.
+//
 // After the fault, every replica must recover without a restart and enforce
 // every acknowledged event (checked on the mirrors, and for a sample over
 // gRPC with tokens of the revoked sessions); the staleness policy must be
-// observed
-// (FailClosed replicas refuse calls while out of touch, KeepLastKnown ones
-// never do).
+// observed (FailClosed replicas refuse calls while out of touch,
+// KeepLastKnown ones never do).
 //
 // The short form runs in go test ./...; the long form (failover_long_test.go)
 // behind the build tag "failover", see the README.
@@ -28,6 +29,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +46,8 @@ import (
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
+	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
 // transmitters is how many events are delivered at once.
@@ -59,6 +64,58 @@ type loadPlan struct {
 	// lossExpected reports lost acknowledged events instead of failing
 	// (the WAIT 0 comparison runs).
 	lossExpected bool
+	// event and send, when set, replace the default delivery (Put on the
+	// store replica): event makes event i, send delivers it to a replica.
+	event func(i int) revocation.Event
+	send  func(ctx context.Context, replica int, ev revocation.Event) error
+}
+
+// viaSSF makes the plan push every event as a CAEP session-revoked SET
+// through an SSF receiver (RFC 8935 push over loopback HTTP) in front of
+// each store replica; a push answered with anything but 202 is retried.
+func viaSSF(t *testing.T, plan loadPlan, rs []*replica) loadPlan {
+	t.Helper()
+	tr := ssftest.New()
+	t.Cleanup(tr.Close)
+	urls := make([]string, len(rs))
+	for i, r := range rs {
+		rcv, err := ssf.New(context.Background(),
+			ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(r.store),
+			ssf.WithPushAuthorization("Bearer failover"), ssf.WithLogger(quiet),
+			// The sessions are those of the gRPC replicas' tokens.
+			ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: e2eIssuer}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = rcv.Close() })
+		srv := httptest.NewServer(rcv)
+		t.Cleanup(srv.Close)
+		urls[i] = srv.URL
+	}
+	var mu sync.Mutex
+	sets := map[string]string{}
+	plan.event = func(i int) revocation.Event {
+		sid := fmt.Sprintf("sid-%d", i)
+		set, jti := tr.Event(ssf.CAEPSessionRevoked, nil, map[string]any{"format": "opaque", "id": sid})
+		mu.Lock()
+		sets[jti] = set
+		mu.Unlock()
+		return revocation.Event{ID: jti, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(e2eIssuer, sid)}
+	}
+	plan.send = func(ctx context.Context, replica int, ev revocation.Event) error {
+		mu.Lock()
+		set := sets[ev.ID]
+		mu.Unlock()
+		code, body, err := ssftest.Push(ctx, urls[replica], "Bearer failover", set)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusAccepted {
+			return fmt.Errorf("push answered %d: %s", code, body)
+		}
+		return nil
+	}
+	return plan
 }
 
 // replica is one store replica under observation.
@@ -98,7 +155,7 @@ func (r loadReport) String() string {
 		}
 		return o
 	}
-	return fmt.Sprintf("events pushed %d, acknowledged %d, enforced after recovery %v; Put failures (retried) %d; "+
+	return fmt.Sprintf("events pushed %d, acknowledged %d, enforced after recovery %v; failed deliveries (retried) %d; "+
 		"longest window a revoked token was accepted %v (%s), per replica %v; longest Unavailable window %v (%s), per replica %v; fault to full recovery %v",
 		r.pushed, r.acked, r.enforced, r.putFailures, r.longestAccepted.Round(time.Millisecond), r.longestAcceptedOn, round(r.acceptedOn),
 		r.longestUnavailable.Round(time.Millisecond), r.longestUnavailOn, round(r.unavailableOn), r.failoverToRecovered.Round(time.Millisecond))
@@ -125,9 +182,13 @@ func runLoad(t *testing.T, replicas []*replica, fault func(), plan loadPlan) loa
 	queue := make(chan revocation.Event, 1<<16)
 	deliver := func(i int, ev revocation.Event) {
 		for try := i; ctx.Err() == nil; try++ {
-			s := replicas[try%len(replicas)].store
 			pctx, pcancel := context.WithTimeout(ctx, time.Second)
-			err := s.Put(pctx, ev)
+			var err error
+			if plan.send != nil {
+				err = plan.send(pctx, try%len(replicas), ev)
+			} else {
+				err = replicas[try%len(replicas)].store.Put(pctx, ev)
+			}
 			pcancel()
 			if err == nil {
 				mu.Lock()
@@ -225,6 +286,9 @@ func runLoad(t *testing.T, replicas []*replica, fault func(), plan loadPlan) loa
 			ID: fmt.Sprintf("fo-%d", i), Type: revocation.TypeSessionRevoked,
 			Subject: revocation.SessionKey(e2eIssuer, fmt.Sprintf("sid-%d", i)), Time: time.Now(),
 		}
+		if plan.event != nil {
+			ev = plan.event(i)
+		}
 		mu.Lock()
 		pushed++
 		mu.Unlock()
@@ -277,7 +341,7 @@ func runLoad(t *testing.T, replicas []*replica, fault func(), plan loadPlan) loa
 	mu.Unlock()
 	for _, a := range all {
 		var n int
-		if _, err := fmt.Sscanf(a.ev.ID, "fo-%d", &n); err == nil {
+		if _, err := fmt.Sscanf(a.ev.Subject.ID, "sid-%d", &n); err == nil {
 			rep.ackedIDs = append(rep.ackedIDs, n)
 		}
 	}
@@ -417,13 +481,16 @@ func checkFailClosedObserved(t *testing.T, rs []*replica, names ...string) {
 
 // sentinelFailover is the Sentinel scenario: the primary is SIGKILLed
 // under load.
-func sentinelFailover(t *testing.T, plan loadPlan, extra ...redisstore.Option) loadReport {
+func sentinelFailover(t *testing.T, plan loadPlan, ssfPush bool, extra ...redisstore.Option) loadReport {
 	set := redistest.StartSentinel(t, 2, 1)
 	if set.DownAfter <= testStaleAfter {
 		t.Fatalf("the scenario needs a down-after (%v) longer than StaleAfter (%v)", set.DownAfter, testStaleAfter)
 	}
 	rs := threeReplicas(t, func() redis.UniversalClient { return sentinelClient(set) }, extra...)
 	check := serveAll(t, rs)
+	if ssfPush {
+		plan = viaSSF(t, plan, rs)
+	}
 	rep := runLoad(t, rs, set.Primary.Kill, plan)
 	checkFailClosedObserved(t, rs, "A", "B")
 	check(rep.ackedIDs)
@@ -484,8 +551,8 @@ func TestFailoverSentinel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("failover scenario: skipped in -short")
 	}
-	rep := sentinelFailover(t, shortPlan)
-	t.Logf("sentinel, primary SIGKILLed, WAIT 1 (default): %s", rep)
+	rep := sentinelFailover(t, shortPlan, true)
+	t.Logf("sentinel, primary SIGKILLed, WAIT 1 (default), events pushed through SSF receivers: %s", rep)
 }
 
 func TestFailoverCluster(t *testing.T) {
