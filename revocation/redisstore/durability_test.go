@@ -3,6 +3,8 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -11,6 +13,8 @@ import (
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
+	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
 // TestReplicaAcksWaitForTheReplica (issue 18): with WithReplicaAcks(1, …) Put
@@ -153,8 +157,9 @@ func openClient(t testing.TB, client redis.UniversalClient, opts ...redisstore.O
 // from the Sentinel primary to both replicas drop every byte, an event is
 // put, and the primary is SIGKILLed. Without replica acknowledgements the
 // store acknowledged the event, which is then lost with the primary; with
-// WAIT 1 Put refused to acknowledge it (the transmitter retries), and the
-// retry after the failover is acknowledged and enforced.
+// WAIT 1 the SSF receiver in front of the store answers the push 503
+// (Put fails with ErrNotReplicated), the transmitter retries, and the retry
+// after the failover is acknowledged (202) and enforced.
 //
 // It also shows the price of a resynchronisation that mirrors Redis: the
 // replica that acknowledged the lost event drops it from its mirror too,
@@ -163,14 +168,36 @@ func TestAckedEventSurvivesFailoverOnlyWithReplicaAcks(t *testing.T) {
 	set := redistest.StartSentinel(t, 2, 1, redistest.WithReplicationLinks())
 	noWait := openClient(t, sentinelClient(set), redisstore.WithReplicaAcks(0, 0))
 	wait1 := openClient(t, sentinelClient(set), redisstore.WithReplicaAcks(1, 300*time.Millisecond))
+	// The WAIT 1 replica receives its event as a CAEP SET over SSF push.
+	tr := ssftest.New()
+	t.Cleanup(tr.Close)
+	rcv, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
+		ssf.WithStore(wait1), ssf.WithPushAuthorization("Bearer d"), ssf.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rcv.Close() })
+	push := httptest.NewServer(rcv)
+	t.Cleanup(push.Close)
+	set1, jti := tr.Event(ssf.CAEPSessionRevoked, nil, map[string]any{"format": "opaque", "id": "sid-kept"})
+	kept := revocation.Event{ID: jti, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(tr.Issuer, "sid-kept")}
+	pushKept := func() (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		code, body, err := ssftest.Push(ctx, push.URL, "Bearer d", set1)
+		if err != nil {
+			return 0, err.Error()
+		}
+		return code, string(body)
+	}
+
 	for _, l := range set.Links {
 		l.Stall()
 	}
 	lost := event(revocation.SessionKey("https://idp.test", "sid-lost"), time.Now())
 	put(t, noWait, lost) // acknowledged on the primary's word alone
-	kept := event(revocation.SessionKey("https://idp.test", "sid-kept"), time.Now())
-	if err := wait1.Put(context.Background(), kept); !errors.Is(err, redisstore.ErrNotReplicated) {
-		t.Fatalf("Put with WAIT 1 while no replica receives writes = %v, want ErrNotReplicated", err)
+	if code, body := pushKept(); code != http.StatusServiceUnavailable {
+		t.Fatalf("push to the WAIT 1 replica while no replica receives writes = %d %s, want 503", code, body)
 	}
 	set.Primary.Kill()
 	for _, l := range set.Links {
@@ -181,19 +208,22 @@ func TestAckedEventSurvivesFailoverOnlyWithReplicaAcks(t *testing.T) {
 		return p != "" && p != set.Primary.Addr()
 	})
 	// The transmitter delivers the unacknowledged event again.
-	eventually(t, "the retried event to be acknowledged", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return wait1.Put(ctx, kept) == nil
+	eventually(t, "the retried push to be acknowledged", func() bool {
+		code, _ := pushKept()
+		return code == http.StatusAccepted
 	})
 	fresh := openClient(t, sentinelClient(set))
-	if !sees(fresh, kept)() {
+	if got, ok := fresh.Lookup(kept.Subject); !ok || got.ID != jti {
 		t.Fatal("the event acknowledged with WAIT 1 is not in Redis after the failover")
 	}
 	if _, ok := fresh.Lookup(lost.Subject); ok {
 		t.Fatal("the event acknowledged without WAIT survived; the scenario did not reproduce the loss")
 	}
-	eventually(t, "every replica to enforce the retried event", func() bool { return sees(noWait, kept)() && sees(wait1, kept)() })
+	eventually(t, "every replica to enforce the retried event", func() bool {
+		a, okA := noWait.Lookup(kept.Subject)
+		b, okB := wait1.Lookup(kept.Subject)
+		return okA && okB && a.ID == jti && b.ID == jti
+	})
 	eventually(t, "the replica that acknowledged the lost event to drop it", func() bool {
 		_, ok := noWait.Lookup(lost.Subject)
 		return !ok
