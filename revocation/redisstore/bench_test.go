@@ -50,7 +50,7 @@ func BenchmarkPropagation(b *testing.B) {
 		mu.Lock()
 		pending[id] = done
 		mu.Unlock()
-		ev := revocation.Event{ID: id, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey("", id), Time: time.Now()}
+		ev := revocation.Event{ID: id, Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey("https://idp.test", id), Time: time.Now()}
 		start := time.Now()
 		if err := a.Put(ctx, ev); err != nil {
 			b.Fatal(err)
@@ -99,5 +99,40 @@ func BenchmarkHealth(b *testing.B) {
 		if s.Health() != nil {
 			b.Fatal("unhealthy")
 		}
+	}
+}
+
+// BenchmarkPutLatency measures Put on loopback against a primary with one
+// replica, acknowledging without waiting for the replica (wait=0) and after
+// WAIT 1 (wait=1), one event at a time:
+//
+//	go test -run '^$' -bench PutLatency -benchtime 2000x ./revocation/redisstore/
+func BenchmarkPutLatency(b *testing.B) {
+	primary := redistest.Start(b)
+	redistest.Start(b, redistest.ReplicaOf(primary.Addr()))
+	redistest.WaitReplicas(b, primary.Addr(), 1)
+	for _, n := range []int{0, 1} {
+		b.Run(fmt.Sprintf("wait=%d", n), func(b *testing.B) {
+			s := open(b, primary.URL(), redisstore.WithReplicaAcks(n, 5*time.Second), redisstore.WithPrefix(fmt.Sprintf("bench%d:", n)))
+			ctx := context.Background()
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ev := revocation.Event{ID: fmt.Sprint("e", i), Type: revocation.TypeSessionRevoked,
+					Subject: revocation.SessionKey("https://idp.test", fmt.Sprint("sid-", i)), Time: time.Now()}
+				start := time.Now()
+				if err := s.Put(ctx, ev); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			pct := func(p float64) float64 {
+				return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds())
+			}
+			b.ReportMetric(pct(0.50), "p50-µs")
+			b.ReportMetric(pct(0.99), "p99-µs")
+		})
 	}
 }

@@ -11,7 +11,8 @@
 // # Write path
 //
 // Put validates the event (including length bounds: MaxScopeLen,
-// MaxSubjectIDLen, MaxEventIDLen), then runs one Lua script on the subject's
+// MaxSubjectIDLen, MaxEventIDLen, and a time at most
+// revocation.MaxFutureSkew ahead of the store's clock), then runs one Lua script on the subject's
 // key, <prefix>rev:<kind>:<len scope>:<scope>:<id>. The script keeps only the
 // newest event per subject: it writes the event, with a TTL equal to its
 // relevance window (event time + retention, the longest token lifetime plus
@@ -22,11 +23,33 @@
 // receiver never acknowledges an event that was lost; then it applies the
 // event to its own mirror and notifies subscribers.
 //
+// # Durability across failover
+//
+// Redis replicates asynchronously: a primary that dies before a replica
+// copies a write loses it, and with it an event the store had already
+// acknowledged. WithReplicaAcks makes Put send WAIT n on the script's
+// connection and fail (ErrNotReplicated: the receiver answers 503, the
+// transmitter retries) unless n replicas confirm in time. The default is 1
+// for a Sentinel or Cluster client whose primaries have replicas, 0
+// otherwise. The failover tests (failover_test.go) measure what each
+// setting guarantees; the README's Redis section has the figures.
+//
 // # Fan-out: Pub/Sub plus resynchronisation, not Streams
 //
 // Replicas learn of each other's events through Pub/Sub, and reload the
 // whole state with SCAN after every (re)subscription: at start, after a
-// dropped connection, a Redis restart or a Sentinel failover. Pub/Sub alone is
+// dropped connection, a Redis restart or a Sentinel failover; in a Cluster
+// also when the cluster's epoch changes (a failover) and a few heartbeats
+// after a resubscription; and at the latest every WithResyncInterval.
+//
+// A message is only a hint: anyone allowed to PUBLISH on the channel could
+// have sent it. A replica reads the key the message names and applies what
+// Redis holds, so a message with no key behind it changes nothing. A
+// resynchronisation makes the mirror a copy of Redis: an entry whose key is
+// gone (deleted by an operator, or expired early) is removed once a second
+// read, at least StaleAfter later, confirms that it is still gone, so that
+// a node briefly serving without its data during a failover cannot lift
+// revocations. Pub/Sub alone is
 // at-most-once, but the mirror needs only the newest event per subject, and
 // that is exactly what the keys hold; so subscribe-then-scan is a complete
 // recovery, whatever was published while a replica was away. The store
@@ -82,12 +105,14 @@
 //
 // All keys and the channel live under a prefix (WithPrefix, default
 // "caekit:"). The store never deletes keys; they expire. Removing a key by
-// hand does not un-revoke on replicas that already mirror it. Each mirrored
+// hand un-revokes on every replica at its next resynchronisation (at the
+// latest WithResyncInterval plus StaleAfter later). Each mirrored
 // entry costs about 340 bytes for typical Entra identifiers (BenchmarkMirrorBytes),
 // bounded by the length limits. Every replica sharing a prefix must use the
 // same retention. redis.Ring is refused: Pub/Sub does not cross its shards.
 //
-// With Sentinel, replication is asynchronous: an event acknowledged by a
-// master that fails before replicating it is lost with the master. Run Redis
-// with appendonly and fsync if a single node must survive restarts.
+// Without replica acknowledgements (WithReplicaAcks(0, 0), or a single-node
+// client), an event acknowledged by a primary that fails before replicating
+// it is lost with the primary. Run Redis with appendonly and fsync if a
+// single node must survive restarts.
 package redisstore

@@ -20,6 +20,12 @@ const (
 	DefaultHeartbeat = time.Second
 	// MaxPrefixLen bounds the key prefix.
 	MaxPrefixLen = 128
+	// DefaultResyncInterval is how often a store reloads every event from
+	// Redis even when its subscription has not failed.
+	DefaultResyncInterval = time.Minute
+	// DefaultReplicaTimeout is how long Put waits for replica
+	// acknowledgements (WAIT) when WithReplicaAcks gives no timeout.
+	DefaultReplicaTimeout = time.Second
 )
 
 // StalenessPolicy says what Health reports once the store has been out of
@@ -52,25 +58,31 @@ func (p StalenessPolicy) String() string {
 type Option func(*config)
 
 type config struct {
-	prefix     string
-	retention  time.Duration
-	staleAfter time.Duration
-	heartbeat  time.Duration
-	policy     StalenessPolicy
-	maxEntries int
-	logger     *slog.Logger
-	now        func() time.Time
+	prefix      string
+	retention   time.Duration
+	staleAfter  time.Duration
+	heartbeat   time.Duration
+	policy      StalenessPolicy
+	maxEntries  int
+	logger      *slog.Logger
+	now         func() time.Time
+	acks        int  // replicas that must acknowledge a write
+	acksSet     bool // WithReplicaAcks given; else New decides from the client
+	resyncEvery time.Duration
+	ackTimeout  time.Duration // WAIT timeout
 }
 
 func defaults() config {
 	return config{
-		prefix:     DefaultPrefix,
-		retention:  revocation.DefaultRetention,
-		staleAfter: DefaultStaleAfter,
-		heartbeat:  DefaultHeartbeat,
-		policy:     FailClosed,
-		maxEntries: revocation.DefaultMaxEntries,
-		now:        time.Now,
+		prefix:      DefaultPrefix,
+		retention:   revocation.DefaultRetention,
+		staleAfter:  DefaultStaleAfter,
+		heartbeat:   DefaultHeartbeat,
+		policy:      FailClosed,
+		maxEntries:  revocation.DefaultMaxEntries,
+		now:         time.Now,
+		ackTimeout:  DefaultReplicaTimeout,
+		resyncEvery: DefaultResyncInterval,
 	}
 }
 
@@ -92,6 +104,14 @@ func (c *config) validate() error {
 		return fmt.Errorf("redisstore: max entries must be positive, got %d", c.maxEntries)
 	case c.now == nil:
 		return errors.New("redisstore: clock must not be nil")
+	case c.resyncEvery < c.heartbeat:
+		return fmt.Errorf("redisstore: resync interval (%v) must be at least the heartbeat (%v)", c.resyncEvery, c.heartbeat)
+	case c.acks < 0:
+		return fmt.Errorf("redisstore: replica acknowledgements must be 0 or more, got %d", c.acks)
+	case c.acks > MaxReplicaAcks:
+		return fmt.Errorf("redisstore: replica acknowledgements must be at most %d, got %d", MaxReplicaAcks, c.acks)
+	case c.acks != 0 && c.ackTimeout <= 0:
+		return fmt.Errorf("redisstore: replica acknowledgement timeout must be positive, got %v", c.ackTimeout)
 	}
 	return nil
 }
@@ -131,3 +151,42 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // computed for Redis). Staleness is measured on the monotonic clock and is
 // not affected. Default time.Now.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// MaxReplicaAcks bounds WithReplicaAcks.
+const MaxReplicaAcks = 16
+
+// WithReplicaAcks makes Put acknowledge an event only once n Redis replicas
+// of the primary that stored it have it too: after the write, Put sends
+// WAIT n on the same connection and fails (wrapping ErrNotReplicated) unless
+// n replicas confirm within timeout (or before ctx's deadline, if sooner).
+// The SSF receiver then answers 503 and the transmitter delivers the event
+// again; the write itself stays on the primary and is harmless to repeat.
+//
+// Redis replicates asynchronously, so without it a primary that dies before
+// a replica copies an acknowledged event loses that event for good when a
+// replica is promoted. WAIT 1 closes that window for Sentinel and Cluster
+// failovers, which promote the replica with the most replicated data (Redis
+// does not promise this in every failure sequence: see the README's Redis
+// section for what the failover tests measured).
+//
+// n = 0 turns the wait off. The default, when this option is not given, is 1
+// if the client is a Sentinel (failover) or Cluster client whose primaries
+// each had at least one connected replica when New ran, and 0 otherwise
+// (New logs which it chose). timeout <= 0 means DefaultReplicaTimeout.
+func WithReplicaAcks(n int, timeout time.Duration) Option {
+	return func(c *config) {
+		c.acks, c.acksSet = n, true
+		if timeout <= 0 {
+			timeout = DefaultReplicaTimeout
+		}
+		c.ackTimeout = timeout
+	}
+}
+
+// WithResyncInterval sets how often the store reloads every event from
+// Redis (SCAN and GET) although its subscription never failed. Pub/Sub
+// delivers at most once: a message can be lost without the subscription
+// failing, notably in a Cluster whose node is failing over or rejoining, and
+// such an event is enforced here at the latest one interval later. It must
+// be at least the heartbeat. Default DefaultResyncInterval.
+func WithResyncInterval(d time.Duration) Option { return func(c *config) { c.resyncEvery = d } }

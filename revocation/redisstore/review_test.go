@@ -4,6 +4,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -57,36 +58,113 @@ func TestReviewNestedPrefixIsolation(t *testing.T) {
 	}
 }
 
-// TestReviewPublishedOlderEventCannotUnrevoke: anyone who can PUBLISH on the
-// channel can add events to every mirror (residual risk: protect Redis with
-// ACLs), but an older event can never replace a newer one, so a forged
-// message cannot lift a revocation.
-func TestReviewPublishedOlderEventCannotUnrevoke(t *testing.T) {
+// forge renders an event in the store's version 1 encoding by hand, as an
+// attacker allowed to PUBLISH on the channel would.
+func forge(sid string, at time.Time, id string) string {
+	const iss = "https://idp.test"
+	return fmt.Sprintf("1,%020d,%s,%s,%d,%d,%d,%s%s%s", at.UnixNano(), revocation.TypeUserDisabled, revocation.KindSession,
+		len(iss), len(sid), len(id), iss, sid, id)
+}
+
+// TestReviewPublishedMessagesAreHints (issue 13 item 5, "forged Redis
+// messages"): one PUBLISH on the channel, with no key written, used to lock
+// a session out on every replica until restart. Messages are now only hints:
+// a replica reads the subject's key and applies what Redis holds, so a
+// forged message for a subject with no key changes nothing, and a forged
+// message for a revoked subject cannot replace the stored event by a later
+// one of the forger's choosing, nor by an older one.
+func TestReviewPublishedMessagesAreHints(t *testing.T) {
 	srv := redistest.Start(t)
 	a := open(t, srv.URL())
 	now := time.Now()
-	ev := event(revocation.SessionKey("", "sid-1"), now)
+	ev := event(revocation.SessionKey("https://idp.test", "sid-1"), now)
 	put(t, a, ev)
-	enc := func(sid string, at time.Time, id string) string {
-		return fmt.Sprintf("1,%020d,%s,%s,%d,%d,%d,%s%s", at.UnixNano(), revocation.TypeUserDisabled, revocation.KindSession,
-			0, len(sid), len(id), sid, id)
-	}
 	rc := rawClient(t, srv.Addr())
 	ctx := context.Background()
-	// Sanity check of the hand-made encoding (and the residual risk): a
-	// forged event for a new subject reaches the mirror.
-	rc.Publish(ctx, "caekit:events", enc("sid-forged", now, "forged-new"))
-	eventually(t, "the forged event to reach the mirror", func() bool {
-		got, ok := a.Lookup(revocation.SessionKey("", "sid-forged"))
-		return ok && got.ID == "forged-new"
+	// The hand-made encoding is the store's: written as a key, it loads.
+	if err := rc.Set(ctx, "caekit:rev:session:16:https://idp.test:sid-real", forge("sid-real", now, "real"), time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Publish(ctx, "caekit:events", forge("sid-real", now, "real")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a message backed by a key to reach the mirror", func() bool {
+		got, ok := a.Lookup(revocation.SessionKey("https://idp.test", "sid-real"))
+		return ok && got.ID == "real"
 	})
-	rc.Publish(ctx, "caekit:events", enc("sid-1", now.Add(-time.Hour), "forged-old"))
-	// A marker published after the forgery proves it has been processed.
-	marker := event(revocation.DeviceKey("", "marker"), now)
+
+	rc.Publish(ctx, "caekit:events", forge("sid-forged", now, "forged-new"))
+	rc.Publish(ctx, "caekit:events", forge("sid-1", now.Add(-time.Hour), "forged-old"))
+	rc.Publish(ctx, "caekit:events", forge("sid-1", now.Add(time.Minute), "forged-later"))
+	// A marker published after the forgeries proves they have been processed.
+	marker := event(revocation.DeviceKey("https://idp.test", "marker"), now)
 	put(t, open(t, srv.URL()), marker)
 	eventually(t, "the marker to arrive", sees(a, marker))
-	got, ok := a.Lookup(ev.Subject)
-	if !ok || got.ID != ev.ID {
-		t.Fatalf("after a forged older message the mirror holds %+v, want %s", got, ev.ID)
+	if got, ok := a.Lookup(revocation.SessionKey("https://idp.test", "sid-forged")); ok {
+		t.Fatalf("a PUBLISH with no key behind it reached the mirror: %+v", got)
+	}
+	if got, ok := a.Lookup(ev.Subject); !ok || got.ID != ev.ID {
+		t.Fatalf("after forged messages the mirror holds %+v, want the stored %s", got, ev.ID)
+	}
+}
+
+// TestReviewFutureEventRefused (issue 13 item 5): an event dated 170 years
+// ahead was stored in Redis with a TTL of 170 years (and then refused by the
+// mirror, after Redis had it). Put now refuses an event more than
+// revocation.MaxFutureSkew ahead of the store's clock before it writes
+// anything, and accepts one within the skew.
+func TestReviewFutureEventRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	base := time.Now()
+	clock := func() time.Time { return base }
+	s := open(t, srv.URL(), redisstore.WithClock(clock))
+	far := event(revocation.SessionKey("https://idp.test", "sid-far"), base.AddDate(170, 0, 0))
+	err := s.Put(context.Background(), far)
+	if !errors.Is(err, revocation.ErrFutureEvent) {
+		t.Fatalf("Put(event 170 years ahead) = %v, want ErrFutureEvent", err)
+	}
+	rc := rawClient(t, srv.Addr())
+	if keys := rc.Keys(context.Background(), "caekit:rev:*").Val(); len(keys) != 0 {
+		t.Fatalf("a refused event was written to Redis: %v", keys)
+	}
+	near := event(revocation.SessionKey("https://idp.test", "sid-near"), base.Add(revocation.MaxFutureSkew-time.Second))
+	put(t, s, near)
+	if !sees(s, near)() {
+		t.Fatal("an event within MaxFutureSkew is not enforced")
+	}
+}
+
+// TestReviewResyncReplacesMirror (issue 13 item 5, "resync only ever
+// adds"): a key deleted from Redis (by an operator lifting a revocation, or
+// an entry that reached a mirror without a key) stayed in every mirror until
+// restart. A resynchronisation now makes the mirror a copy of Redis.
+func TestReviewResyncReplacesMirror(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := open(t, srv.URL()), open(t, srv.URL())
+	keep := event(revocation.SessionKey("https://idp.test", "sid-keep"), time.Now())
+	drop := event(revocation.SessionKey("https://idp.test", "sid-drop"), time.Now())
+	put(t, a, keep)
+	put(t, a, drop)
+	eventually(t, "B to see both events", func() bool { return sees(b, keep)() && sees(b, drop)() })
+	rc := rawClient(t, srv.Addr())
+	ctx := context.Background()
+	if n := rc.Del(ctx, "caekit:rev:session:16:https://idp.test:sid-drop").Val(); n != 1 {
+		t.Fatalf("DEL removed %d keys, want 1", n)
+	}
+	// Drop every subscription: each store resubscribes and resynchronises.
+	if err := rc.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*redisstore.Store{"A": a, "B": b} {
+		eventually(t, name+" to drop the deleted event", func() bool {
+			_, ok := s.Lookup(drop.Subject)
+			return !ok
+		})
+		if !sees(s, keep)() {
+			t.Fatalf("%s lost an event Redis still holds", name)
+		}
+		if s.Len() != 1 {
+			t.Fatalf("%s mirrors %d subjects, want 1", name, s.Len())
+		}
 	}
 }

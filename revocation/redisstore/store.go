@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,14 +21,31 @@ import (
 // ErrClosed is returned by Put after Close.
 var ErrClosed = errors.New("redisstore: store is closed")
 
+// ErrNotReplicated is wrapped by Put when fewer replicas than WithReplicaAcks
+// asks for confirmed the write in time. The event is on the primary but not
+// acknowledged: the caller must not acknowledge it, and the transmitter
+// delivers it again.
+var ErrNotReplicated = errors.New("redisstore: event not confirmed by enough Redis replicas")
+
 // putScript stores the event in KEYS[1] unless the key already holds an event
 // at the same time or later, and publishes it when stored. ARGV: the encoded
-// event, its TTL in milliseconds, the channel. It returns 1 when stored, 0
-// when an event at least as new was already there. It touches one key only,
+// event, its TTL in milliseconds, the channel, and "1" when a WAIT follows.
+// It returns 1 when stored, 0 when an event at least as new was already
+// there. In that case it publishes the stored event again (a retried Put
+// follows a failure, which may have lost the first message with a dying
+// primary; replicas apply it idempotently), and, when a WAIT follows,
+// rewrites the value already held (keeping its TTL) so that the WAIT covers
+// it: WAIT confirms a connection's own writes, and a retried Put must not be
+// acknowledged on the strength of an earlier write no replica may have. It
+// touches one key only,
 // so it is valid in Redis Cluster; PUBLISH in a script reaches every node.
 var putScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
 if old and string.sub(old, 1, 2) == '1,' and string.sub(old, 3, 22) >= string.sub(ARGV[1], 3, 22) then
+  if ARGV[4] == '1' then
+    redis.call('SET', KEYS[1], old, 'KEEPTTL')
+  end
+  redis.call('PUBLISH', ARGV[3], old)
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -60,6 +79,19 @@ type Store struct {
 	overflow    atomic.Bool  // the mirror refused an event that Redis holds
 	overflows   atomic.Uint64
 	closed      atomic.Bool
+	acks        int // replicas that must confirm a write (WAIT); 0: none
+
+	// applyMu orders mirror writes against the removal step of a
+	// resynchronisation; touched, non-nil while a resync runs, collects the
+	// subjects written meanwhile, which that step must keep.
+	applyMu     sync.Mutex
+	touched     map[revocation.Key]struct{}
+	touchedFull bool // touched hit its bound: removal is skipped
+	absent      map[revocation.Key]absentEntry
+
+	// Owned by the run goroutine.
+	ignoredHints uint64
+	lastHintWarn time.Time
 
 	errStale    error
 	errOverflow error
@@ -162,6 +194,7 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 		pattern:   scanPattern(cfg.prefix),
 		epoch:     time.Now(),
 		done:      make(chan struct{}),
+		absent:    make(map[revocation.Key]absentEntry),
 	}
 	// Health must not allocate: its errors are built once.
 	s.errStale = fmt.Errorf("redisstore: out of touch with Redis for longer than %v (policy %s): %w",
@@ -174,6 +207,10 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, subscribeWait)
 		defer cancel()
+	}
+	s.acks = cfg.acks
+	if !cfg.acksSet {
+		s.acks = s.defaultAcks(ctx)
 	}
 	// Subscribe first, then load: an event published in between arrives as
 	// a message, one stored before is found by the scan. Apply is
@@ -238,16 +275,22 @@ func (s *Store) Put(ctx context.Context, ev revocation.Event) error {
 	if err := validate(ev); err != nil {
 		return err
 	}
-	ttl := ev.Time.Add(s.cfg.retention).Sub(s.cfg.now())
+	now := s.cfg.now()
+	// Before Redis: an event dated far ahead would otherwise be stored with
+	// a TTL the sender chose, and refused by every mirror.
+	if err := ev.ValidateAt(now); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
+	}
+	ttl := ev.Time.Add(s.cfg.retention).Sub(now)
 	if ttl <= 0 {
 		return nil // nothing it could revoke is still valid
 	}
 	ttlMS := int64((ttl + time.Millisecond - 1) / time.Millisecond)
 	key := subjectKey(s.cfg.prefix, ev.Subject)
-	if err := putScript.Run(ctx, s.client, []string{key}, encode(ev), ttlMS, s.channel).Err(); err != nil {
+	if err := s.write(ctx, key, encode(ev), ttlMS); err != nil {
 		return fmt.Errorf("redisstore: store %s event %q for %s in Redis: %w", ev.Type, ev.ID, ev.Subject, err)
 	}
-	changed, err := s.mirror.Apply(ev)
+	changed, err := s.apply(ev)
 	if err != nil {
 		if errors.Is(err, revocation.ErrFull) {
 			s.setOverflow()
@@ -350,7 +393,48 @@ func (s *Store) run(ps *redis.PubSub) {
 	backoff := time.Duration(0)
 	sweepEvery := min(max(s.cfg.retention/4, hb), time.Minute)
 	lastSweep := time.Now()
+	cluster, isCluster := s.client.(*redis.ClusterClient)
+	var epoch int64 = -1
+	lastEpochCheck := time.Now()
+	// followUp asks for a second resynchronisation a few heartbeats after
+	// one caused by a Cluster change or a resubscription in a Cluster: a
+	// node that is still joining may not yet receive the messages the other
+	// nodes publish.
+	followUp := false
+	lastAbsentCheck := time.Now()
 	for s.ctx.Err() == nil {
+		if synced && !needSync && time.Since(lastAbsentCheck) > hb {
+			lastAbsentCheck = time.Now()
+			if s.absentDue() {
+				ctx, cancel := context.WithTimeout(s.ctx, s.cfg.staleAfter)
+				err := s.confirmAbsent(ctx)
+				cancel()
+				if err != nil {
+					s.log.Warn("redisstore: could not confirm that removed keys are gone; retrying", "error", err)
+				}
+			}
+		}
+		if synced && !needSync {
+			switch {
+			case time.Since(lastResync) > s.cfg.resyncEvery:
+				needSync = true // bounds the effect of any lost message
+			case followUp && time.Since(lastResync) > 3*hb:
+				needSync, followUp = true, false
+			}
+		}
+		if isCluster && synced && !needSync && time.Since(lastEpochCheck) > hb {
+			// A failover in the Cluster does not drop subscriptions on the
+			// surviving nodes, but messages published on the failed master
+			// may be lost with it: resynchronise when the epoch moves.
+			lastEpochCheck = time.Now()
+			if e, ok := s.clusterEpoch(cluster); ok {
+				if epoch >= 0 && e != epoch {
+					s.log.Info("redisstore: the Cluster configuration changed; resynchronising", "epoch", e)
+					needSync, followUp = true, true
+				}
+				epoch = e
+			}
+		}
 		if time.Since(lastSweep) > sweepEvery {
 			s.mirror.Sweep()
 			lastSweep = time.Now()
@@ -406,10 +490,16 @@ func (s *Store) run(ps *redis.PubSub) {
 			if m.Kind == "subscribe" {
 				// A (re)subscription: events may have been missed since
 				// the last one; reload before trusting the mirror again.
-				synced, needSync = false, true
+				synced, needSync, followUp = false, true, isCluster
 			}
 		case *redis.Message:
-			s.applyEncoded(m.Payload, "message")
+			if err := s.applyHint(m.Payload); err != nil {
+				// The event could not be confirmed: reload everything
+				// (and stay out of touch) until Redis answers again.
+				s.log.Warn("redisstore: could not read the key a message names; resynchronising", "error", err)
+				synced, needSync = false, true
+				continue
+			}
 			if synced {
 				s.touch()
 			}
@@ -419,6 +509,24 @@ func (s *Store) run(ps *redis.PubSub) {
 			}
 		}
 	}
+}
+
+// clusterEpoch returns cluster_current_epoch as one node reports it.
+func (s *Store) clusterEpoch(c *redis.ClusterClient) (int64, bool) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.heartbeat)
+	defer cancel()
+	info, err := c.ClusterInfo(ctx).Result()
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cluster_current_epoch:"); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // resubscribe replaces a silent subscription with a new one, or returns nil
@@ -449,19 +557,205 @@ func (s *Store) sleep(backoff *time.Duration) {
 	}
 }
 
-// applyEncoded decodes one event from Redis and applies it to the mirror,
-// notifying subscribers when it changed what Lookup returns.
-func (s *Store) applyEncoded(v, source string) {
+// applyHint handles one Pub/Sub message. A message is only a hint that the
+// key of the subject it names has changed: anyone allowed to PUBLISH could
+// have sent it. applyHint reads that key from Redis and applies what the key
+// holds, if anything, so that a message with no key behind it changes
+// nothing. It returns an error only when Redis could not be read.
+func (s *Store) applyHint(payload string) error {
+	hint, err := decode(payload)
+	if err != nil {
+		s.ignoredHints++
+		if time.Since(s.lastHintWarn) > s.cfg.heartbeat {
+			s.log.Warn("redisstore: ignored undecodable messages", "error", err, "ignored_so_far", s.ignoredHints)
+			s.lastHintWarn = time.Now()
+		}
+		return nil
+	}
+	key := subjectKey(s.cfg.prefix, hint.Subject)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.staleAfter)
+	defer cancel()
+	var node redis.Cmdable = s.client
+	if c, ok := s.client.(*redis.ClusterClient); ok {
+		// From the slot's primary, which the writer's script ran on, even
+		// if the client routes reads to replicas.
+		if node, err = c.MasterForKey(ctx, key); err != nil {
+			return fmt.Errorf("primary for %q: %w", key, err)
+		}
+	}
+	v, err := node.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		// At most one line per heartbeat: a flood of forged messages must
+		// not become a flood of logs. Only the run goroutine gets here.
+		s.ignoredHints++
+		if time.Since(s.lastHintWarn) > s.cfg.heartbeat {
+			s.log.Warn("redisstore: ignored messages naming a subject Redis holds no event for (forged, or expired since)",
+				"subject", hint.Subject.String(), "ignored_so_far", s.ignoredHints)
+			s.lastHintWarn = time.Now()
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get %q: %w", key, err)
+	}
 	ev, err := decode(v)
 	if err != nil {
-		s.log.Warn("redisstore: ignored an undecodable event", "source", source, "error", err)
-		return
+		s.log.Warn("redisstore: ignored an undecodable key", "key", key, "error", err)
+		return nil
+	}
+	if ev.Subject != hint.Subject {
+		s.log.Warn("redisstore: ignored a key whose event names another subject", "key", key)
+		return nil
 	}
 	s.applyEvent(ev)
+	return nil
 }
 
+// apply writes ev to the mirror, recording its subject for a
+// resynchronisation in progress.
+func (s *Store) apply(ev revocation.Event) (bool, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.touched != nil {
+		if len(s.touched) < s.cfg.maxEntries {
+			s.touched[ev.Subject] = struct{}{}
+		} else {
+			s.touchedFull = true
+		}
+	}
+	return s.mirror.Apply(ev)
+}
+
+// write runs putScript for one event and, when replica acknowledgements are
+// required, WAIT on the same connection.
+func (s *Store) write(ctx context.Context, key, val string, ttlMS int64) error {
+	if s.acks == 0 {
+		return putScript.Run(ctx, s.client, []string{key}, val, ttlMS, s.channel, "0").Err()
+	}
+	var node redis.Cmdable = s.client
+	cluster, isCluster := s.client.(*redis.ClusterClient)
+	if isCluster {
+		// WAIT names no key: send it, with the script, to the key's
+		// primary in one pipeline, so that both use one connection.
+		n, err := cluster.MasterForKey(ctx, key)
+		if err != nil {
+			return fmt.Errorf("primary for the key: %w", err)
+		}
+		node = n
+	}
+	timeout := s.cfg.ackTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		// Leave a little of ctx for the reply to arrive.
+		if left := time.Until(dl) * 9 / 10; left < timeout {
+			timeout = left
+		}
+	}
+	if timeout < time.Millisecond {
+		// WAIT with a timeout of 0 would block until the replicas answer.
+		return fmt.Errorf("waiting for %d replica(s): %w", s.acks, context.DeadlineExceeded)
+	}
+	args := []any{val, ttlMS, s.channel, "1"}
+	var (
+		cmds []redis.Cmder
+		err  error
+	)
+	for attempt := 0; attempt < 2; attempt++ {
+		cmds, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			putScript.EvalSha(ctx, p, []string{key}, args...)
+			p.Do(ctx, "WAIT", s.acks, timeout.Milliseconds())
+			return nil
+		})
+		if err == nil || attempt > 0 || !redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+			break
+		}
+		if err = putScript.Load(ctx, node).Err(); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		if isCluster {
+			cluster.ReloadState(ctx) // a failover may have moved the slot
+		}
+		return err
+	}
+	got, err := cmds[1].(*redis.Cmd).Int64()
+	if err != nil {
+		return fmt.Errorf("wait for %d replica(s): %w", s.acks, err)
+	}
+	if got < int64(s.acks) {
+		return fmt.Errorf("%w: %d of %d confirmed within %v", ErrNotReplicated, got, s.acks, timeout)
+	}
+	return nil
+}
+
+// defaultAcks is the replica acknowledgement count when WithReplicaAcks was
+// not given: 1 for a Sentinel or Cluster client whose primaries all have a
+// connected replica, else 0.
+func (s *Store) defaultAcks(ctx context.Context) int {
+	var (
+		kind   string
+		counts []int
+		err    error
+		mu     sync.Mutex
+	)
+	info := func(ctx context.Context, c redis.Cmdable) error {
+		v, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		n := connectedReplicas(v)
+		mu.Lock()
+		counts = append(counts, n)
+		mu.Unlock()
+		return nil
+	}
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		kind = "cluster"
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return info(ctx, n) })
+	case *redis.Client:
+		if c.Options().Addr != "FailoverClient" { // what redis.NewFailoverClient sets
+			return 0
+		}
+		kind = "sentinel"
+		err = info(ctx, c)
+	default:
+		return 0
+	}
+	if err != nil {
+		s.log.Warn("redisstore: could not count the primaries' replicas (INFO replication); events are acknowledged without waiting for a replica; set WithReplicaAcks",
+			"client", kind, "error", err)
+		return 0
+	}
+	for _, n := range counts {
+		if n < 1 {
+			s.log.Warn("redisstore: a primary has no connected replica; events are acknowledged without waiting for a replica, and a failover can lose acknowledged events; set WithReplicaAcks",
+				"client", kind)
+			return 0
+		}
+	}
+	s.log.Info("redisstore: events are acknowledged once one replica has them (WAIT 1)", "client", kind,
+		"timeout", s.cfg.ackTimeout)
+	return 1
+}
+
+// connectedReplicas reads connected_slaves from INFO replication.
+func connectedReplicas(info string) int {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+// ReplicaAcks returns how many replicas must confirm an event before Put
+// returns nil (WithReplicaAcks, or the default New chose).
+func (s *Store) ReplicaAcks() int { return s.acks }
+
 func (s *Store) applyEvent(ev revocation.Event) {
-	changed, err := s.mirror.Apply(ev)
+	changed, err := s.apply(ev)
 	if err != nil {
 		if errors.Is(err, revocation.ErrFull) {
 			s.setOverflow()
@@ -479,6 +773,15 @@ func (s *Store) applyEvent(ev revocation.Event) {
 func (s *Store) resync(ctx context.Context, notify bool) error {
 	var full atomic.Bool
 	overflows := s.overflows.Load()
+	seen := &seenSet{m: make(map[revocation.Key]struct{})}
+	s.applyMu.Lock()
+	s.touched, s.touchedFull = make(map[revocation.Key]struct{}), false
+	s.applyMu.Unlock()
+	defer func() {
+		s.applyMu.Lock()
+		s.touched = nil
+		s.applyMu.Unlock()
+	}()
 	scan := func(ctx context.Context, node redis.Cmdable) error {
 		var cursor uint64
 		for {
@@ -486,7 +789,7 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 			if err != nil {
 				return fmt.Errorf("scan %q: %w", s.pattern, err)
 			}
-			if err := s.load(ctx, keys, notify, &full); err != nil {
+			if err := s.load(ctx, keys, notify, &full, seen); err != nil {
 				return err
 			}
 			if cursor = next; cursor == 0 {
@@ -496,12 +799,30 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	}
 	var err error
 	if c, ok := s.client.(*redis.ClusterClient); ok {
-		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			// A node the client still takes for a master may have been
+			// demoted (and be resynchronising, empty): scan masters only.
+			role, err := n.Do(ctx, "ROLE").Slice()
+			if err != nil {
+				return fmt.Errorf("role of %s: %w", n.Options().Addr, err)
+			}
+			if len(role) == 0 || role[0] != "master" {
+				return fmt.Errorf("%s is no longer a master", n.Options().Addr)
+			}
+			return scan(ctx, n)
+		})
+		if err != nil {
+			c.ReloadState(ctx)
+		}
 	} else {
 		err = scan(ctx, s.client)
 	}
 	if err != nil {
 		return err
+	}
+	if n := s.markUnseen(seen.m); n > 0 {
+		s.log.Warn("redisstore: resynchronisation found mirrored events Redis no longer holds; they are dropped once their absence is confirmed",
+			"candidates", n, "after", s.cfg.staleAfter)
 	}
 	if full.Load() {
 		s.log.Error("redisstore: local mirror is full and misses events; raise WithMaxEntries", "max_entries", s.cfg.maxEntries)
@@ -514,7 +835,114 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	return nil
 }
 
-func (s *Store) load(ctx context.Context, keys []string, notify bool, full *atomic.Bool) error {
+// seenSet collects the subjects a resynchronisation found in Redis.
+type seenSet struct {
+	mu sync.Mutex
+	m  map[revocation.Key]struct{}
+}
+
+func (s *seenSet) add(k revocation.Key) {
+	s.mu.Lock()
+	s.m[k] = struct{}{}
+	s.mu.Unlock()
+}
+
+// markUnseen starts making the mirror a copy of what a complete scan found:
+// every entry whose subject Redis did not hold (deleted by hand, or forged
+// into the mirror) becomes a candidate for removal, except entries written
+// since the scan began, which Redis held when they were written. It returns
+// the number of new candidates. confirmAbsent removes them later.
+//
+// Removal lifts a revocation, so it is not done on the strength of one scan:
+// during a failover a node can briefly claim to be the primary of data it
+// does not hold (a replica being promoted, a primary restarted empty), and a
+// scan of it would miss keys that exist.
+func (s *Store) markUnseen(seen map[revocation.Key]struct{}) int {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.touchedFull {
+		return 0 // cannot tell which entries were written meanwhile
+	}
+	now := time.Now()
+	n := 0
+	s.mirror.Range(func(ev revocation.Event) bool {
+		if _, ok := seen[ev.Subject]; ok {
+			return true
+		}
+		if _, ok := s.touched[ev.Subject]; ok {
+			return true
+		}
+		if _, ok := s.absent[ev.Subject]; ok {
+			return true
+		}
+		if len(s.absent) >= s.cfg.maxEntries {
+			return false
+		}
+		s.absent[ev.Subject] = absentEntry{ev: ev, since: now}
+		n++
+		return true
+	})
+	return n
+}
+
+// absentEntry is a mirrored event a resynchronisation did not find in Redis.
+type absentEntry struct {
+	ev    revocation.Event
+	since time.Time
+}
+
+// confirmAbsent removes from the mirror the candidates of markUnseen whose
+// key has been missing for at least StaleAfter and is still missing when
+// read again through the client (which routes to the key's primary). A
+// candidate whose key exists again is applied instead. It returns an error
+// only when Redis could not be read; the candidates are then kept.
+func (s *Store) confirmAbsent(ctx context.Context) error {
+	s.applyMu.Lock()
+	var due []absentEntry
+	for _, a := range s.absent {
+		if time.Since(a.since) >= s.cfg.staleAfter {
+			due = append(due, a)
+		}
+	}
+	s.applyMu.Unlock()
+	removed := 0
+	for _, a := range due {
+		key := subjectKey(s.cfg.prefix, a.ev.Subject)
+		v, err := s.client.Get(ctx, key).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			if s.mirror.Remove(a.ev) {
+				removed++
+			}
+		case err != nil:
+			return fmt.Errorf("get %q: %w", key, err)
+		default:
+			if ev, err := decode(v); err == nil && ev.Subject == a.ev.Subject {
+				s.applyEvent(ev)
+			}
+		}
+		s.applyMu.Lock()
+		delete(s.absent, a.ev.Subject)
+		s.applyMu.Unlock()
+	}
+	if removed > 0 {
+		s.log.Warn("redisstore: removed mirrored events Redis no longer holds", "removed", removed)
+	}
+	return nil
+}
+
+func (s *Store) absentDue() bool {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	for _, a := range s.absent {
+		if time.Since(a.since) >= s.cfg.staleAfter {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) load(ctx context.Context, keys []string, notify bool, full *atomic.Bool, seen *seenSet) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -545,7 +973,8 @@ func (s *Store) load(ctx context.Context, keys []string, notify bool, full *atom
 			s.log.Warn("redisstore: ignored a key whose event names another subject", "key", keys[i])
 			continue
 		}
-		changed, err := s.mirror.Apply(ev)
+		seen.add(ev.Subject)
+		changed, err := s.apply(ev)
 		if err != nil {
 			if errors.Is(err, revocation.ErrFull) {
 				full.Store(true)

@@ -130,7 +130,7 @@ func TestEventVisibleOnEveryReplica(t *testing.T) {
 	// An older event for the same subject changes nothing and notifies no one.
 	older := event(ev.Subject, ev.Time.Add(-time.Minute))
 	put(t, c, older)
-	marker := event(revocation.SessionKey("", "marker"), time.Now())
+	marker := event(revocation.SessionKey("https://idp.test", "marker"), time.Now())
 	put(t, c, marker)
 	eventually(t, "B to see the marker", sees(b, marker))
 	for _, s := range []*redisstore.Store{a, b, c} {
@@ -223,9 +223,9 @@ func TestExpiry(t *testing.T) {
 		now.Store(time.Now().UnixNano())
 		clock := func() time.Time { return time.Unix(0, now.Load()) }
 		s := open(t, srv.URL(), redisstore.WithRetention(time.Hour), redisstore.WithClock(clock), redisstore.WithPrefix("clock:"))
-		ev := event(revocation.SessionKey("", "sid-clock"), clock())
+		ev := event(revocation.SessionKey("https://idp.test", "sid-clock"), clock())
 		put(t, s, ev)
-		ttl, err := rc.PTTL(ctx, "clock:rev:session:0::sid-clock").Result()
+		ttl, err := rc.PTTL(ctx, "clock:rev:session:16:https://idp.test:sid-clock").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,9 +243,9 @@ func TestExpiry(t *testing.T) {
 
 	t.Run("redis expires the key at the end of the window", func(t *testing.T) {
 		s := open(t, srv.URL(), redisstore.WithRetention(time.Hour), redisstore.WithPrefix("ttl:"))
-		ev := event(revocation.SessionKey("", "sid-ttl"), time.Now().Add(-time.Hour+300*time.Millisecond))
+		ev := event(revocation.SessionKey("https://idp.test", "sid-ttl"), time.Now().Add(-time.Hour+300*time.Millisecond))
 		put(t, s, ev)
-		key := "ttl:rev:session:0::sid-ttl"
+		key := "ttl:rev:session:16:https://idp.test:sid-ttl"
 		ttl, err := rc.PTTL(ctx, key).Result()
 		if err != nil || ttl <= 0 || ttl > 300*time.Millisecond {
 			t.Fatalf("PTTL = %v, %v; want (0, 300ms]", ttl, err)
@@ -259,9 +259,9 @@ func TestExpiry(t *testing.T) {
 
 	t.Run("an already expired event is accepted and not stored", func(t *testing.T) {
 		s := open(t, srv.URL(), redisstore.WithRetention(time.Hour), redisstore.WithPrefix("old:"))
-		ev := event(revocation.SessionKey("", "sid-old"), time.Now().Add(-2*time.Hour))
+		ev := event(revocation.SessionKey("https://idp.test", "sid-old"), time.Now().Add(-2*time.Hour))
 		put(t, s, ev)
-		if n := rc.Exists(ctx, "old:rev:session:0::sid-old").Val(); n != 0 {
+		if n := rc.Exists(ctx, "old:rev:session:16:https://idp.test:sid-old").Val(); n != 0 {
 			t.Fatal("an expired event was written to Redis")
 		}
 		if _, ok := s.Lookup(ev.Subject); ok {
@@ -347,7 +347,7 @@ func TestPartitionedReplicaCatchesUp(t *testing.T) {
 				proxy.Stall()
 			}
 			eventually(t, "B to report stale", func() bool { return errors.Is(b.Health(), revocation.ErrStale) })
-			missed := event(revocation.ClientKey("", "app-1"), time.Now())
+			missed := event(revocation.ClientKey("https://idp.test", "app-1"), time.Now())
 			put(t, a, missed)
 			if sees(b, missed)() {
 				t.Fatal("B saw an event through a partition")
@@ -367,7 +367,7 @@ func TestPutRejectsInvalidEvents(t *testing.T) {
 		"no subject":   {Type: good.Type, Time: good.Time},
 		"no type":      {Subject: good.Subject, Time: good.Time},
 		"no time":      {Type: good.Type, Subject: good.Subject},
-		"long id":      {Type: good.Type, Subject: revocation.SessionKey("", strings.Repeat("x", redisstore.MaxSubjectIDLen+1)), Time: good.Time},
+		"long id":      {Type: good.Type, Subject: revocation.SessionKey("https://idp.test", strings.Repeat("x", redisstore.MaxSubjectIDLen+1)), Time: good.Time},
 		"long scope":   {Type: good.Type, Subject: revocation.ObjectKey(strings.Repeat("x", redisstore.MaxScopeLen+1), "o"), Time: good.Time},
 		"long eventID": {ID: strings.Repeat("x", redisstore.MaxEventIDLen+1), Type: good.Type, Subject: good.Subject, Time: good.Time},
 	} {
@@ -406,8 +406,8 @@ func TestPrefixesIsolate(t *testing.T) {
 	x := open(t, srv.URL(), redisstore.WithPrefix("x:"))
 	y1 := open(t, srv.URL(), redisstore.WithPrefix("y:"))
 	y2 := open(t, srv.URL(), redisstore.WithPrefix("y:"))
-	ex := event(revocation.DeviceKey("", "d"), time.Now())
-	ey := event(revocation.DeviceKey("", "e"), time.Now())
+	ex := event(revocation.DeviceKey("https://idp.test", "d"), time.Now())
+	ey := event(revocation.DeviceKey("https://idp.test", "e"), time.Now())
 	put(t, x, ex)
 	put(t, y1, ey)
 	eventually(t, "y2 to see y1's event", sees(y2, ey))
@@ -430,13 +430,13 @@ func TestMirrorFullFailsHealth(t *testing.T) {
 	a := open(t, srv.URL())
 	small := open(t, srv.URL(), redisstore.WithMaxEntries(2), redisstore.WithStalenessPolicy(redisstore.KeepLastKnown))
 	for i := 0; i < 3; i++ {
-		put(t, a, event(revocation.SessionKey("", fmt.Sprint("s", i)), time.Now()))
+		put(t, a, event(revocation.SessionKey("https://idp.test", fmt.Sprint("s", i)), time.Now()))
 	}
 	eventually(t, "the full mirror to fail Health", func() bool { return errors.Is(small.Health(), revocation.ErrFull) })
 	if !errors.Is(small.Health(), revocation.ErrStale) {
 		t.Fatal("a full mirror's Health error does not wrap ErrStale")
 	}
-	err := small.Put(context.Background(), event(revocation.SessionKey("", "s9"), time.Now()))
+	err := small.Put(context.Background(), event(revocation.SessionKey("https://idp.test", "s9"), time.Now()))
 	if !errors.Is(err, revocation.ErrFull) {
 		t.Fatalf("Put into a full mirror = %v, want ErrFull", err)
 	}

@@ -5,6 +5,9 @@
 // killed and restarted on the same port (with persistence, its data survives
 // the restart). Proxy is a loopback TCP proxy that a test can cut and restore,
 // to disconnect one client from Redis while others stay connected.
+// StartSentinel runs a primary with replicas under redis-sentinel, and
+// StartClusterWithReplicas a Cluster whose masters have replicas, for
+// failover tests.
 //
 // When redis-server is not installed the test is skipped with a message that
 // says how to install it, unless the environment variable CAEKIT_REQUIRE_REDIS
@@ -20,6 +23,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +45,17 @@ const startTimeout = 10 * time.Second
 type Option func(*config)
 
 type config struct {
-	persist bool
-	cluster bool
+	persist     bool
+	cluster     bool
+	nodeTimeout time.Duration // cluster-node-timeout; 0: 2 s
+	replicaOf   string        // host:port of the primary, for a replica
+	sentinel    []string      // sentinel.conf lines: run as a Sentinel
+	binary      string        // path of the binary; "": redis-server
 }
+
+// ReplicaOf starts the server as a replica of the primary at addr, with
+// diskless synchronisation so that it catches up at once.
+func ReplicaOf(addr string) Option { return func(c *config) { c.replicaOf = addr } }
 
 // WithPersistence turns on the append-only file with fsync on every write, so
 // that every acknowledged write survives Kill and Restart.
@@ -86,6 +98,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&s.cfg)
 	}
+	if s.cfg.binary != "" {
+		s.path = s.cfg.binary
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if s.port, err = freePort(); err != nil {
@@ -108,11 +123,43 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // URL returns a redis:// URL for database 0 of the server.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
+// Output returns what the server has logged so far (up to 1 MiB), for
+// diagnostics.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	out := s.out
+	s.mu.Unlock()
+	if out == nil {
+		return ""
+	}
+	return out.String()
+}
+
 // Kill stops the server abruptly with SIGKILL, as a crash would, and waits
 // for it to exit. With WithPersistence every acknowledged write survives.
 func (s *Server) Kill() {
 	s.t.Helper()
 	s.stop(syscall.SIGKILL)
+}
+
+// Freeze stops the server process with SIGSTOP: its connections stay open
+// but it answers nothing, as a hung host would, until Thaw.
+func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a server stopped by Freeze (SIGCONT).
+func (s *Server) Thaw() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatalf("redistest: %v to a server that is not running", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
 }
 
 // Restart starts the server again on the same port and directory. It fails
@@ -149,13 +196,33 @@ func (s *Server) start() error {
 		"--databases", "16",
 	}
 	if s.cfg.cluster {
+		timeout := s.cfg.nodeTimeout
+		if timeout <= 0 {
+			timeout = 2 * time.Second
+		}
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000")
+			"--cluster-node-timeout", strconv.FormatInt(timeout.Milliseconds(), 10))
+	}
+	// Any server may become a primary: replicas then synchronise at once.
+	args = append(args, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+	if host, port, ok := strings.Cut(s.cfg.replicaOf, ":"); ok {
+		args = append(args, "--replicaof", host, port)
 	}
 	if s.cfg.persist {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
+	}
+	if s.cfg.sentinel != nil {
+		// Sentinel rewrites its configuration file, so it needs one.
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		lines := append([]string{
+			"port " + strconv.Itoa(s.port), "bind 127.0.0.1", "dir " + s.dir, "daemonize no", `logfile ""`,
+		}, s.cfg.sentinel...)
+		if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		args = []string{conf, "--sentinel"}
 	}
 	out := &syncBuffer{}
 	cmd := exec.Command(s.path, args...)
@@ -185,6 +252,7 @@ func (s *Server) stop(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen server must see the signal
 	select {
 	case <-exit:
 	case <-time.After(startTimeout):
@@ -226,17 +294,32 @@ func ping(addr string) error {
 // Command sends one inline command (no quoting) to addr on a new connection
 // and returns a simple-string, integer or bulk-string reply. An error reply
 // is returned as an error.
-func Command(addr, cmd string) (string, error) {
+func Command(addr, cmd string) (string, error) { return Commands(addr, cmd) }
+
+// Commands sends inline commands, in order, on one new connection to addr
+// and returns the last one's reply (see Command); it fails on the first
+// error reply.
+func Commands(addr string, cmds ...string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
-		return "", err
-	}
 	r := bufio.NewReader(c)
+	var reply string
+	for _, cmd := range cmds {
+		if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+			return "", err
+		}
+		if reply, err = readReply(r); err != nil {
+			return "", err
+		}
+	}
+	return reply, nil
+}
+
+func readReply(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -262,6 +345,25 @@ func Command(addr, cmd string) (string, error) {
 		return string(buf[:n]), nil
 	}
 	return "", fmt.Errorf("unsupported reply %q", line)
+}
+
+// WaitReplicas waits until n replicas of the primary at addr acknowledge a
+// write (SET then WAIT on one connection), so that a test starts with its
+// replicas streaming, not merely connected. On a Cluster master it writes a
+// key of a slot the master owns. It fails t after the start timeout.
+func WaitReplicas(t testing.TB, addr string, n int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%d replica(s) of %s to acknowledge a write", n, addr), func() (bool, string) {
+		for i := 0; i < 256; i++ { // a key of one of this master's slots
+			got, err := Commands(addr, fmt.Sprintf("SET redistest:probe:%d 1", i), "WAIT "+strconv.Itoa(n)+" 200")
+			if err != nil && strings.HasPrefix(err.Error(), "MOVED") {
+				continue
+			}
+			k, _ := strconv.Atoi(got)
+			return err == nil && k >= n, fmt.Sprintf("%q %v", got, err)
+		}
+		return false, "no key of this master's slots found"
+	})
 }
 
 func freePort() (int, error) {

@@ -108,3 +108,42 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("CLUSTER INFO = %q, %v", info, err)
 	}
 }
+
+func TestSentinelFailover(t *testing.T) {
+	t0 := time.Now()
+	set := redistest.StartSentinel(t, 2, 1)
+	t.Logf("started in %v", time.Since(t0))
+	t0 = time.Now()
+	defer func() { t.Logf("failover in %v", time.Since(t0)) }()
+	if got := set.CurrentPrimary(); got != set.Primary.Addr() {
+		t.Fatalf("CurrentPrimary = %q, want %s", got, set.Primary.Addr())
+	}
+	set.Primary.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for set.CurrentPrimary() == set.Primary.Addr() {
+		if time.Now().After(deadline) {
+			t.Fatal("no failover within 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := set.CurrentPrimary()
+	if got != set.Replicas[0].Addr() && got != set.Replicas[1].Addr() {
+		t.Fatalf("promoted %q, not one of the replicas", got)
+	}
+}
+
+func TestClusterWithReplicasFailover(t *testing.T) {
+	c := redistest.StartClusterWithReplicas(t, 3, 1, 500*time.Millisecond)
+	if len(c.Nodes) != 6 || len(c.Masters()) != 3 {
+		t.Fatalf("%d nodes, %d masters; want 6 and 3", len(c.Nodes), len(c.Masters()))
+	}
+	dead := c.Masters()[0]
+	dead.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(c.Masters()) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica took over within 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
