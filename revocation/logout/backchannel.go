@@ -50,12 +50,20 @@ func (t *LogoutToken) Keys() []revocation.Key {
 // the signature with a key bound to its issuer (WithKeys/WithIssuer; the
 // access tokens' size limit, algorithm allow-list and strict JSON), iss,
 // aud containing one of WithAudience, iat present and in the window, exp
-// (optional, Keycloak omits it) not past, jti present, events holding the
+// not past when present, jti present, events holding the
 // back-channel-logout member as a JSON object, sid and/or sub, no nonce,
 // and typ absent, "JWT" or "logout+jwt" (§2.4 recommends explicit typing),
 // so that an access token (at+jwt) or a SET (secevent+jwt) is never taken
-// for a logout token. It does not consult the replay memory. Errors say
-// what was wrong and never contain the token.
+// for a logout token; Keycloak sends "JWT" (github.com/keycloak/keycloak/issues/28939).
+// It does not consult the replay memory. Errors say what was wrong and
+// never contain the token.
+//
+// exp: errata set 1 of the specification (December 2023) made exp
+// REQUIRED, but logout tokens without it are still sent (Keycloak before
+// 22.0.x/23.0.4, keycloak/keycloak#25753; authentik before 2025.8.2,
+// goauthentik/authentik#16490; Ory Hydra, ory/hydra#4035), so its absence
+// is tolerated: the iat window (WithIATWindow) and the jti replay memory
+// bound such a token's use instead.
 func (r *Receiver) ParseLogoutToken(raw string) (*LogoutToken, error) {
 	s, err := r.verify(raw)
 	if err != nil {
@@ -175,7 +183,7 @@ func (r *Receiver) serveBackChannel(w http.ResponseWriter, req *http.Request) {
 	o.Hash = token.Hash(raw)
 	lt, err := r.ParseLogoutToken(raw)
 	if err != nil {
-		r.answer(ctx, w, o, "invalid logout token: "+describe(err), err)
+		r.answer(ctx, w, o, "invalid logout token: "+err.Error(), err)
 		return
 	}
 	o.Issuer, o.JTI = lt.Issuer, lt.JTI
@@ -233,10 +241,6 @@ func (r *Receiver) formToken(w http.ResponseWriter, req *http.Request) (string, 
 	}
 	return v[0], ""
 }
-
-// describe renders a validation error for the client: the token package's
-// sentinel prefixes are kept, they say what class of check failed.
-func describe(err error) string { return err.Error() }
 
 // audience reads aud: a string or an array of strings.
 func audience(raw json.RawMessage) ([]string, error) {

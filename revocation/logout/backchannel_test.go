@@ -106,8 +106,9 @@ func TestBackChannelForm(t *testing.T) {
 // revokes only that session's tokens (issued at or before its iat), one
 // with sub alone revokes every token of that user at that issuer; and the
 // three typ values a logout token may carry are accepted: logout+jwt
-// (§2.4 recommends explicit typing), and no typ or "JWT" (explicit typing
-// is only RECOMMENDED, §2.4, so senders that predate it omit it).
+// (§2.4 recommends explicit typing), "JWT" (what Keycloak sends,
+// github.com/keycloak/keycloak/issues/28939) and none (explicit typing is
+// only RECOMMENDED).
 func TestBackChannelEffects(t *testing.T) {
 	e := newEnv(t)
 	p := e.idp

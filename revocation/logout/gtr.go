@@ -33,6 +33,9 @@ type GTRRequest struct {
 	Hash string
 }
 
+// errReplayed marks a GTR request whose bearer JWT was used before.
+var errReplayed = errors.New("replayed")
+
 // gtrError is a refusal with its HTTP status and code.
 type gtrError struct {
 	status int
@@ -101,9 +104,8 @@ func (r *Receiver) serveGTR(w http.ResponseWriter, req *http.Request) {
 		if ge.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
-		if ge.desc == "replayed" {
+		if errors.Is(err, errReplayed) {
 			o.Outcome = OutcomeReplayed
-			ge.desc = fmt.Sprintf("the bearer JWT jti %q from %q was used before", clip(o.JTI), clip(o.Issuer))
 		}
 		r.answer(ctx, w, o, ge.desc, err)
 		return
@@ -138,7 +140,8 @@ func (r *Receiver) parseGTR(w http.ResponseWriter, req *http.Request, now time.T
 	}
 	o.Issuer, o.JTI = g.Issuer, g.JTI
 	if r.replay.seen(replayKey{ChannelGTR, g.Issuer, g.JTI}, now) {
-		return nil, gtrFail(http.StatusUnauthorized, CodeInvalidToken, "replayed")
+		e := gtrFail(http.StatusUnauthorized, CodeInvalidToken, "the bearer JWT jti %q from %q was used before", clip(g.JTI), clip(g.Issuer))
+		return nil, fmt.Errorf("%w: %w", errReplayed, e)
 	}
 
 	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))

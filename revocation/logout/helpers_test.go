@@ -91,10 +91,11 @@ func (p *idp) sign(t testing.TB, claims map[string]any, hdr map[string]any) stri
 	return raw
 }
 
-// logoutClaims is a Keycloak-shaped logout token at t0: no exp, typ
-// logout+jwt in the header (Keycloak's LogoutToken, see
-// keycloak/services/.../protocol/oidc/BackchannelLogoutResponse and
-// org.keycloak.representations.LogoutToken: iss, aud, iat, jti, sid, sub, events).
+// logoutClaims is a logout token at t0 shaped as Keycloak 23.0.3 sent them
+// (the payload dumped in github.com/keycloak/keycloak/issues/25753: iat,
+// jti, iss, aud, sub, sid, events, and no exp, which Keycloak added in
+// 22.0.x/23.0.4, PR #25769; authentik before 2025.8.2 and Ory Hydra omit it
+// too: goauthentik/authentik#16490, ory/hydra#4035).
 func (p *idp) logoutClaims() map[string]any {
 	return map[string]any{
 		"iss": p.iss(), "aud": clientID, "iat": t0.Unix(), "jti": "lt-1",
@@ -270,3 +271,5 @@ func dupClaim(t testing.TB, p *idp) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func tokenHash(raw string) string { return token.Hash(raw) }

@@ -45,9 +45,11 @@ func (p *IdP) logout(ctx context.Context, name, action string) (*AdminResult, er
 	var send func(ctx context.Context, target string) PushResult
 	switch action {
 	case ActionLogout:
-		// A logout token as Keycloak sends it: typ logout+jwt, iss, aud
-		// (the RP's client id), iat, jti, sid, sub, events; no exp, no nonce
-		// (§2.4).
+		// A logout token (OIDC Back-Channel Logout 1.0 §2.4): iss, aud (the
+		// RP's client id), iat, jti, sid, sub, events, no nonce, and the
+		// recommended typ logout+jwt. No exp, as Keycloak before 23.0.4
+		// (keycloak/keycloak#25753) and authentik before 2025.8.2 sent
+		// them, so that receivers are tested against the tolerant case.
 		lt, err := p.sign(jwt.MapClaims{
 			"iss": p.cfg.issuer, "aud": p.cfg.logoutAud, "iat": now.Unix(), "jti": jti,
 			"sid": sid, "sub": oid,
