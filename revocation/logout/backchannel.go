@@ -59,8 +59,8 @@ func (t *LogoutToken) Keys() []revocation.Key {
 // never contain the token.
 //
 // exp: errata set 1 of the specification (December 2023) made exp
-// REQUIRED, but logout tokens without it are still sent (Keycloak before
-// 22.0.x/23.0.4, keycloak/keycloak#25753; authentik before 2025.8.2,
+// REQUIRED, but logout tokens without it are still sent (Keycloak until
+// keycloak/keycloak#25753 was fixed in December 2023; authentik before 2025.8.2,
 // goauthentik/authentik#16490; Ory Hydra, ory/hydra#4035), so its absence
 // is tolerated: the iat window (WithIATWindow) and the jti replay memory
 // bound such a token's use instead.

@@ -93,8 +93,8 @@ func (p *idp) sign(t testing.TB, claims map[string]any, hdr map[string]any) stri
 
 // logoutClaims is a logout token at t0 shaped as Keycloak 23.0.3 sent them
 // (the payload dumped in github.com/keycloak/keycloak/issues/25753: iat,
-// jti, iss, aud, sub, sid, events, and no exp, which Keycloak added in
-// 22.0.x/23.0.4, PR #25769; authentik before 2025.8.2 and Ory Hydra omit it
+// jti, iss, aud, sub, sid, events, and no exp, which Keycloak added with
+// PR #25769, backported to 22.0 and 23.0; authentik before 2025.8.2 and Ory Hydra omit it
 // too: goauthentik/authentik#16490, ory/hydra#4035).
 func (p *idp) logoutClaims() map[string]any {
 	return map[string]any{

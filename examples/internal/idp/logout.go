@@ -47,8 +47,8 @@ func (p *IdP) logout(ctx context.Context, name, action string) (*AdminResult, er
 	case ActionLogout:
 		// A logout token (OIDC Back-Channel Logout 1.0 §2.4): iss, aud (the
 		// RP's client id), iat, jti, sid, sub, events, no nonce, and the
-		// recommended typ logout+jwt. No exp, as Keycloak before 23.0.4
-		// (keycloak/keycloak#25753) and authentik before 2025.8.2 sent
+		// recommended typ logout+jwt. No exp, as Keycloak before the fix of
+		// keycloak/keycloak#25753 and authentik before 2025.8.2 sent
 		// them, so that receivers are tested against the tolerant case.
 		lt, err := p.sign(jwt.MapClaims{
 			"iss": p.cfg.issuer, "aud": p.cfg.logoutAud, "iat": now.Unix(), "jti": jti,
