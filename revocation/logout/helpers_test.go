@@ -91,11 +91,12 @@ func (p *idp) sign(t testing.TB, claims map[string]any, hdr map[string]any) stri
 	return raw
 }
 
-// logoutClaims is a logout token at t0 shaped as Keycloak 23.0.3 sent them
-// (the payload dumped in github.com/keycloak/keycloak/issues/25753: iat,
-// jti, iss, aud, sub, sid, events, and no exp, which Keycloak added with
-// PR #25769, backported to 22.0 and 23.0; authentik before 2025.8.2 and Ory Hydra omit it
-// too: goauthentik/authentik#16490, ory/hydra#4035).
+// logoutClaims is a logout token at t0 with both sid and sub (Auth0's carry
+// both: https://auth0.com/docs/authenticate/login/logout/back-channel-logout)
+// and no exp, as Keycloak 23.0.3 sent them (keycloak/keycloak#25753; exp was
+// added by PR #25769, backported to 22.0 and 23.0). authentik before
+// 2025.8.2 and Ory Hydra omit exp too (goauthentik/authentik#16490,
+// ory/hydra#4035).
 func (p *idp) logoutClaims() map[string]any {
 	return map[string]any{
 		"iss": p.iss(), "aud": clientID, "iat": t0.Unix(), "jti": "lt-1",
