@@ -23,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/logout"
 )
@@ -31,7 +32,7 @@ const clientID = "caekit-example-api"
 
 // t0 is the test's clock: data, not the wall clock (every time in these
 // tests derives from it through the injected clock).
-var t0 = time.Unix(1_900_000_000, 0).UTC()
+var t0 = testclock.Unix(1_900_000_000, 0).UTC()
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
