@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/logout"
 )
 
@@ -138,5 +139,48 @@ func TestNewReportsAllBadOptions(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
+	}
+}
+
+// TestOwnKeys guards New without WithKeys: it builds its own validator over
+// the issuer's discovery (keys bound to that issuer), serves with it, and
+// Close stops its refreshes (goleak checks that nothing outlives it).
+func TestOwnKeys(t *testing.T) {
+	p := newIDP(t)
+	clk := &clock{now: t0}
+	mem := revocation.NewMemory(revocation.WithClock(clk.Now))
+	r, err := logout.New(t.Context(), logout.WithStore(mem), logout.WithIssuer(p.iss()), logout.WithAudience(clientID),
+		logout.WithClock(clk.Now), logout.WithLogger(discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lt, err := r.ParseLogoutToken(p.sign(t, p.logoutClaims(), nil))
+	if err != nil || lt.SessionID != "s1" {
+		t.Fatalf("ParseLogoutToken: %+v %v", lt, err)
+	}
+	if _, err := r.ParseLogoutToken(newIDP(t).sign(t, p.logoutClaims(), nil)); err == nil {
+		t.Fatal("a token signed by another IdP's key was accepted")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Plain http discovery on a non-loopback host is refused at New.
+	_, err = logout.New(t.Context(), logout.WithStore(mem), logout.WithIssuer("http://idp.example"), logout.WithAudience(clientID))
+	if err == nil || !strings.Contains(err.Error(), "https") {
+		t.Fatalf("New with a plain-http issuer: %v", err)
+	}
+}
+
+// TestGTRJWTIsNotAnAccessToken guards cross-JWT confusion: the bearer JWT
+// of a GTR request is never accepted by the access-token validator, even
+// with the API's audience and an exp (typ global-token-revocation+jwt is
+// not an access-token type).
+func TestGTRJWTIsNotAnAccessToken(t *testing.T) {
+	e := newEnv(t)
+	raw := e.gtrJWT(t, with(e.gtrClaims(), "aud", clientID, "sub", "alice"))
+	if _, err := e.v.Validate(t.Context(), raw); err == nil {
+		t.Fatal("a GTR JWT was accepted as an access token")
 	}
 }
