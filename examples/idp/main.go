@@ -1,7 +1,9 @@
 // Command idp runs caekit's development identity provider: OIDC discovery,
 // a JWKS, a password and client_credentials token endpoint that issues CAE
 // tokens, and admin endpoints that push CAEP/RISC Security Event Tokens to SSF
-// receivers.
+// receivers, OpenID Connect Back-Channel Logout tokens to -backchannel-logout
+// endpoints and Global Token Revocation requests to -global-token-revocation
+// endpoints.
 //
 // FOR DEVELOPMENT ONLY: keys live in memory, the seeded accounts have
 // well-known passwords and the admin API is unauthenticated.
