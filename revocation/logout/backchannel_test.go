@@ -177,3 +177,31 @@ func TestBackChannelStoreFailure(t *testing.T) {
 		t.Fatalf("retry after the store recovered: %d %+v", resp.StatusCode, er)
 	}
 }
+
+// TestBackChannelCharsetAndBoundedReplay guards two details: the form
+// Content-Type with a charset parameter, as Keycloak sent it
+// ("application/x-www-form-urlencoded; charset=UTF-8",
+// github.com/keycloak/keycloak/pull/7357), is accepted; and the replay
+// memory is bounded (WithReplayMemory): once full, the oldest jti is
+// forgotten, and its replay only re-stores the same event.
+func TestBackChannelCharsetAndBoundedReplay(t *testing.T) {
+	e := newEnv(t, logout.WithReplayMemory(1))
+	a := e.idp.sign(t, e.idp.logoutClaims(), nil)
+	b := e.idp.sign(t, with(e.idp.logoutClaims(), "jti", "lt-2"), nil)
+	post := func(raw string) int {
+		resp, _ := e.post(t, "/backchannel-logout", "application/x-www-form-urlencoded; charset=UTF-8", "logout_token="+raw, "")
+		return resp.StatusCode
+	}
+	if got := post(a); got != http.StatusOK {
+		t.Fatalf("a: %d", got)
+	}
+	if got := post(a); got != http.StatusBadRequest {
+		t.Fatalf("a replayed while remembered: %d", got)
+	}
+	if got := post(b); got != http.StatusOK {
+		t.Fatalf("b: %d", got)
+	}
+	if got := post(a); got != http.StatusOK {
+		t.Fatalf("a after it was evicted by b: %d, want 200 (memory of 1)", got)
+	}
+}
