@@ -1,6 +1,6 @@
 // Command demo shows Continuous Access Evaluation for gRPC end to end: it
 // starts the development IdP, the example server and the example client in
-// one process on free loopback ports and narrates ten steps, with timings.
+// one process on free loopback ports and narrates eleven steps, with timings.
 //
 //	go run ./examples/demo
 //	go run ./examples/demo -store redis://127.0.0.1:6379/0 -replicas 3

@@ -1,12 +1,16 @@
 // Command idp runs caekit's development identity provider: OIDC discovery,
 // a JWKS, a password and client_credentials token endpoint that issues CAE
 // tokens, and admin endpoints that push CAEP/RISC Security Event Tokens to SSF
-// receivers.
+// receivers, OpenID Connect Back-Channel Logout tokens to -backchannel-logout
+// endpoints and Global Token Revocation requests to -global-token-revocation
+// endpoints.
 //
 // FOR DEVELOPMENT ONLY: keys live in memory, the seeded accounts have
 // well-known passwords and the admin API is unauthenticated.
 //
-//	go run ./examples/idp -push http://127.0.0.1:8501/events
+//	go run ./examples/idp -push http://127.0.0.1:8501/events \
+//	    -backchannel-logout http://127.0.0.1:8501/backchannel-logout \
+//	    -global-token-revocation http://127.0.0.1:8501/global-token-revocation
 //	go run ./examples/idp -nbf-mode honor   # or ignore (the default), wait
 package main
 
@@ -33,11 +37,14 @@ func (m *multi) String() string { return strings.Join(*m, ",") }
 func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
 func main() {
-	var push multi
+	var push, bcl, gtr multi
 	addr := flag.String("addr", idp.DefaultAddr, "listen address")
 	issuer := flag.String("issuer", "", "issuer URL (default http://<addr>)")
 	audience := flag.String("audience", idp.DefaultAudience, "aud of tokens and SETs")
 	flag.Var(&push, "push", "SSF push receiver URL to deliver SETs to (repeatable)")
+	flag.Var(&bcl, "backchannel-logout", "OpenID Connect Back-Channel Logout endpoint to post logout tokens to (POST /admin/users/{name}/logout; repeatable)")
+	flag.Var(&gtr, "global-token-revocation", "Global Token Revocation endpoint to post to (POST /admin/users/{name}/universal-logout; repeatable)")
+	logoutAud := flag.String("logout-audience", idp.DefaultLogoutAudience, "aud of logout tokens: the relying party's client id")
 	pushAuth := flag.String("push-auth", "", "Authorization header value sent with pushes")
 	caeLife := flag.Duration("cae-lifetime", idp.DefaultCAELifetime, "lifetime of CAE (cp1) tokens")
 	life := flag.Duration("lifetime", idp.DefaultLifetime, "lifetime of other tokens")
@@ -60,7 +67,13 @@ func main() {
 	opts := []idp.Option{
 		idp.WithAudience(*audience), idp.WithPushAuth(*pushAuth),
 		idp.WithCAELifetime(*caeLife), idp.WithLifetime(*life), idp.WithLogger(log),
-		idp.WithNotBeforeMode(mode),
+		idp.WithNotBeforeMode(mode), idp.WithLogoutAudience(*logoutAud),
+	}
+	for _, u := range bcl {
+		opts = append(opts, idp.WithBackChannelLogoutTarget(u))
+	}
+	for _, u := range gtr {
+		opts = append(opts, idp.WithGTRTarget(u))
 	}
 	if *issuer != "" {
 		opts = append(opts, idp.WithIssuer(*issuer))

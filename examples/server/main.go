@@ -1,8 +1,12 @@
 // Command server runs caekit's example resource API, example.inbox.v1.InboxService,
 // behind caekit's server interceptors, with an SSF push receiver for the
-// identity provider's security events at POST /events.
+// identity provider's security events at POST /events, and OpenID Connect
+// Back-Channel Logout (POST /backchannel-logout) and Global Token
+// Revocation (POST /global-token-revocation) on the same listener.
 //
-//	go run ./examples/idp -push http://127.0.0.1:8501/events -push-auth 'Bearer s3cret' &
+//	go run ./examples/idp -push http://127.0.0.1:8501/events -push-auth 'Bearer s3cret' \
+//	    -backchannel-logout http://127.0.0.1:8501/backchannel-logout \
+//	    -global-token-revocation http://127.0.0.1:8501/global-token-revocation &
 //	go run ./examples/server -events-auth 'Bearer s3cret'
 //
 // Every decision is logged, one line each; tokens never are.
@@ -31,6 +35,8 @@ func main() {
 	flag.StringVar(&cfg.EventsJWKS, "events-jwks", "", "JWKS URL of the SET signing keys (overrides the ssf-configuration)")
 	flag.StringVar(&cfg.EventsAudience, "events-audience", "", "aud SETs must carry (default -audience)")
 	flag.StringVar(&cfg.EventsAuth, "events-auth", "", "exact Authorization header pushes must carry (recommended)")
+	flag.StringVar(&cfg.LogoutAudience, "logout-audience", server.DefaultLogoutAudience, "client id that logout tokens (POST /backchannel-logout on -events-addr) must name")
+	flag.StringVar(&cfg.GTRURL, "gtr-url", "", "public URL of POST /global-token-revocation, the aud its JWTs carry (default http://<events-addr>/global-token-revocation)")
 	flag.StringVar(&cfg.Store, "store", "memory", `revocation store: "memory" or redis://host:port/db`)
 	flag.StringVar(&cfg.PolicyFile, "policy", "", "policy file (YAML or JSON), reloaded on change")
 	flag.StringVar(&cfg.AuthorizationURI, "authorization-uri", "", "authorization_uri of challenges (default <issuer>/authorize)")
@@ -58,6 +64,7 @@ func main() {
 		fmt.Printf("inbox server on %s WITHOUT authentication (-no-auth)\n", s.Addr())
 	} else {
 		fmt.Printf("inbox server on %s (issuer %s, store %s); SSF push receiver at %s\n", s.Addr(), cfg.Issuer, redact(cfg.Store), s.EventsURL())
+		fmt.Printf("back-channel logout at %s, global token revocation at %s\n", s.BackChannelLogoutURL(), s.GTRURL())
 		if u := s.MetricsURL(); u != "" {
 			fmt.Printf("metrics at %s\n", u)
 		}

@@ -32,7 +32,7 @@ type Receiver struct {
 	critical map[string]bool
 	tc       *TransmitterConfiguration
 	met      *metrics
-	scope    *scope
+	scope    *subjectScope
 }
 
 // Result says what became of an accepted SET.

@@ -1,6 +1,6 @@
 // Package demo runs caekit's end-to-end demonstration: the development IdP,
 // the example server and the example client in one process, on free loopback
-// ports, through ten steps that show Continuous Access Evaluation at work.
+// ports, through eleven steps that show Continuous Access Evaluation at work.
 // cmd examples/demo prints it; the integration test asserts every step.
 package demo
 
@@ -152,6 +152,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{8, "Non-CAE client: 1 h token, plain rejection", e.step8},
 		{9, "Redis store: one push, every replica", e.step9},
 		{10, "Same second: IdP issues at once; 1 retry", e.step10},
+		{11, "Logout of one session; the other kept", e.step11},
 	}
 	for _, s := range steps {
 		if !e.selected(s.n) {
@@ -226,6 +227,9 @@ func (e *env) setup(ctx context.Context) error {
 		return fmt.Errorf("demo: start server: %w", err)
 	}
 	if err := e.idp.SetPushTargets(e.srv.EventsURL()); err != nil {
+		return err
+	}
+	if err := e.idp.SetLogoutTargets([]string{e.srv.BackChannelLogoutURL()}, []string{e.srv.GTRURL()}); err != nil {
 		return err
 	}
 	e.alice, err = e.dial(ctx, "alice", false)

@@ -22,6 +22,7 @@ import (
 	"github.com/caekit/caekit/examples/internal/app"
 	"github.com/caekit/caekit/examples/internal/demo"
 	"github.com/caekit/caekit/examples/internal/idp"
+	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
 )
@@ -108,7 +109,7 @@ func TestDemoSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out.String())
-	if len(rep.Steps) != 10 {
+	if len(rep.Steps) != 11 {
 		t.Fatalf("%d steps ran", len(rep.Steps))
 	}
 	s := func(n int) demo.Step { return rep.Steps[n-1] }
@@ -210,6 +211,17 @@ func TestDemoSteps(t *testing.T) {
 	}
 	if !strings.Contains(s(10).Lines[0], `"ignore"`) {
 		t.Errorf("step 10 does not say the IdP ignores nbf: %q", s(10).Lines[0])
+	}
+
+	// 11 (issue 14): a Back-Channel Logout of bob's latest session (a
+	// logout token with its sid, posted by the dev IdP to the server's
+	// POST /backchannel-logout) cuts that session's stream with a
+	// SESSION_REVOKED challenge, and his other session's stream, same
+	// user, same issuer, keeps flowing: sid revokes the session only.
+	if o := s(11).Obs; o.Admin == nil || o.Admin.SessionID == "" || !o.Admin.Delivered() || o.ReceivedAfter < 3 {
+		t.Errorf("step 11: admin %+v, other session received %d after the logout", o.Admin, o.ReceivedAfter)
+	} else if ch, ok := client.IsChallenge(o.Err); !ok || challenge.ReasonName(ch.Reason) != "SESSION_REVOKED" {
+		t.Errorf("step 11: the cut stream ended with %v, want a SESSION_REVOKED challenge", o.Err)
 	}
 
 	// The server's decision log: one line per decision, never a token.

@@ -90,8 +90,16 @@ func (e *env) admin(ctx context.Context, path string) (*idp.AdminResult, error) 
 func pushLine(r *idp.AdminResult) string {
 	name := r.EventType[strings.LastIndexByte(r.EventType, '/')+1:]
 	kind := "CAEP"
-	if strings.Contains(r.EventType, "/risc/") {
+	switch {
+	case strings.Contains(r.EventType, "/risc/"):
 		kind = "RISC"
+	case r.EventType == idp.EventBackChannelLogout:
+		kind, name = "OIDC", "logout token"
+	case r.EventType == idp.EventGTR:
+		kind, name = "a", "global token revocation"
+	}
+	if len(r.Pushes) == 0 {
+		return fmt.Sprintf("IdP sent %s %s for %s (jti %s…) to no receiver", kind, name, r.Subject, r.JTI[:8])
 	}
 	p := r.Pushes[0]
 	return fmt.Sprintf("IdP pushed %s %s for %s (jti %s…) to %d receiver(s): HTTP %d in %.1fms",
@@ -617,4 +625,97 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// step11: OpenID Connect Back-Channel Logout. Bob (alice is disabled by
+// step 7) signs in twice (two clients, two sessions, two sids) and watches
+// his inbox on both; the IdP logs out his latest session and posts a logout token with that sid; the
+// server revokes that session only: its stream is cut with a challenge,
+// the other session's stream keeps flowing.
+func (e *env) step11(ctx context.Context, st *Step) error {
+	const interval = 50
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first, err := e.dial(ctx, "bob", false)
+	if err != nil {
+		return err
+	}
+	defer first.Close()
+	second, err := e.dial(ctx, "bob", false)
+	if err != nil {
+		return err
+	}
+	defer second.Close()
+	// Sign-in order decides the latest session: first, then second.
+	open := func(c *app.Client) (inboxv1.InboxService_WatchInboxClient, error) {
+		s, err := c.Inbox.WatchInbox(sctx, &inboxv1.WatchInboxRequest{IntervalMs: interval})
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.Recv()
+		return s, err
+	}
+	keep, err := open(first)
+	if err != nil {
+		return fmt.Errorf("first session's WatchInbox: %w", err)
+	}
+	cut, err := open(second)
+	if err != nil {
+		return fmt.Errorf("second session's WatchInbox: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := cut.Recv(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	res, err := e.admin(ctx, "users/bob/"+idp.ActionLogout)
+	st.Obs.Admin = res
+	if err != nil {
+		cancel()
+		<-done
+		return err
+	}
+	var cutErr error
+	select {
+	case cutErr = <-done:
+	case <-time.After(5 * time.Second):
+		cancel()
+		<-done
+		return errors.New("the logged-out session's stream was not cut within 5 s of the logout")
+	}
+	st.Obs.CutAfter = time.Since(res.PushedAt)
+	st.Obs.Err = cutErr
+	// The other session keeps receiving after the logout.
+	for range 3 {
+		if _, err := keep.Recv(); err != nil {
+			return fmt.Errorf("the other session's stream ended after the logout: %w", err)
+		}
+		st.Obs.ReceivedAfter++
+	}
+	cancel()
+	ch, isCh := client.IsChallenge(cutErr)
+	reason := ""
+	if isCh {
+		reason = challenge.ReasonName(ch.Reason)
+	}
+	st.Obs.Events = second.TakeEvents()
+	_ = first.TakeEvents()
+	st.Lines = append(st.Lines,
+		fmt.Sprintf("bob signed in twice (two CAE clients); both sessions watch the inbox; the IdP logs out the latest (sid %s)", short(res.SessionID, 9)),
+		pushLine(res),
+		fmt.Sprintf("that session's stream cut %s after the logout token was posted (%s, reason %s)", ms(st.Obs.CutAfter), status.Code(cutErr), reason),
+		fmt.Sprintf("the other session's stream kept flowing: %d more messages", st.Obs.ReceivedAfter))
+	switch {
+	case !res.Delivered():
+		return fmt.Errorf("the logout token was not accepted: %s", pushLine(res))
+	case status.Code(cutErr) != codes.Unauthenticated || !isCh:
+		return fmt.Errorf("the stream ended with %v, want an Unauthenticated challenge", cutErr)
+	case reason != "SESSION_REVOKED":
+		return fmt.Errorf("stream cut reason %s, want SESSION_REVOKED", reason)
+	}
+	return nil
 }

@@ -32,6 +32,13 @@ const (
 	ActionEnableMFA      = "enable-mfa"
 	ActionRevokeSessions = "revoke-sessions"
 	ActionRiskHigh       = "risk-high"
+	// ActionLogout ends the user's latest session and posts an OpenID
+	// Connect Back-Channel Logout token (with that sid) to every
+	// Back-Channel Logout target.
+	ActionLogout = "logout"
+	// ActionUniversalLogout ends all the user's sessions and posts a Global
+	// Token Revocation request (Okta Universal Logout) to every GTR target.
+	ActionUniversalLogout = "universal-logout"
 )
 
 // ErrNotFound is returned for an unknown user or client.
@@ -53,15 +60,19 @@ type PushResult struct {
 	Millis float64 `json:"ms"`
 }
 
-// OK reports whether the receiver accepted the SET (202).
-func (r PushResult) OK() bool { return r.Status == http.StatusAccepted }
+// OK reports whether the receiver accepted the delivery: a 2xx status (202
+// for an SSF push, 200 for a Back-Channel Logout, 204 for a Global Token
+// Revocation).
+func (r PushResult) OK() bool { return r.Status >= 200 && r.Status < 300 }
 
 // AdminResult is the answer to an admin action.
 type AdminResult struct {
 	Action    string `json:"action"`     // one of the Action constants
 	Subject   string `json:"subject"`    // the user acted on
-	JTI       string `json:"jti"`        // the jti of the SET emitted
-	EventType string `json:"event_type"` // the event-type URI of the SET
+	JTI       string `json:"jti"`        // the jti of the SET (or logout token, GTR JWT) emitted
+	EventType string `json:"event_type"` // the event-type URI of the SET or logout token; "global-token-revocation" for GTR
+	// SessionID is the sid the logout action ended ("" for other actions).
+	SessionID string `json:"sid,omitempty"`
 	// EventTime is the event_timestamp, in seconds since the epoch.
 	EventTime int64 `json:"event_time"`
 	// Pushes are the deliveries of the SET, one per receiver.
@@ -83,6 +94,10 @@ func (r *AdminResult) Delivered() bool {
 // UserAction changes a user's state and pushes the matching SET to every
 // push target. See the package doc for the actions.
 func (p *IdP) UserAction(ctx context.Context, name, action string) (*AdminResult, error) {
+	switch action {
+	case ActionLogout, ActionUniversalLogout:
+		return p.logout(ctx, name, action)
+	}
 	now := p.cfg.now()
 	var uri string
 	event := map[string]any{"event_timestamp": now.Unix()}
@@ -131,7 +146,7 @@ func (p *IdP) UserAction(ctx context.Context, name, action string) (*AdminResult
 		event["risk_reason"] = "leaked credentials (simulated)"
 	default:
 		p.mu.Unlock()
-		return nil, fmt.Errorf("%w %q for a user (disable, enable, reset-password, enable-mfa, revoke-sessions, risk-high)", ErrBadAction, action)
+		return nil, fmt.Errorf("%w %q for a user (disable, enable, reset-password, enable-mfa, revoke-sessions, risk-high, logout, universal-logout)", ErrBadAction, action)
 	}
 	if action != ActionEnable {
 		u.sid = randomID() // every revoking event ends the user's sessions

@@ -22,7 +22,17 @@
 //   - POST /admin/users/{name}/{action}: disable, enable, reset-password,
 //     enable-mfa, revoke-sessions, risk-high. Each changes the account and
 //     pushes the matching CAEP or RISC Security Event Token (RFC 8417) to every
-//     push target (RFC 8935).
+//     push target (RFC 8935). Every password sign-in is a new session, with
+//     its own sid in the access token.
+//   - POST /admin/users/{name}/logout: ends the user's latest session and
+//     posts an OpenID Connect Back-Channel Logout 1.0 logout token (with that
+//     sid and the user's sub, typ logout+jwt, aud WithLogoutAudience) to every
+//     Back-Channel Logout target (WithBackChannelLogoutTarget).
+//   - POST /admin/users/{name}/universal-logout: ends all the user's sessions
+//     and posts a Global Token Revocation request (an iss_sub sub_id,
+//     authenticated by a global-token-revocation+jwt bearer JWT whose aud is
+//     the target, as Okta Universal Logout sends it) to every GTR target
+//     (WithGTRTarget).
 //   - POST /admin/clients/{id}/{disable|enable} and POST /admin/rotate-keys.
 //
 // Seeded accounts: users alice, bob and carol with password "password"; the

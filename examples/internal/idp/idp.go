@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,7 @@ type IdP struct {
 	users    map[string]*account
 	clients  map[string]*account
 	push     []string
+	bcl, gtr []string
 	lis      net.Listener
 	srv      *http.Server
 	serveErr chan error
@@ -81,12 +83,14 @@ func New(opts ...Option) (*IdP, error) {
 		return nil, fmt.Errorf("idp: lifetimes must be positive (cae %v, default %v)", cfg.caeLifetime, cfg.lifetime)
 	case cfg.pushTimeout <= 0:
 		return nil, fmt.Errorf("idp: push timeout must be positive, got %v", cfg.pushTimeout)
+	case cfg.logoutAud == "":
+		return nil, errors.New("idp: the logout audience must not be empty")
 	case cfg.logger == nil || cfg.now == nil:
 		return nil, errors.New("idp: logger and clock must not be nil")
 	case cfg.nbfMode < NotBeforeIgnore || cfg.nbfMode > NotBeforeWait:
 		return nil, fmt.Errorf("idp: unknown nbf mode %d", int(cfg.nbfMode))
 	}
-	for _, t := range cfg.push {
+	for _, t := range slices.Concat(cfg.push, cfg.bcl, cfg.gtr) {
 		if err := checkPushURL(t); err != nil {
 			return nil, err
 		}
@@ -97,6 +101,8 @@ func New(opts ...Option) (*IdP, error) {
 		users:   make(map[string]*account),
 		clients: make(map[string]*account),
 		push:    append([]string(nil), cfg.push...),
+		bcl:     append([]string(nil), cfg.bcl...),
+		gtr:     append([]string(nil), cfg.gtr...),
 	}
 	if p.hc == nil {
 		p.hc = &http.Client{Timeout: cfg.pushTimeout}
@@ -187,6 +193,28 @@ func (p *IdP) SetPushTargets(urls ...string) error {
 	return nil
 }
 
+// SetLogoutTargets replaces the Back-Channel Logout endpoints (bcl) and the
+// Global Token Revocation endpoints (gtr).
+func (p *IdP) SetLogoutTargets(bcl, gtr []string) error {
+	for _, u := range slices.Concat(bcl, gtr) {
+		if err := checkPushURL(u); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	p.bcl, p.gtr = slices.Clone(bcl), slices.Clone(gtr)
+	p.mu.Unlock()
+	return nil
+}
+
+// LogoutTargets returns the Back-Channel Logout and Global Token
+// Revocation endpoints.
+func (p *IdP) LogoutTargets() (bcl, gtr []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.bcl), slices.Clone(p.gtr)
+}
+
 // PushTargets returns the current push receivers.
 func (p *IdP) PushTargets() []string {
 	p.mu.Lock()
@@ -223,12 +251,19 @@ func (p *IdP) Banner() string {
 	fmt.Fprintf(&b, "  nbf mode   %s (how a requested nbf is answered: ignore, honor or wait)\n", p.cfg.nbfMode)
 	fmt.Fprintf(&b, "  users      %s (password %q)\n", strings.Join(Users, ", "), Password)
 	fmt.Fprintf(&b, "  client     %s (secret %q, client_credentials)\n", WorkloadClientID, WorkloadClientSecret)
+	bcl, gtr := p.LogoutTargets()
+	if len(bcl) > 0 {
+		fmt.Fprintf(&b, "  logout to  %s (Back-Channel Logout, aud %q)\n", strings.Join(bcl, ", "), p.cfg.logoutAud)
+	}
+	if len(gtr) > 0 {
+		fmt.Fprintf(&b, "  GTR to     %s (Global Token Revocation)\n", strings.Join(gtr, ", "))
+	}
 	if t := p.PushTargets(); len(t) > 0 {
 		fmt.Fprintf(&b, "  push to    %s\n", strings.Join(t, ", "))
 	} else {
 		fmt.Fprintf(&b, "  push to    (none: add -push http://127.0.0.1:8501/events)\n")
 	}
-	fmt.Fprintf(&b, "  admin      POST %s/admin/users/{name}/{disable|enable|reset-password|enable-mfa|revoke-sessions|risk-high}\n", p.cfg.issuer)
+	fmt.Fprintf(&b, "  admin      POST %s/admin/users/{name}/{disable|enable|reset-password|enable-mfa|revoke-sessions|risk-high|logout|universal-logout}\n", p.cfg.issuer)
 	fmt.Fprintf(&b, "             POST %s/admin/clients/{id}/{disable|enable}, POST %s/admin/rotate-keys", p.cfg.issuer, p.cfg.issuer)
 	return b.String()
 }

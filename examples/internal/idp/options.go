@@ -33,6 +33,9 @@ const (
 	// DefaultPublicClientID is the azp of password-grant tokens when the
 	// request names no client_id.
 	DefaultPublicClientID = "caekit-example-cli"
+	// DefaultLogoutAudience is the client id of the example API as the IdP
+	// knows it: the aud of the logout tokens it sends.
+	DefaultLogoutAudience = "caekit-example-api"
 )
 
 // Users are the seeded user names.
@@ -46,6 +49,9 @@ type config struct {
 	audience    string
 	push        []string
 	pushAuth    string
+	bcl         []string // Back-Channel Logout endpoints
+	gtr         []string // Global Token Revocation endpoints
+	logoutAud   string
 	caeLifetime time.Duration
 	lifetime    time.Duration
 	pushTimeout time.Duration
@@ -59,6 +65,7 @@ type config struct {
 func defaults() config {
 	return config{
 		audience:    DefaultAudience,
+		logoutAud:   DefaultLogoutAudience,
 		caeLifetime: DefaultCAELifetime,
 		lifetime:    DefaultLifetime,
 		pushTimeout: DefaultPushTimeout,
@@ -78,6 +85,22 @@ func WithAudience(a string) Option { return func(c *config) { c.audience = a } }
 // WithPushTarget adds an SSF push receiver URL (RFC 8935) that every SET is
 // delivered to. Repeatable.
 func WithPushTarget(u string) Option { return func(c *config) { c.push = append(c.push, u) } }
+
+// WithBackChannelLogoutTarget adds an OpenID Connect Back-Channel Logout
+// endpoint of a relying party: the "logout" admin action posts a logout
+// token to it. Repeatable.
+func WithBackChannelLogoutTarget(u string) Option {
+	return func(c *config) { c.bcl = append(c.bcl, u) }
+}
+
+// WithGTRTarget adds a Global Token Revocation endpoint: the
+// "universal-logout" admin action posts a request to it, authenticated by a
+// JWT whose aud is that URL (as Okta Universal Logout does). Repeatable.
+func WithGTRTarget(u string) Option { return func(c *config) { c.gtr = append(c.gtr, u) } }
+
+// WithLogoutAudience sets the aud of logout tokens: the relying party's
+// client id. Default DefaultLogoutAudience.
+func WithLogoutAudience(a string) Option { return func(c *config) { c.logoutAud = a } }
 
 // WithPushAuth sets the Authorization header value sent with every push.
 func WithPushAuth(v string) Option { return func(c *config) { c.pushAuth = v } }

@@ -236,6 +236,9 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 			p.mu.Unlock()
 			return nil, badRequest("invalid_grant", "AADSTS50057: the user account %s is disabled", name)
 		}
+		// Every sign-in is a new session with its own sid, as at a real
+		// IdP; the "logout" admin action ends the latest one.
+		a.sid = randomID()
 		cp := *a
 		p.mu.Unlock()
 		acct, sid = &cp, cp.sid

@@ -3,7 +3,9 @@
 // SSF push receiver for the identity provider's security events, a revocation
 // store (in memory or shared through Redis), a location and auth-context
 // policy, gRPC health and reflection (both exempt from authentication), and a
-// one-line log of every decision.
+// one-line log of every decision. The same listener serves OpenID Connect
+// Back-Channel Logout (POST /backchannel-logout) and Global Token
+// Revocation (POST /global-token-revocation) for the token issuer.
 //
 // cmd examples/server is a thin flag wrapper around Start; the demo and the
 // integration tests start it in-process.
@@ -34,6 +36,7 @@ import (
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/policy"
 	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/revocation/logout"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/ssf"
 )
@@ -46,6 +49,12 @@ const (
 	DefaultAudience   = "api://caekit-example"
 	// EventsPath is where the SSF push receiver is served.
 	EventsPath = "/events"
+	// BackChannelLogoutPath is where OpenID Connect Back-Channel Logout is served.
+	BackChannelLogoutPath = "/backchannel-logout"
+	// GTRPath is where Global Token Revocation is served.
+	GTRPath = "/global-token-revocation"
+	// DefaultLogoutAudience is the client id logout tokens must name.
+	DefaultLogoutAudience = "caekit-example-api"
 )
 
 // Config configures a Server. The zero value serves on the default addresses
@@ -72,6 +81,12 @@ type Config struct {
 	// accepts pushes without one (SETs are still signature-checked); a
 	// warning is logged.
 	EventsAuth string
+	// LogoutAudience is the client id that logout tokens must name (their
+	// aud). Default DefaultLogoutAudience.
+	LogoutAudience string
+	// GTRURL is the public URL of the Global Token Revocation endpoint: the
+	// aud its bearer JWTs must carry. Default http://<EventsAddr>/global-token-revocation.
+	GTRURL string
 	// Store is "memory" (default) or a redis:// URL shared by replicas.
 	Store string
 	// StorePrefix namespaces a Redis store's keys (default: redisstore's).
@@ -105,6 +120,7 @@ func (c *Config) fill() {
 	def(&c.EventsIssuer, c.Issuer)
 	def(&c.EventsAudience, c.Audience)
 	def(&c.Store, "memory")
+	def(&c.LogoutAudience, DefaultLogoutAudience)
 	def(&c.AuthorizationURI, strings.TrimRight(c.Issuer, "/")+"/authorize")
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -124,6 +140,7 @@ type Server struct {
 	store     revocation.Store
 	redis     *redisstore.Store
 	receiver  *ssf.Receiver
+	logout    *logout.Receiver
 	engine    *policy.Engine
 	watcher   *policy.Watcher
 	caekit    *interceptor.Server
@@ -262,6 +279,25 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.EventsAddr, err)
 	}
 	mux.Handle("POST "+EventsPath, s.receiver)
+	// Logout tokens and GTR JWTs are verified with the validator's keys:
+	// the issuer's discovery jwks_uri, refreshed in the background.
+	gtrURL := cfg.GTRURL
+	if gtrURL == "" {
+		gtrURL = "http://" + s.eventsLis.Addr().String() + GTRPath
+	}
+	if s.logout, err = logout.New(ctx,
+		logout.WithStore(s.store),
+		logout.WithKeys(s.validator),
+		logout.WithIssuer(cfg.Issuer),
+		logout.WithAudience(cfg.LogoutAudience),
+		logout.WithGTREndpoint(gtrURL),
+		logout.WithLogger(s.log.With("component", "logout")),
+		logout.WithMeterProvider(mp),
+	); err != nil {
+		return nil, fmt.Errorf("server: logout receiver: %w", err)
+	}
+	mux.Handle(BackChannelLogoutPath, s.logout.BackChannelHandler())
+	mux.Handle(GTRPath, s.logout.GTRHandler())
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 
 	dl := &decisionLog{log: s.log, validator: s.validator}
@@ -291,6 +327,25 @@ func (s *Server) EventsURL() string {
 		return ""
 	}
 	return "http://" + s.eventsLis.Addr().String() + EventsPath
+}
+
+// BackChannelLogoutURL is the Back-Channel Logout endpoint, or "" with NoAuth.
+func (s *Server) BackChannelLogoutURL() string {
+	if s.eventsLis == nil {
+		return ""
+	}
+	return "http://" + s.eventsLis.Addr().String() + BackChannelLogoutPath
+}
+
+// GTRURL is the Global Token Revocation endpoint, or "" with NoAuth.
+func (s *Server) GTRURL() string {
+	if s.eventsLis == nil {
+		return ""
+	}
+	if s.cfg.GTRURL != "" {
+		return s.cfg.GTRURL
+	}
+	return "http://" + s.eventsLis.Addr().String() + GTRPath
 }
 
 // Store is the revocation store (nil with NoAuth).
@@ -355,6 +410,10 @@ func (s *Server) cleanup() {
 	if s.receiver != nil {
 		_ = s.receiver.Close()
 		s.receiver = nil
+	}
+	if s.logout != nil {
+		_ = s.logout.Close()
+		s.logout = nil
 	}
 	if s.validator != nil {
 		_ = s.validator.Close()
