@@ -237,3 +237,38 @@ func TestLegacyRISCStreamAPI(t *testing.T) {
 		t.Fatalf("SSF form: sent %v", d)
 	}
 }
+
+// TestFutureEventTimeIsRefused: a SET whose event_timestamp lies in the
+// future is refused with 400 invalid_request, never 503 (delivering it again
+// cannot help; a 503 would have the transmitter retry it forever). The SET
+// parser refuses what is ahead of the receiver's clock; a store whose clock
+// is behind the receiver's refuses it with revocation.ErrFutureEvent, which
+// must map to the same answer.
+func TestFutureEventTimeIsRefused(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		ahead time.Duration // receiver clock minus store clock
+		event time.Duration // event time minus store clock
+		want  string
+	}{
+		{"ahead of the receiver", 0, 174 * 365 * 24 * time.Hour, "in the future"},
+		{"ahead of the store only", 10 * time.Minute, 10 * time.Minute, "ahead of this receiver's clock"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := time.Now()
+			e := newEnv(t, ssf.WithClock(func() time.Time { return time.Now().Add(c.ahead) }))
+			set := e.tr.Sign(map[string]any{
+				"aud": ssftest.Audience, "iat": now.Add(c.ahead).Unix(), "iss": e.tr.Issuer, "jti": "future-" + now.Format("150405.000000000"),
+				"sub_id": map[string]any{"format": "iss_sub", "iss": e.tr.Issuer, "sub": "u-future"},
+				"events": map[string]any{ssf.CAEPSessionRevoked: map[string]any{"event_timestamp": now.Add(c.event).Unix()}},
+			})
+			st, er := e.push(t, set)
+			if st != http.StatusBadRequest || er.Err != ssf.CodeInvalidRequest || !strings.Contains(er.Description, c.want) {
+				t.Fatalf("push: %d %+v; want 400 invalid_request mentioning %q", st, er, c.want)
+			}
+			if _, ok := e.store.Lookup(revocation.IssuerSubjectKey(e.tr.Issuer, "u-future")); ok {
+				t.Fatal("a future-dated event was stored")
+			}
+		})
+	}
+}

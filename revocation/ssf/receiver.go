@@ -246,6 +246,14 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 		for _, k := range keys {
 			ev := revocation.Event{ID: set.JTI, Type: cls.Type, Subject: k, Time: set.EventTime}
 			if err := r.cfg.store.Put(ctx, ev); err != nil {
+				if errors.Is(err, revocation.ErrFutureEvent) {
+					// Permanent: delivering it again cannot help, and a 503
+					// would have the transmitter retry it forever.
+					rej := reject(CodeInvalidRequest, "event time %s is more than %v ahead of this receiver's clock",
+						set.EventTime.UTC().Format(time.RFC3339), revocation.MaxFutureSkew)
+					r.rejected(ctx, delivery, set, set.JTI, rej)
+					return nil, rej
+				}
 				log.ErrorContext(ctx, "ssf: event not stored; not acknowledged", "outcome", OutcomeStoreFailed.String(), "key", k.String(), "error", err)
 				r.cfg.observer.Observe(Observation{Delivery: delivery, EventType: set.EventType, Type: cls.Type, JTI: set.JTI, Outcome: OutcomeStoreFailed, Keys: keys})
 				return nil, fmt.Errorf("%w: jti %q key %s: %w", ErrStore, set.JTI, k, err)
