@@ -151,6 +151,13 @@ func (p *IdP) UserAction(ctx context.Context, name, action string) (*AdminResult
 	if action != ActionEnable {
 		u.sid = randomID() // every revoking event ends the user's sessions
 	}
+	if action != ActionEnable && action != ActionDisable {
+		// ... and their refresh tokens. A disabled user's are kept but
+		// refused while the account is disabled (AADSTS50057), as at
+		// Entra, where disabling an account blocks sign-in and refresh
+		// but does not revoke the refresh tokens (revoke-sessions does).
+		p.endSessionsLocked(name, "")
+	}
 	oid := u.oid
 	p.mu.Unlock()
 	p.cfg.logger.Info("idp: admin action", "user", name, "action", action, "event", uri)

@@ -54,6 +54,7 @@ type IdP struct {
 	keys     []signingKey // keys[0] signs
 	users    map[string]*account
 	clients  map[string]*account
+	refresh  map[string]*refreshGrant // by refreshKey, at most MaxRefreshTokens
 	push     []string
 	bcl, gtr []string
 	lis      net.Listener
@@ -87,6 +88,8 @@ func New(opts ...Option) (*IdP, error) {
 		return nil, errors.New("idp: the logout audience must not be empty")
 	case cfg.logger == nil || cfg.now == nil:
 		return nil, errors.New("idp: logger and clock must not be nil")
+	case cfg.refreshLifetime <= 0:
+		return nil, fmt.Errorf("idp: refresh token lifetime must be positive, got %v", cfg.refreshLifetime)
 	case cfg.nbfMode < NotBeforeIgnore || cfg.nbfMode > NotBeforeWait:
 		return nil, fmt.Errorf("idp: unknown nbf mode %d", int(cfg.nbfMode))
 	}
@@ -100,6 +103,7 @@ func New(opts ...Option) (*IdP, error) {
 		hc:      cfg.httpClient,
 		users:   make(map[string]*account),
 		clients: make(map[string]*account),
+		refresh: make(map[string]*refreshGrant),
 		push:    append([]string(nil), cfg.push...),
 		bcl:     append([]string(nil), cfg.bcl...),
 		gtr:     append([]string(nil), cfg.gtr...),
