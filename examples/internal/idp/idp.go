@@ -252,6 +252,7 @@ func (p *IdP) Banner() string {
 	fmt.Fprintf(&b, "  ssf        %s/.well-known/ssf-configuration\n", p.cfg.issuer)
 	fmt.Fprintf(&b, "  token      %s\n", p.TokenURL())
 	fmt.Fprintf(&b, "  lifetimes  CAE (cp1) %v, others %v\n", p.cfg.caeLifetime, p.cfg.lifetime)
+	fmt.Fprintf(&b, "  refresh    refresh tokens on the password grant, valid %v, rotated on use, same sid\n", p.cfg.refreshLifetime)
 	fmt.Fprintf(&b, "  nbf mode   %s (how a requested nbf is answered: ignore, honor or wait)\n", p.cfg.nbfMode)
 	fmt.Fprintf(&b, "  users      %s (password %q)\n", strings.Join(Users, ", "), Password)
 	fmt.Fprintf(&b, "  client     %s (secret %q, client_credentials)\n", WorkloadClientID, WorkloadClientSecret)

@@ -14,7 +14,9 @@
 // uses grant_type=refresh_token (RFC 6749 §6) for its next fetches, with
 // the request's scopes and claims: a challenge re-acquisition sends the
 // claims request with the refresh grant, as MSAL does for a claims
-// challenge. This keeps the identity provider's session (the sid claim),
+// challenge (@azure/msal-common src/request/CommonSilentFlowRequest.ts: a
+// claims request on a silent request skips the cache and refreshes the
+// token). This keeps the identity provider's session (the sid claim),
 // as real clients (MSAL, azidentity, golang.org/x/oauth2) do; only a new
 // password sign-in starts a new session. A rotated refresh token (a new
 // refresh_token in the answer) replaces the kept one (RFC 6749 §6, RFC 9700
