@@ -360,9 +360,14 @@ func (s *Source) request(ctx context.Context, req client.TokenRequest, refreshTo
 		return nil, "", fmt.Errorf("httpsource: token response exceeds %d bytes", s.c.maxSize)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, "", parseError(resp.StatusCode, body)
+		return nil, "", parseError(resp.StatusCode, s.scrub(body, refreshToken))
 	}
-	return parseToken(body, start, !s.c.noRefresh)
+	tok, rt, err := parseToken(body, start, !s.c.noRefresh)
+	var oe *Error
+	if errors.As(err, &oe) { // an OAuth error in a 2xx answer
+		return nil, "", parseError(resp.StatusCode, s.scrub(body, refreshToken))
+	}
+	return tok, rt, err
 }
 
 type tokenResponse struct {
@@ -372,6 +377,20 @@ type tokenResponse struct {
 	RefreshIn   json.RawMessage `json:"refresh_in"`
 	Refresh     *string         `json:"refresh_token"`
 	Error       string          `json:"error"`
+}
+
+// scrub replaces, in a response body, the secrets the request sent (the
+// refresh token, the password, the client secret) with "[redacted]", so
+// that an endpoint that echoes them in error_description cannot put them
+// in an error. It is applied to error responses only: a successful one may
+// legitimately carry the same refresh token again.
+func (s *Source) scrub(body []byte, refreshToken string) []byte {
+	for _, secret := range []string{refreshToken, s.c.password, s.c.clientSecret} {
+		if len(secret) >= 4 {
+			body = bytes.ReplaceAll(body, []byte(secret), []byte("[redacted]"))
+		}
+	}
+	return body
 }
 
 // parseToken parses a successful token response: the token, and the

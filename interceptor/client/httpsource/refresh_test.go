@@ -398,3 +398,42 @@ func TestWithoutRefreshTokens(t *testing.T) {
 		t.Fatalf("grants %s, want password only", got)
 	}
 }
+
+// TestErrorNeverQuotesSecrets guards that an endpoint echoing the refresh
+// token, the password or the client secret in error_description (as some
+// proxies and misconfigured IdPs echo the request) cannot put them in the
+// error the app logs.
+func TestErrorNeverQuotesSecrets(t *testing.T) {
+	for _, status := range []int{http.StatusBadRequest, http.StatusOK} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			n := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = r.ParseForm()
+				w.Header().Set("Content-Type", "application/json")
+				if n++; n == 1 {
+					_, _ = fmt.Fprint(w, `{"access_token":"at","token_type":"Bearer","expires_in":60,"refresh_token":"rt-echo-secret"}`)
+					return
+				}
+				w.WriteHeader(status)
+				desc := "you sent " + r.PostForm.Encode() + " and " + r.PostForm.Get("refresh_token")
+				_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request", "error_description": desc})
+			}))
+			defer srv.Close()
+			src, err := httpsource.New(srv.URL, httpsource.WithPassword("cli", "client-secret-x", "alice", "password-x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustToken(t, src, client.TokenRequest{})
+			_, err = src.Token(context.Background(), client.TokenRequest{})
+			var oe *httpsource.Error
+			if !errors.As(err, &oe) || oe.Code != "invalid_request" || !strings.Contains(err.Error(), "[redacted]") {
+				t.Fatalf("error %v, want the echoed invalid_request, redacted", err)
+			}
+			for _, secret := range []string{"rt-echo-secret", "client-secret-x", "password-x"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error quotes %q: %v", secret, err)
+				}
+			}
+		})
+	}
+}
