@@ -3,13 +3,15 @@ package idp
 import (
 	"testing"
 	"time"
+
+	"github.com/caekit/caekit/internal/testclock"
 )
 
 // TestRefreshTableBounded guards the bound on the refresh token table:
 // it never holds more than MaxRefreshTokens; expired entries go first,
 // then the one that expires first.
 func TestRefreshTableBounded(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
+	now := testclock.Unix(1_800_000_000, 0)
 	p, err := New(WithIssuer("http://127.0.0.1:1"), func(c *config) { c.keyBits = 1024 }, WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)

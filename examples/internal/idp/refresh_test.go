@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/examples/internal/idp"
+	"github.com/caekit/caekit/internal/testclock"
 )
 
 // parseAt is parse with the token's time claims checked at at (zero: now).
@@ -231,7 +232,7 @@ func TestRefreshWhileDisabled(t *testing.T) {
 // clock.
 func TestRefreshExpires(t *testing.T) {
 	var mu sync.Mutex
-	now := time.Unix(1_800_000_000, 0)
+	now := testclock.Unix(1_800_000_000, 0)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	p := start(t, idp.WithClock(clock), idp.WithRefreshTokenLifetime(time.Hour))
 	rt, _ := signInAt(t, p, "alice", clock())
