@@ -223,9 +223,19 @@ func TestRefreshWhileDisabled(t *testing.T) {
 	if _, err := p.UserAction(ctx, "alice", idp.ActionEnable); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := refreshOK(t, p, rt, ""); c["sid"] != sid {
+	c, rt := refreshOK(t, p, rt, "")
+	if c["sid"] != sid {
 		t.Fatalf("sid %v after enable, want %s", c["sid"], sid)
 	}
+	// The session that continues is still the latest: logout ends it.
+	res, err := p.UserAction(ctx, "alice", idp.ActionLogout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SessionID != sid {
+		t.Fatalf("logout after disable and enable ended sid %s, want the continuing session %s", res.SessionID, sid)
+	}
+	refreshRefused(t, p, rt, "AADSTS70000")
 }
 
 // TestRefreshExpires guards the refresh token lifetime, with an injected
