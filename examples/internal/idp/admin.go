@@ -148,8 +148,16 @@ func (p *IdP) UserAction(ctx context.Context, name, action string) (*AdminResult
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w %q for a user (disable, enable, reset-password, enable-mfa, revoke-sessions, risk-high, logout, universal-logout)", ErrBadAction, action)
 	}
-	if action != ActionEnable {
-		u.sid = randomID() // every revoking event ends the user's sessions
+	if action != ActionEnable && action != ActionDisable {
+		// Every other revoking event ends the user's sessions, and their
+		// refresh tokens. Disabling does not: the sessions' refresh tokens
+		// are refused while the account is disabled (AADSTS50057) and work
+		// again once it is enabled, as at Entra, where disabling an account
+		// blocks sign-in and refresh but does not revoke refresh tokens
+		// (revoke-sessions does). The latest session stays the one logout
+		// ends.
+		u.sid = randomID()
+		p.endSessionsLocked(name, "")
 	}
 	oid := u.oid
 	p.mu.Unlock()

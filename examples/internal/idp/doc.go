@@ -8,8 +8,19 @@
 //
 //   - GET /.well-known/openid-configuration and /.well-known/ssf-configuration
 //   - GET /jwks: the RS256 signing keys, by kid
-//   - POST /token: grant_type=password or client_credentials, with an optional
-//     claims request. A request that declares the cp1 capability
+//   - POST /token: grant_type=password, refresh_token or client_credentials,
+//     with an optional claims request. The password grant starts a new
+//     session (a new sid) and answers with a refresh_token bound to the
+//     user, the client and that session (opaque, random, stored as a hash
+//     in a table of at most MaxRefreshTokens, valid WithRefreshTokenLifetime,
+//     default 24 h). grant_type=refresh_token (RFC 6749 §6) keeps the
+//     session: same sid, the claims request answered as for the password
+//     grant, and the refresh token rotated (the used one is refused
+//     afterwards). It re-checks the account: a disabled user's refresh token
+//     is refused with AADSTS50057 (and works again once enabled, as at
+//     Entra); one whose session ended (logout, universal-logout,
+//     revoke-sessions, reset-password, enable-mfa, risk-high) is refused
+//     with invalid_grant. client_credentials gets no refresh token. A request that declares the cp1 capability
 //     ({"access_token":{"xms_cc":{"values":["cp1"]}}}) gets a long-lived CAE
 //     token and a refresh_in hint; others get a short-lived token. An acrs
 //     claims request gets a token that satisfies that authentication context.
@@ -23,8 +34,10 @@
 //     enable-mfa, revoke-sessions, risk-high. Each changes the account and
 //     pushes the matching CAEP or RISC Security Event Token (RFC 8417) to every
 //     push target (RFC 8935). Every password sign-in is a new session, with
-//     its own sid in the access token.
-//   - POST /admin/users/{name}/logout: ends the user's latest session and
+//     its own sid in the access token; every action but enable and disable
+//     ends the user's sessions and their refresh tokens.
+//   - POST /admin/users/{name}/logout: ends the user's latest session (and
+//     its refresh tokens) and
 //     posts an OpenID Connect Back-Channel Logout 1.0 logout token (with that
 //     sid and the user's sub, typ logout+jwt, aud WithLogoutAudience) to every
 //     Back-Channel Logout target (WithBackChannelLogoutTarget).

@@ -38,7 +38,7 @@ func (p *IdP) handleOIDC(w http.ResponseWriter, _ *http.Request) {
 		"jwks_uri":                              p.JWKSURL(),
 		"token_endpoint":                        p.TokenURL(),
 		"authorization_endpoint":                p.cfg.issuer + "/authorize",
-		"grant_types_supported":                 []string{"password", "client_credentials"},
+		"grant_types_supported":                 []string{"password", "refresh_token", "client_credentials"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic"},
 		"claims_parameter_supported":            true,

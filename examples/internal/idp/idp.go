@@ -54,6 +54,7 @@ type IdP struct {
 	keys     []signingKey // keys[0] signs
 	users    map[string]*account
 	clients  map[string]*account
+	refresh  map[string]*refreshGrant // by refreshKey, at most MaxRefreshTokens
 	push     []string
 	bcl, gtr []string
 	lis      net.Listener
@@ -87,6 +88,8 @@ func New(opts ...Option) (*IdP, error) {
 		return nil, errors.New("idp: the logout audience must not be empty")
 	case cfg.logger == nil || cfg.now == nil:
 		return nil, errors.New("idp: logger and clock must not be nil")
+	case cfg.refreshLifetime <= 0:
+		return nil, fmt.Errorf("idp: refresh token lifetime must be positive, got %v", cfg.refreshLifetime)
 	case cfg.nbfMode < NotBeforeIgnore || cfg.nbfMode > NotBeforeWait:
 		return nil, fmt.Errorf("idp: unknown nbf mode %d", int(cfg.nbfMode))
 	}
@@ -100,6 +103,7 @@ func New(opts ...Option) (*IdP, error) {
 		hc:      cfg.httpClient,
 		users:   make(map[string]*account),
 		clients: make(map[string]*account),
+		refresh: make(map[string]*refreshGrant),
 		push:    append([]string(nil), cfg.push...),
 		bcl:     append([]string(nil), cfg.bcl...),
 		gtr:     append([]string(nil), cfg.gtr...),
@@ -248,6 +252,7 @@ func (p *IdP) Banner() string {
 	fmt.Fprintf(&b, "  ssf        %s/.well-known/ssf-configuration\n", p.cfg.issuer)
 	fmt.Fprintf(&b, "  token      %s\n", p.TokenURL())
 	fmt.Fprintf(&b, "  lifetimes  CAE (cp1) %v, others %v\n", p.cfg.caeLifetime, p.cfg.lifetime)
+	fmt.Fprintf(&b, "  refresh    refresh tokens on the password grant, valid %v, rotated on use, same sid\n", p.cfg.refreshLifetime)
 	fmt.Fprintf(&b, "  nbf mode   %s (how a requested nbf is answered: ignore, honor or wait)\n", p.cfg.nbfMode)
 	fmt.Fprintf(&b, "  users      %s (password %q)\n", strings.Join(Users, ", "), Password)
 	fmt.Fprintf(&b, "  client     %s (secret %q, client_credentials)\n", WorkloadClientID, WorkloadClientSecret)

@@ -36,8 +36,14 @@ func (p *IdP) logout(ctx context.Context, name, action string) (*AdminResult, er
 		return nil, fmt.Errorf("%w: user %q", ErrNotFound, name)
 	}
 	sid, oid := u.sid, u.oid
-	// The session ends: the next sign-in starts another.
+	// The session ends, with its refresh tokens (universal logout: all the
+	// user's sessions): the next sign-in starts another.
 	u.sid = randomID()
+	if action == ActionLogout {
+		p.endSessionsLocked(name, sid)
+	} else {
+		p.endSessionsLocked(name, "")
+	}
 	p.mu.Unlock()
 	jti := randomID()
 	res := &AdminResult{Action: action, Subject: name, JTI: jti, EventTime: now.Unix(), PushedAt: time.Now()}

@@ -60,18 +60,21 @@ type config struct {
 	now         func() time.Time
 	keyBits     int
 	nbfMode     NotBeforeMode
+	// refreshLifetime is how long a refresh token is valid.
+	refreshLifetime time.Duration
 }
 
 func defaults() config {
 	return config{
-		audience:    DefaultAudience,
-		logoutAud:   DefaultLogoutAudience,
-		caeLifetime: DefaultCAELifetime,
-		lifetime:    DefaultLifetime,
-		pushTimeout: DefaultPushTimeout,
-		logger:      slog.New(slog.DiscardHandler),
-		now:         time.Now,
-		keyBits:     2048,
+		audience:        DefaultAudience,
+		logoutAud:       DefaultLogoutAudience,
+		caeLifetime:     DefaultCAELifetime,
+		lifetime:        DefaultLifetime,
+		pushTimeout:     DefaultPushTimeout,
+		logger:          slog.New(slog.DiscardHandler),
+		now:             time.Now,
+		keyBits:         2048,
+		refreshLifetime: DefaultRefreshTokenLifetime,
 	}
 }
 
@@ -120,6 +123,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // WithHTTPClient sets the client used for pushes. Default: a client with
 // DefaultPushTimeout.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
+
+// WithRefreshTokenLifetime sets how long a refresh token is valid after it
+// is issued, default DefaultRefreshTokenLifetime.
+func WithRefreshTokenLifetime(d time.Duration) Option {
+	return func(c *config) { c.refreshLifetime = d }
+}
 
 // WithClock sets the clock. Default time.Now.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }

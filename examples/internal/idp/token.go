@@ -172,6 +172,10 @@ type TokenResponse struct {
 	ExtExpiresIn int64  `json:"ext_expires_in"` // seconds of the extended lifetime (as Entra sends)
 	// RefreshIn is set for CAE tokens only: refresh after this many seconds.
 	RefreshIn int64 `json:"refresh_in,omitempty"`
+	// RefreshToken is set for the password and refresh_token grants: an
+	// opaque token for grant_type=refresh_token, bound to the user, the
+	// client and the session (sid), rotated on every use.
+	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
 func (p *IdP) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -216,6 +220,7 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 
 	var acct *account
 	var sid, clientID string
+	var usedRefresh string // the refresh token key the refresh grant consumes
 	switch gt := get("grant_type"); gt {
 	case "password":
 		name, pw := get("username"), get("password")
@@ -242,6 +247,49 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		cp := *a
 		p.mu.Unlock()
 		acct, sid = &cp, cp.sid
+	case "refresh_token":
+		// RFC 6749 §6. The session (sid) is the refresh token's; the
+		// account is checked again, as Entra does (a disabled user's
+		// refresh token is refused with AADSTS50057 while disabled).
+		rt := get("refresh_token")
+		if rt == "" {
+			return nil, badRequest("invalid_request", "refresh_token is required for grant_type=refresh_token")
+		}
+		if len(rt) > maxRefreshParam {
+			return nil, badRequest("invalid_grant", "AADSTS9002313: refresh_token is %d bytes, more than %d", len(rt), maxRefreshParam)
+		}
+		clientID = get("client_id")
+		if clientID == "" {
+			clientID = DefaultPublicClientID
+		}
+		key := refreshKey(rt)
+		p.mu.Lock()
+		g, ok := p.refresh[key]
+		if !ok {
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS70000: the refresh token is unknown, already used, or its session has ended")
+		}
+		if !now.Before(g.expires) {
+			delete(p.refresh, key)
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS700082: the refresh token expired at %d", g.expires.Unix())
+		}
+		if g.client != clientID {
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS700005: the refresh token was issued to another client than %q", clientID)
+		}
+		a, ok := p.users[g.user]
+		if !ok {
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS50034: the user account %s does not exist", g.user)
+		}
+		if a.disabled {
+			p.mu.Unlock()
+			return nil, badRequest("invalid_grant", "AADSTS50057: the user account %s is disabled", g.user)
+		}
+		cp := *a
+		p.mu.Unlock()
+		acct, sid, usedRefresh = &cp, g.sid, key
 	case "client_credentials":
 		id, secret := get("client_id"), get("client_secret")
 		if u, pw, ok := r.BasicAuth(); ok && id == "" {
@@ -263,7 +311,7 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 	case "":
 		return nil, badRequest("invalid_request", "grant_type is required")
 	default:
-		return nil, badRequest("unsupported_grant_type", "grant_type %q is not supported (password, client_credentials)", gt)
+		return nil, badRequest("unsupported_grant_type", "grant_type %q is not supported (password, refresh_token, client_credentials)", gt)
 	}
 
 	// The requested nbf, by mode: (b) ignored, (a) put in the token's nbf
@@ -336,7 +384,24 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 	if cr.CAE() {
 		resp.RefreshIn = int64(life / 2 / time.Second)
 	}
-	p.cfg.logger.Info("idp: token issued", "subject", acct.name, "cae", cr.CAE(), "lifetime", life, "acrs", cr.ACRS, "jti", jti,
+	if !acct.app {
+		// A refresh token for this session. The refresh grant's is
+		// consumed (rotated) here, after any nbf wait, so that a request
+		// that fails before this point leaves the client's token valid;
+		// if it was consumed meanwhile (used twice, or its session ended),
+		// the request fails and the access token is not given out.
+		p.mu.Lock()
+		if usedRefresh != "" {
+			if _, ok := p.refresh[usedRefresh]; !ok {
+				p.mu.Unlock()
+				return nil, badRequest("invalid_grant", "AADSTS70000: the refresh token is unknown, already used, or its session has ended")
+			}
+			delete(p.refresh, usedRefresh)
+		}
+		resp.RefreshToken = p.newRefreshTokenLocked(refreshGrant{user: acct.name, client: clientID, sid: sid, expires: now.Add(p.cfg.refreshLifetime)})
+		p.mu.Unlock()
+	}
+	p.cfg.logger.Info("idp: token issued", "grant", get("grant_type"), "subject", acct.name, "sid", sid, "cae", cr.CAE(), "lifetime", life, "acrs", cr.ACRS, "jti", jti,
 		"iat", iat, "nbf", nbf, "nbf_mode", p.cfg.nbfMode.String())
 	return resp, nil
 }

@@ -4,7 +4,40 @@
 // Microsoft Entra expects. It parses access_token, expires_in and Entra's
 // refresh_in, and turns OAuth error responses into *Error values.
 //
-// It keeps no cache of its own: the caekit client caches and refreshes.
+// It keeps no cache of access tokens: the caekit client caches them and
+// decides when to fetch. It does keep the refresh token of the last token
+// response, in memory only (see "Refresh tokens" below).
+//
+// # Refresh tokens
+//
+// When a token response carries a refresh_token, the Source keeps it and
+// uses grant_type=refresh_token (RFC 6749 §6) for its next fetches, with
+// the request's scopes and claims: a challenge re-acquisition sends the
+// claims request with the refresh grant, as MSAL does for a claims
+// challenge (@azure/msal-common src/request/CommonSilentFlowRequest.ts: a
+// claims request on a silent request skips the cache and refreshes the
+// token). This keeps the identity provider's session (the sid claim),
+// as real clients (MSAL, azidentity, golang.org/x/oauth2) do; only a new
+// password sign-in starts a new session. A rotated refresh token (a new
+// refresh_token in the answer) replaces the kept one (RFC 6749 §6, RFC 9700
+// §4.14.2); an answer without one keeps the old one.
+//
+// If the refresh grant is refused with invalid_grant (the session ended,
+// the refresh token expired or was revoked, the user is disabled), the
+// Source drops the refresh token and runs the configured grant
+// (WithPassword or WithClientCredentials) once; the error of that grant,
+// e.g. the IdP's invalid_grant for a disabled user, is what Token returns.
+// Any other failure of the refresh grant (network, 5xx, invalid_client) is
+// returned as is and the refresh token is kept for the next call.
+//
+// The refresh token is never logged or put in an error, is bounded by
+// MaxRefreshTokenSize, and must be printable ASCII (RFC 6749 Appendix
+// A.17). While refresh tokens are in use, Token calls on one Source are
+// serialized (each waits for the previous, or for its context), so that a
+// refresh token is never presented twice: an IdP that rotates refresh
+// tokens and detects reuse (RFC 9700 §4.14.2) would otherwise revoke the
+// whole session. WithoutRefreshTokens turns all of this off: every fetch
+// then runs the configured grant and calls are not serialized.
 //
 // A Source never follows a redirect from the token endpoint, whatever the
 // HTTP client's CheckRedirect says: a 307 or 308 would re-send the form with
@@ -20,11 +53,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -33,6 +68,11 @@ import (
 
 // DefaultMaxResponseSize bounds a token endpoint response body.
 const DefaultMaxResponseSize = 1 << 20
+
+// MaxRefreshTokenSize bounds a refresh token the Source keeps. A token
+// response with a longer refresh_token fails. Entra's refresh tokens are a
+// few kilobytes.
+const MaxRefreshTokenSize = 16 << 10
 
 // ErrRedirect is wrapped by the error of a token request that the token
 // endpoint answered with a redirect. Source does not follow redirects: the
@@ -76,6 +116,7 @@ type config struct {
 	insecureHTTP bool
 	params       url.Values
 	now          func() time.Time
+	noRefresh    bool
 }
 
 // WithClientCredentials uses the client_credentials grant with this client.
@@ -112,10 +153,29 @@ func WithParam(name, value string) Option {
 // loopback. Risk: the client secret, password and tokens travel in clear.
 func WithInsecureHTTP() Option { return func(c *config) { c.insecureHTTP = true } }
 
+// WithoutRefreshTokens makes the Source ignore refresh_token in token
+// responses: every fetch runs the configured grant (a password grant then
+// signs in again, a new session at most IdPs), and concurrent Token calls
+// are not serialized.
+func WithoutRefreshTokens() Option { return func(c *config) { c.noRefresh = true } }
+
 // Source obtains tokens from a token endpoint. It is safe for concurrent use.
 type Source struct {
 	endpoint string
 	c        config
+	// rs holds the refresh token. It is a pointer so that printing a
+	// Source with fmt's %+v (or %#v) never prints the token; Source also
+	// implements fmt.Stringer, fmt.GoStringer and slog.LogValuer.
+	rs *refreshState
+}
+
+// refreshState is the kept refresh token. sem (capacity 1) serializes Token
+// calls while refresh tokens are in use; token is read and written only by
+// the holder of sem.
+type refreshState struct {
+	sem   chan struct{}
+	mu    sync.Mutex // guards token for HasRefreshToken
+	token string
 }
 
 var _ client.TokenSource = (*Source)(nil)
@@ -153,7 +213,33 @@ func New(tokenURL string, opts ...Option) (*Source, error) {
 		c.httpClient = &h
 	}
 	c.httpClient.CheckRedirect = refuseRedirect
-	return &Source{endpoint: u.String(), c: c}, nil
+	return &Source{endpoint: u.String(), c: c, rs: &refreshState{sem: make(chan struct{}, 1)}}, nil
+}
+
+// String describes the Source without its secrets: the token endpoint and
+// the grant.
+func (s *Source) String() string {
+	return fmt.Sprintf("httpsource.Source{%s, grant %s, client %s}", s.endpoint, s.c.grant, clip(s.c.clientID))
+}
+
+// GoString is String, so that %#v prints no secret either.
+func (s *Source) GoString() string { return s.String() }
+
+// LogValue is String, so that slog prints no secret.
+func (s *Source) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// HasRefreshToken reports whether the Source holds a refresh token, i.e.
+// whether its next Token call starts with the refresh grant.
+func (s *Source) HasRefreshToken() bool {
+	s.rs.mu.Lock()
+	defer s.rs.mu.Unlock()
+	return s.rs.token != ""
+}
+
+func (s *Source) setRefresh(rt string) {
+	s.rs.mu.Lock()
+	s.rs.token = rt
+	s.rs.mu.Unlock()
 }
 
 // refuseRedirect is the CheckRedirect of a Source's HTTP client: it refuses
@@ -181,22 +267,69 @@ func isLoopback(host string) bool {
 }
 
 // Token requests a token for req.Scopes with req.Claims in the claims
-// parameter. BypassCache has no effect: Source keeps no cache.
+// parameter: with the refresh grant while the Source holds a refresh token,
+// else (or after the refresh grant's invalid_grant) with the configured
+// grant. BypassCache has no effect: Source keeps no cache of access tokens.
 func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.Token, error) {
+	if s.c.noRefresh {
+		tok, _, err := s.request(ctx, req, "")
+		return tok, err
+	}
+	select {
+	case s.rs.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("httpsource: waiting for another token request: %w", ctx.Err())
+	}
+	defer func() { <-s.rs.sem }()
+	if rt := s.rs.token; rt != "" {
+		tok, next, err := s.request(ctx, req, rt)
+		if err == nil {
+			if next != "" {
+				s.setRefresh(next) // rotated: the old one must not be used again
+			}
+			return tok, nil
+		}
+		var oe *Error
+		if !errors.As(err, &oe) || oe.Code != "invalid_grant" {
+			return nil, err // transient or not about the grant: keep the refresh token
+		}
+		// The refresh token is dead: drop it and sign in again, once.
+		s.setRefresh("")
+	}
+	tok, next, err := s.request(ctx, req, "")
+	if err != nil {
+		return nil, err
+	}
+	if next != "" {
+		s.setRefresh(next)
+	}
+	return tok, nil
+}
+
+// request runs one token request: the refresh grant with refreshToken, or
+// the configured grant if refreshToken is "". It returns the token and the
+// response's refresh_token ("" if none, or if refresh tokens are off).
+func (s *Source) request(ctx context.Context, req client.TokenRequest, refreshToken string) (*client.Token, string, error) {
 	form := url.Values{}
 	for k, v := range s.c.params {
 		form[k] = append([]string(nil), v...)
 	}
-	form.Set("grant_type", s.c.grant)
 	if !s.c.basicAuth {
 		form.Set("client_id", s.c.clientID)
 		if s.c.clientSecret != "" {
 			form.Set("client_secret", s.c.clientSecret)
 		}
 	}
-	if s.c.grant == "password" {
+	switch {
+	case refreshToken != "":
+		form.Set("grant_type", "refresh_token")
+		form.Set("refresh_token", refreshToken)
+	case s.c.grant == "password":
+		form.Set("grant_type", s.c.grant)
 		form.Set("username", s.c.username)
 		form.Set("password", s.c.password)
+	default:
+		form.Set("grant_type", s.c.grant)
 	}
 	if len(req.Scopes) > 0 {
 		form.Set("scope", strings.Join(req.Scopes, " "))
@@ -206,7 +339,7 @@ func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.To
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("httpsource: %w", err)
+		return nil, "", fmt.Errorf("httpsource: %w", err)
 	}
 	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	hreq.Header.Set("Accept", "application/json")
@@ -216,20 +349,25 @@ func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.To
 	start := s.c.now()
 	resp, err := s.c.httpClient.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("httpsource: POST %s: %w", s.endpoint, err)
+		return nil, "", fmt.Errorf("httpsource: POST %s (%s grant): %w", s.endpoint, form.Get("grant_type"), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, s.c.maxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("httpsource: reading token response: %w", err)
+		return nil, "", fmt.Errorf("httpsource: reading token response: %w", err)
 	}
 	if int64(len(body)) > s.c.maxSize {
-		return nil, fmt.Errorf("httpsource: token response exceeds %d bytes", s.c.maxSize)
+		return nil, "", fmt.Errorf("httpsource: token response exceeds %d bytes", s.c.maxSize)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, parseError(resp.StatusCode, body)
+		return nil, "", parseError(resp.StatusCode, s.scrub(body, refreshToken))
 	}
-	return parseToken(body, start)
+	tok, rt, err := parseToken(body, start, !s.c.noRefresh)
+	var oe *Error
+	if errors.As(err, &oe) { // an OAuth error in a 2xx answer
+		return nil, "", parseError(resp.StatusCode, s.scrub(body, refreshToken))
+	}
+	return tok, rt, err
 }
 
 type tokenResponse struct {
@@ -237,39 +375,81 @@ type tokenResponse struct {
 	TokenType   string          `json:"token_type"`
 	ExpiresIn   json.RawMessage `json:"expires_in"`
 	RefreshIn   json.RawMessage `json:"refresh_in"`
+	Refresh     *string         `json:"refresh_token"`
 	Error       string          `json:"error"`
 }
 
-func parseToken(body []byte, start time.Time) (*client.Token, error) {
+// scrub replaces, in a response body, the secrets the request sent (the
+// refresh token, the password, the client secret) with "[redacted]", so
+// that an endpoint that echoes them in error_description cannot put them
+// in an error. It is applied to error responses only: a successful one may
+// legitimately carry the same refresh token again.
+func (s *Source) scrub(body []byte, refreshToken string) []byte {
+	for _, secret := range []string{refreshToken, s.c.password, s.c.clientSecret} {
+		if len(secret) >= 4 {
+			body = bytes.ReplaceAll(body, []byte(secret), []byte("[redacted]"))
+		}
+	}
+	return body
+}
+
+// parseToken parses a successful token response: the token, and the
+// refresh_token ("" if absent, or if keepRefresh is false: then it is
+// ignored, unchecked).
+func parseToken(body []byte, start time.Time, keepRefresh bool) (*client.Token, string, error) {
 	var tr tokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil {
-		return nil, fmt.Errorf("httpsource: token response is not JSON: %w", err)
+		return nil, "", fmt.Errorf("httpsource: token response is not JSON: %w", err)
 	}
 	if tr.Error != "" {
-		return nil, parseError(http.StatusOK, body)
+		return nil, "", parseError(http.StatusOK, body)
 	}
 	if tr.AccessToken == "" {
-		return nil, errors.New("httpsource: token response has no access_token")
+		return nil, "", errors.New("httpsource: token response has no access_token")
 	}
 	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "Bearer") {
-		return nil, fmt.Errorf("httpsource: token_type %q is not Bearer", clip(tr.TokenType))
+		return nil, "", fmt.Errorf("httpsource: token_type %q is not Bearer", clip(tr.TokenType))
 	}
 	exp, ok, err := seconds(tr.ExpiresIn)
 	if err != nil {
-		return nil, fmt.Errorf("httpsource: expires_in: %w", err)
+		return nil, "", fmt.Errorf("httpsource: expires_in: %w", err)
 	}
 	if !ok || exp <= 0 {
-		return nil, errors.New("httpsource: token response has no positive expires_in")
+		return nil, "", errors.New("httpsource: token response has no positive expires_in")
 	}
 	t := &client.Token{AccessToken: tr.AccessToken, ExpiresAt: start.Add(exp)}
 	ref, ok, err := seconds(tr.RefreshIn)
 	if err != nil {
-		return nil, fmt.Errorf("httpsource: refresh_in: %w", err)
+		return nil, "", fmt.Errorf("httpsource: refresh_in: %w", err)
 	}
 	if ok && ref > 0 && ref < exp {
 		t.RefreshAt = start.Add(ref)
 	}
-	return t, nil
+	rt := ""
+	if tr.Refresh != nil && keepRefresh {
+		if err := checkRefreshToken(*tr.Refresh); err != nil {
+			return nil, "", err
+		}
+		rt = *tr.Refresh
+	}
+	return t, rt, nil
+}
+
+// checkRefreshToken refuses a refresh_token the Source will not keep. The
+// error never quotes the token.
+func checkRefreshToken(rt string) error {
+	if rt == "" {
+		return errors.New("httpsource: token response has an empty refresh_token")
+	}
+	if len(rt) > MaxRefreshTokenSize {
+		return fmt.Errorf("httpsource: token response has a refresh_token of %d bytes, more than %d (MaxRefreshTokenSize; WithoutRefreshTokens ignores refresh tokens)", len(rt), MaxRefreshTokenSize)
+	}
+	for i := 0; i < len(rt); i++ {
+		if c := rt[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("httpsource: token response's refresh_token has a byte 0x%02x at offset %d; RFC 6749 Appendix A.17 allows printable ASCII only", c, i)
+		}
+	}
+	return nil
 }
 
 // seconds reads a JSON number or numeric string of seconds (Entra's v1
