@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -12,7 +13,7 @@ import (
 // drop entries Redis no longer holds: Remove deletes only the exact event it
 // is given, never one applied since, and keeps Len and Lookup consistent.
 func TestMemoryRemove(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
+	now := testclock.Unix(1_800_000_000, 0)
 	m := revocation.NewMemory(revocation.WithClock(func() time.Time { return now }))
 	k := revocation.SessionKey("https://idp.test", "sid-1")
 	old := revocation.Event{ID: "a", Type: revocation.TypeSessionRevoked, Subject: k, Time: now.Add(-time.Minute)}

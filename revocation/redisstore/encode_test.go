@@ -11,7 +11,7 @@ import (
 
 func TestEncodeRoundTrip(t *testing.T) {
 	cases := []revocation.Event{
-		{ID: "jti-1", Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey("tid", "oid"), Time: time.Unix(1700000000, 123456789)},
+		{ID: "jti-1", Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey("tid", "oid"), Time: time.Unix(1700000000, 123456789)}, //datelint:ok encoding round-trip data; no store sees it
 		{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey("https://idp.test", "s,1:2"), Time: time.Unix(1, 0)},
 		{ID: "a,b", Type: revocation.TypeCredentialCompromised, Subject: revocation.IssuerSubjectKey("https://iss.example/,x", "sub:1"), Time: time.Unix(0, 1)},
 		{ID: strings.Repeat("e", MaxEventIDLen), Type: revocation.TypeTokenClaimsChanged,
@@ -36,7 +36,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 // strings; that must agree with time order.
 func TestEncodedTimeOrdersAsString(t *testing.T) {
 	k := revocation.SessionKey("https://idp.test", "s")
-	times := []time.Time{time.Unix(0, 1), time.Unix(9, 0), time.Unix(10, 0), time.Unix(1700000000, 5), time.Unix(1700000000, 50), maxTime}
+	times := []time.Time{time.Unix(0, 1), time.Unix(9, 0), time.Unix(10, 0), time.Unix(1700000000, 5), time.Unix(1700000000, 50), maxTime} //datelint:ok encoding round-trip data; no store sees it
 	for i := 1; i < len(times); i++ {
 		a := encode(revocation.Event{Type: revocation.TypeSessionRevoked, Subject: k, Time: times[i-1]})
 		b := encode(revocation.Event{Type: revocation.TypeSessionRevoked, Subject: k, Time: times[i]})
