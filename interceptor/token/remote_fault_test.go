@@ -95,8 +95,10 @@ func (f *flakyIDP) up(t *testing.T) {
 	srv := httptest.NewUnstartedServer(f.idp)
 	_ = srv.Listener.Close()
 	srv.Listener = l
-	srv.Start()
+	// Publish the server before it serves: its handler reads p.srv (issuer),
+	// and Start's goroutines then happen after this write.
 	f.srv = srv
+	srv.Start()
 	t.Cleanup(srv.Close)
 }
 
