@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // MergeClaims builds the claims request a CAE client sends to its identity
@@ -26,11 +27,26 @@ import (
 // object, repeat a key, have a non-object access_token, or already set
 // access_token.xms_cc to something other than the capabilities.
 func MergeClaims(challengeClaims string, capabilities ...string) (string, error) {
+	merged, err := mergeClaims(challengeClaims, capabilities)
+	if err == nil && len(merged) > MaxClaimsLen {
+		// The result must itself be a valid claims request (and merge
+		// again to itself): refuse what would exceed the bound.
+		return "", fmt.Errorf("challenge: merged claims are %d bytes, limit %d", len(merged), MaxClaimsLen)
+	}
+	return merged, err
+}
+
+func mergeClaims(challengeClaims string, capabilities []string) (string, error) {
 	caps := make([]string, 0, len(capabilities))
 	for _, c := range capabilities {
 		c = strings.TrimSpace(c)
 		if c == "" || containsFold(caps, c) {
 			continue
+		}
+		if !utf8.ValidString(c) {
+			// JSON encoding would silently replace the bad bytes, sending
+			// the IdP a capability nobody declared.
+			return "", fmt.Errorf("challenge: merge claims: client capability %q is not valid UTF-8", c)
 		}
 		caps = append(caps, c)
 	}

@@ -52,6 +52,10 @@ func TestMergeClaimsErrors(t *testing.T) {
 		{"trailing data", `{"access_token":{}} {}`, "data after"},
 		{"truncated", `{"access_token":{"nbf":`, "not JSON"},
 		{"too large", `{"a":"` + strings.Repeat("x", MaxClaimsLen) + `"}`, "limit"},
+		// FuzzMergeClaims found both: a merge whose result exceeded the
+		// bound (so the result could not be merged again), and capability
+		// bytes that JSON encoding silently turned into U+FFFD.
+		{"result too large", `{"a":"` + strings.Repeat("x", MaxClaimsLen-20) + `"}`, "merged claims are"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +64,9 @@ func TestMergeClaimsErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %s", err, tt.want)
 			}
 		})
+	}
+	if _, err := MergeClaims(`{"access_token":{}}`, "cp\xff"); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Fatalf("capability with invalid UTF-8: err = %v", err)
 	}
 }
 
