@@ -23,12 +23,8 @@ type revocationCheck struct {
 // Check denies a token that a stored event revokes, and every token while
 // the store is unhealthy.
 func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
-	if err := rc.store.Health(); err != nil {
-		return &Denial{
-			Code:        codeUnavailable,
-			Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
-			Description: "revocation state cannot be trusted, failing closed; try again later",
-		}
+	if d := storeHealth(rc.store); d != nil {
+		return d
 	}
 	var (
 		latest  revocation.Event
@@ -45,6 +41,18 @@ func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
 		return nil
 	}
 	return RevocationDenial(latest, iat)
+}
+
+// storeHealth returns the fail-closed denial while store is unhealthy.
+func storeHealth(store revocation.Store) *Denial {
+	if err := store.Health(); err != nil {
+		return &Denial{
+			Code:        codeUnavailable,
+			Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
+			Description: "revocation state cannot be trusted, failing closed; try again later",
+		}
+	}
+	return nil
 }
 
 // RevocationDenial returns the denial for a token issued at iat and revoked by

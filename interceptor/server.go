@@ -49,8 +49,11 @@ type Server struct {
 	o      options
 	store  revocation.Store
 	checks []Check
-	index  streamIndex
-	met    *serverMetrics
+	// volatile are the configured checks that do not declare
+	// TimeIndependent: they run on every stream message.
+	volatile []Check
+	index    streamIndex
+	met      *serverMetrics
 
 	unsub     func()
 	unwatch   []func() // stops the ChangeNotifier subscriptions
@@ -90,6 +93,11 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	}
 	s.checks = append(make([]Check, 0, 1+len(o.checks)), revocationCheck{store: o.store})
 	s.checks = append(s.checks, o.checks...)
+	for _, c := range o.checks {
+		if ti, ok := c.(TimeIndependent); !ok || !ti.TimeIndependent() {
+			s.volatile = append(s.volatile, c)
+		}
+	}
 	s.index.init()
 	if o.meterProvider == nil {
 		o.meterProvider = otel.GetMeterProvider()

@@ -87,6 +87,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		wake:    make(chan struct{}, 1),
 		sendSem: make(chan struct{}, 1),
 	}
+	w.gen.Store(1) // checked is 0: the stream has not passed yet
 	if p, ok := peer.FromContext(ctx); ok {
 		w.peer = p.Addr
 	}
@@ -100,7 +101,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	defer s.index.remove(w, keys)
 	// An event stored between the first evaluation and registration would
 	// not have woken this stream: evaluate once more now that it is indexed.
-	if err := w.recheck(); err != nil {
+	if err := w.recheck(true); err != nil {
 		c := w.cut.Load()
 		s.met.denied(ctx, ms, reasonName(c.d.Reason), time.Since(start))
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
@@ -164,7 +165,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 			}
 			return r.err
 		}
-		if err := w.recheck(); err != nil {
+		if err := w.recheck(true); err != nil {
 			cancel()
 			w.fence()
 			return s.endCut(ss, ms, info.FullMethod, claims, raw, w.cut.Load())
@@ -259,6 +260,11 @@ type watch struct {
 	ctx    context.Context // the handler's context
 	wake   chan struct{}   // capacity 1: "re-evaluate"
 	cut    atomic.Pointer[cut]
+	// gen counts the changes that may alter the decision of the
+	// time-independent checks (poke bumps it); checked is the gen value read
+	// before the last full evaluation that passed. While they are equal, a
+	// message runs only the checks that are not time-independent.
+	gen, checked atomic.Uint64
 	// sendSem (capacity 1) is held by a handler's SendMsg from its re-check
 	// through its transport write; fence takes it to wait for that write.
 	sendSem chan struct{}
@@ -268,8 +274,10 @@ type watch struct {
 	decision, reason *liveField
 }
 
-// poke asks the interceptor goroutine to re-evaluate. It never blocks.
+// poke marks the stream's state as changed and asks the interceptor
+// goroutine to re-evaluate. It never blocks.
 func (w *watch) poke() {
+	w.gen.Add(1)
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -292,23 +300,62 @@ func (w *watch) record(d *Denial) *cut {
 
 // recheck returns the stream's denial error, evaluating the checks (and the
 // token's expiry) if the stream is not cut yet.
-func (w *watch) recheck() error {
+//
+// With full false (a message), the time-independent checks (the revocation
+// look-ups, policy checks declaring TimeIndependent) run only if the stream's
+// generation moved since they last passed; the store's health, the Server's
+// closing and the other checks run every time. With full true (the
+// interceptor goroutine: stream open, events, policy changes, the periodic
+// re-check) every check runs.
+func (w *watch) recheck(full bool) error {
 	if c := w.cut.Load(); c != nil {
 		return c.err
 	}
 	s := w.s
+	g := w.gen.Load()
+	if !full && g == w.checked.Load() {
+		if d := s.evaluateVolatile(w); d != nil {
+			return w.record(d).err
+		}
+		return nil
+	}
 	now := s.o.now()
 	if exp := w.claims.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
 		return w.record(expiredDenial(exp)).err
 	}
-	if d := s.evaluateWatch(w, now); d != nil {
+	if d := s.evaluateWatch(w, now, s.checks); d != nil {
 		return w.record(d).err
 	}
+	// g was read before the evaluation: a change after it bumped gen past g,
+	// so the next message evaluates again.
+	w.checked.Store(g)
 	return nil
 }
 
-// evaluateWatch runs the checks for an open stream, as of now.
-func (s *Server) evaluateWatch(w *watch, now time.Time) *Denial {
+// evaluateVolatile runs, for a message of a stream whose time-independent
+// checks passed and whose state has not changed since, what may still have
+// changed: the Server's closing, the store's health, and the checks that do
+// not declare TimeIndependent (with the token's expiry, as of now). Expiry
+// is also a timer on the interceptor goroutine.
+func (s *Server) evaluateVolatile(w *watch) *Denial {
+	if s.isClosed() {
+		return closedDenial()
+	}
+	if d := storeHealth(s.store); d != nil {
+		return d
+	}
+	if len(s.volatile) == 0 {
+		return nil
+	}
+	now := s.o.now()
+	if exp := w.claims.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
+		return expiredDenial(exp)
+	}
+	return s.evaluateWatch(w, now, s.volatile)
+}
+
+// evaluateWatch runs checks for an open stream, as of now.
+func (s *Server) evaluateWatch(w *watch, now time.Time, checks []Check) *Denial {
 	if s.isClosed() {
 		return closedDenial()
 	}
@@ -320,7 +367,7 @@ func (s *Server) evaluateWatch(w *watch, now time.Time) *Denial {
 	r.Stream = true
 	r.Now = now
 	var d *Denial
-	for _, c := range s.checks {
+	for _, c := range checks {
 		if d = c.Check(w.ctx, r); d != nil {
 			break
 		}
@@ -352,7 +399,7 @@ func (ws *watchedStream) RecvMsg(m any) error {
 		}
 		return err
 	}
-	return ws.w.recheck()
+	return ws.w.recheck(false)
 }
 
 // SendMsg re-runs the checks, then sends: nothing leaves after a denial.
@@ -361,7 +408,7 @@ func (ws *watchedStream) RecvMsg(m any) error {
 func (ws *watchedStream) SendMsg(m any) error {
 	ws.w.sendSem <- struct{}{}
 	defer func() { <-ws.w.sendSem }()
-	if err := ws.w.recheck(); err != nil {
+	if err := ws.w.recheck(false); err != nil {
 		return err
 	}
 	if err := ws.ServerStream.SendMsg(m); err != nil {
