@@ -24,8 +24,12 @@ import (
 // run again on every message received or sent, on every store event about one
 // of the token's subjects, on every change a ChangeNotifier check reports
 // (a policy reload) or RecheckStreams call, and (WithStreamRecheckInterval)
-// periodically; the
-// stream also ends when its token expires. When any of these denies, the
+// periodically; the stream also ends when its token expires (a timer). On a
+// message, the checks declaring TimeIndependent (the revocation look-ups,
+// the policy engine's checks) run only if one of those changes happened
+// since they last passed: with nothing changed, a message costs an atomic
+// load, a look at the store's health and the checks that do not declare it.
+// When any of these denies, the
 // handler's context is cancelled, its pending and later RecvMsg/SendMsg calls
 // fail with the denial, and the RPC ends at once with the denial's status,
 // details and www-authenticate trailer, even while the handler is blocked in
