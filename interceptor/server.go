@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -58,6 +59,7 @@ type Server struct {
 	unsub     func()
 	unwatch   []func() // stops the ChangeNotifier subscriptions
 	closing   chan struct{}
+	closed    atomic.Bool // set before closing is closed
 	closeOnce sync.Once
 }
 
@@ -133,6 +135,7 @@ func (s *Server) Store() revocation.Store { return s.store }
 // refused the same way. Close is idempotent and does not wait for handlers.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true)
 		close(s.closing)
 		s.unsub()
 		for _, stop := range s.unwatch {
@@ -144,14 +147,7 @@ func (s *Server) Close() {
 	})
 }
 
-func (s *Server) isClosed() bool {
-	select {
-	case <-s.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Server) isClosed() bool { return s.closed.Load() }
 
 // ServerOptions returns the grpc.ServerOptions that install both interceptors
 // (chained, so they compose with other interceptors).

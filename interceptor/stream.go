@@ -83,13 +83,12 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	hctx, cancel := context.WithCancel(context.WithValue(ctx, claimsKey{}, claims))
 	defer cancel()
 	w := &watch{
-		s:       s,
-		claims:  claims,
-		method:  info.FullMethod,
-		md:      md,
-		ctx:     hctx,
-		wake:    make(chan struct{}, 1),
-		sendSem: make(chan struct{}, 1),
+		s:      s,
+		claims: claims,
+		method: info.FullMethod,
+		md:     md,
+		ctx:    hctx,
+		wake:   make(chan struct{}, 1),
 	}
 	w.gen.Store(1) // checked is 0: the stream has not passed yet
 	if p, ok := peer.FromContext(ctx); ok {
@@ -187,23 +186,30 @@ const MaxSendFenceWait = 250 * time.Millisecond
 
 // fence is called once the stream's cut is recorded and before the
 // interceptor returns (after which gRPC writes the status): it waits until
-// no handler SendMsg is in flight. Sends take sendSem for their re-check and
+// no handler SendMsg is in flight. Sends hold sendMu for their re-check and
 // their transport write, and refuse once the cut is recorded, so after fence
 // no send overlaps the status or follows it (issue 13 item 13). A send
 // blocked past MaxSendFenceWait is left to fail when the status is written.
 func (w *watch) fence() {
-	select {
-	case w.sendSem <- struct{}{}:
-		<-w.sendSem // no send in flight; later ones see the cut
+	if w.sendMu.TryLock() {
+		w.sendMu.Unlock() // no send in flight; later ones see the cut
 		return
-	default:
 	}
-	t := time.NewTimer(MaxSendFenceWait)
-	defer t.Stop()
-	select {
-	case w.sendSem <- struct{}{}:
-		<-w.sendSem
-	case <-t.C:
+	// A send is under way: wait for it, polling (a cut is rare, a send
+	// normally takes microseconds), at most MaxSendFenceWait.
+	deadline := time.Now().Add(MaxSendFenceWait)
+	for d := 10 * time.Microsecond; ; {
+		time.Sleep(d)
+		if w.sendMu.TryLock() {
+			w.sendMu.Unlock()
+			return
+		}
+		if !time.Now().Before(deadline) {
+			return
+		}
+		if d < time.Millisecond {
+			d *= 2
+		}
 	}
 }
 
@@ -269,9 +275,9 @@ type watch struct {
 	// before the last full evaluation that passed. While they are equal, a
 	// message runs only the checks that are not time-independent.
 	gen, checked atomic.Uint64
-	// sendSem (capacity 1) is held by a handler's SendMsg from its re-check
+	// sendMu is held by a handler's SendMsg from its re-check
 	// through its transport write; fence takes it to wait for that write.
-	sendSem chan struct{}
+	sendMu sync.Mutex
 
 	// decision and reason are the stream's published logging fields, nil
 	// when none were published.
@@ -410,8 +416,8 @@ func (ws *watchedStream) RecvMsg(m any) error {
 // The re-check and the write are serialised with a cut (watch.fence), so a
 // send never overlaps the status gRPC writes when the interceptor returns.
 func (ws *watchedStream) SendMsg(m any) error {
-	ws.w.sendSem <- struct{}{}
-	defer func() { <-ws.w.sendSem }()
+	ws.w.sendMu.Lock()
+	defer ws.w.sendMu.Unlock()
 	if err := ws.w.recheck(false); err != nil {
 		return err
 	}
