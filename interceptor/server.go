@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -234,7 +233,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if s.isExempt(ctx, info.FullMethod, nil, req) {
 		return handler(ctx, req)
 	}
-	start := time.Now()
+	start := monoNow()
 	// gRPC calls unary interceptors for registered methods only.
 	ms := s.met.method(info.FullMethod, true)
 	claims, raw, d := s.authenticate(ctx)
@@ -247,14 +246,14 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
-		s.met.denied(ctx, ms, reasonName(d.Reason), time.Since(start))
+		s.met.denied(ctx, ms, reasonName(d.Reason), monoNow()-start)
 		if c.header != "" {
 			_ = grpc.SetTrailer(ctx, metadata.Pairs(challenge.MetadataKey, c.header))
 		}
 		s.denied(ctx, PhaseUnary, "caekit: call denied", info.FullMethod, claims, raw, c)
 		return nil, c.err
 	}
-	s.met.allowed(ctx, ms, time.Since(start))
+	s.met.allowed(ctx, ms, monoNow()-start)
 	hctx := context.WithValue(ctx, claimsKey{}, claims)
 	if s.o.logFields {
 		if up := hasLoggingFields(ctx); up || s.o.injectFields {

@@ -52,7 +52,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	if s.isExempt(ctx, info.FullMethod, info, nil) {
 		return handler(srv, ss)
 	}
-	start := time.Now()
+	start := monoNow()
 	claims, raw, d := s.authenticate(ctx)
 	// A method name goes into the metrics' method table if it is registered
 	// (gRPC passes the service implementation, nil for an unknown-service
@@ -76,7 +76,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
-		s.met.denied(ctx, ms, reasonName(d.Reason), time.Since(start))
+		s.met.denied(ctx, ms, reasonName(d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
 	}
 
@@ -106,10 +106,10 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	// not have woken this stream: evaluate once more now that it is indexed.
 	if err := w.recheck(true); err != nil {
 		c := w.cut.Load()
-		s.met.denied(ctx, ms, reasonName(c.d.Reason), time.Since(start))
+		s.met.denied(ctx, ms, reasonName(c.d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
 	}
-	s.met.allowed(ctx, ms, time.Since(start))
+	s.met.allowed(ctx, ms, monoNow()-start)
 	s.met.active.Add(1)
 	defer s.met.active.Add(-1)
 	if s.o.logFields {
