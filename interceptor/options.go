@@ -222,8 +222,10 @@ const MinStreamRecheckInterval = 10 * time.Millisecond
 
 // WithStreamRecheckInterval re-runs every check on each open stream every d,
 // in addition to the re-checks on each message and on each event. It catches
-// what events do not announce (a store turning unhealthy, a custom check whose
-// inputs change). Zero (the default) disables it.
+// what events do not announce (a store turning unhealthy on an idle stream, a
+// custom check whose inputs change) and is the schedule on which checks
+// declaring TimeIndependent also run when nothing was announced. Zero (the
+// default) disables it.
 func WithStreamRecheckInterval(d time.Duration) Option {
 	return func(o *options) {
 		if d < 0 || (d > 0 && d < MinStreamRecheckInterval) {
