@@ -80,6 +80,13 @@ func (o *options) validate() error {
 // (revocation.Retainer) when that is shorter than the validator needs
 // (token.Validator.RetentionNeeded): a revoked token would be accepted again
 // once the store forgot its event.
+//
+// The Server relies on the store keeping revocation.Store's Subscribe
+// contract (every stored event that changes what Lookup returns is notified,
+// after Lookup returns it): a token found not revoked is not looked up again
+// until the store notifies a change (a bounded cache of verdicts), and open
+// streams re-run their look-ups only on such notifications. Health is
+// consulted on every call and message.
 func WithStore(s revocation.Store) Option {
 	return func(o *options) {
 		if s == nil {

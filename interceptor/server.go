@@ -52,6 +52,7 @@ type Server struct {
 	// volatile are the configured checks that do not declare
 	// TimeIndependent: they run on every stream message.
 	volatile []Check
+	revoke   revocationCheck // the built-in check, s.checks[0]
 	index    streamIndex
 	met      *serverMetrics
 
@@ -92,7 +93,8 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		store:   o.store,
 		closing: make(chan struct{}),
 	}
-	s.checks = append(make([]Check, 0, 1+len(o.checks)), revocationCheck{store: o.store})
+	s.revoke = revocationCheck{store: o.store, gen: new(atomic.Uint64), verdicts: new(verdictCache)}
+	s.checks = append(make([]Check, 0, 1+len(o.checks)), s.revoke)
 	s.checks = append(s.checks, o.checks...)
 	for _, c := range o.checks {
 		if ti, ok := c.(TimeIndependent); !ok || !ti.TimeIndependent() {
@@ -108,7 +110,12 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("interceptor: metrics: %w", err)
 	}
 	s.met = met
-	s.unsub = o.store.Subscribe(s.index.notify)
+	s.unsub = o.store.Subscribe(func(ev revocation.Event) {
+		// The change is visible to Lookup already: a later call that
+		// reads the new generation looks the token up again.
+		s.revoke.gen.Add(1)
+		s.index.notify(ev)
+	})
 	for _, c := range o.checks {
 		if n, ok := c.(ChangeNotifier); ok {
 			s.unwatch = append(s.unwatch, n.OnChange(s.RecheckStreams))
