@@ -83,8 +83,9 @@ func (o *options) validate() error {
 //
 // The Server relies on the store keeping revocation.Store's Subscribe
 // contract (every stored event that changes what Lookup returns is notified,
-// after Lookup returns it): a token found not revoked is not looked up again
-// until the store notifies a change (a bounded cache of verdicts), and open
+// after Lookup returns it): with a *token.Validator, a token found not
+// revoked is not looked up again until the store notifies a change (a
+// bounded cache of verdicts), and open
 // streams re-run their look-ups only on such notifications. Health is
 // consulted on every call and message.
 func WithStore(s revocation.Store) Option {

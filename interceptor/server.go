@@ -93,7 +93,14 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		store:   o.store,
 		closing: make(chan struct{}),
 	}
-	s.revoke = revocationCheck{store: o.store, gen: new(atomic.Uint64), verdicts: new(verdictCache)}
+	s.revoke = revocationCheck{store: o.store}
+	if _, ok := v.(*token.Validator); ok {
+		// Verdicts are keyed by the *Claims pointer: only a validator known
+		// to hand out one immutable Claims per token (fresh on a miss, the
+		// cached one on a hit) qualifies; a custom Validator might reuse a
+		// Claims value for different tokens.
+		s.revoke.gen, s.revoke.verdicts = new(atomic.Uint64), new(verdictCache)
+	}
 	s.checks = append(make([]Check, 0, 1+len(o.checks)), s.revoke)
 	s.checks = append(s.checks, o.checks...)
 	for _, c := range o.checks {
@@ -113,7 +120,9 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	s.unsub = o.store.Subscribe(func(ev revocation.Event) {
 		// The change is visible to Lookup already: a later call that
 		// reads the new generation looks the token up again.
-		s.revoke.gen.Add(1)
+		if s.revoke.gen != nil {
+			s.revoke.gen.Add(1)
+		}
 		s.index.notify(ev)
 	})
 	for _, c := range o.checks {

@@ -1,11 +1,14 @@
 package interceptor_test
 
 import (
+	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -55,5 +58,42 @@ func TestRevocationVerdictReusedUntilStoreChanges(t *testing.T) {
 	putSession(t, st, "s-verdict", revocation.TypeSessionRevoked)
 	if _, err, _, _ := e.callUnary(ctx); statusCode(err) != codes.Unauthenticated {
 		t.Fatalf("after the token's session was revoked: %v, want Unauthenticated", err)
+	}
+}
+
+// sameClaimsValidator returns one Claims value for every token, rewriting
+// it: a custom Validator the verdict cache must not trust.
+type sameClaimsValidator struct {
+	mu sync.Mutex
+	c  interceptor.Claims
+	v  interceptor.Validator
+}
+
+func (s *sameClaimsValidator) Validate(ctx context.Context, raw string) (*interceptor.Claims, error) {
+	c, err := s.v.Validate(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c = *c
+	return &s.c, nil
+}
+
+// TestVerdictCacheOnlyWithTokenValidator guards the verdict cache's key: it
+// is the *Claims pointer, which only token.Validator promises is one
+// immutable value per token. A custom Validator that reuses one Claims
+// value must not let a revoked token ride on another token's verdict.
+func TestVerdictCacheOnlyWithTokenValidator(t *testing.T) {
+	st := &lookupCounter{Memory: revocation.NewMemory()}
+	e := newEnv(t, envOpt{store: st, validator: &sameClaimsValidator{v: newValidator(t)}})
+	ok := withToken(testCtx(t), mint(t, tok{sid: "s-good"}))
+	bad := withToken(testCtx(t), mint(t, tok{sid: "s-bad"}))
+	putSession(t, st, "s-bad", revocation.TypeSessionRevoked)
+	if _, err, _, _ := e.callUnary(ok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err, _, _ := e.callUnary(bad); statusCode(err) != codes.Unauthenticated {
+		t.Fatalf("revoked token through a Claims-reusing validator: %v, want Unauthenticated", err)
 	}
 }
