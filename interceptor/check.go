@@ -67,6 +67,30 @@ type ChangeNotifier interface {
 	OnChange(f func()) (stop func())
 }
 
+// TimeIndependent may be implemented by a Check to declare that, for an
+// open stream, its decision can change only when a revocation event about
+// the token arrives or when the check itself reports a change
+// (ChangeNotifier): it does not depend on Request.Now, nor on state that
+// changes without notice. The method, claims, peer and metadata of a
+// stream's Request stay the same for the whole stream.
+//
+// On a stream, the interceptor runs the checks that return true only when
+// something changed since they last passed (a store event about one of the
+// token's subjects, a ChangeNotifier change, RecheckStreams, the periodic
+// re-check of WithStreamRecheckInterval), instead of on every message: a
+// message then costs one atomic load for them. Checks that do not implement
+// TimeIndependent, or return false, still run on every message (and on
+// every change). Unary calls and stream opens always run every check.
+//
+// The built-in revocation check is time-independent in this sense, except
+// for the store's health, which is checked on every message.
+type TimeIndependent interface {
+	// TimeIndependent reports whether the check's decision for a stream
+	// changes only on revocation events and on the check's own
+	// ChangeNotifier changes.
+	TimeIndependent() bool
+}
+
 // CheckFunc adapts a function to Check.
 type CheckFunc func(ctx context.Context, req *Request) *Denial
 

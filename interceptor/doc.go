@@ -65,21 +65,27 @@
 // exactly the streams it revokes, within microseconds, even while the handler
 // is blocked in Recv or Send. Checks also run again on each message received
 // or sent, periodically with WithStreamRecheckInterval, and a stream ends when
-// its token expires (reason TOKEN_EXPIRED). See StreamServerInterceptor for
-// how the handler is run.
+// its token expires (reason TOKEN_EXPIRED, a timer). On a message, the
+// revocation look-ups and the checks declaring TimeIndependent (the policy
+// engine's) run only if an event, a ChangeNotifier change, RecheckStreams or
+// the periodic re-check happened since they last passed; the store's health
+// and other checks run on every message. See StreamServerInterceptor for how
+// the handler is run.
 //
 // # Observability
 //
 // Metrics go through the OpenTelemetry metric API to WithMeterProvider's
 // provider (default: the global one). caekit.server.decisions counts the
 // decision on every unary call and stream open by rpc.method, caekit.outcome
-// (allow, deny) and, for denials, caekit.reason; caekit.server.check.duration
-// times the token validation and checks (seconds); caekit.server.stream.cuts
+// (allow, deny) and, for denials, caekit.reason (an observable counter: calls
+// add to atomic counters read at collection); caekit.server.check.duration
+// times the token validation and checks (seconds) by caekit.outcome and, for
+// denials, caekit.reason (no rpc.method); caekit.server.stream.cuts
 // counts streams ended mid-flight; caekit.server.streams.active counts open
 // streams; caekit.revocation.store.entries, .staleness and .healthy report the
 // store (entries and staleness only when the store has Len() int and
-// Staleness() time.Duration methods). Allowed calls record with attribute sets
-// built once per method, without allocating; methods past MaxMetricMethods are
+// Staleness() time.Duration methods). Allowed calls record without building
+// attribute sets or allocating; methods past MaxMetricMethods are
 // reported as "_OTHER".
 //
 // WithLogger's logger gets one line per denial, with the token's hash prefix

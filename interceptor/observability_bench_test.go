@@ -2,6 +2,8 @@ package interceptor_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -19,15 +21,16 @@ import (
 // switched on: metrics into an OpenTelemetry SDK, an audit hook, and
 // optionally logging fields as a go-grpc-middleware logging interceptor
 // before this one would have put them in the context.
-func benchObserved(b *testing.B, withLoggingFields bool) {
+func benchObserved(b *testing.B, withLoggingFields bool, extra ...interceptor.Option) {
 	store := revocation.NewMemory()
 	for i := range 10_000 {
 		_ = store.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "other-"+strconv.Itoa(i)), Time: time.Now()})
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	defer func() { _ = mp.Shutdown(context.Background()) }()
-	s, err := interceptor.New(newValidator(b), interceptor.WithStore(store), interceptor.WithAuthorizationURI(testAuthzURI),
-		interceptor.WithMeterProvider(mp), interceptor.WithAuditHook(func(context.Context, interceptor.AuditRecord) {}))
+	opts := append([]interceptor.Option{interceptor.WithStore(store), interceptor.WithAuthorizationURI(testAuthzURI),
+		interceptor.WithMeterProvider(mp), interceptor.WithAuditHook(func(context.Context, interceptor.AuditRecord) {})}, extra...)
+	s, err := interceptor.New(newValidator(b), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,3 +67,11 @@ func BenchmarkUnaryInterceptorCacheHitSDKMetrics(b *testing.B) { benchObserved(b
 // BenchmarkUnaryInterceptorCacheHitLoggingFields: as above, with a logging
 // interceptor's fields in the context, which the interceptor adds to.
 func BenchmarkUnaryInterceptorCacheHitLoggingFields(b *testing.B) { benchObserved(b, true) }
+
+// BenchmarkUnaryInterceptorCacheHitSDKJSONLog is the case issue 16 asks
+// for: caekit with the OpenTelemetry SDK installed and a slog handler
+// writing JSON to io.Discard (caekit logs denials only; allowed calls must
+// not pay for the logger).
+func BenchmarkUnaryInterceptorCacheHitSDKJSONLog(b *testing.B) {
+	benchObserved(b, false, interceptor.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
+}

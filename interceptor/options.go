@@ -80,6 +80,14 @@ func (o *options) validate() error {
 // (revocation.Retainer) when that is shorter than the validator needs
 // (token.Validator.RetentionNeeded): a revoked token would be accepted again
 // once the store forgot its event.
+//
+// The Server relies on the store keeping revocation.Store's Subscribe
+// contract (every stored event that changes what Lookup returns is notified,
+// after Lookup returns it): with a *token.Validator, a token found not
+// revoked is not looked up again until the store notifies a change (a
+// bounded cache of verdicts), and open
+// streams re-run their look-ups only on such notifications. Health is
+// consulted on every call and message.
 func WithStore(s revocation.Store) Option {
 	return func(o *options) {
 		if s == nil {
@@ -222,8 +230,10 @@ const MinStreamRecheckInterval = 10 * time.Millisecond
 
 // WithStreamRecheckInterval re-runs every check on each open stream every d,
 // in addition to the re-checks on each message and on each event. It catches
-// what events do not announce (a store turning unhealthy, a custom check whose
-// inputs change). Zero (the default) disables it.
+// what events do not announce (a store turning unhealthy on an idle stream, a
+// custom check whose inputs change) and is the schedule on which checks
+// declaring TimeIndependent also run when nothing was announced. Zero (the
+// default) disables it.
 func WithStreamRecheckInterval(d time.Duration) Option {
 	return func(o *options) {
 		if d < 0 || (d > 0 && d < MinStreamRecheckInterval) {

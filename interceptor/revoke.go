@@ -2,7 +2,10 @@ package interceptor
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/caekit/caekit/interceptor/challenge"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
@@ -18,16 +21,25 @@ import (
 // client's capability.
 type revocationCheck struct {
 	store revocation.Store
+	// gen counts the store's changes (its Subscribe notifications, which
+	// come after the change is visible to Lookup); verdicts remembers, per
+	// verified token, the gen value read before look-ups that found it not
+	// revoked. While gen has not moved, no event can have revoked it since.
+	gen      *atomic.Uint64
+	verdicts *verdictCache
 }
 
 // Check denies a token that a stored event revokes, and every token while
 // the store is unhealthy.
 func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
-	if err := rc.store.Health(); err != nil {
-		return &Denial{
-			Code:        codeUnavailable,
-			Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
-			Description: "revocation state cannot be trusted, failing closed; try again later",
+	if d := storeHealth(rc.store); d != nil {
+		return d
+	}
+	var g uint64
+	if rc.gen != nil {
+		g = rc.gen.Load()
+		if rc.verdicts.passed(r.Claims, g) {
+			return nil
 		}
 	}
 	var (
@@ -42,9 +54,88 @@ func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
 		}
 	}
 	if !revoked {
+		if rc.gen != nil {
+			rc.verdicts.remember(r.Claims, g)
+		}
 		return nil
 	}
 	return RevocationDenial(latest, iat)
+}
+
+// maxVerdicts bounds the verdict cache (entries of all shards together).
+const maxVerdicts = 4096
+
+const verdictShards = 16
+
+// verdictCache maps verified-token Claims (by pointer: a verified-token
+// cache hands out the same *Claims for the same token, and an entry keeps
+// its Claims alive, so a pointer is never reused for another token while
+// it is a key) to the store generation at which the token was found not
+// revoked. Each shard holds at most maxVerdicts/verdictShards entries and is
+// emptied when full.
+type verdictCache struct {
+	shards [verdictShards]verdictShard
+}
+
+type verdictShard struct {
+	mu sync.RWMutex
+	m  map[*Claims]uint64
+	_  [40]byte // keep shards on separate cache lines
+}
+
+func (vc *verdictCache) shard(c *Claims) *verdictShard {
+	p := uintptr(unsafe.Pointer(c))
+	return &vc.shards[(p>>4^p>>12)%verdictShards]
+}
+
+// passed reports whether c was found not revoked at generation g.
+func (vc *verdictCache) passed(c *Claims, g uint64) bool {
+	sh := vc.shard(c)
+	sh.mu.RLock()
+	v, ok := sh.m[c]
+	sh.mu.RUnlock()
+	return ok && v == g
+}
+
+// remember records that c was found not revoked by look-ups that started at
+// generation g.
+func (vc *verdictCache) remember(c *Claims, g uint64) {
+	sh := vc.shard(c)
+	sh.mu.Lock()
+	if sh.m == nil || (len(sh.m) >= maxVerdicts/verdictShards && !hasKey(sh.m, c)) {
+		sh.m = make(map[*Claims]uint64, 64)
+	}
+	sh.m[c] = g
+	sh.mu.Unlock()
+}
+
+func hasKey(m map[*Claims]uint64, c *Claims) bool {
+	_, ok := m[c]
+	return ok
+}
+
+// len returns the number of entries (for tests).
+func (vc *verdictCache) len() int {
+	n := 0
+	for i := range vc.shards {
+		sh := &vc.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// storeHealth returns the fail-closed denial while store is unhealthy.
+func storeHealth(store revocation.Store) *Denial {
+	if err := store.Health(); err != nil {
+		return &Denial{
+			Code:        codeUnavailable,
+			Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
+			Description: "revocation state cannot be trusted, failing closed; try again later",
+		}
+	}
+	return nil
 }
 
 // RevocationDenial returns the denial for a token issued at iat and revoked by

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -49,12 +49,17 @@ type Server struct {
 	o      options
 	store  revocation.Store
 	checks []Check
-	index  streamIndex
-	met    *serverMetrics
+	// volatile are the configured checks that do not declare
+	// TimeIndependent: they run on every stream message.
+	volatile []Check
+	revoke   revocationCheck // the built-in check, s.checks[0]
+	index    streamIndex
+	met      *serverMetrics
 
 	unsub     func()
 	unwatch   []func() // stops the ChangeNotifier subscriptions
 	closing   chan struct{}
+	closed    atomic.Bool // set before closing is closed
 	closeOnce sync.Once
 }
 
@@ -88,8 +93,21 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		store:   o.store,
 		closing: make(chan struct{}),
 	}
-	s.checks = append(make([]Check, 0, 1+len(o.checks)), revocationCheck{store: o.store})
+	s.revoke = revocationCheck{store: o.store}
+	if _, ok := v.(*token.Validator); ok {
+		// Verdicts are keyed by the *Claims pointer: only a validator known
+		// to hand out one immutable Claims per token (fresh on a miss, the
+		// cached one on a hit) qualifies; a custom Validator might reuse a
+		// Claims value for different tokens.
+		s.revoke.gen, s.revoke.verdicts = new(atomic.Uint64), new(verdictCache)
+	}
+	s.checks = append(make([]Check, 0, 1+len(o.checks)), s.revoke)
 	s.checks = append(s.checks, o.checks...)
+	for _, c := range o.checks {
+		if ti, ok := c.(TimeIndependent); !ok || !ti.TimeIndependent() {
+			s.volatile = append(s.volatile, c)
+		}
+	}
 	s.index.init()
 	if o.meterProvider == nil {
 		o.meterProvider = otel.GetMeterProvider()
@@ -99,7 +117,14 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("interceptor: metrics: %w", err)
 	}
 	s.met = met
-	s.unsub = o.store.Subscribe(s.index.notify)
+	s.unsub = o.store.Subscribe(func(ev revocation.Event) {
+		// The change is visible to Lookup already: a later call that
+		// reads the new generation looks the token up again.
+		if s.revoke.gen != nil {
+			s.revoke.gen.Add(1)
+		}
+		s.index.notify(ev)
+	})
 	for _, c := range o.checks {
 		if n, ok := c.(ChangeNotifier); ok {
 			s.unwatch = append(s.unwatch, n.OnChange(s.RecheckStreams))
@@ -125,6 +150,7 @@ func (s *Server) Store() revocation.Store { return s.store }
 // refused the same way. Close is idempotent and does not wait for handlers.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.closed.Store(true)
 		close(s.closing)
 		s.unsub()
 		for _, stop := range s.unwatch {
@@ -136,14 +162,7 @@ func (s *Server) Close() {
 	})
 }
 
-func (s *Server) isClosed() bool {
-	select {
-	case <-s.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Server) isClosed() bool { return s.closed.Load() }
 
 // ServerOptions returns the grpc.ServerOptions that install both interceptors
 // (chained, so they compose with other interceptors).
@@ -230,7 +249,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if s.isExempt(ctx, info.FullMethod, nil, req) {
 		return handler(ctx, req)
 	}
-	start := time.Now()
+	start := monoNow()
 	// gRPC calls unary interceptors for registered methods only.
 	ms := s.met.method(info.FullMethod, true)
 	claims, raw, d := s.authenticate(ctx)
@@ -243,14 +262,14 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
-		s.met.denied(ctx, ms, reasonName(d.Reason), time.Since(start))
+		s.met.denied(ctx, ms, reasonName(d.Reason), monoNow()-start)
 		if c.header != "" {
 			_ = grpc.SetTrailer(ctx, metadata.Pairs(challenge.MetadataKey, c.header))
 		}
 		s.denied(ctx, PhaseUnary, "caekit: call denied", info.FullMethod, claims, raw, c)
 		return nil, c.err
 	}
-	s.met.allowed(ctx, ms, time.Since(start))
+	s.met.allowed(ctx, ms, monoNow()-start)
 	hctx := context.WithValue(ctx, claimsKey{}, claims)
 	if s.o.logFields {
 		if up := hasLoggingFields(ctx); up || s.o.injectFields {

@@ -24,8 +24,12 @@ import (
 // run again on every message received or sent, on every store event about one
 // of the token's subjects, on every change a ChangeNotifier check reports
 // (a policy reload) or RecheckStreams call, and (WithStreamRecheckInterval)
-// periodically; the
-// stream also ends when its token expires. When any of these denies, the
+// periodically; the stream also ends when its token expires (a timer). On a
+// message, the checks declaring TimeIndependent (the revocation look-ups,
+// the policy engine's checks) run only if one of those changes happened
+// since they last passed: with nothing changed, a message costs an atomic
+// load, a look at the store's health and the checks that do not declare it.
+// When any of these denies, the
 // handler's context is cancelled, its pending and later RecvMsg/SendMsg calls
 // fail with the denial, and the RPC ends at once with the denial's status,
 // details and www-authenticate trailer, even while the handler is blocked in
@@ -48,7 +52,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	if s.isExempt(ctx, info.FullMethod, info, nil) {
 		return handler(srv, ss)
 	}
-	start := time.Now()
+	start := monoNow()
 	claims, raw, d := s.authenticate(ctx)
 	// A method name goes into the metrics' method table if it is registered
 	// (gRPC passes the service implementation, nil for an unknown-service
@@ -72,21 +76,21 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
-		s.met.denied(ctx, ms, reasonName(d.Reason), time.Since(start))
+		s.met.denied(ctx, ms, reasonName(d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
 	}
 
 	hctx, cancel := context.WithCancel(context.WithValue(ctx, claimsKey{}, claims))
 	defer cancel()
 	w := &watch{
-		s:       s,
-		claims:  claims,
-		method:  info.FullMethod,
-		md:      md,
-		ctx:     hctx,
-		wake:    make(chan struct{}, 1),
-		sendSem: make(chan struct{}, 1),
+		s:      s,
+		claims: claims,
+		method: info.FullMethod,
+		md:     md,
+		ctx:    hctx,
+		wake:   make(chan struct{}, 1),
 	}
+	w.gen.Store(1) // checked is 0: the stream has not passed yet
 	if p, ok := peer.FromContext(ctx); ok {
 		w.peer = p.Addr
 	}
@@ -100,12 +104,12 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	defer s.index.remove(w, keys)
 	// An event stored between the first evaluation and registration would
 	// not have woken this stream: evaluate once more now that it is indexed.
-	if err := w.recheck(); err != nil {
+	if err := w.recheck(true); err != nil {
 		c := w.cut.Load()
-		s.met.denied(ctx, ms, reasonName(c.d.Reason), time.Since(start))
+		s.met.denied(ctx, ms, reasonName(c.d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
 	}
-	s.met.allowed(ctx, ms, time.Since(start))
+	s.met.allowed(ctx, ms, monoNow()-start)
 	s.met.active.Add(1)
 	defer s.met.active.Add(-1)
 	if s.o.logFields {
@@ -164,7 +168,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 			}
 			return r.err
 		}
-		if err := w.recheck(); err != nil {
+		if err := w.recheck(true); err != nil {
 			cancel()
 			w.fence()
 			return s.endCut(ss, ms, info.FullMethod, claims, raw, w.cut.Load())
@@ -182,23 +186,30 @@ const MaxSendFenceWait = 250 * time.Millisecond
 
 // fence is called once the stream's cut is recorded and before the
 // interceptor returns (after which gRPC writes the status): it waits until
-// no handler SendMsg is in flight. Sends take sendSem for their re-check and
+// no handler SendMsg is in flight. Sends hold sendMu for their re-check and
 // their transport write, and refuse once the cut is recorded, so after fence
 // no send overlaps the status or follows it (issue 13 item 13). A send
 // blocked past MaxSendFenceWait is left to fail when the status is written.
 func (w *watch) fence() {
-	select {
-	case w.sendSem <- struct{}{}:
-		<-w.sendSem // no send in flight; later ones see the cut
+	if w.sendMu.TryLock() {
+		w.sendMu.Unlock() // no send in flight; later ones see the cut
 		return
-	default:
 	}
-	t := time.NewTimer(MaxSendFenceWait)
-	defer t.Stop()
-	select {
-	case w.sendSem <- struct{}{}:
-		<-w.sendSem
-	case <-t.C:
+	// A send is under way: wait for it, polling (a cut is rare, a send
+	// normally takes microseconds), at most MaxSendFenceWait.
+	deadline := time.Now().Add(MaxSendFenceWait)
+	for d := 10 * time.Microsecond; ; {
+		time.Sleep(d)
+		if w.sendMu.TryLock() {
+			w.sendMu.Unlock()
+			return
+		}
+		if !time.Now().Before(deadline) {
+			return
+		}
+		if d < time.Millisecond {
+			d *= 2
+		}
 	}
 }
 
@@ -259,17 +270,24 @@ type watch struct {
 	ctx    context.Context // the handler's context
 	wake   chan struct{}   // capacity 1: "re-evaluate"
 	cut    atomic.Pointer[cut]
-	// sendSem (capacity 1) is held by a handler's SendMsg from its re-check
+	// gen counts the changes that may alter the decision of the
+	// time-independent checks (poke bumps it); checked is the gen value read
+	// before the last full evaluation that passed. While they are equal, a
+	// message runs only the checks that are not time-independent.
+	gen, checked atomic.Uint64
+	// sendMu is held by a handler's SendMsg from its re-check
 	// through its transport write; fence takes it to wait for that write.
-	sendSem chan struct{}
+	sendMu sync.Mutex
 
 	// decision and reason are the stream's published logging fields, nil
 	// when none were published.
 	decision, reason *liveField
 }
 
-// poke asks the interceptor goroutine to re-evaluate. It never blocks.
+// poke marks the stream's state as changed and asks the interceptor
+// goroutine to re-evaluate. It never blocks.
 func (w *watch) poke() {
+	w.gen.Add(1)
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -292,23 +310,62 @@ func (w *watch) record(d *Denial) *cut {
 
 // recheck returns the stream's denial error, evaluating the checks (and the
 // token's expiry) if the stream is not cut yet.
-func (w *watch) recheck() error {
+//
+// With full false (a message), the time-independent checks (the revocation
+// look-ups, policy checks declaring TimeIndependent) run only if the stream's
+// generation moved since they last passed; the store's health, the Server's
+// closing and the other checks run every time. With full true (the
+// interceptor goroutine: stream open, events, policy changes, the periodic
+// re-check) every check runs.
+func (w *watch) recheck(full bool) error {
 	if c := w.cut.Load(); c != nil {
 		return c.err
 	}
 	s := w.s
+	g := w.gen.Load()
+	if !full && g == w.checked.Load() {
+		if d := s.evaluateVolatile(w); d != nil {
+			return w.record(d).err
+		}
+		return nil
+	}
 	now := s.o.now()
 	if exp := w.claims.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
 		return w.record(expiredDenial(exp)).err
 	}
-	if d := s.evaluateWatch(w, now); d != nil {
+	if d := s.evaluateWatch(w, now, s.checks); d != nil {
 		return w.record(d).err
 	}
+	// g was read before the evaluation: a change after it bumped gen past g,
+	// so the next message evaluates again.
+	w.checked.Store(g)
 	return nil
 }
 
-// evaluateWatch runs the checks for an open stream, as of now.
-func (s *Server) evaluateWatch(w *watch, now time.Time) *Denial {
+// evaluateVolatile runs, for a message of a stream whose time-independent
+// checks passed and whose state has not changed since, what may still have
+// changed: the Server's closing, the store's health, and the checks that do
+// not declare TimeIndependent (with the token's expiry, as of now). Expiry
+// is also a timer on the interceptor goroutine.
+func (s *Server) evaluateVolatile(w *watch) *Denial {
+	if s.isClosed() {
+		return closedDenial()
+	}
+	if d := storeHealth(s.store); d != nil {
+		return d
+	}
+	if len(s.volatile) == 0 {
+		return nil
+	}
+	now := s.o.now()
+	if exp := w.claims.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
+		return expiredDenial(exp)
+	}
+	return s.evaluateWatch(w, now, s.volatile)
+}
+
+// evaluateWatch runs checks for an open stream, as of now.
+func (s *Server) evaluateWatch(w *watch, now time.Time, checks []Check) *Denial {
 	if s.isClosed() {
 		return closedDenial()
 	}
@@ -320,7 +377,7 @@ func (s *Server) evaluateWatch(w *watch, now time.Time) *Denial {
 	r.Stream = true
 	r.Now = now
 	var d *Denial
-	for _, c := range s.checks {
+	for _, c := range checks {
 		if d = c.Check(w.ctx, r); d != nil {
 			break
 		}
@@ -352,16 +409,16 @@ func (ws *watchedStream) RecvMsg(m any) error {
 		}
 		return err
 	}
-	return ws.w.recheck()
+	return ws.w.recheck(false)
 }
 
 // SendMsg re-runs the checks, then sends: nothing leaves after a denial.
 // The re-check and the write are serialised with a cut (watch.fence), so a
 // send never overlaps the status gRPC writes when the interceptor returns.
 func (ws *watchedStream) SendMsg(m any) error {
-	ws.w.sendSem <- struct{}{}
-	defer func() { <-ws.w.sendSem }()
-	if err := ws.w.recheck(); err != nil {
+	ws.w.sendMu.Lock()
+	defer ws.w.sendMu.Unlock()
+	if err := ws.w.recheck(false); err != nil {
 		return err
 	}
 	if err := ws.ServerStream.SendMsg(m); err != nil {

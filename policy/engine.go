@@ -372,6 +372,21 @@ func (engineCheck) UsesMetadata() bool { return false }
 // UsesMetadata reports false: the policy reads single keys from ctx.
 func (e *Engine) UsesMetadata() bool { return false }
 
+var (
+	_ interceptor.TimeIndependent = engineCheck{}
+	_ interceptor.TimeIndependent = (*Engine)(nil)
+)
+
+// TimeIndependent reports true: whether a stream passes depends only on the
+// policy (whose every change OnChange reports), the stream's method, token,
+// peer and forwarding header, never on the time; only the form of a denial
+// (challenge or plain denial, from the challenge memory) does. Open streams
+// therefore skip the policy on messages while nothing changed.
+func (engineCheck) TimeIndependent() bool { return true }
+
+// TimeIndependent reports true, as the Engine's checks do.
+func (e *Engine) TimeIndependent() bool { return true }
+
 // Check runs the location check, then the auth-context check.
 func (e *Engine) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
 	if d := e.checkLocation(ctx, req); d != nil {

@@ -134,6 +134,34 @@ func BenchmarkStream(b *testing.B) {
 	}
 }
 
+// BenchmarkClientStream sends b.N Upload messages on one client stream;
+// ns/op is the cost of one message.
+func BenchmarkClientStream(b *testing.B) {
+	for _, sp := range mainSpecs() {
+		b.Run("case="+sp.Slug, func(b *testing.B) {
+			e := envFor(b, sp)
+			ctx, cancel := context.WithCancel(bearerContext(context.Background(), e.token))
+			defer cancel()
+			up, err := e.clients[0].Upload(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := &inboxv1.UploadRequest{Data: []byte(messageBody)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := up.Send(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if _, err := up.CloseAndRecv(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
 // BenchmarkInterceptor calls the server-side interceptors directly.
 func BenchmarkInterceptor(b *testing.B) {
 	seen := map[string]bool{}

@@ -46,7 +46,15 @@ type spec struct {
 	// Writable gives a caekit case a revocation store of its own, which
 	// the benchmark may write to (stream-cut measurements).
 	Writable bool
+	// Observed installs the observability a deployed server runs (see
+	// observability): the OTel SDK with a Prometheus exporter, gRPC server
+	// metrics and a JSON access log to io.Discard; caekit records into the
+	// same SDK and logs through the same logger.
+	Observed bool
 }
+
+// observedBareName is the baseline of the observed caekit case.
+const observedBareName = "Bare + SDK/log"
 
 // Defaults of the main table.
 const (
@@ -64,6 +72,8 @@ func mainSpecs() []spec {
 		{Name: "caekit, cache off", Slug: "caekit-nocache", Kind: kindCAENoCache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges},
 		{Name: "caekit, cache on", Slug: "caekit-cache", Kind: kindCAECache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges},
 		{Name: "caekit, Redis ×3", Slug: "caekit-redis3", Kind: kindCAERedis, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges},
+		{Name: observedBareName, Slug: "bare-observed", Kind: kindBare, Alg: algRS256, Observed: true},
+		{Name: "caekit, cache on + SDK/log", Slug: "caekit-cache-observed", Kind: kindCAECache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges, Observed: true},
 	}
 }
 
@@ -184,7 +194,7 @@ func benchPolicy(ranges int) (*policy.Policy, error) {
 }
 
 // newCAE builds a caekit interceptor Server over store.
-func newCAE(s *signer, sp spec, store revocation.Store) (*interceptor.Server, *token.Validator, error) {
+func newCAE(s *signer, sp spec, store revocation.Store, extra ...interceptor.Option) (*interceptor.Server, *token.Validator, error) {
 	cache := token.DefaultCacheSize
 	if sp.Kind == kindCAENoCache {
 		cache = 0
@@ -206,8 +216,9 @@ func newCAE(s *signer, sp spec, store revocation.Store) (*interceptor.Server, *t
 		_ = v.Close()
 		return nil, nil, fmt.Errorf("policy engine: %w", err)
 	}
-	srv, err := interceptor.New(v, interceptor.WithStore(store), interceptor.WithChecks(eng.Checks()...),
-		interceptor.WithLogger(discard), interceptor.WithAuthorizationURI("https://idp.bench.example/authorize"))
+	opts := append([]interceptor.Option{interceptor.WithStore(store), interceptor.WithChecks(eng.Checks()...),
+		interceptor.WithLogger(discard), interceptor.WithAuthorizationURI("https://idp.bench.example/authorize")}, extra...)
+	srv, err := interceptor.New(v, opts...)
 	if err != nil {
 		_ = v.Close()
 		return nil, nil, err
@@ -222,6 +233,7 @@ type env struct {
 	signer  *signer
 	token   string
 	as      *authServer // introspection only
+	obs     *observability
 	clients []inboxv1.InboxServiceClient
 	// stores are the revocation stores the servers consult, one per replica
 	// (caekit cases); events Put into stores[0] reach every replica.
@@ -281,7 +293,18 @@ func newEnv(fx *fixtures, sp spec) (_ *env, err error) {
 		}
 	}()
 	var addrs []string
+	var obs *observability
+	if sp.Observed {
+		if obs, err = newObservability(); err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, obs.close)
+		e.obs = obs
+	}
 	add := func(opts []grpc.ServerOption) error {
+		if obs != nil {
+			opts = obs.wrap(opts)
+		}
 		a, err := e.serve(opts)
 		addrs = append(addrs, a)
 		return err
@@ -354,7 +377,11 @@ func newEnv(fx *fixtures, sp spec) (_ *env, err error) {
 }
 
 func (e *env) addCAE(sp spec, store revocation.Store, add func([]grpc.ServerOption) error) error {
-	srv, v, err := newCAE(e.signer, sp, store)
+	var extra []interceptor.Option
+	if e.obs != nil {
+		extra = append(extra, interceptor.WithMeterProvider(e.obs.mp), interceptor.WithLogger(e.obs.log))
+	}
+	srv, v, err := newCAE(e.signer, sp, store, extra...)
 	if err != nil {
 		return err
 	}

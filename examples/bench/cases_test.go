@@ -98,9 +98,11 @@ func TestStreamMeasurements(t *testing.T) {
 	fx := newFixtures()
 	t.Cleanup(fx.close)
 	e := startCase(t, fx, spec{Name: "caekit", Kind: kindCAECache, Alg: algEdDSA, Entries: 10, Ranges: 10, Writable: true})
-	sr, err := runStream(e, 1, 0, 50*time.Millisecond)
-	if err != nil || sr.Messages == 0 || sr.NsPerMsg <= 0 {
-		t.Fatalf("runStream = %+v, %v", sr, err)
+	for _, client := range []bool{false, true} {
+		sr, err := runStream(e, 1, 0, 50*time.Millisecond, client)
+		if err != nil || sr.Messages == 0 || sr.NsPerMsg <= 0 {
+			t.Fatalf("runStream(client %v) = %+v, %v", client, sr, err)
+		}
 	}
 	l, err := measureStreamCut(e, 0, 3)
 	if err != nil || l.N != 3 || l.P99us <= 0 || l.P50us > l.P99us {
@@ -176,24 +178,39 @@ func TestTargetsAndMarkdown(t *testing.T) {
 			{Name: "Introspection", Runs: []loadResult{run(64, 350)}},
 			{Name: "caekit, cache on", Runs: []loadResult{run(64, 950)}},
 			{Name: "caekit, Redis ×3", Skipped: errNoRedis.Error()},
+			{Name: observedBareName, Runs: []loadResult{run(64, 800)}},
+			{Name: "caekit, cache on + SDK/log", Runs: []loadResult{run(64, 740)}},
+		},
+		Stream: []streamRow{
+			{Name: "Bare", streamResult: streamResult{MsgsPerSec: 1000, NsPerMsg: 1000}},
+			{Name: "caekit, cache on", streamResult: streamResult{MsgsPerSec: 960, NsPerMsg: 1042}},
+		},
+		ClientStream: []streamRow{
+			{Name: "Bare", streamResult: streamResult{MsgsPerSec: 1000, NsPerMsg: 1000}},
+			{Name: "caekit, cache on", streamResult: streamResult{MsgsPerSec: 940, NsPerMsg: 1064}},
 		},
 		Micro: []microRow{
 			{Name: "handler only (no interceptor)", NsPerOp: 50, AllocsPerOp: 1},
 			{Name: "caekit cache hit", NsPerOp: 3050, AllocsPerOp: 9},
+			{Name: microObserved, NsPerOp: 1040, AllocsPerOp: 5},
 			{Name: "Memory.Lookup, 1M entries", NsPerOp: 80},
 		},
 		Latency: []latencyRow{{Name: latCutMemory, latencyResult: latencyResult{N: 10, P50us: 100, P99us: 120_000}}},
 	}
 	r.evaluate()
 	want := map[string]string{
-		"caekit (cache on) / Bare, unary c=64":              "met",    // 0.95
-		"caekit (cache on) / Naive, unary c=64":             "met",    // 2.375
-		"caekit (cache on) / Introspection, unary c=64":     "missed", // 2.71
-		"Interceptor overhead per call, cache hit":          "met",    // 3050 - 50 = 3000 ns, 8 allocs
-		"Revocation look-up, 1M entries":                    "met",
-		"Location look-up, 5,000 ranges":                    "skipped",
-		"Open-stream cut after the event reaches the store": "missed",
-		"Redis propagation to 3 replicas":                   "skipped",
+		"caekit (cache on) / Bare, unary c=64":                          "met",    // 0.95
+		"caekit (cache on) / Naive, unary c=64":                         "met",    // 2.375
+		"caekit (cache on) / Introspection, unary c=64":                 "missed", // 2.71
+		"Interceptor overhead per call, cache hit":                      "met",    // 3050 - 50 = 3000 ns, 8 allocs
+		"caekit + SDK/log / Bare + SDK/log, unary c=64":                 "missed", // 0.925
+		"Server stream, caekit (cache on) / Bare":                       "met",    // 0.96
+		"Client stream, caekit (cache on) / Bare":                       "missed", // 0.94
+		"Interceptor overhead per call, cache hit, OTel SDK + JSON log": "met",    // 990 ns, 4 allocs
+		"Revocation look-up, 1M entries":                                "met",
+		"Location look-up, 5,000 ranges":                                "skipped",
+		"Open-stream cut after the event reaches the store":             "missed",
+		"Redis propagation to 3 replicas":                               "skipped",
 	}
 	for _, tg := range r.Targets {
 		if w, ok := want[tg.Name]; !ok || tg.Result != w {

@@ -172,14 +172,36 @@ type streamResult struct {
 }
 
 // runStream opens streams WatchInbox streams whose server sends back to
-// back, lets them run for warm, then counts the messages received in dur.
-func runStream(e *env, streams int, warm, dur time.Duration) (streamResult, error) {
+// back (client: Upload streams whose client sends back to back), lets them
+// run for warm, then counts the messages received (sent) in dur.
+func runStream(e *env, streams int, warm, dur time.Duration, client bool) (streamResult, error) {
 	ctx, cancel := context.WithCancel(bearerContext(context.Background(), e.token))
 	counts := make([]atomic.Int64, streams)
 	errs := make([]error, streams)
 	var wg sync.WaitGroup
 	for i := range streams {
 		cl := e.clients[i%len(e.clients)]
+		if client {
+			up, err := cl.Upload(ctx)
+			if err != nil {
+				cancel()
+				wg.Wait()
+				return streamResult{}, fmt.Errorf("%s: open client stream: %w", e.spec.Name, err)
+			}
+			wg.Go(func() {
+				msg := &inboxv1.UploadRequest{Data: []byte(messageBody)}
+				for {
+					if err := up.Send(msg); err != nil {
+						if ctx.Err() == nil {
+							errs[i] = err
+						}
+						return
+					}
+					counts[i].Add(1)
+				}
+			})
+			continue
+		}
 		st, err := cl.WatchInbox(ctx, &inboxv1.WatchInboxRequest{})
 		if err != nil {
 			cancel()

@@ -170,46 +170,15 @@ func run(cfg config, logw io.Writer) (*results, error) {
 		}
 	}
 
-	// Server streams: per-message cost, in slices taken in turns as well.
-	streamAcc := make([]streamResult, len(specs))
-	streamErr := make([]error, len(specs))
-	var streamTime = make([]float64, len(specs))
-	for k := range max(1, int(cfg.streamDur/cfg.slice)) {
-		for j := range live {
-			jj := (j + k) % len(live)
-			i := idx[jj]
-			if streamErr[i] != nil {
-				continue
-			}
-			sr, err := runStream(live[jj], 1, 20*time.Millisecond, cfg.slice)
-			if err != nil {
-				streamErr[i] = err
-				continue
-			}
-			a := &streamAcc[i]
-			a.Streams = 1
-			a.Messages += sr.Messages
-			a.AllocsPerMsg += sr.AllocsPerMsg * float64(sr.Messages)
-			streamTime[i] += sr.Seconds
+	// Streams: per-message cost, in slices taken in turns as well; server
+	// streams (WatchInbox) then client streams (Upload).
+	for _, client := range []bool{false, true} {
+		rows := runStreams(live, idx, specs, r.Unary, cfg, client, logf)
+		if client {
+			r.ClientStream = rows
+		} else {
+			r.Stream = rows
 		}
-	}
-	for i := range specs {
-		row := streamRow{Name: specs[i].Name, Skipped: r.Unary[i].Skipped}
-		a := streamAcc[i]
-		switch {
-		case streamErr[i] != nil:
-			row.Error = streamErr[i].Error()
-		case a.Messages > 0:
-			a.Seconds = streamTime[i]
-			a.MsgsPerSec = float64(a.Messages) / a.Seconds
-			a.NsPerMsg = 1e9 / a.MsgsPerSec
-			a.AllocsPerMsg /= float64(a.Messages)
-			row.streamResult = a
-			logf("stream %-20s %8.0f msgs/s  %5.0f ns/msg  %4.1f allocs/msg", row.Name, a.MsgsPerSec, a.NsPerMsg, a.AllocsPerMsg)
-		case row.Skipped == "":
-			row.Error = r.Unary[i].Error
-		}
-		r.Stream = append(r.Stream, row)
 	}
 
 	if cfg.extra {
@@ -339,4 +308,55 @@ func runExtra(fx *fixtures, cfg config, logf func(string, ...any)) []unaryRow {
 		logf("extra %-45s c=64 %8.0f req/s", specs[i].Name, st.result.RPS)
 	}
 	return rows
+}
+
+// runStreams measures one stream of each live case, the cases taking turns
+// slice by slice: server streams, or client streams with client set.
+func runStreams(live []*env, idx []int, specs []spec, unary []unaryRow, cfg config, client bool, logf func(string, ...any)) []streamRow {
+	kind := "stream"
+	if client {
+		kind = "client-stream"
+	}
+	streamAcc := make([]streamResult, len(specs))
+	streamErr := make([]error, len(specs))
+	var streamTime = make([]float64, len(specs))
+	for k := range max(1, int(cfg.streamDur/cfg.slice)) {
+		for j := range live {
+			jj := (j + k) % len(live)
+			i := idx[jj]
+			if streamErr[i] != nil {
+				continue
+			}
+			sr, err := runStream(live[jj], 1, 20*time.Millisecond, cfg.slice, client)
+			if err != nil {
+				streamErr[i] = err
+				continue
+			}
+			a := &streamAcc[i]
+			a.Streams = 1
+			a.Messages += sr.Messages
+			a.AllocsPerMsg += sr.AllocsPerMsg * float64(sr.Messages)
+			streamTime[i] += sr.Seconds
+		}
+	}
+	var out []streamRow
+	for i := range specs {
+		row := streamRow{Name: specs[i].Name, Skipped: unary[i].Skipped}
+		a := streamAcc[i]
+		switch {
+		case streamErr[i] != nil:
+			row.Error = streamErr[i].Error()
+		case a.Messages > 0:
+			a.Seconds = streamTime[i]
+			a.MsgsPerSec = float64(a.Messages) / a.Seconds
+			a.NsPerMsg = 1e9 / a.MsgsPerSec
+			a.AllocsPerMsg /= float64(a.Messages)
+			row.streamResult = a
+			logf("%s %-20s %8.0f msgs/s  %5.0f ns/msg  %4.1f allocs/msg", kind, row.Name, a.MsgsPerSec, a.NsPerMsg, a.AllocsPerMsg)
+		case row.Skipped == "":
+			row.Error = unary[i].Error
+		}
+		out = append(out, row)
+	}
+	return out
 }

@@ -144,6 +144,43 @@ func benchCAEInterceptor(fx *fixtures, alg string, cache bool, entries, ranges i
 	}
 }
 
+// microObserved is the name of the benchCAEObserved case.
+const microObserved = "caekit cache hit, OTel SDK + JSON log"
+
+// benchCAEObserved is benchCAEInterceptor (cache hit) with the OpenTelemetry
+// SDK (Prometheus exporter) as caekit's meter provider and a slog JSON
+// handler writing to io.Discard as its logger: caekit's own per-call cost as
+// deployed with observability on.
+func benchCAEObserved(fx *fixtures) func(*testing.B) {
+	return func(b *testing.B) {
+		s, err := fx.signer(algRS256)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := fx.memory(defaultEntries)
+		if err != nil {
+			b.Fatal(err)
+		}
+		obs, err := newObservability()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer obs.close()
+		srv, v, err := newCAE(s, spec{Kind: kindCAECache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges}, m,
+			interceptor.WithMeterProvider(obs.mp), interceptor.WithLogger(obs.log))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer v.Close()
+		defer srv.Close()
+		raw, err := s.mint(1, "sid-micro")
+		if err != nil {
+			b.Fatal(err)
+		}
+		loopUnary(b, incomingContext(raw), srv.UnaryServerInterceptor())
+	}
+}
+
 // benchRevocationLookup is revocation.Memory.Lookup at entries events, a
 // miss and a hit alternating (as BenchmarkMemoryLookup in package revocation).
 func benchRevocationLookup(fx *fixtures, entries int) func(*testing.B) {
@@ -227,6 +264,7 @@ func microCases(fx *fixtures, sensitivity []int) []microCase {
 		{"interceptor", "Naive RS256", benchNaiveInterceptor(fx, algRS256)},
 		{"interceptor", "Introspection (loopback HTTP)", benchIntrospectionInterceptor(fx)},
 		{"interceptor", "caekit cache hit", benchCAEInterceptor(fx, algRS256, true, defaultEntries, defaultRanges)},
+		{"interceptor", microObserved, benchCAEObserved(fx)},
 		{"stream", "stream SendMsg, no interceptor", benchStreamBare},
 		{"stream", "stream SendMsg, caekit (re-check per message)", benchCAEStream(fx)},
 	}

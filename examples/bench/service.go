@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -50,5 +52,22 @@ func (service) WatchInbox(req *inboxv1.WatchInboxRequest, st grpc.ServerStreamin
 			return ctx.Err()
 		case <-tick:
 		}
+	}
+}
+
+// Upload receives messages until the client closes its side, then answers
+// their count and size (a client stream).
+func (service) Upload(st grpc.ClientStreamingServer[inboxv1.UploadRequest, inboxv1.UploadResponse]) error {
+	var n, size int64
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return st.SendAndClose(&inboxv1.UploadResponse{Count: n, Bytes: size})
+		}
+		if err != nil {
+			return err
+		}
+		n++
+		size += int64(len(m.GetData()))
 	}
 }

@@ -12,8 +12,8 @@ func (r *results) evaluate() {
 		}
 		return row.at(64)
 	}
-	cae, caeOK := c64("caekit, cache on")
-	ratioTarget := func(name, other string, goal float64) {
+	ratioPair := func(name, caeName, other string, goal float64) {
+		cae, caeOK := c64(caeName)
 		t := target{Name: name, Goal: fmt.Sprintf("≥ %.2f", goal)}
 		o, ok := c64(other)
 		if !caeOK || !ok || o.RPS == 0 {
@@ -29,7 +29,32 @@ func (r *results) evaluate() {
 			cpu, cpu/cae.RPS*1e6, other, cpu/o.RPS*1e6)
 		r.Targets = append(r.Targets, t)
 	}
+	ratioTarget := func(name, other string, goal float64) { ratioPair(name, "caekit, cache on", other, goal) }
 	ratioTarget("caekit (cache on) / Bare, unary c=64", "Bare", 0.90)
+	ratioPair("caekit + SDK/log / Bare + SDK/log, unary c=64", "caekit, cache on + SDK/log", observedBareName, 0.95)
+	streamTarget := func(name string, rows []streamRow, caeName, other string) {
+		t := target{Name: name, Goal: "≥ 0.95"}
+		var c, o *streamRow
+		for i := range rows {
+			switch rows[i].Name {
+			case caeName:
+				c = &rows[i]
+			case other:
+				o = &rows[i]
+			}
+		}
+		if c == nil || o == nil || c.Error != "" || o.Error != "" || c.Skipped != "" || o.Skipped != "" || o.MsgsPerSec == 0 {
+			t.Result, t.Measured, t.Note = "skipped", "–", "a case did not run"
+		} else {
+			ratio := c.MsgsPerSec / o.MsgsPerSec
+			t.Measured = fmt.Sprintf("%.2f (%.0f / %.0f msgs/s)", ratio, c.MsgsPerSec, o.MsgsPerSec)
+			t.Result = result(ratio >= 0.95)
+			t.Note = fmt.Sprintf("Δ %+.0f ns per message", c.NsPerMsg-o.NsPerMsg)
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	streamTarget("Server stream, caekit (cache on) / Bare", r.Stream, "caekit, cache on", "Bare")
+	streamTarget("Client stream, caekit (cache on) / Bare", r.ClientStream, "caekit, cache on", "Bare")
 	ratioTarget("caekit (cache on) / Naive, unary c=64", "Naive (golang-jwt)", 2.0)
 	ratioTarget("caekit (cache on) / Introspection, unary c=64", "Introspection", 3.0)
 
@@ -43,6 +68,19 @@ func (r *results) evaluate() {
 			t.Measured = fmt.Sprintf("%s, %d allocs", ns(d), a)
 			t.Result = result(d <= 3000 && a <= 10)
 			t.Note = "UnaryServerInterceptor called directly minus the bare handler; 7 revocation look-ups + location policy"
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	{
+		t := target{Name: "Interceptor overhead per call, cache hit, OTel SDK + JSON log", Goal: "≤ 1 µs, ≤ 4 allocs"}
+		hit, base := r.micro(microObserved), r.micro("handler only (no interceptor)")
+		if hit == nil || base == nil {
+			t.Result, t.Measured = "skipped", "–"
+		} else {
+			d, a := hit.NsPerOp-base.NsPerOp, hit.AllocsPerOp-base.AllocsPerOp
+			t.Measured = fmt.Sprintf("%s, %d allocs", ns(d), a)
+			t.Result = result(d <= 1000 && a <= 4)
+			t.Note = "as above, caekit recording into the OTel SDK (Prometheus exporter) and logging to a slog JSON handler on io.Discard"
 		}
 		r.Targets = append(r.Targets, t)
 	}

@@ -61,7 +61,10 @@ func main() {
 		os.Exit(1)
 	}
 	if cfg.NoAuth {
-		fmt.Printf("inbox server on %s WITHOUT authentication (-no-auth)\n", s.Addr())
+		fmt.Printf("inbox server on %s WITHOUT authentication (-no-auth; same decision log and metrics)\n", s.Addr())
+		if u := s.MetricsURL(); u != "" {
+			fmt.Printf("metrics at %s\n", u)
+		}
 	} else {
 		fmt.Printf("inbox server on %s (issuer %s, store %s); SSF push receiver at %s\n", s.Addr(), cfg.Issuer, redact(cfg.Store), s.EventsURL())
 		fmt.Printf("back-channel logout at %s, global token revocation at %s\n", s.BackChannelLogoutURL(), s.GTRURL())

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -98,7 +99,11 @@ type Config struct {
 	Policy *policy.Policy
 	// AuthorizationURI is sent in challenges. Default Issuer + "/authorize".
 	AuthorizationURI string
-	// NoAuth serves without caekit at all: a benchmark baseline.
+	// NoAuth serves without caekit at all: a benchmark baseline. It keeps
+	// the same observability as the CAE mode (the decision log line per
+	// call, the gRPC server metrics and, with Metrics, the OpenTelemetry SDK
+	// and Prometheus exporter at GET /metrics on EventsAddr), so that a
+	// comparison of the two modes isolates caekit.
 	NoAuth bool
 	// Metrics exports caekit's OpenTelemetry metrics (an SDK meter provider
 	// with a Prometheus exporter) at GET /metrics on EventsAddr.
@@ -163,10 +168,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.Addr, err)
 	}
 	var opts []grpc.ServerOption
-	if !cfg.NoAuth {
-		if opts, err = s.setupCAE(ctx); err != nil {
-			return nil, err
-		}
+	if cfg.NoAuth {
+		opts, err = s.setupBaseline()
+	} else {
+		opts, err = s.setupCAE(ctx)
+	}
+	if err != nil {
+		return nil, err
 	}
 	s.grpc = grpc.NewServer(opts...)
 	inbox.New(subject).Register(s.grpc)
@@ -183,23 +191,58 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
+// setupMeter returns the meter provider: with Metrics an SDK provider with
+// a Prometheus exporter served at GET /metrics on mux; else the global
+// provider (a no-op unless installed). caekit's libraries depend on the
+// OpenTelemetry API only; the application chooses the SDK and exporter.
+func (s *Server) setupMeter(mux *http.ServeMux) (metric.MeterProvider, error) {
+	if !s.cfg.Metrics {
+		return otel.GetMeterProvider(), nil
+	}
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("server: prometheus exporter: %w", err)
+	}
+	s.meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return s.meter, nil
+}
+
+// setupBaseline is the NoAuth mode: no caekit, the same observability.
+func (s *Server) setupBaseline() ([]grpc.ServerOption, error) {
+	mux := http.NewServeMux()
+	mp, err := s.setupMeter(mux)
+	if err != nil {
+		return nil, err
+	}
+	rm, err := newRPCMetrics(mp)
+	if err != nil {
+		return nil, fmt.Errorf("server: rpc metrics: %w", err)
+	}
+	if s.cfg.Metrics {
+		if s.eventsLis, err = net.Listen("tcp", s.cfg.EventsAddr); err != nil {
+			return nil, fmt.Errorf("server: listen %s: %w", s.cfg.EventsAddr, err)
+		}
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+	}
+	dl := &decisionLog{log: s.log}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(dl.unary, rm.unary, tapUnary),
+		grpc.ChainStreamInterceptor(dl.stream, rm.stream, tapStream),
+	}, nil
+}
+
 func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 	cfg := s.cfg
-	var err error
 	mux := http.NewServeMux()
-	// caekit's libraries depend on the OpenTelemetry API only; the
-	// application chooses the SDK and exporter. Without Metrics the global
-	// provider (a no-op unless installed) is used.
-	mp := otel.GetMeterProvider()
-	if cfg.Metrics {
-		reg := prometheus.NewRegistry()
-		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
-		if err != nil {
-			return nil, fmt.Errorf("server: prometheus exporter: %w", err)
-		}
-		s.meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-		mp = s.meter
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mp, err := s.setupMeter(mux)
+	if err != nil {
+		return nil, err
+	}
+	rm, err := newRPCMetrics(mp)
+	if err != nil {
+		return nil, fmt.Errorf("server: rpc metrics: %w", err)
 	}
 	s.validator, err = token.NewValidator(ctx,
 		token.WithIssuer(cfg.Issuer),
@@ -302,8 +345,8 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 
 	dl := &decisionLog{log: s.log, validator: s.validator}
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(dl.unary),
-		grpc.ChainStreamInterceptor(dl.stream),
+		grpc.ChainUnaryInterceptor(dl.unary, rm.unary),
+		grpc.ChainStreamInterceptor(dl.stream, rm.stream),
 	}
 	opts = append(opts, s.caekit.ServerOptions()...)
 	opts = append(opts, grpc.ChainUnaryInterceptor(tapUnary), grpc.ChainStreamInterceptor(tapStream))
@@ -323,7 +366,7 @@ func (s *Server) MetricsURL() string {
 
 // EventsURL is the SSF push endpoint, or "" with NoAuth.
 func (s *Server) EventsURL() string {
-	if s.eventsLis == nil {
+	if s.eventsLis == nil || s.receiver == nil {
 		return ""
 	}
 	return "http://" + s.eventsLis.Addr().String() + EventsPath

@@ -186,6 +186,7 @@ func TestServerMetrics(t *testing.T) {
 		`caekit_server_decisions_total{caekit_outcome="allow",otel_scope_name=`,
 		`caekit_reason="TOKEN_INVALID"`,
 		`caekit_revocation_store_healthy`,
+		`rpc_server_call_duration_seconds_count{`, // the same gRPC server metrics as the -no-auth baseline
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s:\n%s", want, body)

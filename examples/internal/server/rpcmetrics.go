@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// rpcMetrics records gRPC server metrics per call, as otelgrpc's server
+// stats handler does (semantic conventions for RPC: rpc.system, rpc.service,
+// rpc.method, rpc.grpc.status_code on a call-duration histogram), without
+// that dependency. Both the CAE mode and the -no-auth baseline install it,
+// so that a comparison between them isolates caekit. Like otelgrpc, it
+// builds the call's attribute set per call.
+type rpcMetrics struct {
+	duration metric.Float64Histogram
+}
+
+// MetricRPCServerDuration is the gRPC server call-duration histogram.
+const MetricRPCServerDuration = "rpc.server.call.duration"
+
+func newRPCMetrics(mp metric.MeterProvider) (*rpcMetrics, error) {
+	h, err := mp.Meter("github.com/caekit/caekit/examples/internal/server").Float64Histogram(MetricRPCServerDuration,
+		metric.WithUnit("s"), metric.WithDescription("Duration of gRPC calls on the server."))
+	if err != nil {
+		return nil, err
+	}
+	return &rpcMetrics{duration: h}, nil
+}
+
+func (m *rpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	m.record(ctx, info.FullMethod, err, time.Since(start))
+	return resp, err
+}
+
+func (m *rpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	m.record(ss.Context(), info.FullMethod, err, time.Since(start))
+	return err
+}
+
+func (m *rpcMetrics) record(ctx context.Context, fullMethod string, err error, d time.Duration) {
+	svc, meth, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	m.duration.Record(ctx, d.Seconds(), metric.WithAttributes(
+		attribute.String("rpc.system", "grpc"),
+		attribute.String("rpc.service", svc),
+		attribute.String("rpc.method", meth),
+		attribute.Int64("rpc.grpc.status_code", int64(status.Code(err))),
+	))
+}
