@@ -117,6 +117,22 @@ func benchIntrospectionInterceptor(fx *fixtures) func(*testing.B) {
 // validation (cache on or off), the revocation check over a store of
 // entries events, and the location policy of ranges ranges.
 func benchCAEInterceptor(fx *fixtures, alg string, cache bool, entries, ranges int) func(*testing.B) {
+	return benchCAEUnary(fx, alg, cache, entries, ranges, false)
+}
+
+// microObserved is the name of the benchCAEObserved case.
+const microObserved = "caekit cache hit, OTel SDK + JSON log"
+
+// benchCAEObserved is benchCAEInterceptor (cache hit) with the OpenTelemetry
+// SDK (Prometheus exporter) as caekit's meter provider and a slog JSON
+// handler writing to io.Discard as its logger: caekit's own per-call cost as
+// deployed with observability on.
+func benchCAEObserved(fx *fixtures) func(*testing.B) {
+	return benchCAEUnary(fx, algRS256, true, defaultEntries, defaultRanges, true)
+}
+
+// benchCAEUnary is the body of benchCAEInterceptor and benchCAEObserved.
+func benchCAEUnary(fx *fixtures, alg string, cache bool, entries, ranges int, observed bool) func(*testing.B) {
 	return func(b *testing.B) {
 		s, err := fx.signer(alg)
 		if err != nil {
@@ -130,44 +146,16 @@ func benchCAEInterceptor(fx *fixtures, alg string, cache bool, entries, ranges i
 		if !cache {
 			k = kindCAENoCache
 		}
-		srv, v, err := newCAE(s, spec{Kind: k, Alg: alg, Entries: entries, Ranges: ranges}, m)
-		if err != nil {
-			b.Fatal(err)
+		var opts []interceptor.Option
+		if observed {
+			obs, err := newObservability()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer obs.close()
+			opts = append(opts, interceptor.WithMeterProvider(obs.mp), interceptor.WithLogger(obs.log))
 		}
-		defer v.Close()
-		defer srv.Close()
-		raw, err := s.mint(1, "sid-micro")
-		if err != nil {
-			b.Fatal(err)
-		}
-		loopUnary(b, incomingContext(raw), srv.UnaryServerInterceptor())
-	}
-}
-
-// microObserved is the name of the benchCAEObserved case.
-const microObserved = "caekit cache hit, OTel SDK + JSON log"
-
-// benchCAEObserved is benchCAEInterceptor (cache hit) with the OpenTelemetry
-// SDK (Prometheus exporter) as caekit's meter provider and a slog JSON
-// handler writing to io.Discard as its logger: caekit's own per-call cost as
-// deployed with observability on.
-func benchCAEObserved(fx *fixtures) func(*testing.B) {
-	return func(b *testing.B) {
-		s, err := fx.signer(algRS256)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := fx.memory(defaultEntries)
-		if err != nil {
-			b.Fatal(err)
-		}
-		obs, err := newObservability()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer obs.close()
-		srv, v, err := newCAE(s, spec{Kind: kindCAECache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges}, m,
-			interceptor.WithMeterProvider(obs.mp), interceptor.WithLogger(obs.log))
+		srv, v, err := newCAE(s, spec{Kind: k, Alg: alg, Entries: entries, Ranges: ranges}, m, opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
