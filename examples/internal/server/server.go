@@ -209,16 +209,26 @@ func (s *Server) setupMeter(mux *http.ServeMux) (metric.MeterProvider, error) {
 	return s.meter, nil
 }
 
-// setupBaseline is the NoAuth mode: no caekit, the same observability.
-func (s *Server) setupBaseline() ([]grpc.ServerOption, error) {
-	mux := http.NewServeMux()
+// setupObservability installs what both modes share: the OpenTelemetry SDK
+// with its /metrics handler on mux, and the gRPC server metrics.
+func (s *Server) setupObservability(mux *http.ServeMux) (metric.MeterProvider, *rpcMetrics, error) {
 	mp, err := s.setupMeter(mux)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rm, err := newRPCMetrics(mp)
 	if err != nil {
-		return nil, fmt.Errorf("server: rpc metrics: %w", err)
+		return nil, nil, fmt.Errorf("server: rpc metrics: %w", err)
+	}
+	return mp, rm, nil
+}
+
+// setupBaseline is the NoAuth mode: no caekit, the same observability.
+func (s *Server) setupBaseline() ([]grpc.ServerOption, error) {
+	mux := http.NewServeMux()
+	_, rm, err := s.setupObservability(mux)
+	if err != nil {
+		return nil, err
 	}
 	if s.cfg.Metrics {
 		if s.eventsLis, err = net.Listen("tcp", s.cfg.EventsAddr); err != nil {
@@ -236,13 +246,9 @@ func (s *Server) setupBaseline() ([]grpc.ServerOption, error) {
 func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 	cfg := s.cfg
 	mux := http.NewServeMux()
-	mp, err := s.setupMeter(mux)
+	mp, rm, err := s.setupObservability(mux)
 	if err != nil {
 		return nil, err
-	}
-	rm, err := newRPCMetrics(mp)
-	if err != nil {
-		return nil, fmt.Errorf("server: rpc metrics: %w", err)
 	}
 	s.validator, err = token.NewValidator(ctx,
 		token.WithIssuer(cfg.Issuer),

@@ -110,9 +110,12 @@ func (c *Cluster) Masters() []*Server {
 }
 
 // Addrs returns the host:port of every node.
-func (c *Cluster) Addrs() []string {
-	a := make([]string, len(c.Nodes))
-	for i, s := range c.Nodes {
+func (c *Cluster) Addrs() []string { return addrs(c.Nodes) }
+
+// addrs returns the host:port of each server.
+func addrs(servers []*Server) []string {
+	a := make([]string, len(servers))
+	for i, s := range servers {
 		a[i] = s.Addr()
 	}
 	return a

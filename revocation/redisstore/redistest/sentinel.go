@@ -112,13 +112,7 @@ func StartSentinel(t testing.TB, replicas, sentinels int, opts ...SentinelOption
 }
 
 // SentinelAddrs returns the host:port of every Sentinel.
-func (s *SentinelSet) SentinelAddrs() []string {
-	a := make([]string, len(s.Sentinels))
-	for i, x := range s.Sentinels {
-		a[i] = x.Addr()
-	}
-	return a
-}
+func (s *SentinelSet) SentinelAddrs() []string { return addrs(s.Sentinels) }
 
 // CurrentPrimary returns the address the first live Sentinel reports for
 // MasterName (from INFO sentinel), or "" if none answers.
