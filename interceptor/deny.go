@@ -1,11 +1,14 @@
 package interceptor
 
 import (
+	"slices"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/check"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
 
@@ -18,7 +21,7 @@ const codeUnavailable = codes.Unavailable
 // PHASE_OPEN: the handler never ran); errAt renders the status for the phase
 // the call actually ended in.
 type cut struct {
-	d      *Denial
+	d      *check.Denial
 	st     *status.Status
 	err    error
 	header string
@@ -74,7 +77,7 @@ func reasonName(r caev1.Reason) string { return challenge.ReasonName(r) }
 // denial's claims when the caller is capable (or WithChallengeAll), else an
 // invalid_token rejection without claims. Other denials (Unavailable when the
 // revocation state is stale) carry only an ErrorInfo.
-func (s *Server) newCut(d *Denial, claims *Claims) *cut {
+func (s *Server) newCut(d *check.Denial, claims *Claims) *cut {
 	code := d.Code
 	if code == codes.OK {
 		code = codes.Unauthenticated
@@ -109,10 +112,7 @@ func (s *Server) newCut(d *Denial, claims *Claims) *cut {
 		ch.Error = challenge.ErrorInsufficientClaims
 		ch.Claims = d.Claims
 		if len(d.Params) > 0 {
-			ch.Params = make([]challenge.Param, len(d.Params))
-			for i, p := range d.Params {
-				ch.Params[i] = challenge.Param(p)
-			}
+			ch.Params = slices.Clone(d.Params) // the check may reuse its slice
 		}
 	}
 	c.ch, c.code, c.msg = ch, code, msg

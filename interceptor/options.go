@@ -13,6 +13,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/caekit/caekit/interceptor/check"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -26,7 +27,7 @@ type Option func(*options)
 
 type options struct {
 	store          revocation.Store
-	checks         []Check
+	checks         []check.Check
 	authzURI       string
 	realm          string
 	capability     string
@@ -102,7 +103,7 @@ func WithStore(s revocation.Store) Option {
 // check; the first denial wins. Setting any check makes the interceptor fill
 // Request.Metadata (a copy of the incoming metadata, one extra allocation per
 // call); without custom checks Request.Metadata is nil.
-func WithChecks(checks ...Check) Option {
+func WithChecks(checks ...check.Check) Option {
 	return func(o *options) {
 		for i, c := range checks {
 			if c == nil {
@@ -112,7 +113,7 @@ func WithChecks(checks ...Check) Option {
 		}
 		o.checks = append(o.checks, checks...)
 		for _, c := range checks {
-			if mu, ok := c.(MetadataUser); !ok || mu.UsesMetadata() {
+			if mu, ok := c.(check.MetadataUser); !ok || mu.UsesMetadata() {
 				o.customMetadata = true
 			}
 		}

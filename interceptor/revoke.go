@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/check"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -31,7 +32,7 @@ type revocationCheck struct {
 
 // Check denies a token that a stored event revokes, and every token while
 // the store is unhealthy.
-func (rc revocationCheck) Check(_ context.Context, r *Request) *Denial {
+func (rc revocationCheck) Check(_ context.Context, r *check.Request) *check.Denial {
 	if d := storeHealth(rc.store); d != nil {
 		return d
 	}
@@ -127,9 +128,9 @@ func (vc *verdictCache) len() int {
 }
 
 // storeHealth returns the fail-closed denial while store is unhealthy.
-func storeHealth(store revocation.Store) *Denial {
+func storeHealth(store revocation.Store) *check.Denial {
 	if err := store.Health(); err != nil {
-		return &Denial{
+		return &check.Denial{
 			Code:        codeUnavailable,
 			Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
 			Description: "revocation state cannot be trusted, failing closed; try again later",
@@ -145,13 +146,13 @@ func storeHealth(store revocation.Store) *Denial {
 // (revocation.Event.NotBefore): a token issued in the event's own second is
 // still revoked, so asking for the event's second would ask for a token that
 // is refused again.
-func RevocationDenial(ev revocation.Event, iat time.Time) *Denial {
+func RevocationDenial(ev revocation.Event, iat time.Time) *check.Denial {
 	desc := "token revoked: a " + ev.Type.String() + " event at " + ev.Time.UTC().Format(time.RFC3339) +
 		" invalidates tokens issued in or before its second"
 	if !iat.IsZero() {
 		desc += " (this one was issued at " + iat.UTC().Format(time.RFC3339) + ")"
 	}
-	return &Denial{
+	return &check.Denial{
 		Reason:      ReasonForType(ev.Type),
 		Claims:      challenge.NotBeforeClaims(ev.NotBefore()),
 		Description: desc + "; get a new token",

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/check"
 	"github.com/caekit/caekit/interceptor/token"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
@@ -48,10 +49,10 @@ type Server struct {
 	v      Validator
 	o      options
 	store  revocation.Store
-	checks []Check
+	checks []check.Check
 	// volatile are the configured checks that do not declare
 	// TimeIndependent: they run on every stream message.
-	volatile []Check
+	volatile []check.Check
 	revoke   revocationCheck // the built-in check, s.checks[0]
 	index    streamIndex
 	met      *serverMetrics
@@ -80,7 +81,7 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	o.checks = append([]Check(nil), o.checks...)
+	o.checks = append([]check.Check(nil), o.checks...)
 	if o.store == nil {
 		o.store = defaultStore(v)
 	}
@@ -101,10 +102,10 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		// Claims value for different tokens.
 		s.revoke.gen, s.revoke.verdicts = new(atomic.Uint64), new(verdictCache)
 	}
-	s.checks = append(make([]Check, 0, 1+len(o.checks)), s.revoke)
+	s.checks = append(make([]check.Check, 0, 1+len(o.checks)), s.revoke)
 	s.checks = append(s.checks, o.checks...)
 	for _, c := range o.checks {
-		if ti, ok := c.(TimeIndependent); !ok || !ti.TimeIndependent() {
+		if ti, ok := c.(check.TimeIndependent); !ok || !ti.TimeIndependent() {
 			s.volatile = append(s.volatile, c)
 		}
 	}
@@ -126,7 +127,7 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		s.index.notify(ev)
 	})
 	for _, c := range o.checks {
-		if n, ok := c.(ChangeNotifier); ok {
+		if n, ok := c.(check.ChangeNotifier); ok {
 			s.unwatch = append(s.unwatch, n.OnChange(s.RecheckStreams))
 		}
 	}
@@ -283,7 +284,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 
 // authenticate extracts and validates the bearer token. It returns the raw
 // token (for a hash in logs only) and a denial on failure.
-func (s *Server) authenticate(ctx context.Context) (*Claims, string, *Denial) {
+func (s *Server) authenticate(ctx context.Context) (*Claims, string, *check.Denial) {
 	if s.isClosed() {
 		return nil, "", closedDenial()
 	}
@@ -341,7 +342,7 @@ func (s *Server) capable(c *Claims) bool {
 }
 
 // lifetime enforces WithMaxNonCAELifetime.
-func (s *Server) lifetime(c *Claims) *Denial {
+func (s *Server) lifetime(c *Claims) *check.Denial {
 	limit := s.o.maxNonCAE
 	if limit <= 0 || c.HasCapability(s.o.capability) {
 		return nil
@@ -352,7 +353,7 @@ func (s *Server) lifetime(c *Claims) *Denial {
 	}
 	life := c.ExpiresAt.Sub(from)
 	if c.ExpiresAt.IsZero() || life > limit {
-		return &Denial{
+		return &check.Denial{
 			Reason: caev1.Reason_REASON_TOKEN_LIFETIME,
 			Description: "token lifetime " + life.String() + " exceeds the " + limit.String() +
 				" allowed for clients without the " + s.o.capability + " capability: request a shorter-lived token or declare " + s.o.capability,
@@ -361,12 +362,12 @@ func (s *Server) lifetime(c *Claims) *Denial {
 	return nil
 }
 
-var requestPool = sync.Pool{New: func() any { return new(Request) }}
+var requestPool = sync.Pool{New: func() any { return new(check.Request) }}
 
 // evaluate builds the Request once and runs the checks in order; the first
 // denial wins.
-func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool) *Denial {
-	r := requestPool.Get().(*Request)
+func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool) *check.Denial {
+	r := requestPool.Get().(*check.Request)
 	r.FullMethod = method
 	r.Claims = claims
 	r.Metadata = md
@@ -375,23 +376,23 @@ func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md
 	if p, ok := peer.FromContext(ctx); ok {
 		r.Peer = p.Addr
 	}
-	var d *Denial
+	var d *check.Denial
 	for _, c := range s.checks {
 		if d = c.Check(ctx, r); d != nil {
 			break
 		}
 	}
-	*r = Request{}
+	*r = check.Request{}
 	requestPool.Put(r)
 	return d
 }
 
-func invalidDenial(reason caev1.Reason, desc string) *Denial {
-	return &Denial{Reason: reason, Description: desc}
+func invalidDenial(reason caev1.Reason, desc string) *check.Denial {
+	return &check.Denial{Reason: reason, Description: desc}
 }
 
-func closedDenial() *Denial {
-	return &Denial{
+func closedDenial() *check.Denial {
+	return &check.Denial{
 		Code:        codeUnavailable,
 		Reason:      caev1.Reason_REASON_STATE_UNAVAILABLE,
 		Description: "the CAE interceptor is closed: retry against another server",

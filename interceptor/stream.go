@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/check"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -253,8 +254,8 @@ func runHandler(handler grpc.StreamHandler, srv any, ws *watchedStream, done cha
 	r.err = handler(srv, ws)
 }
 
-func expiredDenial(exp time.Time) *Denial {
-	return &Denial{
+func expiredDenial(exp time.Time) *check.Denial {
+	return &check.Denial{
 		Reason:      caev1.Reason_REASON_TOKEN_EXPIRED,
 		Description: "token expired at " + exp.UTC().Format(time.RFC3339) + " during the stream: get a new token and reopen the stream",
 	}
@@ -296,7 +297,7 @@ func (w *watch) poke() {
 
 // record stores d as the stream's denial unless one is already stored, and
 // wakes the interceptor goroutine to end the stream.
-func (w *watch) record(d *Denial) *cut {
+func (w *watch) record(d *check.Denial) *cut {
 	c := w.s.newCut(d, w.claims)
 	if !w.cut.CompareAndSwap(nil, c) {
 		c = w.cut.Load()
@@ -347,7 +348,7 @@ func (w *watch) recheck(full bool) error {
 // changed: the Server's closing, the store's health, and the checks that do
 // not declare TimeIndependent (with the token's expiry, as of now). Expiry
 // is also a timer on the interceptor goroutine.
-func (s *Server) evaluateVolatile(w *watch) *Denial {
+func (s *Server) evaluateVolatile(w *watch) *check.Denial {
 	if s.isClosed() {
 		return closedDenial()
 	}
@@ -365,24 +366,24 @@ func (s *Server) evaluateVolatile(w *watch) *Denial {
 }
 
 // evaluateWatch runs checks for an open stream, as of now.
-func (s *Server) evaluateWatch(w *watch, now time.Time, checks []Check) *Denial {
+func (s *Server) evaluateWatch(w *watch, now time.Time, checks []check.Check) *check.Denial {
 	if s.isClosed() {
 		return closedDenial()
 	}
-	r := requestPool.Get().(*Request)
+	r := requestPool.Get().(*check.Request)
 	r.FullMethod = w.method
 	r.Claims = w.claims
 	r.Peer = w.peer
 	r.Metadata = w.md
 	r.Stream = true
 	r.Now = now
-	var d *Denial
+	var d *check.Denial
 	for _, c := range checks {
 		if d = c.Check(w.ctx, r); d != nil {
 			break
 		}
 	}
-	*r = Request{}
+	*r = check.Request{}
 	requestPool.Put(r)
 	return d
 }

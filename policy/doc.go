@@ -1,5 +1,6 @@
 // Package policy enforces location and authentication-context policies on
-// gRPC calls, as interceptor.Check values for the caekit server interceptor.
+// gRPC calls, as check.Check values (package interceptor/check) for the
+// caekit server interceptor.
 //
 // A Policy names IP locations (IPv4 and IPv6 CIDR ranges, each location with
 // a name and a trusted flag) and has rules that, per method pattern, allow

@@ -12,13 +12,15 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/check"
+	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/policy/clientip"
 	"github.com/caekit/caekit/policy/location"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
 
-// Engine enforces a Policy as interceptor.Check values. The compiled policy
+// Engine enforces a Policy as check.Check values. The compiled policy
 // is immutable and swapped atomically by Update (or a Watcher), so checks
 // never wait for a reload. An Engine is safe for concurrent use.
 type Engine struct {
@@ -165,7 +167,7 @@ func (e *Engine) Update(p *Policy) error {
 // OnChange registers f to be called after each successful Update (including
 // a Watcher's reloads), once the new policy is in force, and returns a
 // function that removes it. The interceptor.Server uses it (through the
-// interceptor.ChangeNotifier interface of the Engine and its Checks) to
+// check.ChangeNotifier interface of the Engine and its Checks) to
 // re-check every open stream at once when the policy changes, idle streams
 // included. f is called on the updating goroutine and must not block.
 func (e *Engine) OnChange(f func()) (stop func()) {
@@ -329,32 +331,32 @@ func (c *compiled) ruleFor(fullMethod string) *crule {
 
 // Checks returns the location check and the auth-context check, in that
 // order, for interceptor.WithChecks.
-func (e *Engine) Checks() []interceptor.Check {
-	return []interceptor.Check{e.LocationCheck(), e.AuthContextCheck()}
+func (e *Engine) Checks() []check.Check {
+	return []check.Check{e.LocationCheck(), e.AuthContextCheck()}
 }
 
 // LocationCheck returns the check that enforces allow_locations,
 // allow_trusted, block_locations and strict.
-func (e *Engine) LocationCheck() interceptor.Check {
+func (e *Engine) LocationCheck() check.Check {
 	return engineCheck{e: e, check: e.checkLocation}
 }
 
 // AuthContextCheck returns the check that enforces auth_context.
-func (e *Engine) AuthContextCheck() interceptor.Check {
+func (e *Engine) AuthContextCheck() check.Check {
 	return engineCheck{e: e, check: e.checkAuthContext}
 }
 
 // engineCheck is one of the Engine's checks. It reads the forwarding header
 // from the call's context itself, so the interceptor need not copy the
-// incoming metadata (interceptor.MetadataUser).
+// incoming metadata (check.MetadataUser).
 type engineCheck struct {
 	e     *Engine
-	check func(context.Context, *interceptor.Request) *interceptor.Denial
+	check func(context.Context, *check.Request) *check.Denial
 }
 
 var (
-	_ interceptor.ChangeNotifier = engineCheck{}
-	_ interceptor.ChangeNotifier = (*Engine)(nil)
+	_ check.ChangeNotifier = engineCheck{}
+	_ check.ChangeNotifier = (*Engine)(nil)
 )
 
 // OnChange is the Engine's OnChange: open streams are re-checked when the
@@ -362,7 +364,7 @@ var (
 func (c engineCheck) OnChange(f func()) (stop func()) { return c.e.OnChange(f) }
 
 // Check runs the Engine check c wraps.
-func (c engineCheck) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+func (c engineCheck) Check(ctx context.Context, req *check.Request) *check.Denial {
 	return c.check(ctx, req)
 }
 
@@ -373,8 +375,8 @@ func (engineCheck) UsesMetadata() bool { return false }
 func (e *Engine) UsesMetadata() bool { return false }
 
 var (
-	_ interceptor.TimeIndependent = engineCheck{}
-	_ interceptor.TimeIndependent = (*Engine)(nil)
+	_ check.TimeIndependent = engineCheck{}
+	_ check.TimeIndependent = (*Engine)(nil)
 )
 
 // TimeIndependent reports true: whether a stream passes depends only on the
@@ -388,32 +390,32 @@ func (engineCheck) TimeIndependent() bool { return true }
 func (e *Engine) TimeIndependent() bool { return true }
 
 // Check runs the location check, then the auth-context check.
-func (e *Engine) Check(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+func (e *Engine) Check(ctx context.Context, req *check.Request) *check.Denial {
 	if d := e.checkLocation(ctx, req); d != nil {
 		return d
 	}
 	return e.checkAuthContext(ctx, req)
 }
 
-var noClaims interceptor.Claims
+var noClaims token.Claims
 
 // claimsOf returns the request's claims; an empty set if (against the
 // interceptor's contract) there are none, so that nothing panics.
-func claimsOf(req *interceptor.Request) *interceptor.Claims {
+func claimsOf(req *check.Request) *token.Claims {
 	if req.Claims == nil {
 		return &noClaims
 	}
 	return req.Claims
 }
 
-func now(req *interceptor.Request) time.Time {
+func now(req *check.Request) time.Time {
 	if req.Now.IsZero() {
 		return time.Now()
 	}
 	return req.Now
 }
 
-func (e *Engine) checkLocation(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+func (e *Engine) checkLocation(ctx context.Context, req *check.Request) *check.Denial {
 	c := e.cur.Load()
 	r := c.ruleFor(req.FullMethod)
 	if r == nil || !r.needIP {
@@ -429,7 +431,7 @@ func (e *Engine) checkLocation(ctx context.Context, req *interceptor.Request) *i
 	if err != nil {
 		e.opts.logger.LogAttrs(ctx, slog.LevelWarn, "policy: cannot determine client IP; denying",
 			slog.String("method", req.FullMethod), slog.String("error", err.Error()), tokenAttr(req.Claims))
-		return &interceptor.Denial{
+		return &check.Denial{
 			Code:        codes.PermissionDenied,
 			Reason:      caev1.Reason_REASON_LOCATION,
 			Description: "location policy: the caller's IP address could not be determined",
@@ -480,7 +482,7 @@ func (e *Engine) sameIP(claim string, ip netip.Addr) bool {
 
 // locationDenial decides between a claims challenge and a plain denial; see
 // "Avoiding challenge loops" in the package doc.
-func (e *Engine) locationDenial(ctx context.Context, req *interceptor.Request, c *compiled, r *crule, ip netip.Addr, ids []int32, why string) *interceptor.Denial {
+func (e *Engine) locationDenial(ctx context.Context, req *check.Request, c *compiled, r *crule, ip netip.Addr, ids []int32, why string) *check.Denial {
 	t := now(req)
 	cl := claimsOf(req)
 	names := make([]string, len(ids))
@@ -508,10 +510,10 @@ func (e *Engine) locationDenial(ctx context.Context, req *interceptor.Request, c
 				msg += fmt.Sprintf(" (the identity provider sees the caller at %s: if that is the same network, its %s ranges may be missing from the named location)", cl.IPAddr, otherFamily(ip))
 			}
 		}
-		return &interceptor.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_LOCATION, Description: msg, EventTime: first}
+		return &check.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_LOCATION, Description: msg, EventTime: first}
 	}
 	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: location challenge", attrs...)
-	return &interceptor.Denial{
+	return &check.Denial{
 		Reason:      caev1.Reason_REASON_LOCATION,
 		Claims:      fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, first.Unix()),
 		Description: fmt.Sprintf("location policy: this service sees the caller at %s, which %s for %s; get a new token", ip, why, req.FullMethod),
@@ -526,7 +528,7 @@ func otherFamily(ip netip.Addr) string {
 	return "IPv6"
 }
 
-func (e *Engine) checkAuthContext(ctx context.Context, req *interceptor.Request) *interceptor.Denial {
+func (e *Engine) checkAuthContext(ctx context.Context, req *check.Request) *check.Denial {
 	c := e.cur.Load()
 	r := c.ruleFor(req.FullMethod)
 	if r == nil || len(r.acrs) == 0 {
@@ -551,7 +553,7 @@ func (e *Engine) checkAuthContext(ctx context.Context, req *interceptor.Request)
 	}
 	if plain {
 		e.opts.logger.LogAttrs(ctx, slog.LevelInfo, "policy: auth context missing after step-up; denying", attrs...)
-		return &interceptor.Denial{
+		return &check.Denial{
 			Code:   codes.PermissionDenied,
 			Reason: caev1.Reason_REASON_AUTH_CONTEXT,
 			Description: fmt.Sprintf("auth context policy: %s requires authentication context %s, and the token issued after the step-up challenge of %s still lacks it; check that the identity provider's conditional access defines it",
@@ -560,12 +562,12 @@ func (e *Engine) checkAuthContext(ctx context.Context, req *interceptor.Request)
 		}
 	}
 	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: auth context challenge", attrs...)
-	params := make([]interceptor.Param, 0, 2)
+	params := make([]challenge.Param, 0, 2)
 	if e.opts.clientID != "" {
-		params = append(params, interceptor.Param{Name: "client_id", Value: e.opts.clientID})
+		params = append(params, challenge.Param{Name: "client_id", Value: e.opts.clientID})
 	}
-	params = append(params, interceptor.Param{Name: "cc_type", Value: "authcontext"})
-	return &interceptor.Denial{
+	params = append(params, challenge.Param{Name: "cc_type", Value: "authcontext"})
+	return &check.Denial{
 		Reason:      caev1.Reason_REASON_AUTH_CONTEXT,
 		Claims:      r.acrsClaims,
 		Description: fmt.Sprintf("auth context policy: %s requires authentication context %s", req.FullMethod, strings.Join(r.acrs, " or ")),
@@ -574,7 +576,7 @@ func (e *Engine) checkAuthContext(ctx context.Context, req *interceptor.Request)
 	}
 }
 
-func tokenAttr(c *interceptor.Claims) slog.Attr {
+func tokenAttr(c *token.Claims) slog.Attr {
 	if c == nil {
 		return slog.String("token", "")
 	}
@@ -591,7 +593,7 @@ type subjectID struct {
 
 // subjectOf returns the caller's subjectID: tenant and object id, else
 // issuer and subject, else client id, else the token's hash.
-func subjectOf(c *interceptor.Claims) subjectID {
+func subjectOf(c *token.Claims) subjectID {
 	switch {
 	case c == nil:
 		return subjectID{kind: '-'}
@@ -678,7 +680,7 @@ func (m *memory) clear(key memKey) {
 	m.mu.Unlock()
 }
 
-func sessionOf(c *interceptor.Claims) string {
+func sessionOf(c *token.Claims) string {
 	if c == nil {
 		return ""
 	}
@@ -700,7 +702,7 @@ func sessionOf(c *interceptor.Claims) string {
 // window after it, and, when tokens carry a session (sid, else deviceid),
 // of the same session as a challenged token. The same token presented again
 // gets the same answer as before.
-func (m *memory) decide(key memKey, addr netip.Addr, c *interceptor.Claims, now time.Time, skew time.Duration) (time.Time, bool) {
+func (m *memory) decide(key memKey, addr netip.Addr, c *token.Claims, now time.Time, skew time.Duration) (time.Time, bool) {
 	hash := ""
 	var iat time.Time
 	if c != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/check"
 	"github.com/caekit/caekit/policy"
 	"github.com/caekit/caekit/policy/location"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
@@ -222,7 +223,7 @@ func benchPolicyCheck(ranges int) func(*testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r := &interceptor.Request{
+		r := &check.Request{
 			FullMethod: inboxv1.InboxService_GetMessage_FullMethodName,
 			Claims:     &interceptor.Claims{TenantID: tenantID, ObjectID: "oid-user-1", IssuedAt: time.Now()},
 			Peer:       net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:50000")),

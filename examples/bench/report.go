@@ -296,7 +296,7 @@ func (r *results) markdown(w io.Writer) {
 		streamTable(r.ClientStream, "### Client stream Upload: per-message cost (1 stream, client sends back to back)")
 	}
 	if len(r.Stream) > 0 || len(r.ClientStream) > 0 {
-		p("caekit re-checks on every message what may change without notice (the store's health, checks not declaring `interceptor.TimeIndependent`); the revocation look-ups and the policy run again only after an event, a policy change or a periodic re-check (a generation counter per stream). Naive and Introspection check once, when the stream opens.\n\n")
+		p("caekit re-checks on every message what may change without notice (the store's health, checks not declaring `check.TimeIndependent`); the revocation look-ups and the policy run again only after an event, a policy change or a periodic re-check (a generation counter per stream). Naive and Introspection check once, when the stream opens.\n\n")
 	}
 
 	p("### Server-side micro benchmarks (called directly, no transport)\n\n| Group | Benchmark | ns/op | allocs/op | B/op |\n|---|---|--:|--:|--:|\n")
