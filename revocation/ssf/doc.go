@@ -57,7 +57,7 @@
 //   - push (RFC 8935): Receiver is an http.Handler;
 //   - poll (RFC 8936): Poller long-polls a transmitter and acknowledges only
 //     what was validated and stored;
-//   - gRPC: package revocation/ssf/ssfgrpc serves cae.v1.SecurityEventService.
+//   - gRPC: package interceptor/ssfgrpc serves cae.v1.SecurityEventService.
 //
 // Client manages streams at the transmitter (configuration, create, read,
 // update, delete, status, verification).

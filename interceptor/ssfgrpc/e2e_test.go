@@ -22,12 +22,12 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/ssfgrpc"
 	"github.com/caekit/caekit/interceptor/token"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
-	"github.com/caekit/caekit/revocation/ssf/ssfgrpc"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 

@@ -7,10 +7,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/ssfgrpc"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
-	"github.com/caekit/caekit/revocation/ssf/ssfgrpc"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/check"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation/ssf"
 )
@@ -82,19 +82,19 @@ func toStatus(err error) error {
 // string or an array of strings, in Claims.Raw["roles"]) to contain role
 // (DefaultRole if empty). Other methods pass untouched. A caller without the
 // role is denied with PermissionDenied.
-func RequireRole(role string) interceptor.Check {
+func RequireRole(role string) check.Check {
 	if role == "" {
 		role = DefaultRole
 	}
 	desc := "publishing security events requires the role " + role
-	return interceptor.CheckFunc(func(_ context.Context, req *interceptor.Request) *interceptor.Denial {
+	return check.CheckFunc(func(_ context.Context, req *check.Request) *check.Denial {
 		if !strings.HasPrefix(req.FullMethod, ServicePrefix) {
 			return nil
 		}
 		if req.Claims != nil && hasRole(req.Claims.Raw["roles"], role) {
 			return nil
 		}
-		return &interceptor.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_POLICY, Description: desc}
+		return &check.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_POLICY, Description: desc}
 	})
 }
 
