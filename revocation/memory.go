@@ -161,7 +161,7 @@ func (m *Memory) Put(ctx context.Context, ev Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("revocation: put %s: %w", ev.Subject, err)
 	}
-	changed, err := m.Apply(ev)
+	changed, err := m.apply(ev)
 	if errors.Is(err, ErrFull) {
 		m.notify(ev)
 	}
@@ -174,10 +174,10 @@ func (m *Memory) Put(ctx context.Context, ev Event) error {
 	return nil
 }
 
-// Apply records ev like Put but without notifying subscribers. It reports
+// apply records ev like Put but without notifying subscribers. It reports
 // whether the event changed what Lookup returns. Stores that keep a Memory as
-// a mirror use it together with Notify.
-func (m *Memory) Apply(ev Event) (changed bool, err error) {
+// a mirror use it together with notify (see mirror.go).
+func (m *Memory) apply(ev Event) (changed bool, err error) {
 	now := m.cfg.now()
 	if err := ev.ValidateAt(now); err != nil {
 		return false, err
@@ -287,9 +287,6 @@ func (m *Memory) reserve() bool {
 		}
 	}
 }
-
-// Notify calls the subscribers with ev.
-func (m *Memory) Notify(ev Event) { m.notify(ev) }
 
 func (m *Memory) notify(ev Event) {
 	for _, s := range *m.subs.Load() {

@@ -206,7 +206,7 @@ func BenchmarkMemoryLookup(b *testing.B) {
 			m := revocation.NewMemory()
 			now := time.Now()
 			for i := range n {
-				if _, err := m.Apply(revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey("tenant", "user-"+strconv.Itoa(i)), Time: now}); err != nil {
+				if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey("tenant", "user-"+strconv.Itoa(i)), Time: now}); err != nil {
 					b.Fatal(err)
 				}
 			}

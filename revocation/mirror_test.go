@@ -7,6 +7,7 @@ import (
 
 	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/revocation/internal/mirror"
 )
 
 // TestMemoryRemove guards the mirror API the Redis store's resync uses to
@@ -15,6 +16,7 @@ import (
 func TestMemoryRemove(t *testing.T) {
 	now := testclock.Unix(1_800_000_000, 0)
 	m := revocation.NewMemory(revocation.WithClock(func() time.Time { return now }))
+	w := mirror.Of[*revocation.Memory, revocation.Event](m)
 	k := revocation.SessionKey("https://idp.test", "sid-1")
 	old := revocation.Event{ID: "a", Type: revocation.TypeSessionRevoked, Subject: k, Time: now.Add(-time.Minute)}
 	if err := m.Put(context.Background(), old); err != nil {
@@ -25,19 +27,19 @@ func TestMemoryRemove(t *testing.T) {
 	if err := m.Put(context.Background(), newer); err != nil {
 		t.Fatal(err)
 	}
-	if m.Remove(old) {
+	if w.Remove(old) {
 		t.Fatal("Remove deleted an entry replaced by a newer event")
 	}
 	if got, ok := m.Lookup(k); !ok || got.ID != "b" {
 		t.Fatalf("Lookup = %+v, %v; want the newer event", got, ok)
 	}
-	if !m.Remove(newer) {
+	if !w.Remove(newer) {
 		t.Fatal("Remove did not delete the entry it was given")
 	}
 	if _, ok := m.Lookup(k); ok || m.Len() != 0 {
 		t.Fatalf("after Remove: found=%v Len=%d; want nothing held", ok, m.Len())
 	}
-	if m.Remove(newer) {
+	if w.Remove(newer) {
 		t.Fatal("Remove of an absent entry reported a deletion")
 	}
 	// The kind counter went back to zero: a new event of the kind is found.

@@ -153,7 +153,7 @@ func newMemory(n int) (*revocation.Memory, error) {
 	m := revocation.NewMemory()
 	now := time.Now()
 	for i := range n {
-		if _, err := m.Apply(revocationEvent(i, now)); err != nil {
+		if err := m.Put(context.Background(), revocationEvent(i, now)); err != nil {
 			return nil, fmt.Errorf("preload revocation store: %w", err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/revocation"
+	mirrorhook "github.com/caekit/caekit/revocation/internal/mirror"
 )
 
 // BenchmarkMirrorBytes measures the heap one mirrored entry takes, as the
@@ -37,7 +38,7 @@ func BenchmarkMirrorBytes(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := m.Apply(ev); err != nil {
+		if _, err := mirrorhook.Of[*revocation.Memory, revocation.Event](m).Apply(ev); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/caekit/caekit/revocation"
+	mirrorhook "github.com/caekit/caekit/revocation/internal/mirror"
 )
 
 // ErrClosed is returned by Put after Close.
@@ -70,6 +71,7 @@ type Store struct {
 	client    redis.UniversalClient
 	ownClient bool
 	mirror    *revocation.Memory
+	mw        mirrorhook.Writer[revocation.Event] // mirror's unexported write hooks
 	log       *slog.Logger
 	channel   string
 	pattern   string
@@ -189,6 +191,7 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 		client:    client,
 		ownClient: own,
 		mirror:    mirror,
+		mw:        mirrorhook.Of[*revocation.Memory, revocation.Event](mirror),
 		log:       cfg.logger,
 		channel:   cfg.prefix + channelName,
 		pattern:   scanPattern(cfg.prefix),
@@ -298,7 +301,7 @@ func (s *Store) Put(ctx context.Context, ev revocation.Event) error {
 		return fmt.Errorf("redisstore: event stored in Redis but not in the local mirror: %w", err)
 	}
 	if changed {
-		s.mirror.Notify(ev)
+		s.mw.Notify(ev)
 	}
 	return nil
 }
@@ -623,7 +626,7 @@ func (s *Store) apply(ev revocation.Event) (bool, error) {
 			s.touchedFull = true
 		}
 	}
-	return s.mirror.Apply(ev)
+	return s.mw.Apply(ev)
 }
 
 // write runs putScript for one event and, when replica acknowledgements are
@@ -764,7 +767,7 @@ func (s *Store) applyEvent(ev revocation.Event) {
 		return
 	}
 	if changed {
-		s.mirror.Notify(ev)
+		s.mw.Notify(ev)
 	}
 }
 
@@ -911,7 +914,7 @@ func (s *Store) confirmAbsent(ctx context.Context) error {
 		v, err := s.client.Get(ctx, key).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
-			if s.mirror.Remove(a.ev) {
+			if s.mw.Remove(a.ev) {
 				removed++
 			}
 		case err != nil:
@@ -982,7 +985,7 @@ func (s *Store) load(ctx context.Context, keys []string, notify bool, full *atom
 			continue
 		}
 		if changed && notify {
-			s.mirror.Notify(ev)
+			s.mw.Notify(ev)
 		}
 	}
 	return nil
