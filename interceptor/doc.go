@@ -18,7 +18,7 @@
 //
 // # Denials
 //
-// A denied call ends with codes.Unauthenticated (or the Denial's code) and
+// A denied call ends with codes.Unauthenticated (or the check.Denial's code) and
 // carries the challenge three times:
 //
 //   - a cae.v1.ClaimsChallenge status detail,
@@ -66,8 +66,8 @@
 // is blocked in Recv or Send. Checks also run again on each message received
 // or sent, periodically with WithStreamRecheckInterval, and a stream ends when
 // its token expires (reason TOKEN_EXPIRED, a timer). On a message, the
-// revocation look-ups and the checks declaring TimeIndependent (the policy
-// engine's) run only if an event, a ChangeNotifier change, RecheckStreams or
+// revocation look-ups and the checks declaring check.TimeIndependent (the policy
+// engine's) run only if an event, a check.ChangeNotifier change, RecheckStreams or
 // the periodic re-check happened since they last passed; the store's health
 // and other checks run on every message. See StreamServerInterceptor for how
 // the handler is run.

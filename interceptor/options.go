@@ -100,9 +100,10 @@ func WithStore(s revocation.Store) Option {
 }
 
 // WithChecks appends checks that run, in order, after the built-in revocation
-// check; the first denial wins. Setting any check makes the interceptor fill
-// Request.Metadata (a copy of the incoming metadata, one extra allocation per
-// call); without custom checks Request.Metadata is nil.
+// check; the first denial wins. A check implements check.Check (package
+// interceptor/check), e.g. policy.Engine.Checks() or a check.CheckFunc. Setting any check makes the interceptor fill
+// check.Request.Metadata (a copy of the incoming metadata, one extra allocation per
+// call); without custom checks check.Request.Metadata is nil.
 func WithChecks(checks ...check.Check) Option {
 	return func(o *options) {
 		for i, c := range checks {
@@ -214,7 +215,7 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithClock sets the clock for Request.Now, lifetime and mid-stream expiry
+// WithClock sets the clock for check.Request.Now, lifetime and mid-stream expiry
 // checks. Timers still run on the real clock. Default time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) {
@@ -233,7 +234,7 @@ const MinStreamRecheckInterval = 10 * time.Millisecond
 // in addition to the re-checks on each message and on each event. It catches
 // what events do not announce (a store turning unhealthy on an idle stream, a
 // custom check whose inputs change) and is the schedule on which checks
-// declaring TimeIndependent also run when nothing was announced. Zero (the
+// declaring check.TimeIndependent also run when nothing was announced. Zero (the
 // default) disables it.
 func WithStreamRecheckInterval(d time.Duration) Option {
 	return func(o *options) {
