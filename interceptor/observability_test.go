@@ -25,6 +25,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -425,23 +426,8 @@ func TestAuditHook(t *testing.T) {
 	}
 }
 
-// syncWriter is a goroutine-safe log sink.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
+// syncWriter is a goroutine-safe log sink that can pick out JSON log lines.
+type syncWriter struct{ testkit.LogBuffer }
 
 // lines returns the JSON log lines with the given msg.
 func (w *syncWriter) lines(t *testing.T, msg string) []map[string]any {

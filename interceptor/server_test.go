@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -608,26 +608,9 @@ func TestClosedServerRefuses(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Denials are logged with the token's hash prefix, never the token.
 func TestLogsNeverContainTokens(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.LogBuffer
 	e := newEnv(t, envOpt{opts: []interceptor.Option{interceptor.WithLogger(slog.New(slog.NewTextHandler(&buf, nil)))}})
 	good := mint(t, tok{sid: "s-log"})
 	forged := good[:strings.LastIndexByte(good, '.')] + ".AAAA"

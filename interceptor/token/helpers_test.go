@@ -278,18 +278,6 @@ func wantErr(t testing.TB, err, target error) {
 	}
 }
 
-// eventually polls cond every 10ms until it holds or 5s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // noToken fails if s contains the token or any of its parts.
 func noToken(t testing.TB, s, raw string) {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
@@ -117,7 +118,7 @@ func TestEndToEndThreeServers(t *testing.T) {
 	for i, c := range clients[1:] {
 		var last error
 		var tr metadata.MD
-		eventually(t, "replica to refuse the revoked token", func() bool {
+		testkit.EventuallyWithin(t, waitFor, "replica to refuse the revoked token", func() bool {
 			last, tr = call(c)
 			return status.Code(last) == codes.Unauthenticated
 		})
@@ -129,7 +130,7 @@ func TestEndToEndThreeServers(t *testing.T) {
 
 	srv.Kill()
 	for _, c := range clients {
-		eventually(t, "replica to fail closed without Redis", func() bool {
+		testkit.EventuallyWithin(t, waitFor, "replica to fail closed without Redis", func() bool {
 			err, _ := call(c)
 			return status.Code(err) == codes.Unavailable
 		})

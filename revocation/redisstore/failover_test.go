@@ -43,6 +43,7 @@ import (
 
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
@@ -494,7 +495,7 @@ func sentinelFailover(t *testing.T, plan loadPlan, ssfPush bool, extra ...rediss
 	rep := runLoad(t, rs, set.Primary.Kill, plan)
 	checkFailClosedObserved(t, rs, "A", "B")
 	check(rep.ackedIDs)
-	eventually(t, "the Sentinel to report the new primary", func() bool { return set.CurrentPrimary() != set.Primary.Addr() })
+	testkit.EventuallyWithin(t, waitFor, "the Sentinel to report the new primary", func() bool { return set.CurrentPrimary() != set.Primary.Addr() })
 	return rep
 }
 
