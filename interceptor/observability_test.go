@@ -35,7 +35,7 @@ import (
 type obsEnv struct {
 	srv    *interceptor.Server
 	store  *revocation.Memory
-	inbox  *inbox
+	inbox  *testkit.Inbox
 	client inboxv1.InboxServiceClient
 	conn   *grpc.ClientConn
 }
@@ -596,7 +596,7 @@ func (e *obsEnv) waitInboxReturned(t *testing.T, name string) {
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
-		case n := <-e.inbox.returned:
+		case n := <-e.inbox.Returned:
 			if n == name {
 				return
 			}
