@@ -131,13 +131,7 @@ func newInbox() *testkit.Inbox {
 }
 
 // claimsSubject is the subject of the claims the interceptor put in ctx.
-func claimsSubject(ctx context.Context) (string, bool) {
-	c, ok := interceptor.ClaimsFromContext(ctx)
-	if !ok {
-		return "", false
-	}
-	return c.Subject, true
-}
+var claimsSubject = testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })
 
 // env is one server+client pair over bufconn.
 type env struct {

@@ -145,3 +145,16 @@ func (s *Inbox) Upload(st grpc.ClientStreamingServer[inboxv1.UploadRequest, inbo
 		s.Uploaded.Add(1)
 	}
 }
+
+// ClaimsSubject adapts a claims reader such as interceptor.ClaimsFromContext
+// to Inbox.Subject, given how to read the subject from the claims. subject
+// is called only when from reports claims.
+func ClaimsSubject[C any](from func(context.Context) (C, bool), subject func(C) string) func(context.Context) (string, bool) {
+	return func(ctx context.Context) (string, bool) {
+		c, ok := from(ctx)
+		if !ok {
+			return "", false
+		}
+		return subject(c), true
+	}
+}

@@ -155,3 +155,24 @@ func TestInboxWatchWithoutInterval(t *testing.T) {
 		cancel()
 	}
 }
+
+type claims struct{ sub string }
+
+// ClaimsSubject reads the subject only from claims that are there.
+func TestClaimsSubject(t *testing.T) {
+	have := true
+	from := func(context.Context) (*claims, bool) {
+		if have {
+			return &claims{sub: "alice"}, true
+		}
+		return nil, false // reading sub from nil claims would panic
+	}
+	subject := testkit.ClaimsSubject(from, func(c *claims) string { return c.sub })
+	if s, ok := subject(context.Background()); !ok || s != "alice" {
+		t.Fatalf("with claims: %q, %v", s, ok)
+	}
+	have = false
+	if s, ok := subject(context.Background()); ok || s != "" {
+		t.Fatalf("without claims: %q, %v", s, ok)
+	}
+}
