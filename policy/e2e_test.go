@@ -28,6 +28,7 @@ import (
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/policy"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
@@ -137,27 +138,10 @@ func (i *testIdP) token(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": s, "token_type": "Bearer", "expires_in": 3600})
 }
 
-type inboxServer struct {
-	inboxv1.UnimplementedInboxServiceServer
-}
-
-func (inboxServer) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	c, _ := interceptor.ClaimsFromContext(ctx)
-	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello " + c.Subject}, nil
-}
-
-// Chat echoes every message, then waits in Recv for the next one: between
-// messages the stream is idle, its handler blocked in RecvMsg.
-func (inboxServer) Chat(st inboxv1.InboxService_ChatServer) error {
-	for {
-		m, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
-			return err
-		}
-	}
+// newInbox returns the kit's Inbox, reading the caller from the
+// interceptor's claims: GetMessage answers "hello <subject>", Chat echoes.
+func newInbox() *testkit.Inbox {
+	return &testkit.Inbox{Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })}
 }
 
 type e2e struct {
@@ -190,7 +174,7 @@ func startE2E(t *testing.T, p *policy.Policy, idpSees string) *e2e {
 	}
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inboxServer{})
+	inboxv1.RegisterInboxServiceServer(gs, newInbox())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func startRaw(t *testing.T, p *policy.Policy, idpSees string, opts ...policy.Opt
 	}
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inboxServer{})
+	inboxv1.RegisterInboxServiceServer(gs, newInbox())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestClientKeepsStepUpOnProactiveRefresh(t *testing.T) {
 	}
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inboxServer{})
+	inboxv1.RegisterInboxServiceServer(gs, newInbox())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

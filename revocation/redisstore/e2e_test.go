@@ -31,14 +31,6 @@ const (
 	e2eAudience = "api://inbox"
 )
 
-type inbox struct {
-	inboxv1.UnimplementedInboxServiceServer
-}
-
-func (inbox) GetMessage(_ context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	return &inboxv1.GetMessageResponse{Id: r.GetId()}, nil
-}
-
 // serve starts one replica: a gRPC server on a loopback port with the CAE
 // interceptors over its own Redis-backed store, and a client connection to it.
 func serve(t *testing.T, key *ecdsa.PublicKey, store *redisstore.Store) inboxv1.InboxServiceClient {
@@ -60,7 +52,7 @@ func serve(t *testing.T, key *ecdsa.PublicKey, store *redisstore.Store) inboxv1.
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(cae.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(srv, inbox{})
+	inboxv1.RegisterInboxServiceServer(srv, &testkit.Inbox{})
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
