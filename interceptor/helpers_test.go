@@ -97,13 +97,7 @@ func mint(t testing.TB, k tok) string {
 	for n, v := range k.extra {
 		c[n] = v
 	}
-	j := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	j.Header["kid"] = testKID
-	s, err := j.SignedString(signingKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testkit.Minter{Alg: "ES256", KID: testKID, Key: signingKey(t)}.Mint(t, c)
 }
 
 func newValidator(t testing.TB, opts ...token.Option) *token.Validator {

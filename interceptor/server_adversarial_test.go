@@ -109,16 +109,8 @@ func TestAdversarialTokensOverGRPC(t *testing.T) {
 	}
 	deep := strings.Repeat("[", 100) + strings.Repeat("]", 100)
 	attacker := func(hdr jwt.MapClaims) string {
-		j := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "x",
-			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
-		for k, v := range hdr {
-			j.Header[k] = v
-		}
-		s, err := j.SignedString(other)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testkit.Minter{Alg: "ES256", Key: other}.MintHeader(t, jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "x",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}, hdr)
 	}
 
 	rows := []struct {

@@ -311,23 +311,9 @@ func TestBadTokensRejected(t *testing.T) {
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	claims := jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "x", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	hsConfused := func(secret []byte) string {
-		j := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-		j.Header["kid"] = "rsa1"
-		s, err := j.SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testkit.Minter{Alg: "HS256", KID: "rsa1", Key: secret}.Mint(t, claims)
 	}
-	unknownKID := func() string {
-		j := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-		j.Header["kid"] = "nope"
-		s, err := j.SignedString(signingKey(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}()
+	unknownKID := testkit.Minter{Alg: "ES256", KID: "nope", Key: signingKey(t)}.Mint(t, claims)
 	payload, _ := json.Marshal(claims)
 	algNone := b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(payload) + "."
 	wrongISS := mint(t, tok{extra: jwt.MapClaims{"iss": "https://evil.example"}})

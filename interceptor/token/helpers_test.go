@@ -26,9 +26,9 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 const testAudience = "api://inbox"
@@ -88,16 +88,7 @@ func edSigner(kid string) signer       { return signer{alg: "EdDSA", kid: kid, k
 // sign makes a compact JWS of claims with extra header fields.
 func (s signer) sign(t testing.TB, claims map[string]any, hdr map[string]any) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.alg), jwt.MapClaims(claims))
-	if s.kid != "" {
-		tok.Header["kid"] = s.kid
-	}
-	maps.Copy(tok.Header, hdr)
-	raw, err := tok.SignedString(s.key)
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return raw
+	return testkit.Minter{Alg: s.alg, KID: s.kid, Key: s.key}.MintHeader(t, claims, hdr)
 }
 
 // claimsFor returns typical Entra-like claims for issuer, valid now.

@@ -214,13 +214,7 @@ func TestHMACAlgorithmConfusion(t *testing.T) {
 	secrets := map[string][]byte{"pem": pemBytes, "der": der, "pkcs1": pkcs1}
 
 	sign := func(kid string, secret []byte) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims))
-		tok.Header["kid"] = kid
-		raw, err := tok.SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
+		return testkit.Minter{Alg: "HS256", KID: kid, Key: secret}.Mint(t, claims)
 	}
 
 	t.Run("default algorithms", func(t *testing.T) {
