@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"maps"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -28,7 +27,8 @@ func (m Minter) Mint(t testing.TB, claims map[string]any) string {
 
 // MintHeader is Mint with extra protected-header members (typ, crit, jku, a
 // forged alg...). They are copied over the header after alg and kid, so a
-// test can make the header lie about the signature.
+// test can make the header lie about the signature; a nil value deletes the
+// member (a token without kid or typ).
 func (m Minter) MintHeader(t testing.TB, claims, header map[string]any) string {
 	t.Helper()
 	method := jwt.GetSigningMethod(m.Alg)
@@ -40,7 +40,13 @@ func (m Minter) MintHeader(t testing.TB, claims, header map[string]any) string {
 	if m.KID != "" {
 		tok.Header["kid"] = m.KID
 	}
-	maps.Copy(tok.Header, header)
+	for k, v := range header {
+		if v == nil {
+			delete(tok.Header, k)
+		} else {
+			tok.Header[k] = v
+		}
+	}
 	raw, err := tok.SignedString(m.Key)
 	if err != nil {
 		t.Fatalf("testkit.Minter: signing with %s: %v", m.Alg, err)

@@ -31,6 +31,10 @@ func TestMinterSignsWhatItSays(t *testing.T) {
 	if sub, _ := tok.Claims.GetSubject(); sub != "alice" {
 		t.Fatalf("sub = %q", sub)
 	}
+	noKID := m.MintHeader(t, map[string]any{}, map[string]any{"kid": nil, "typ": nil})
+	if tok, _, err := jwt.NewParser().ParseUnverified(noKID, jwt.MapClaims{}); err != nil || len(tok.Header) != 1 {
+		t.Fatalf("a nil header member must delete it: %v, %v", tok.Header, err)
+	}
 	if plain := m.Mint(t, map[string]any{}); strings.Count(plain, ".") != 2 {
 		t.Fatalf("not a compact JWS: %q", plain)
 	}

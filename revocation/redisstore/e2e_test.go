@@ -80,15 +80,10 @@ func TestEndToEndThreeServers(t *testing.T) {
 	}
 
 	now := time.Now()
-	j := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+	raw := testkit.Minter{Alg: "ES256", KID: "k1", Key: key}.Mint(t, jwt.MapClaims{
 		"iss": e2eIssuer, "aud": e2eAudience, "sub": "alice", "xms_cc": []string{"cp1"},
 		"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix(),
 	})
-	j.Header["kid"] = "k1"
-	raw, err := j.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+raw)
 	call := func(c inboxv1.InboxServiceClient) (error, metadata.MD) {
 		var tr metadata.MD

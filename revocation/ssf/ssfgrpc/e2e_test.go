@@ -78,13 +78,7 @@ func (w *world) token(t *testing.T, sub, sid string, roles ...string) string {
 	if len(roles) > 0 {
 		c["roles"] = roles
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	tok.Header["kid"] = "at1"
-	s, err := tok.SignedString(w.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testkit.Minter{Alg: "RS256", KID: "at1", Key: w.key}.Mint(t, c)
 }
 
 func setup(t *testing.T) *world {
