@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/interceptor/client"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 )
 
 // soonRefresh wraps the IdP source and moves RefreshAt close, as a short

@@ -1,6 +1,8 @@
 // Package testkit holds the helpers that caekit's tests share: a
 // goroutine-safe log buffer, a polling wait (Eventually), the InboxService
-// the interceptor tests call (Inbox), and a token minter (Minter).
+// the interceptor tests call (Inbox), and a token minter (Minter). Its
+// sub-package testidp is an OAuth token endpoint on loopback that issues
+// CAE-aware access tokens.
 //
 // It is test support only: it is imported by _test.go files, never by the
 // library. It must not import any caekit package whose tests import it (the
