@@ -154,3 +154,35 @@ func with(v url.Values, kv ...string) url.Values {
 	}
 	return out
 }
+
+// SetClaim adds, overrides and removes claims of the tokens issued after
+// it; SetIgnoreACRS drops the acrs a claims request asks for.
+func TestSetClaimAndIgnoreACRS(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	idp.SetClaim("ipaddr", "192.0.2.7")
+	idp.SetClaim("sub", "alice")
+	idp.SetClaim("idtyp", nil)
+	idp.SetIgnoreACRS(true)
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {testidp.ClientID}, "client_secret": {testidp.ClientSecret},
+		"claims": {`{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`}}
+	code, body := post(t, idp, form)
+	if code != http.StatusOK {
+		t.Fatalf("status %d: %v", code, body)
+	}
+	_, c := parse(t, idp, body["access_token"], time.Now())
+	if c["ipaddr"] != "192.0.2.7" || c["sub"] != "alice" {
+		t.Fatalf("set claims missing: %v", c)
+	}
+	if _, has := c["idtyp"]; has {
+		t.Fatalf("idtyp was removed but is there: %v", c)
+	}
+	if _, has := c["acrs"]; has {
+		t.Fatalf("acrs granted while ignored: %v", c)
+	}
+	idp.SetIgnoreACRS(false)
+	_, body = post(t, idp, form)
+	if _, c := parse(t, idp, body["access_token"], time.Now()); c["acrs"] == nil {
+		t.Fatalf("acrs not granted once honoured again: %v", c)
+	}
+}
