@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -95,13 +94,6 @@ func startE2E(t *testing.T, p *policy.Policy, idpSees string) *e2e {
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, newInbox())
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-
 	src, err := httpsource.New(e.idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
 	if err != nil {
 		t.Fatal(err)
@@ -110,11 +102,7 @@ func startE2E(t *testing.T, p *policy.Policy, idpSees string) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), append(cli.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := testkit.ServeGRPC(t, gs, cli.DialOptions()...)
 	t.Cleanup(func() {
 		_ = conn.Close()
 		_ = cli.Close()

@@ -8,7 +8,6 @@ package policy_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +16,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/internal/testkit/testidp"
 	"github.com/caekit/caekit/policy"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
@@ -68,17 +67,7 @@ func startRaw(t *testing.T, p *policy.Policy, idpSees string, opts ...policy.Opt
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, newInbox())
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := testkit.ServeGRPC(t, gs)
 	e.api = inboxv1.NewInboxServiceClient(conn)
 	if e.src, err = httpsource.New(e.idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret)); err != nil {
 		t.Fatal(err)
@@ -233,13 +222,6 @@ func TestClientKeepsStepUpOnProactiveRefresh(t *testing.T) {
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, newInbox())
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-
 	hs, err := httpsource.New(idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
 	if err != nil {
 		t.Fatal(err)
@@ -255,11 +237,7 @@ func TestClientKeepsStepUpOnProactiveRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), append(cli.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := testkit.ServeGRPC(t, gs, cli.DialOptions()...)
 	t.Cleanup(func() {
 		_ = conn.Close()
 		_ = cli.Close()

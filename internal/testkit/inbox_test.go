@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,5 +175,23 @@ func TestClaimsSubject(t *testing.T) {
 	have = false
 	if s, ok := subject(context.Background()); ok || s != "" {
 		t.Fatalf("without claims: %q, %v", s, ok)
+	}
+}
+
+// ServeGRPC serves over real loopback TCP; the dial options given are used.
+func TestServeGRPC(t *testing.T) {
+	gs := grpc.NewServer()
+	inboxv1.RegisterInboxServiceServer(gs, &testkit.Inbox{})
+	var intercepted bool
+	conn := testkit.ServeGRPC(t, gs, grpc.WithUnaryInterceptor(func(ctx context.Context, m string, req, reply any, cc *grpc.ClientConn, inv grpc.UnaryInvoker, o ...grpc.CallOption) error {
+		intercepted = true
+		return inv(ctx, m, req, reply, cc, o...)
+	}))
+	if !strings.HasPrefix(conn.Target(), "127.0.0.1:") {
+		t.Fatalf("target %q is not loopback TCP", conn.Target())
+	}
+	resp, err := inboxv1.NewInboxServiceClient(conn).GetMessage(context.Background(), &inboxv1.GetMessageRequest{Id: "1"})
+	if err != nil || resp.GetId() != "1" || !intercepted {
+		t.Fatalf("call: %v, %v, dial option used: %v", resp, err, intercepted)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -47,20 +45,9 @@ func serve(t *testing.T, key *ecdsa.PublicKey, store *redisstore.Store) inboxv1.
 		t.Fatal(err)
 	}
 	t.Cleanup(cae.Close)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer(cae.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(srv, &testkit.Inbox{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return inboxv1.NewInboxServiceClient(conn)
+	return inboxv1.NewInboxServiceClient(testkit.ServeGRPC(t, srv))
 }
 
 // Three gRPC servers share one Redis: a revocation written through one

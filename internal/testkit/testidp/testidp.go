@@ -51,7 +51,7 @@ type IdP struct {
 	srv *httptest.Server
 	key *ecdsa.PrivateKey
 
-	mu       sync.Mutex
+	mu         sync.Mutex
 	requests   []Request
 	down       int // >0: answer 503; -1: forever
 	delay      time.Duration

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/caekit/caekit/interceptor"
@@ -117,18 +115,7 @@ func setup(t *testing.T) *world {
 	gs := grpc.NewServer(ic.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, &testkit.Inbox{WatchEvery: 20 * time.Millisecond, Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })})
 	caev1.RegisterSecurityEventServiceServer(gs, ssfgrpc.New(rcv))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	w.conn = conn
+	w.conn = testkit.ServeGRPC(t, gs)
 	return w
 }
 
