@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,10 +14,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
@@ -162,26 +159,14 @@ func newEnv(t testing.TB, eo envOpt) *env {
 		t.Fatal(err)
 	}
 	e.srv = s
-	lis := bufconn.Listen(1 << 20)
+	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(s.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
 	if eo.register != nil {
 		eo.register(gs)
 	}
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.conn = conn
-	e.client = inboxv1.NewInboxServiceClient(conn)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		s.Close()
-	})
+	e.conn = testkit.ServeBufconn(t, gs)
+	e.client = inboxv1.NewInboxServiceClient(e.conn)
 	return e
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -20,8 +19,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
@@ -55,22 +52,11 @@ func newObsEnv(t *testing.T, chain func(*interceptor.Server) []grpc.ServerOption
 	if chain == nil {
 		chain = func(s *interceptor.Server) []grpc.ServerOption { return s.ServerOptions() }
 	}
+	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(chain(s)...)
 	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.conn, e.client = conn, inboxv1.NewInboxServiceClient(conn)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		s.Close()
-	})
+	e.conn = testkit.ServeBufconn(t, gs)
+	e.client = inboxv1.NewInboxServiceClient(e.conn)
 	return e
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,10 +11,8 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/internal/testkit"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
@@ -36,19 +33,9 @@ func subjectFromMetadata(ctx context.Context) (string, bool) {
 // serveInbox serves in over bufconn and returns a client for it.
 func serveInbox(t *testing.T, in *testkit.Inbox) inboxv1.InboxServiceClient {
 	t.Helper()
-	lis := bufconn.Listen(1 << 16)
 	gs := grpc.NewServer()
 	inboxv1.RegisterInboxServiceServer(gs, in)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return inboxv1.NewInboxServiceClient(conn)
+	return inboxv1.NewInboxServiceClient(testkit.ServeBufconn(t, gs))
 }
 
 func TestInboxGetMessage(t *testing.T) {
@@ -193,5 +180,19 @@ func TestServeGRPC(t *testing.T) {
 	resp, err := inboxv1.NewInboxServiceClient(conn).GetMessage(context.Background(), &inboxv1.GetMessageRequest{Id: "1"})
 	if err != nil || resp.GetId() != "1" || !intercepted {
 		t.Fatalf("call: %v, %v, dial option used: %v", resp, err, intercepted)
+	}
+}
+
+// ServeBufconn serves in memory; the dial options given are used.
+func TestServeBufconn(t *testing.T) {
+	gs := grpc.NewServer()
+	inboxv1.RegisterInboxServiceServer(gs, &testkit.Inbox{})
+	conn := testkit.ServeBufconn(t, gs, grpc.WithUserAgent("kit-test"))
+	if conn.Target() != "passthrough:///bufnet" {
+		t.Fatalf("target %q is not bufconn", conn.Target())
+	}
+	resp, err := inboxv1.NewInboxServiceClient(conn).GetMessage(context.Background(), &inboxv1.GetMessageRequest{Id: "2"})
+	if err != nil || resp.GetId() != "2" {
+		t.Fatalf("call: %v, %v", resp, err)
 	}
 }
