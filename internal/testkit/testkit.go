@@ -22,14 +22,22 @@ import (
 // the sink of a slog handler whose logs a test reads while servers, stores
 // or refresh loops are still logging. The zero value is ready to use.
 type LogBuffer struct {
+	// Limit, if positive, bounds what is kept: once the buffer holds Limit
+	// bytes or more, further writes are dropped (and reported written), so
+	// a chatty child process keeps its start-up diagnostics and no more.
+	Limit int
+
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-// Write appends p to the buffer.
+// Write appends p to the buffer, unless Limit is reached.
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.Limit > 0 && l.b.Len() >= l.Limit {
+		return len(p), nil
+	}
 	return l.b.Write(p)
 }
 

@@ -40,6 +40,20 @@ func TestLogBufferConcurrentWrites(t *testing.T) {
 	}
 }
 
+// A Limit keeps the first writes and drops the rest, reporting them written
+// (a writer that saw an error would stop logging, or fail).
+func TestLogBufferLimit(t *testing.T) {
+	buf := testkit.LogBuffer{Limit: 4}
+	for _, s := range []string{"ab", "cd", "ef"} {
+		if n, err := buf.Write([]byte(s)); n != 2 || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if got := buf.String(); got != "abcd" {
+		t.Fatalf("kept %q, want abcd", got)
+	}
+}
+
 // fakeTB records Fatalf instead of ending the goroutine, so the failure path
 // of Eventually can itself be tested.
 type fakeTB struct {
