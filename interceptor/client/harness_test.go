@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/client"
@@ -114,9 +112,6 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	in := &testkit.Inbox{WatchEvery: 5 * time.Millisecond, Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })}
 	e.applied = &in.Uploaded
 	inboxv1.RegisterInboxServiceServer(gs, in)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
 
 	src := client.TokenSource(nil)
 	if cfg.src != nil {
@@ -133,17 +128,8 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dopts := append(e.cli.DialOptions(),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(ccreds))
-	e.conn, err = grpc.NewClient("passthrough:///bufnet", dopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = e.conn.Close()
-		_ = e.cli.Close()
-	})
+	t.Cleanup(func() { _ = e.cli.Close() }) // after the connection is closed and the server stopped
+	e.conn = testkit.ServeBufconn(t, gs, append(e.cli.DialOptions(), grpc.WithTransportCredentials(ccreds))...)
 	e.api = inboxv1.NewInboxServiceClient(e.conn)
 	return e
 }
