@@ -3,7 +3,6 @@ package interceptor_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,11 +10,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/internal/testkit"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -75,22 +73,11 @@ func TestCutDuringSendNeverOverlapsStatus(t *testing.T) {
 			}
 		}
 	}
+	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(
 		grpc.ChainStreamInterceptor(outer, s.StreamServerInterceptor()),
 		grpc.UnknownServiceHandler(flood))
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		s.Close()
-	})
+	conn := testkit.ServeBufconn(t, gs)
 
 	const iterations = 200
 	for i := range iterations {
@@ -157,24 +144,13 @@ func TestCutNotHeldByBlockedSend(t *testing.T) {
 			}
 		}
 	}
+	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(grpc.ChainStreamInterceptor(outer, s.StreamServerInterceptor()), grpc.UnknownServiceHandler(flood))
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn := testkit.ServeBufconn(t, gs,
 		// A fixed 64 KiB window (no BDP growth): the handler's 16 KiB
 		// messages soon fill it and the write quota, and it blocks in
 		// SendMsg.
 		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		s.Close()
-	})
 	ctx, cancel := context.WithCancel(withToken(testCtx(t), mint(t, tok{sid: "blocked"})))
 	defer cancel()
 	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/flood.v1.Flood/Flood")

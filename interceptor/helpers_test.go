@@ -5,9 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"errors"
-	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,14 +14,13 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -98,13 +94,7 @@ func mint(t testing.TB, k tok) string {
 	for n, v := range k.extra {
 		c[n] = v
 	}
-	j := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	j.Header["kid"] = testKID
-	s, err := j.SignedString(signingKey(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testkit.Minter{Alg: "ES256", KID: testKID, Key: signingKey(t)}.Mint(t, c)
 }
 
 func newValidator(t testing.TB, opts ...token.Option) *token.Validator {
@@ -123,93 +113,22 @@ func newValidator(t testing.TB, opts ...token.Option) *token.Validator {
 	return v
 }
 
-// inbox is the test service. Every handler records that it returned, so
-// tests can prove that a cut stream's handler really ended.
-type inbox struct {
-	inboxv1.UnimplementedInboxServiceServer
-	returned chan string
-	ctxDone  atomic.Int32 // handlers that saw their context cancelled
+// newInbox returns the kit's Inbox, reading the caller from the
+// interceptor's claims.
+func newInbox() *testkit.Inbox {
+	in := testkit.NewInbox()
+	in.Subject = claimsSubject
+	return in
 }
 
-func newInbox() *inbox { return &inbox{returned: make(chan string, 64)} }
-
-func (s *inbox) note(name string, ctx context.Context) {
-	if ctx.Err() != nil {
-		s.ctxDone.Add(1)
-	}
-	select {
-	case s.returned <- name:
-	default:
-	}
-}
-
-func (s *inbox) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	c, ok := interceptor.ClaimsFromContext(ctx)
-	sub := "<none>"
-	if ok {
-		sub = c.Subject
-	}
-	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello", Subject: sub}, nil
-}
-
-func (s *inbox) WatchInbox(r *inboxv1.WatchInboxRequest, st grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
-	defer s.note("watch", st.Context())
-	iv := time.Duration(r.GetIntervalMs()) * time.Millisecond
-	if iv <= 0 {
-		iv = 200 * time.Millisecond
-	}
-	t := time.NewTicker(iv)
-	defer t.Stop()
-	for seq := int64(1); ; seq++ {
-		if err := st.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: "m"}); err != nil {
-			return err
-		}
-		select {
-		case <-st.Context().Done():
-			return st.Context().Err()
-		case <-t.C:
-		}
-	}
-}
-
-func (s *inbox) Chat(st grpc.BidiStreamingServer[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
-	// Deliberately ignores its context: it sits in Recv until Recv fails.
-	defer s.note("chat", st.Context())
-	for {
-		m, err := st.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *inbox) Upload(st grpc.ClientStreamingServer[inboxv1.UploadRequest, inboxv1.UploadResponse]) error {
-	defer s.note("upload", st.Context())
-	var n, b int64
-	for {
-		m, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			return st.SendAndClose(&inboxv1.UploadResponse{Count: n, Bytes: b})
-		}
-		if err != nil {
-			return err
-		}
-		n++
-		b += int64(len(m.GetData()))
-	}
-}
+// claimsSubject is the subject of the claims the interceptor put in ctx.
+var claimsSubject = testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })
 
 // env is one server+client pair over bufconn.
 type env struct {
 	srv    *interceptor.Server
 	store  *revocation.Memory
-	inbox  *inbox
+	inbox  *testkit.Inbox
 	client inboxv1.InboxServiceClient
 	conn   *grpc.ClientConn
 }
@@ -240,26 +159,14 @@ func newEnv(t testing.TB, eo envOpt) *env {
 		t.Fatal(err)
 	}
 	e.srv = s
-	lis := bufconn.Listen(1 << 20)
+	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(s.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
 	if eo.register != nil {
 		eo.register(gs)
 	}
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.conn = conn
-	e.client = inboxv1.NewInboxServiceClient(conn)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		s.Close()
-	})
+	e.conn = testkit.ServeBufconn(t, gs)
+	e.client = inboxv1.NewInboxServiceClient(e.conn)
 	return e
 }
 
@@ -345,7 +252,7 @@ func (e *env) waitReturned(t testing.TB, name string) {
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
-		case n := <-e.inbox.returned:
+		case n := <-e.inbox.Returned:
 			if n == name {
 				return
 			}

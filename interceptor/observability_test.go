@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -20,11 +19,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -34,7 +32,7 @@ import (
 type obsEnv struct {
 	srv    *interceptor.Server
 	store  *revocation.Memory
-	inbox  *inbox
+	inbox  *testkit.Inbox
 	client inboxv1.InboxServiceClient
 	conn   *grpc.ClientConn
 }
@@ -54,22 +52,11 @@ func newObsEnv(t *testing.T, chain func(*interceptor.Server) []grpc.ServerOption
 	if chain == nil {
 		chain = func(s *interceptor.Server) []grpc.ServerOption { return s.ServerOptions() }
 	}
+	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(chain(s)...)
 	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.conn, e.client = conn, inboxv1.NewInboxServiceClient(conn)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		s.Close()
-	})
+	e.conn = testkit.ServeBufconn(t, gs)
+	e.client = inboxv1.NewInboxServiceClient(e.conn)
 	return e
 }
 
@@ -425,23 +412,8 @@ func TestAuditHook(t *testing.T) {
 	}
 }
 
-// syncWriter is a goroutine-safe log sink.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
+// syncWriter is a goroutine-safe log sink that can pick out JSON log lines.
+type syncWriter struct{ testkit.LogBuffer }
 
 // lines returns the JSON log lines with the given msg.
 func (w *syncWriter) lines(t *testing.T, msg string) []map[string]any {
@@ -610,7 +582,7 @@ func (e *obsEnv) waitInboxReturned(t *testing.T, name string) {
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
-		case n := <-e.inbox.returned:
+		case n := <-e.inbox.Returned:
 			if n == name {
 				return
 			}

@@ -5,7 +5,6 @@ package interceptor_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,13 +13,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -41,21 +39,9 @@ func reviewUnknownServer(t *testing.T, opts ...interceptor.Option) (*grpc.Client
 		m, _ := grpc.MethodFromServerStream(ss)
 		return status.Error(codes.FailedPrecondition, "reached the unknown-service handler for "+m)
 	}
-	lis := bufconn.Listen(1 << 20)
+	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(append(s.ServerOptions(), grpc.UnknownServiceHandler(unknown))...)
-	go func() { _ = gs.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		gs.Stop()
-		s.Close()
-	})
-	return conn, &reached
+	return testkit.ServeBufconn(t, gs), &reached
 }
 
 // reviewCallNoToken opens a stream on method without a token and returns the

@@ -26,13 +26,14 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
 
 // tcpEnv is a server with the interceptors on a real 127.0.0.1 TCP listener.
 type tcpEnv struct {
-	inbox  *inbox
+	inbox  *testkit.Inbox
 	client inboxv1.InboxServiceClient
 }
 
@@ -108,16 +109,8 @@ func TestAdversarialTokensOverGRPC(t *testing.T) {
 	}
 	deep := strings.Repeat("[", 100) + strings.Repeat("]", 100)
 	attacker := func(hdr jwt.MapClaims) string {
-		j := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "x",
-			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
-		for k, v := range hdr {
-			j.Header[k] = v
-		}
-		s, err := j.SignedString(other)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testkit.Minter{Alg: "ES256", Key: other}.MintHeader(t, jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "x",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}, hdr)
 	}
 
 	rows := []struct {
@@ -165,7 +158,7 @@ func TestAdversarialTokensOverGRPC(t *testing.T) {
 		})
 	}
 	select {
-	case name := <-e.inbox.returned:
+	case name := <-e.inbox.Returned:
 		t.Fatalf("handler %s ran for a refused token", name)
 	default:
 	}

@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -311,23 +311,9 @@ func TestBadTokensRejected(t *testing.T) {
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	claims := jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "sub": "x", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	hsConfused := func(secret []byte) string {
-		j := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-		j.Header["kid"] = "rsa1"
-		s, err := j.SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testkit.Minter{Alg: "HS256", KID: "rsa1", Key: secret}.Mint(t, claims)
 	}
-	unknownKID := func() string {
-		j := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-		j.Header["kid"] = "nope"
-		s, err := j.SignedString(signingKey(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}()
+	unknownKID := testkit.Minter{Alg: "ES256", KID: "nope", Key: signingKey(t)}.Mint(t, claims)
 	payload, _ := json.Marshal(claims)
 	algNone := b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(payload) + "."
 	wrongISS := mint(t, tok{extra: jwt.MapClaims{"iss": "https://evil.example"}})
@@ -608,26 +594,9 @@ func TestClosedServerRefuses(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Denials are logged with the token's hash prefix, never the token.
 func TestLogsNeverContainTokens(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.LogBuffer
 	e := newEnv(t, envOpt{opts: []interceptor.Option{interceptor.WithLogger(slog.New(slog.NewTextHandler(&buf, nil)))}})
 	good := mint(t, tok{sid: "s-log"})
 	forged := good[:strings.LastIndexByte(good, '.')] + ".AAAA"

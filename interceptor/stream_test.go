@@ -99,7 +99,7 @@ func TestServerStreamCut(t *testing.T) {
 	}
 	assertChallenge(t, readDenial(t, err, nil, w.Trailer()), challenge.ErrorInsufficientClaims, caev1.Reason_REASON_PASSWORD_CHANGED)
 	e.waitReturned(t, "watch")
-	if e.inbox.ctxDone.Load() == 0 {
+	if e.inbox.CtxDone.Load() == 0 {
 		t.Fatal("the handler's context was not cancelled")
 	}
 	waitUnwatched(t, e.srv)

@@ -2,24 +2,15 @@ package policy_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -28,147 +19,59 @@ import (
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 	"github.com/caekit/caekit/policy"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
 
 const (
-	idpIssuer   = "https://idp.test/tenant-1/v2.0"
-	idpAudience = "api://inbox"
-	idpScope    = "api://inbox/.default"
-	idpKID      = "policy-test-k1"
-	idpClient   = "app"
-	idpSecret   = "s3cret"
+	idpIssuer   = testidp.Issuer
+	idpAudience = testidp.Audience
+	idpScope    = testidp.Scope
+	idpClient   = testidp.ClientID
+	idpSecret   = testidp.ClientSecret
 	getMessage  = "/example.inbox.v1.InboxService/GetMessage"
 )
 
-// testIdP is an OAuth token endpoint on loopback that issues ES256 access
-// tokens, puts the address it "sees" in ipaddr, and honours the nbf and acrs
-// parts of a claims request (unless told to ignore acrs, like an IdP whose
-// conditional access does not define the context).
-type testIdP struct {
-	srv *httptest.Server
-	key *ecdsa.PrivateKey
-
-	mu         sync.Mutex
-	ipaddr     string
-	ignoreACRS bool
-	sid        string   // sid claim of the tokens, if set
-	claims     []string // claims parameter of each request
-}
-
-func newTestIdP(t testing.TB, ipaddr string) *testIdP {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := &testIdP{key: k, ipaddr: ipaddr}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /token", i.token)
-	i.srv = httptest.NewServer(mux)
-	t.Cleanup(i.srv.Close)
+// newTestIdP starts the kit's test IdP, issuing client-credentials tokens
+// for alice that carry the address the IdP "sees" in ipaddr. It honours the
+// nbf and acrs parts of a claims request (unless told to ignore acrs, like
+// an IdP whose conditional access does not define the context).
+func newTestIdP(t testing.TB, ipaddr string) *testidp.IdP {
+	i := testidp.New()
+	t.Cleanup(i.Close)
+	i.SetClaim("sub", "alice")
+	i.SetClaim("oid", "oid-alice")
+	i.SetClaim("idtyp", nil)
+	i.SetClaim("ipaddr", ipaddr)
 	return i
 }
 
-func (i *testIdP) requests() []string {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return append([]string(nil), i.claims...)
+// requests returns the claims parameter of each token request so far.
+func requests(i *testidp.IdP) []string {
+	var out []string
+	for _, r := range i.Requests() {
+		out = append(out, r.Claims)
+	}
+	return out
 }
 
-func (i *testIdP) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" ||
-		r.PostForm.Get("client_id") != idpClient || r.PostForm.Get("client_secret") != idpSecret {
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
-		return
-	}
-	cr := r.PostForm.Get("claims")
-	i.mu.Lock()
-	i.claims = append(i.claims, cr)
-	ipaddr, ignoreACRS, sid := i.ipaddr, i.ignoreACRS, i.sid
-	i.mu.Unlock()
-
-	now := time.Now()
-	c := jwt.MapClaims{
-		"iss": idpIssuer, "aud": idpAudience, "tid": "tenant-1", "oid": "oid-alice", "sub": "alice",
-		"azp": idpClient, "jti": strconv.FormatInt(now.UnixNano(), 36), "ipaddr": ipaddr,
-	}
-	if sid != "" {
-		c["sid"] = sid
-	}
-	iat := now.Unix()
-	if cr != "" {
-		var req struct {
-			AccessToken struct {
-				XMSCC struct {
-					Values []string `json:"values"`
-				} `json:"xms_cc"`
-				NBF  *struct{ Value string } `json:"nbf"`
-				ACRS *struct{ Value string } `json:"acrs"`
-			} `json:"access_token"`
-		}
-		if err := json.Unmarshal([]byte(cr), &req); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
-			return
-		}
-		if v := req.AccessToken.XMSCC.Values; len(v) > 0 {
-			c["xms_cc"] = v
-		}
-		if n := req.AccessToken.NBF; n != nil {
-			if v, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
-				iat = max(iat, v)
-			}
-		}
-		if a := req.AccessToken.ACRS; a != nil && !ignoreACRS {
-			c["acrs"] = []string{a.Value}
-		}
-	}
-	c["iat"], c["nbf"], c["exp"] = iat, iat, now.Add(time.Hour).Unix()
-	j := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-	j.Header["kid"] = idpKID
-	s, err := j.SignedString(i.key)
-	if err != nil {
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": s, "token_type": "Bearer", "expires_in": 3600})
-}
-
-type inboxServer struct {
-	inboxv1.UnimplementedInboxServiceServer
-}
-
-func (inboxServer) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	c, _ := interceptor.ClaimsFromContext(ctx)
-	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello " + c.Subject}, nil
-}
-
-// Chat echoes every message, then waits in Recv for the next one: between
-// messages the stream is idle, its handler blocked in RecvMsg.
-func (inboxServer) Chat(st inboxv1.InboxService_ChatServer) error {
-	for {
-		m, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
-			return err
-		}
-	}
+// newInbox returns the kit's Inbox, reading the caller from the
+// interceptor's claims: GetMessage answers "hello <subject>", Chat echoes.
+func newInbox() *testkit.Inbox {
+	return &testkit.Inbox{Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })}
 }
 
 type e2e struct {
-	idp *testIdP
+	idp *testidp.IdP
 	eng *policy.Engine
 	api inboxv1.InboxServiceClient
 }
 
-func newValidatorFor(t testing.TB, idp *testIdP) *token.Validator {
+func newValidatorFor(t testing.TB, idp *testidp.IdP) *token.Validator {
 	v, err := token.NewValidator(context.Background(), token.WithIssuer(idpIssuer), token.WithAudience(idpAudience),
-		token.WithStaticKey(idpKID, &idp.key.PublicKey), token.WithLogger(quiet))
+		token.WithStaticKey(testidp.KID, idp.PublicKey()), token.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,22 +86,15 @@ func startE2E(t *testing.T, p *policy.Policy, idpSees string) *e2e {
 	t.Helper()
 	e := &e2e{idp: newTestIdP(t, idpSees), eng: newEngine(t, p, policy.WithClientID("api://inbox"))}
 	srv, err := interceptor.New(newValidatorFor(t, e.idp),
-		interceptor.WithAuthorizationURI(e.idp.srv.URL+"/authorize"),
+		interceptor.WithAuthorizationURI(e.idp.URL()+"/authorize"),
 		interceptor.WithChecks(e.eng.Checks()...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inboxServer{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-
-	src, err := httpsource.New(e.idp.srv.URL+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
+	inboxv1.RegisterInboxServiceServer(gs, newInbox())
+	src, err := httpsource.New(e.idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,11 +102,7 @@ func startE2E(t *testing.T, p *policy.Policy, idpSees string) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), append(cli.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := testkit.ServeGRPC(t, gs, cli.DialOptions()...)
 	t.Cleanup(func() {
 		_ = conn.Close()
 		_ = cli.Close()
@@ -243,7 +135,7 @@ func TestE2ELocationMismatchNoLoop(t *testing.T) {
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "127.0.0.1") {
 		t.Fatalf("err = %v, want PermissionDenied naming the address", err)
 	}
-	reqs := e.idp.requests()
+	reqs := requests(e.idp)
 	if len(reqs) != 2 || !strings.Contains(reqs[1], `"nbf"`) {
 		t.Fatalf("IdP requests = %q, want the initial one and one re-acquisition with nbf", reqs)
 	}
@@ -251,7 +143,7 @@ func TestE2ELocationMismatchNoLoop(t *testing.T) {
 	if _, err := e.get(context.Background()); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("second call: %v", err)
 	}
-	if n := len(e.idp.requests()); n != 2 {
+	if n := len(requests(e.idp)); n != 2 {
 		t.Fatalf("IdP requests = %d after the second call, want 2", n)
 	}
 
@@ -274,7 +166,7 @@ func TestE2ELocationDeniedPlainWhenIdPSawSameAddress(t *testing.T) {
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("err = %v", err)
 	}
-	if n := len(e.idp.requests()); n != 1 {
+	if n := len(requests(e.idp)); n != 1 {
 		t.Fatalf("IdP requests = %d, want 1 (no challenge)", n)
 	}
 }
@@ -318,7 +210,7 @@ func TestE2EAuthContextStepUp(t *testing.T) {
 	if err != nil || resp.GetBody() != "hello alice" {
 		t.Fatalf("GetMessage = %v, %v", resp, err)
 	}
-	reqs := e.idp.requests()
+	reqs := requests(e.idp)
 	if len(reqs) != 2 {
 		t.Fatalf("IdP requests = %q, want 2", reqs)
 	}
@@ -330,8 +222,8 @@ func TestE2EAuthContextStepUp(t *testing.T) {
 		t.Fatalf("step-up claims = %s", reqs[1])
 	}
 	// The stepped-up token is cached and keeps working.
-	if _, err := e.get(context.Background()); err != nil || len(e.idp.requests()) != 2 {
-		t.Fatalf("second call: %v (IdP requests %d)", err, len(e.idp.requests()))
+	if _, err := e.get(context.Background()); err != nil || len(requests(e.idp)) != 2 {
+		t.Fatalf("second call: %v (IdP requests %d)", err, len(requests(e.idp)))
 	}
 }
 
@@ -339,15 +231,13 @@ func TestE2EAuthContextStepUp(t *testing.T) {
 // denial that says why.
 func TestE2EAuthContextNotGranted(t *testing.T) {
 	e := startE2E(t, authContextPolicy(), "127.0.0.1")
-	e.idp.mu.Lock()
-	e.idp.ignoreACRS = true
-	e.idp.mu.Unlock()
+	e.idp.SetIgnoreACRS(true)
 	_, err := e.get(context.Background())
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "still lacks") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := e.get(context.Background()); status.Code(err) != codes.PermissionDenied || len(e.idp.requests()) != 2 {
-		t.Fatalf("second call: %v (IdP requests %d, want 2)", err, len(e.idp.requests()))
+	if _, err := e.get(context.Background()); status.Code(err) != codes.PermissionDenied || len(requests(e.idp)) != 2 {
+		t.Fatalf("second call: %v (IdP requests %d, want 2)", err, len(requests(e.idp)))
 	}
 }
 
@@ -356,7 +246,7 @@ func TestE2EAuthContextNotGranted(t *testing.T) {
 // engine's checks and without.
 func BenchmarkInterceptor(b *testing.B) {
 	idp := newTestIdP(b, "127.0.0.1")
-	src, err := httpsource.New(idp.srv.URL+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
+	src, err := httpsource.New(idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
 	if err != nil {
 		b.Fatal(err)
 	}

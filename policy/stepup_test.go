@@ -8,7 +8,6 @@ package policy_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +16,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -25,6 +23,8 @@ import (
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 	"github.com/caekit/caekit/policy"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
@@ -48,7 +48,7 @@ func (c *fakeClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 // policy engine, called by a plain gRPC client that attaches the tokens the
 // test chooses (fetched from the test IdP over HTTP).
 type rawEnv struct {
-	idp   *testIdP
+	idp   *testidp.IdP
 	eng   *policy.Engine
 	src   *httpsource.Source
 	api   inboxv1.InboxServiceClient
@@ -66,20 +66,10 @@ func startRaw(t *testing.T, p *policy.Policy, idpSees string, opts ...policy.Opt
 	}
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inboxServer{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	inboxv1.RegisterInboxServiceServer(gs, newInbox())
+	conn := testkit.ServeGRPC(t, gs)
 	e.api = inboxv1.NewInboxServiceClient(conn)
-	if e.src, err = httpsource.New(e.idp.srv.URL+"/token", httpsource.WithClientCredentials(idpClient, idpSecret)); err != nil {
+	if e.src, err = httpsource.New(e.idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret)); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -162,9 +152,7 @@ func TestStepUpSecondDevice(t *testing.T) {
 func TestStepUpSecondSessionWhileChallengeOpen(t *testing.T) {
 	e := startRaw(t, authContextPolicy(), "127.0.0.1")
 	setSID := func(sid string) {
-		e.idp.mu.Lock()
-		e.idp.sid = sid
-		e.idp.mu.Unlock()
+		e.idp.SetClaim("sid", sid)
 	}
 	setSID("session-1")
 	expect(t, "device 1 base", e.call(t, e.token(t, baseClaims), ""), "challenge")
@@ -233,15 +221,8 @@ func TestClientKeepsStepUpOnProactiveRefresh(t *testing.T) {
 	}
 	t.Cleanup(srv.Close)
 	gs := grpc.NewServer(srv.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inboxServer{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-
-	hs, err := httpsource.New(idp.srv.URL+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
+	inboxv1.RegisterInboxServiceServer(gs, newInbox())
+	hs, err := httpsource.New(idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,11 +237,7 @@ func TestClientKeepsStepUpOnProactiveRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), append(cli.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := testkit.ServeGRPC(t, gs, cli.DialOptions()...)
 	t.Cleanup(func() {
 		_ = conn.Close()
 		_ = cli.Close()
@@ -308,11 +285,11 @@ func TestClientKeepsStepUpOnProactiveRefresh(t *testing.T) {
 		t.Fatalf("proactive refresh asked for %s, want the step-up claims kept", ev.Claims)
 	}
 	// The refreshed token is used without a challenge.
-	n := len(idp.requests())
+	n := len(requests(idp))
 	if err := get(); err != nil {
 		t.Fatalf("call with the refreshed token: %v", err)
 	}
-	if m := len(idp.requests()); m != n {
+	if m := len(requests(idp)); m != n {
 		t.Fatalf("IdP requests %d -> %d: the refreshed token was challenged", n, m)
 	}
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -66,35 +67,6 @@ func soakDuration(t *testing.T) time.Duration {
 		t.Fatalf("the soak runs %v but the test deadline is in %v: pass -timeout %v", d, time.Until(dl).Round(time.Second), (d + 5*time.Minute).Round(time.Minute))
 	}
 	return d
-}
-
-// inbox is the soak's InboxService.
-type inbox struct {
-	inboxv1.UnimplementedInboxServiceServer
-}
-
-func (inbox) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	c, ok := interceptor.ClaimsFromContext(ctx)
-	if !ok {
-		return nil, status.Error(codes.Internal, "no claims in the handler context")
-	}
-	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello", Subject: c.Subject}, nil
-}
-
-func (inbox) WatchInbox(r *inboxv1.WatchInboxRequest, st grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
-	iv := time.Duration(r.GetIntervalMs()) * time.Millisecond
-	t := time.NewTicker(iv)
-	defer t.Stop()
-	for seq := int64(1); ; seq++ {
-		if err := st.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: "m"}); err != nil {
-			return err
-		}
-		select {
-		case <-st.Context().Done():
-			return st.Context().Err()
-		case <-t.C:
-		}
-	}
 }
 
 // subject is one caller identity and what the storm did to it.
@@ -434,7 +406,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(srv.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inbox{})
+	inboxv1.RegisterInboxServiceServer(gs, &testkit.Inbox{RequireSubject: true, Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })})
 	served := make(chan struct{})
 	go func() { defer close(served); _ = gs.Serve(lis) }()
 	defer func() { gs.Stop(); <-served }()

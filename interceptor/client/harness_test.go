@@ -2,10 +2,8 @@ package client_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,13 +13,13 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -40,7 +38,7 @@ type env struct {
 	sends atomic.Int64 // calls and streams that reached the server (before auth)
 	// applied counts upload messages the Upload handler applied, over all
 	// its streams: a replay into a handler that already ran shows here.
-	applied atomic.Int64
+	applied *atomic.Int64
 }
 
 type envConfig struct {
@@ -111,10 +109,9 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	}
 	sopts = append(sopts, grpc.Creds(creds))
 	gs := grpc.NewServer(sopts...)
-	inboxv1.RegisterInboxServiceServer(gs, &inbox{applied: &e.applied})
-	lis := bufconn.Listen(1 << 20)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
+	in := &testkit.Inbox{WatchEvery: 5 * time.Millisecond, Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })}
+	e.applied = &in.Uploaded
+	inboxv1.RegisterInboxServiceServer(gs, in)
 
 	src := client.TokenSource(nil)
 	if cfg.src != nil {
@@ -131,17 +128,8 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dopts := append(e.cli.DialOptions(),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(ccreds))
-	e.conn, err = grpc.NewClient("passthrough:///bufnet", dopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = e.conn.Close()
-		_ = e.cli.Close()
-	})
+	t.Cleanup(func() { _ = e.cli.Close() }) // after the connection is closed and the server stopped
+	e.conn = testkit.ServeBufconn(t, gs, append(e.cli.DialOptions(), grpc.WithTransportCredentials(ccreds))...)
 	e.api = inboxv1.NewInboxServiceClient(e.conn)
 	return e
 }
@@ -203,75 +191,6 @@ func (r *recorder) count(k client.EventKind) int {
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// inbox is the test service.
-type inbox struct {
-	inboxv1.UnimplementedInboxServiceServer
-	applied *atomic.Int64
-}
-
-func (s *inbox) GetMessage(ctx context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	c, _ := interceptor.ClaimsFromContext(ctx)
-	return &inboxv1.GetMessageResponse{Id: r.GetId(), Body: "hello", Subject: c.Subject}, nil
-}
-
-func (s *inbox) WatchInbox(r *inboxv1.WatchInboxRequest, st grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
-	t := time.NewTicker(time.Duration(max(r.GetIntervalMs(), 5)) * time.Millisecond)
-	defer t.Stop()
-	for seq := int64(1); ; seq++ {
-		if err := st.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: "m"}); err != nil {
-			return err
-		}
-		select {
-		case <-st.Context().Done():
-			return st.Context().Err()
-		case <-t.C:
-		}
-	}
-}
-
-func (s *inbox) Chat(st grpc.BidiStreamingServer[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
-	for {
-		m, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *inbox) Upload(st grpc.ClientStreamingServer[inboxv1.UploadRequest, inboxv1.UploadResponse]) error {
-	var n, b int64
-	for {
-		m, err := st.Recv()
-		if errors.Is(err, io.EOF) {
-			return st.SendAndClose(&inboxv1.UploadResponse{Count: n, Bytes: b})
-		}
-		if err != nil {
-			return err
-		}
-		n++
-		b += int64(len(m.GetData()))
-		s.applied.Add(1)
-	}
-}
-
-// eventually polls cond for up to 5 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func metadataValue(ctx context.Context, key string) string {
 	md, _ := metadata.FromIncomingContext(ctx)

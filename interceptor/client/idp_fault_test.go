@@ -17,7 +17,8 @@ import (
 
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
 
@@ -157,7 +158,7 @@ func TestIdPFaultsBeforeFirstToken(t *testing.T) {
 			t.Logf("%s: worst call %v, %d token requests for %d calls", faultNames[fault], worst.Round(time.Millisecond), f.hits.Load(), calls)
 
 			f.set(faultNone)
-			eventually(t, "recovery", func() bool { return e.get() == nil })
+			testkit.Eventually(t, "recovery", func() bool { return e.get() == nil })
 		})
 	}
 }
@@ -196,7 +197,7 @@ func TestIdPFaultsWhileTokenValid(t *testing.T) {
 			t.Logf("%s: %d calls, worst %v, %d token requests", faultNames[fault], calls, worst.Round(time.Microsecond), f.hits.Load())
 			fetched := e.obs.count(client.EventTokenFetched)
 			f.set(faultNone)
-			eventually(t, "a refresh after the fault", func() bool {
+			testkit.Eventually(t, "a refresh after the fault", func() bool {
 				_ = e.get()
 				return e.obs.count(client.EventTokenFetched) > fetched
 			})
@@ -250,5 +251,5 @@ func TestIdPFailuresBeforeFirstTokenBackOff(t *testing.T) {
 	}
 	// The backoff ends: a later call asks the IdP again and succeeds.
 	f.set(faultNone)
-	eventually(t, "a call after the IdP recovered", func() bool { return e.get() == nil })
+	testkit.Eventually(t, "a call after the IdP recovered", func() bool { return e.get() == nil })
 }

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/caekit/caekit/interceptor/client"
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 // clientCounts returns each counter's values by rendered attribute set.
@@ -79,7 +80,7 @@ func TestMetricsRefreshFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.idp.SetDown(true)
-	eventually(t, "a counted refresh failure", func() bool {
+	testkit.Eventually(t, "a counted refresh failure", func() bool {
 		_ = e.get()
 		return clientCounts(t, reader)[client.MetricTokenFetches]["caekit.client.stale=true,caekit.outcome=failure,"] >= 1
 	})

@@ -12,7 +12,8 @@ import (
 
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
 
@@ -144,7 +145,7 @@ func TestChallengeNotBeforeWaitEndsWithClose(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() { done <- e.get() }()
-	eventually(t, "the challenge", func() bool { return e.obs.count(client.EventChallenge) == 1 })
+	testkit.Eventually(t, "the challenge", func() bool { return e.obs.count(client.EventChallenge) == 1 })
 	if err := e.cli.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -10,7 +9,8 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/interceptor/client"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 )
 
 // soonRefresh wraps the IdP source and moves RefreshAt close, as a short
@@ -39,8 +39,8 @@ func TestProactiveRefreshAtRefreshIn(t *testing.T) {
 	if err := e.get(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the proactive refresh", func() bool { return e.idp.Count() == 2 })
-	eventually(t, "the new token in the cache", func() bool {
+	testkit.Eventually(t, "the proactive refresh", func() bool { return e.idp.Count() == 2 })
+	testkit.Eventually(t, "the new token in the cache", func() bool {
 		cur, _ := e.cli.Token(e.ctx())
 		return cur.AccessToken != first.AccessToken
 	})
@@ -62,7 +62,7 @@ func TestRefreshInFromTokenEndpoint(t *testing.T) {
 }
 
 func TestIdPOutageWhileTokenValidFailsNoCalls(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	e := newEnv(t, envConfig{src: soonRefresh(10 * time.Millisecond), clientOpts: []client.Option{client.WithLogger(log)}})
 	if err := e.get(); err != nil {
@@ -93,7 +93,7 @@ func TestIdPOutageWhileTokenValidFailsNoCalls(t *testing.T) {
 		t.Fatal("no failure event")
 	}
 	e.idp.SetDown(false)
-	eventually(t, "recovery", func() bool {
+	testkit.Eventually(t, "recovery", func() bool {
 		_ = e.get()
 		return e.obs.count(client.EventTokenFetched) >= 2
 	})
@@ -119,25 +119,8 @@ func TestConcurrentCallersDuringRefreshOneRequest(t *testing.T) {
 	if d := time.Since(start); d > 300*time.Millisecond {
 		t.Errorf("callers waited %v for the refresh; they should use the valid token", d)
 	}
-	eventually(t, "refresh", func() bool { return e.obs.count(client.EventTokenFetched) == 2 })
+	testkit.Eventually(t, "refresh", func() bool { return e.obs.count(client.EventTokenFetched) == 2 })
 	if got := e.idp.Count(); got != 2 {
 		t.Fatalf("token requests = %d, want 2", got)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -18,7 +18,8 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/client"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
@@ -40,7 +41,7 @@ func uploadCutAfterApplied(t *testing.T, e *env, n int) (*inboxv1.UploadResponse
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
-	eventually(t, "the handler to apply the messages", func() bool { return e.applied.Load() == int64(n) })
+	testkit.Eventually(t, "the handler to apply the messages", func() bool { return e.applied.Load() == int64(n) })
 	e.revoke()
 	return st.CloseAndRecv()
 }
@@ -314,13 +315,13 @@ func TestReviewBackgroundFetchEndsWithClose(t *testing.T) {
 	if err := st.Send(&inboxv1.UploadRequest{Data: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the handler to apply the message", func() bool { return e.applied.Load() == 1 })
+	testkit.Eventually(t, "the handler to apply the message", func() bool { return e.applied.Load() == 1 })
 	e.revoke()
 	_, err = st.CloseAndRecv()
 	if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
 		t.Fatalf("err = %v, want the challenge at once", err)
 	}
-	eventually(t, "the background fetch to reach the IdP", func() bool { return e.idp.Count() == 2 })
+	testkit.Eventually(t, "the background fetch to reach the IdP", func() bool { return e.idp.Count() == 2 })
 	if err := e.cli.Close(); err != nil {
 		t.Fatal(err)
 	}

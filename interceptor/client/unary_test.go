@@ -14,7 +14,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -17,13 +16,13 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/ssfgrpc"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -38,30 +37,6 @@ const (
 	apiAudience = "api://inbox"
 	pushAuth    = "Bearer e2e-push-secret"
 )
-
-type inbox struct {
-	inboxv1.UnimplementedInboxServiceServer
-}
-
-func (inbox) GetMessage(ctx context.Context, req *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	c, _ := interceptor.ClaimsFromContext(ctx)
-	return &inboxv1.GetMessageResponse{Id: req.GetId(), Body: "hello", Subject: c.Subject}, nil
-}
-
-func (inbox) WatchInbox(req *inboxv1.WatchInboxRequest, stream grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for seq := int64(1); ; seq++ {
-		if err := stream.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: "m"}); err != nil {
-			return err
-		}
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case <-t.C:
-		}
-	}
-}
 
 type bearer string
 
@@ -101,13 +76,7 @@ func (w *world) token(t *testing.T, sub, sid string, roles ...string) string {
 	if len(roles) > 0 {
 		c["roles"] = roles
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	tok.Header["kid"] = "at1"
-	s, err := tok.SignedString(w.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testkit.Minter{Alg: "RS256", KID: "at1", Key: w.key}.Mint(t, c)
 }
 
 func setup(t *testing.T) *world {
@@ -144,20 +113,9 @@ func setup(t *testing.T) *world {
 	}
 	t.Cleanup(ic.Close)
 	gs := grpc.NewServer(ic.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(gs, inbox{})
+	inboxv1.RegisterInboxServiceServer(gs, &testkit.Inbox{WatchEvery: 20 * time.Millisecond, Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })})
 	caev1.RegisterSecurityEventServiceServer(gs, ssfgrpc.New(rcv))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	w.conn = conn
+	w.conn = testkit.ServeGRPC(t, gs)
 	return w
 }
 

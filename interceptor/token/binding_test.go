@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 // docIDP is a real OpenID Provider on loopback whose discovery document
@@ -178,13 +178,7 @@ func TestExplicitBindings(t *testing.T) {
 		token.WithAlgorithms("RS256", "ES256", "HS256"))
 	ctx := context.Background()
 	hs := func(claims map[string]any) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims))
-		tok.Header["kid"] = "h1"
-		raw, err := tok.SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
+		return testkit.Minter{Alg: "HS256", KID: "h1", Key: secret}.Mint(t, claims)
 	}
 
 	for name, raw := range map[string]string{

@@ -26,9 +26,9 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 const testAudience = "api://inbox"
@@ -88,16 +88,7 @@ func edSigner(kid string) signer       { return signer{alg: "EdDSA", kid: kid, k
 // sign makes a compact JWS of claims with extra header fields.
 func (s signer) sign(t testing.TB, claims map[string]any, hdr map[string]any) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.GetSigningMethod(s.alg), jwt.MapClaims(claims))
-	if s.kid != "" {
-		tok.Header["kid"] = s.kid
-	}
-	maps.Copy(tok.Header, hdr)
-	raw, err := tok.SignedString(s.key)
-	if err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	return raw
+	return testkit.Minter{Alg: s.alg, KID: s.kid, Key: s.key}.MintHeader(t, claims, hdr)
 }
 
 // claimsFor returns typical Entra-like claims for issuer, valid now.
@@ -275,18 +266,6 @@ func wantErr(t testing.TB, err, target error) {
 	t.Helper()
 	if !errors.Is(err, target) {
 		t.Fatalf("error = %v, want %v", err, target)
-	}
-}
-
-// eventually polls cond every 10ms until it holds or 5s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 // The JWKS fault suite: the IdP's key endpoint is slow (5 s), down, or
@@ -167,7 +168,7 @@ func TestJWKSFaultsLater(t *testing.T) {
 
 			f.stop(t, p)
 			recoverStart := time.Now()
-			eventually(t, "recovery (the rotated key accepted)", func() bool {
+			testkit.Eventually(t, "recovery (the rotated key accepted)", func() bool {
 				_, err := v.Validate(context.Background(), rotatedRaw)
 				return err == nil
 			})
@@ -226,7 +227,7 @@ func TestJWKSFaultsAtStart(t *testing.T) {
 				t.Fatalf("without keys: %v after %v", err, d)
 			}
 			f.stop(t, p)
-			eventually(t, "recovery", func() bool {
+			testkit.Eventually(t, "recovery", func() bool {
 				_, err := v.Validate(context.Background(), raw)
 				return err == nil
 			})

@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 // signJWS signs the exact header and payload JSON texts with s, so that a
@@ -88,15 +89,7 @@ func TestAdversarialTokens(t *testing.T) {
 	}
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	hs256 := func(kid string, secret []byte) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(c))
-		if kid != "" {
-			tok.Header["kid"] = kid
-		}
-		raw, err := tok.SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
+		return testkit.Minter{Alg: "HS256", KID: kid, Key: secret}.Mint(t, c)
 	}
 	good := ec.sign(t, c, nil)
 	gparts := strings.Split(good, ".")
@@ -236,7 +229,7 @@ func TestAdversarialTokens(t *testing.T) {
 	// Let any unknown-kid refresh run, then prove that nothing a token named
 	// was ever fetched and the IdP saw only discovery and JWKS requests.
 	// (One JWKS fetch each at start, then the unknown-kid refresh of v.)
-	eventually(t, "the unknown-kid refresh", func() bool { return p.jwksHits.Load() >= 3 })
+	testkit.Eventually(t, "the unknown-kid refresh", func() bool { return p.jwksHits.Load() >= 3 })
 	_ = v.Close()
 	_ = vHMAC.Close()
 	if n := evilHits.Load(); n != 0 {
@@ -283,7 +276,7 @@ func TestKeyRotationGrace(t *testing.T) {
 	rotate := func() {
 		t.Helper()
 		n := 0
-		eventually(t, "the new key set", func() bool {
+		testkit.Eventually(t, "the new key set", func() bool {
 			n++
 			_, err := v.Validate(context.Background(), next.sign(t, with(c, "jti", fmt.Sprint("n", n)), nil))
 			return err == nil
@@ -316,7 +309,7 @@ func TestKeyRotationGrace(t *testing.T) {
 
 	// The key comes back: accepted again.
 	p.setKeys(t, next, old)
-	eventually(t, "the returned key", func() bool {
+	testkit.Eventually(t, "the returned key", func() bool {
 		// A kid-triggered refresh brings it back.
 		_, _ = v.Validate(context.Background(), signer{alg: "RS256", kid: "unknown", key: old.key}.sign(t, c, nil))
 		_, err := v.Validate(context.Background(), cached)
@@ -337,7 +330,7 @@ func TestKeyRotationWithoutGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.setKeys(t, next)
-	eventually(t, "the new key set", func() bool {
+	testkit.Eventually(t, "the new key set", func() bool {
 		_, err := v.Validate(context.Background(), next.sign(t, c, nil))
 		return err == nil
 	})
@@ -363,7 +356,7 @@ func TestKeyReplacedUnderSameKID(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.setKeys(t, newMat)
-	eventually(t, "the new material", func() bool {
+	testkit.Eventually(t, "the new material", func() bool {
 		_, err := v.Validate(context.Background(), newMat.sign(t, c, nil))
 		return err == nil
 	})

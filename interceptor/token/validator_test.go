@@ -20,6 +20,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testclock"
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -213,13 +214,7 @@ func TestHMACAlgorithmConfusion(t *testing.T) {
 	secrets := map[string][]byte{"pem": pemBytes, "der": der, "pkcs1": pkcs1}
 
 	sign := func(kid string, secret []byte) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims))
-		tok.Header["kid"] = kid
-		raw, err := tok.SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
+		return testkit.Minter{Alg: "HS256", KID: kid, Key: secret}.Mint(t, claims)
 	}
 
 	t.Run("default algorithms", func(t *testing.T) {
@@ -275,12 +270,12 @@ func TestUnknownKIDFailsFastThenRefreshes(t *testing.T) {
 		t.Errorf("error should say a refresh was requested: %v", err)
 	}
 	// The background refresh is under way (and blocked); Validate still answers.
-	eventually(t, "the async refresh to reach the server", func() bool { return p.jwksHits.Load() > hits })
+	testkit.Eventually(t, "the async refresh to reach the server", func() bool { return p.jwksHits.Load() > hits })
 	_, err = v.Validate(context.Background(), raw)
 	wantErr(t, err, token.ErrUnknownKey)
 
 	release()
-	eventually(t, "the rotated key to be accepted", func() bool {
+	testkit.Eventually(t, "the rotated key to be accepted", func() bool {
 		_, err := v.Validate(context.Background(), raw)
 		return err == nil
 	})
@@ -297,7 +292,7 @@ func TestUnknownKIDRefreshIsRateLimited(t *testing.T) {
 		_, err := v.Validate(context.Background(), s.sign(t, claimsFor(p.issuer()), nil))
 		wantErr(t, err, token.ErrUnknownKey)
 	}
-	eventually(t, "one refresh", func() bool { return p.jwksHits.Load() == before+1 })
+	testkit.Eventually(t, "one refresh", func() bool { return p.jwksHits.Load() == before+1 })
 	time.Sleep(100 * time.Millisecond) // give any (wrong) further refresh a chance to show
 	if got := p.jwksHits.Load() - before; got != 1 {
 		t.Fatalf("50 unknown kids caused %d JWKS fetches, want 1", got)
@@ -561,7 +556,7 @@ func TestKeyURLHeadersAreNeverFetched(t *testing.T) {
 		t.Fatalf("genuine token with jku: %v", err)
 	}
 	// Let the unknown-kid refresh happen, then check where it went.
-	eventually(t, "the unknown-kid refresh", func() bool { return p.jwksHits.Load() >= 2 })
+	testkit.Eventually(t, "the unknown-kid refresh", func() bool { return p.jwksHits.Load() >= 2 })
 	_ = v.Close()
 	if n := evilHits.Load(); n != 0 {
 		t.Fatalf("the jku/x5u server was fetched %d times", n)
@@ -607,7 +602,7 @@ func TestJWKSDownAtStart(t *testing.T) {
 	p.srv.Start()
 	defer p.srv.Close()
 
-	eventually(t, "recovery once the IdP is up", func() bool {
+	testkit.Eventually(t, "recovery once the IdP is up", func() bool {
 		_, err := v.Validate(context.Background(), raw)
 		return err == nil
 	})
@@ -631,7 +626,7 @@ func TestJWKSDownAfterStartKeepsKeys(t *testing.T) {
 		}
 		p.setStatus(status)
 		hits := p.jwksHits.Load()
-		eventually(t, "failed refreshes", func() bool { return p.jwksHits.Load() >= hits+2 })
+		testkit.Eventually(t, "failed refreshes", func() bool { return p.jwksHits.Load() >= hits+2 })
 		if _, err := v.Validate(context.Background(), raw); err != nil {
 			t.Fatalf("after failed refreshes (status %d): %v", status, err)
 		}
@@ -640,7 +635,7 @@ func TestJWKSDownAfterStartKeepsKeys(t *testing.T) {
 	p.body = []byte(`{"keys": []}`)
 	p.mu.Unlock()
 	hits := p.jwksHits.Load()
-	eventually(t, "empty-set refreshes", func() bool { return p.jwksHits.Load() >= hits+2 })
+	testkit.Eventually(t, "empty-set refreshes", func() bool { return p.jwksHits.Load() >= hits+2 })
 	if _, err := v.Validate(context.Background(), raw); err != nil {
 		t.Fatalf("after empty sets: %v", err)
 	}
@@ -674,7 +669,7 @@ func TestCacheHitSkipsVerification(t *testing.T) {
 	// Rotate the key out of the JWK Set and wait until the validator knows
 	// (the new key is accepted).
 	p.setKeys(t, other)
-	eventually(t, "the new key set", func() bool {
+	testkit.Eventually(t, "the new key set", func() bool {
 		_, err := v.Validate(context.Background(), other.sign(t, claimsFor(p.issuer()), nil))
 		return err == nil
 	})

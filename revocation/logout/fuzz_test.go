@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/logout"
 )
@@ -37,16 +38,11 @@ func FuzzParseLogoutToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	sign := func(c jwt.MapClaims, typ string) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-		tok.Header["kid"] = "k1"
+		hdr := map[string]any{}
 		if typ != "" {
-			tok.Header["typ"] = typ
+			hdr["typ"] = typ
 		}
-		raw, err := tok.SignedString(key)
-		if err != nil {
-			f.Fatal(err)
-		}
-		return raw
+		return testkit.Minter{Alg: "ES256", KID: "k1", Key: key}.MintHeader(f, c, hdr)
 	}
 	ev := map[string]any{logout.EventBackChannelLogout: map[string]any{}}
 	f.Add(sign(jwt.MapClaims{"iss": iss, "aud": clientID, "iat": t0.Unix(), "jti": "a", "sid": "s", "events": ev}, "logout+jwt"))

@@ -24,6 +24,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testclock"
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/logout"
 )
@@ -76,20 +77,7 @@ func (p *idp) iss() string { return p.srv.URL }
 // sign signs claims with the IdP's key and extra header members (a nil value deletes one).
 func (p *idp) sign(t testing.TB, claims map[string]any, hdr map[string]any) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims(claims))
-	tok.Header["kid"] = p.kid
-	for k, v := range hdr {
-		if v == nil {
-			delete(tok.Header, k)
-		} else {
-			tok.Header[k] = v
-		}
-	}
-	raw, err := tok.SignedString(p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return testkit.Minter{Alg: "ES256", KID: p.kid, Key: p.key}.MintHeader(t, claims, hdr)
 }
 
 // logoutClaims is a logout token at t0 with both sid and sub (Auth0's carry
@@ -246,11 +234,8 @@ func (e *env) revoked(t testing.TB, raw string) bool {
 
 // hs256 signs claims with HS256, which no validator key serves.
 func hs256(t testing.TB, claims map[string]any) string {
-	raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims)).SignedString([]byte(strings.Repeat("k", 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	t.Helper()
+	return testkit.Minter{Alg: "HS256", Key: []byte(strings.Repeat("k", 32))}.Mint(t, claims)
 }
 
 // noneToken is an unsigned token with alg none.

@@ -1,26 +1,17 @@
 package logout_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation/logout"
 )
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestMetricsAndLogs guards the observability the SSF receiver has too:
 // MetricEvents counts requests by channel, outcome and error code, and the
@@ -29,7 +20,7 @@ func TestMetricsAndLogs(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	var logs syncLog
+	var logs testkit.LogBuffer
 	e := newEnv(t, logout.WithMeterProvider(mp), logout.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	good := e.idp.sign(t, e.idp.logoutClaims(), nil)
 	bad := e.idp.sign(t, with(e.idp.logoutClaims(), "nonce", "n", "jti", "other"), nil)

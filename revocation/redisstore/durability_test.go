@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
@@ -42,7 +43,7 @@ func TestReplicaAcksWaitForTheReplica(t *testing.T) {
 	// to confirm: retry as the transmitter would.
 	putEventually := func(s *redisstore.Store, ev revocation.Event) {
 		t.Helper()
-		eventually(t, "Put "+ev.ID+" to be acknowledged", func() bool { return s.Put(context.Background(), ev) == nil })
+		testkit.EventuallyWithin(t, waitFor, "Put "+ev.ID+" to be acknowledged", func() bool { return s.Put(context.Background(), ev) == nil })
 	}
 	putEventually(a, event(revocation.SessionKey("https://idp.test", "sid-ok"), time.Now()))
 
@@ -203,12 +204,12 @@ func TestAckedEventSurvivesFailoverOnlyWithReplicaAcks(t *testing.T) {
 	for _, l := range set.Links {
 		l.Restore()
 	}
-	eventually(t, "the Sentinel to promote a replica", func() bool {
+	testkit.EventuallyWithin(t, waitFor, "the Sentinel to promote a replica", func() bool {
 		p := set.CurrentPrimary()
 		return p != "" && p != set.Primary.Addr()
 	})
 	// The transmitter delivers the unacknowledged event again.
-	eventually(t, "the retried push to be acknowledged", func() bool {
+	testkit.EventuallyWithin(t, waitFor, "the retried push to be acknowledged", func() bool {
 		code, _ := pushKept()
 		return code == http.StatusAccepted
 	})
@@ -219,12 +220,12 @@ func TestAckedEventSurvivesFailoverOnlyWithReplicaAcks(t *testing.T) {
 	if _, ok := fresh.Lookup(lost.Subject); ok {
 		t.Fatal("the event acknowledged without WAIT survived; the scenario did not reproduce the loss")
 	}
-	eventually(t, "every replica to enforce the retried event", func() bool {
+	testkit.EventuallyWithin(t, waitFor, "every replica to enforce the retried event", func() bool {
 		a, okA := noWait.Lookup(kept.Subject)
 		b, okB := wait1.Lookup(kept.Subject)
 		return okA && okB && a.ID == jti && b.ID == jti
 	})
-	eventually(t, "the replica that acknowledged the lost event to drop it", func() bool {
+	testkit.EventuallyWithin(t, waitFor, "the replica that acknowledged the lost event to drop it", func() bool {
 		_, ok := noWait.Lookup(lost.Subject)
 		return !ok
 	})
@@ -242,7 +243,7 @@ func TestPeriodicResyncFindsUnannouncedKeys(t *testing.T) {
 		forge("sid-quiet", time.Now(), "quiet"), time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the periodic resynchronisation to load the key", func() bool {
+	testkit.EventuallyWithin(t, waitFor, "the periodic resynchronisation to load the key", func() bool {
 		got, ok := s.Lookup(revocation.SessionKey("https://idp.test", "sid-quiet"))
 		return ok && got.ID == "quiet"
 	})

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +12,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
@@ -29,14 +28,6 @@ const (
 	e2eIssuer   = "https://login.example/t1/v2.0"
 	e2eAudience = "api://inbox"
 )
-
-type inbox struct {
-	inboxv1.UnimplementedInboxServiceServer
-}
-
-func (inbox) GetMessage(_ context.Context, r *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	return &inboxv1.GetMessageResponse{Id: r.GetId()}, nil
-}
 
 // serve starts one replica: a gRPC server on a loopback port with the CAE
 // interceptors over its own Redis-backed store, and a client connection to it.
@@ -54,20 +45,9 @@ func serve(t *testing.T, key *ecdsa.PublicKey, store *redisstore.Store) inboxv1.
 		t.Fatal(err)
 	}
 	t.Cleanup(cae.Close)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer(cae.ServerOptions()...)
-	inboxv1.RegisterInboxServiceServer(srv, inbox{})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return inboxv1.NewInboxServiceClient(conn)
+	inboxv1.RegisterInboxServiceServer(srv, &testkit.Inbox{})
+	return inboxv1.NewInboxServiceClient(testkit.ServeGRPC(t, srv))
 }
 
 // Three gRPC servers share one Redis: a revocation written through one
@@ -87,15 +67,10 @@ func TestEndToEndThreeServers(t *testing.T) {
 	}
 
 	now := time.Now()
-	j := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+	raw := testkit.Minter{Alg: "ES256", KID: "k1", Key: key}.Mint(t, jwt.MapClaims{
 		"iss": e2eIssuer, "aud": e2eAudience, "sub": "alice", "xms_cc": []string{"cp1"},
 		"iat": now.Add(-time.Minute).Unix(), "exp": now.Add(time.Hour).Unix(),
 	})
-	j.Header["kid"] = "k1"
-	raw, err := j.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+raw)
 	call := func(c inboxv1.InboxServiceClient) (error, metadata.MD) {
 		var tr metadata.MD
@@ -117,7 +92,7 @@ func TestEndToEndThreeServers(t *testing.T) {
 	for i, c := range clients[1:] {
 		var last error
 		var tr metadata.MD
-		eventually(t, "replica to refuse the revoked token", func() bool {
+		testkit.EventuallyWithin(t, waitFor, "replica to refuse the revoked token", func() bool {
 			last, tr = call(c)
 			return status.Code(last) == codes.Unauthenticated
 		})
@@ -129,7 +104,7 @@ func TestEndToEndThreeServers(t *testing.T) {
 
 	srv.Kill()
 	for _, c := range clients {
-		eventually(t, "replica to fail closed without Redis", func() bool {
+		testkit.EventuallyWithin(t, waitFor, "replica to fail closed without Redis", func() bool {
 			err, _ := call(c)
 			return status.Code(err) == codes.Unavailable
 		})

@@ -43,6 +43,7 @@ import (
 
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
@@ -409,18 +410,13 @@ func serveAll(t *testing.T, rs []*replica) func(acked []int) {
 func checkOverGRPC(t *testing.T, key *ecdsa.PrivateKey, issued time.Time, clients []inboxv1.InboxServiceClient, acked []int) {
 	t.Helper()
 	call := func(c inboxv1.InboxServiceClient, sid string) error {
-		j := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		raw := testkit.Minter{Alg: "ES256", KID: "k1", Key: key}.Mint(t, jwt.MapClaims{
 			"iss": e2eIssuer, "aud": e2eAudience, "sub": "user-" + sid, "sid": sid, "xms_cc": []string{"cp1"},
 			"iat": issued.Unix(), "exp": issued.Add(time.Hour).Unix(),
 		})
-		j.Header["kid"] = "k1"
-		raw, err := j.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
 		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+raw), 5*time.Second)
 		defer cancel()
-		_, err = c.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"})
+		_, err := c.GetMessage(ctx, &inboxv1.GetMessageRequest{Id: "1"})
 		return err
 	}
 	step := max(1, len(acked)/100)
@@ -494,7 +490,7 @@ func sentinelFailover(t *testing.T, plan loadPlan, ssfPush bool, extra ...rediss
 	rep := runLoad(t, rs, set.Primary.Kill, plan)
 	checkFailClosedObserved(t, rs, "A", "B")
 	check(rep.ackedIDs)
-	eventually(t, "the Sentinel to report the new primary", func() bool { return set.CurrentPrimary() != set.Primary.Addr() })
+	testkit.EventuallyWithin(t, waitFor, "the Sentinel to report the new primary", func() bool { return set.CurrentPrimary() != set.Primary.Addr() })
 	return rep
 }
 

@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
@@ -138,7 +138,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 
 	healthy := func(what string) {
 		t.Helper()
-		eventually(t, what, func() bool { return a.Health() == nil && b.Health() == nil && c.Health() == nil })
+		testkit.EventuallyWithin(t, waitFor, what, func() bool { return a.Health() == nil && b.Health() == nil && c.Health() == nil })
 	}
 	phase := func(name string, fault func()) {
 		t.Helper()
@@ -169,7 +169,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 			}
 		})
 		time.Sleep(1500 * time.Millisecond)
-		eventually(t, "fail-closed replicas to report stale while Redis is frozen", func() bool {
+		testkit.EventuallyWithin(t, waitFor, "fail-closed replicas to report stale while Redis is frozen", func() bool {
 			return errors.Is(a.Health(), revocation.ErrStale) && errors.Is(b.Health(), revocation.ErrStale)
 		})
 		if err := c.Health(); err != nil {
@@ -190,7 +190,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	// No event lost: every acknowledged event reaches every replica.
 	all := snapshot(&mu, &acks)
 	for name, s := range map[string]*redisstore.Store{"A": a, "B": b, "C (keep last known)": c} {
-		eventually(t, "replica "+name+" to hold every acknowledged event", func() bool {
+		testkit.EventuallyWithin(t, waitFor, "replica "+name+" to hold every acknowledged event", func() bool {
 			for _, k := range all {
 				got, ok := s.Lookup(k.ev.Subject)
 				if !ok || got.Time.Before(k.ev.Time) {
@@ -251,7 +251,7 @@ func TestNewWithCallersClientAndContextTimeouts(t *testing.T) {
 		return c
 	}
 	newStore := func(c *redis.Client) (*redisstore.Store, string) {
-		var buf syncBuffer
+		var buf testkit.LogBuffer
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
 		s, err := redisstore.New(ctx, c, redisstore.WithHeartbeat(testHeartbeat),
@@ -283,22 +283,4 @@ func TestNewWithCallersClientAndContextTimeouts(t *testing.T) {
 	if d := time.Since(start); err == nil || d > 500*time.Millisecond {
 		t.Fatalf("Put with a 200ms deadline against frozen Redis = %v after %v; want an error within the deadline", err, d)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the store's logging goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
@@ -88,7 +89,7 @@ func TestReviewPublishedMessagesAreHints(t *testing.T) {
 	if err := rc.Publish(ctx, "caekit:events", forge("sid-real", now, "real")).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a message backed by a key to reach the mirror", func() bool {
+	testkit.EventuallyWithin(t, waitFor, "a message backed by a key to reach the mirror", func() bool {
 		got, ok := a.Lookup(revocation.SessionKey("https://idp.test", "sid-real"))
 		return ok && got.ID == "real"
 	})
@@ -99,7 +100,7 @@ func TestReviewPublishedMessagesAreHints(t *testing.T) {
 	// A marker published after the forgeries proves they have been processed.
 	marker := event(revocation.DeviceKey("https://idp.test", "marker"), now)
 	put(t, open(t, srv.URL()), marker)
-	eventually(t, "the marker to arrive", sees(a, marker))
+	testkit.EventuallyWithin(t, waitFor, "the marker to arrive", sees(a, marker))
 	if got, ok := a.Lookup(revocation.SessionKey("https://idp.test", "sid-forged")); ok {
 		t.Fatalf("a PUBLISH with no key behind it reached the mirror: %+v", got)
 	}
@@ -145,7 +146,7 @@ func TestReviewResyncReplacesMirror(t *testing.T) {
 	drop := event(revocation.SessionKey("https://idp.test", "sid-drop"), time.Now())
 	put(t, a, keep)
 	put(t, a, drop)
-	eventually(t, "B to see both events", func() bool { return sees(b, keep)() && sees(b, drop)() })
+	testkit.EventuallyWithin(t, waitFor, "B to see both events", func() bool { return sees(b, keep)() && sees(b, drop)() })
 	rc := rawClient(t, srv.Addr())
 	ctx := context.Background()
 	if n := rc.Del(ctx, "caekit:rev:session:16:https://idp.test:sid-drop").Val(); n != 1 {
@@ -156,7 +157,7 @@ func TestReviewResyncReplacesMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, s := range map[string]*redisstore.Store{"A": a, "B": b} {
-		eventually(t, name+" to drop the deleted event", func() bool {
+		testkit.EventuallyWithin(t, waitFor, name+" to drop the deleted event", func() bool {
 			_, ok := s.Lookup(drop.Subject)
 			return !ok
 		})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
@@ -52,18 +53,6 @@ func rawClient(t *testing.T, addr string) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitFor, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var evSeq atomic.Int64
@@ -124,15 +113,15 @@ func TestEventVisibleOnEveryReplica(t *testing.T) {
 	if !sees(a, ev)() {
 		t.Fatal("the writing replica does not see its own event after Put returned")
 	}
-	eventually(t, "replicas B and C to see the event", func() bool { return sees(b, ev)() && sees(c, ev)() })
-	eventually(t, "subscribers on B and C to be notified", func() bool { return cb.get(ev.ID) == 1 && cc.get(ev.ID) == 1 })
+	testkit.EventuallyWithin(t, waitFor, "replicas B and C to see the event", func() bool { return sees(b, ev)() && sees(c, ev)() })
+	testkit.EventuallyWithin(t, waitFor, "subscribers on B and C to be notified", func() bool { return cb.get(ev.ID) == 1 && cc.get(ev.ID) == 1 })
 
 	// An older event for the same subject changes nothing and notifies no one.
 	older := event(ev.Subject, ev.Time.Add(-time.Minute))
 	put(t, c, older)
 	marker := event(revocation.SessionKey("https://idp.test", "marker"), time.Now())
 	put(t, c, marker)
-	eventually(t, "B to see the marker", sees(b, marker))
+	testkit.EventuallyWithin(t, waitFor, "B to see the marker", sees(b, marker))
 	for _, s := range []*redisstore.Store{a, b, c} {
 		if !sees(s, ev)() {
 			t.Fatal("an older event replaced a newer one")
@@ -202,7 +191,7 @@ func TestConcurrentWritersNewestWins(t *testing.T) {
 	}
 	wg.Wait()
 	for i, s := range stores {
-		eventually(t, fmt.Sprintf("replica %d to hold the newest event", i), sees(s, newest))
+		testkit.EventuallyWithin(t, waitFor, fmt.Sprintf("replica %d to hold the newest event", i), sees(s, newest))
 	}
 	v, err := rawClient(t, srv.Addr()).Get(context.Background(), "caekit:rev:object:1:t:contended").Result()
 	if err != nil {
@@ -250,7 +239,7 @@ func TestExpiry(t *testing.T) {
 		if err != nil || ttl <= 0 || ttl > 300*time.Millisecond {
 			t.Fatalf("PTTL = %v, %v; want (0, 300ms]", ttl, err)
 		}
-		eventually(t, "Redis to expire the key", func() bool { return rc.Exists(ctx, key).Val() == 0 })
+		testkit.EventuallyWithin(t, waitFor, "Redis to expire the key", func() bool { return rc.Exists(ctx, key).Val() == 0 })
 		s.Sweep()
 		if _, ok := s.Lookup(ev.Subject); ok {
 			t.Fatal("the mirror still holds an event Redis expired")
@@ -283,7 +272,7 @@ func TestRedisRestart(t *testing.T) {
 
 	before := event(revocation.ObjectKey("t", "before"), time.Now())
 	put(t, writer, before)
-	eventually(t, "every replica to see the first event", func() bool { return sees(closed, before)() && sees(late, before)() })
+	testkit.EventuallyWithin(t, waitFor, "every replica to see the first event", func() bool { return sees(closed, before)() && sees(late, before)() })
 
 	srv.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -297,11 +286,11 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatal("an event that failed to reach Redis is enforced locally")
 	}
 
-	eventually(t, "the fail-closed replica to report stale", func() bool { return errors.Is(closed.Health(), revocation.ErrStale) })
+	testkit.EventuallyWithin(t, waitFor, "the fail-closed replica to report stale", func() bool { return errors.Is(closed.Health(), revocation.ErrStale) })
 	if err := writer.Health(); err != nil {
 		t.Fatalf("keep-last-known replica Health = %v, want nil", err)
 	}
-	eventually(t, "staleness to pass the threshold", func() bool { return writer.Staleness() > testStaleAfter })
+	testkit.EventuallyWithin(t, waitFor, "staleness to pass the threshold", func() bool { return writer.Staleness() > testStaleAfter })
 	for _, s := range []*redisstore.Store{writer, closed, late} {
 		if !sees(s, before)() {
 			t.Fatal("a replica forgot the last known state during the outage")
@@ -316,15 +305,15 @@ func TestRedisRestart(t *testing.T) {
 	if n := rc.Exists(context.Background(), "caekit:rev:object:1:t:before").Val(); n != 1 {
 		t.Fatal("an event acknowledged before the kill did not survive the restart")
 	}
-	eventually(t, "the fail-closed replica to recover", func() bool { return closed.Health() == nil })
+	testkit.EventuallyWithin(t, waitFor, "the fail-closed replica to recover", func() bool { return closed.Health() == nil })
 	after := event(revocation.ObjectKey("t", "after"), time.Now())
 	put(t, writer, after)
-	eventually(t, "connected replicas to see the new event", func() bool { return sees(closed, after)() })
+	testkit.EventuallyWithin(t, waitFor, "connected replicas to see the new event", func() bool { return sees(closed, after)() })
 	if sees(late, after)() || !errors.Is(late.Health(), revocation.ErrStale) {
 		t.Fatal("the disconnected replica must not see the event and must report stale")
 	}
 	proxy.Restore()
-	eventually(t, "the disconnected replica to catch up", func() bool { return sees(late, after)() && late.Health() == nil })
+	testkit.EventuallyWithin(t, waitFor, "the disconnected replica to catch up", func() bool { return sees(late, after)() && late.Health() == nil })
 	if !sees(late, before)() {
 		t.Fatal("the reconnected replica lost an old event")
 	}
@@ -346,15 +335,15 @@ func TestPartitionedReplicaCatchesUp(t *testing.T) {
 			} else {
 				proxy.Stall()
 			}
-			eventually(t, "B to report stale", func() bool { return errors.Is(b.Health(), revocation.ErrStale) })
+			testkit.EventuallyWithin(t, waitFor, "B to report stale", func() bool { return errors.Is(b.Health(), revocation.ErrStale) })
 			missed := event(revocation.ClientKey("https://idp.test", "app-1"), time.Now())
 			put(t, a, missed)
 			if sees(b, missed)() {
 				t.Fatal("B saw an event through a partition")
 			}
 			proxy.Restore()
-			eventually(t, "B to catch up", func() bool { return sees(b, missed)() && b.Health() == nil })
-			eventually(t, "B's subscriber to hear of the missed event", func() bool { return cb.get(missed.ID) == 1 })
+			testkit.EventuallyWithin(t, waitFor, "B to catch up", func() bool { return sees(b, missed)() && b.Health() == nil })
+			testkit.EventuallyWithin(t, waitFor, "B's subscriber to hear of the missed event", func() bool { return cb.get(missed.ID) == 1 })
 		})
 	}
 }
@@ -395,7 +384,7 @@ func TestUndecodableDataIsIgnored(t *testing.T) {
 	rc.Publish(ctx, "caekit:events", "1,garbage")
 	next := event(revocation.ObjectKey("t", "next"), time.Now())
 	put(t, a, next)
-	eventually(t, "B to keep applying events after a garbage message", sees(b, next))
+	testkit.EventuallyWithin(t, waitFor, "B to keep applying events after a garbage message", sees(b, next))
 	if err := a.Put(ctx, event(revocation.ObjectKey("t", "garbage"), time.Now())); err != nil {
 		t.Fatalf("Put over a garbage key: %v", err)
 	}
@@ -410,7 +399,7 @@ func TestPrefixesIsolate(t *testing.T) {
 	ey := event(revocation.DeviceKey("https://idp.test", "e"), time.Now())
 	put(t, x, ex)
 	put(t, y1, ey)
-	eventually(t, "y2 to see y1's event", sees(y2, ey))
+	testkit.EventuallyWithin(t, waitFor, "y2 to see y1's event", sees(y2, ey))
 	if _, ok := y2.Lookup(ex.Subject); ok {
 		t.Fatal("an event crossed prefixes")
 	}
@@ -432,7 +421,7 @@ func TestMirrorFullFailsHealth(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		put(t, a, event(revocation.SessionKey("https://idp.test", fmt.Sprint("s", i)), time.Now()))
 	}
-	eventually(t, "the full mirror to fail Health", func() bool { return errors.Is(small.Health(), revocation.ErrFull) })
+	testkit.EventuallyWithin(t, waitFor, "the full mirror to fail Health", func() bool { return errors.Is(small.Health(), revocation.ErrFull) })
 	if !errors.Is(small.Health(), revocation.ErrStale) {
 		t.Fatal("a full mirror's Health error does not wrap ErrStale")
 	}
@@ -542,7 +531,7 @@ func TestCluster(t *testing.T) {
 		put(t, a, evs[i])
 	}
 	for _, ev := range evs {
-		eventually(t, "B to see every event", sees(b, ev))
+		testkit.EventuallyWithin(t, waitFor, "B to see every event", sees(b, ev))
 	}
 	// The keys really are spread: every master holds some.
 	for _, addr := range cl.Addrs() {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,27 +24,10 @@ import (
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a bytes.Buffer safe for the servers' logging goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startRedis runs a real redis-server on a free loopback port, or returns ""
 // when none is installed (then step 9 is skipped, unless CAEKIT_REQUIRE_REDIS=1
@@ -101,7 +83,7 @@ func recovered(t *testing.T, n int, evs []app.Event, reason string) {
 
 func TestDemoSteps(t *testing.T) {
 	redisURL := startRedis(t)
-	var out, logs syncBuffer
+	var out, logs testkit.LogBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rep, err := demo.Run(ctx, demo.Options{Out: &out, ServerLog: &logs, Store: redisURL, Replicas: 3})

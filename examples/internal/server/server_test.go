@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,27 +22,11 @@ import (
 
 	"github.com/caekit/caekit/examples/internal/idp"
 	"github.com/caekit/caekit/examples/internal/server"
+	"github.com/caekit/caekit/internal/testkit"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func startIdP(t *testing.T) *idp.IdP {
 	t.Helper()
@@ -99,7 +81,7 @@ func token(t *testing.T, p *idp.IdP, user string) string {
 
 func TestServerAuthHealthAndDecisionLog(t *testing.T) {
 	p := startIdP(t)
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	s := start(t, server.Config{
 		Addr: "127.0.0.1:0", EventsAddr: "127.0.0.1:0", Issuer: p.Issuer(), Audience: p.Audience(),
 		EventsAuth: "Bearer push", Logger: slog.New(slog.NewTextHandler(&logs, nil)),

@@ -14,7 +14,7 @@ import (
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/azsource"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 )
 
 func Example() {

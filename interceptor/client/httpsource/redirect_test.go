@@ -12,7 +12,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 )
 
 // sink is a loopback HTTP server on its own port (another origin) that

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/caekit/caekit/interceptor/client"
-	"github.com/caekit/caekit/interceptor/client/internal/testidp"
 	"github.com/caekit/caekit/interceptor/client/oauth2source"
+	"github.com/caekit/caekit/internal/testkit/testidp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -16,7 +16,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caekit/caekit/internal/testkit"
 )
 
 // RequireEnv is the environment variable that turns a missing redis-server
@@ -72,7 +73,7 @@ type Server struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	exit chan struct{} // closed when cmd has exited
-	out  *syncBuffer
+	out  *testkit.LogBuffer
 }
 
 // Path returns the path of redis-server, or skips t (fails it when
@@ -224,7 +225,7 @@ func (s *Server) start() error {
 		}
 		args = []string{conf, "--sentinel"}
 	}
-	out := &syncBuffer{}
+	out := &testkit.LogBuffer{Limit: 1 << 20} // keep start-up diagnostics, drop the rest
 	cmd := exec.Command(s.path, args...)
 	cmd.Stdout, cmd.Stderr, cmd.Dir = out, out, s.dir
 	if err := cmd.Start(); err != nil {
@@ -373,26 +374,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p under the lock.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 { // keep start-up diagnostics, drop the rest
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-// String returns what was written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

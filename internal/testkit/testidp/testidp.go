@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -50,10 +51,12 @@ type IdP struct {
 	srv *httptest.Server
 	key *ecdsa.PrivateKey
 
-	mu       sync.Mutex
-	requests []Request
-	down     int // >0: answer 503; -1: forever
-	delay    time.Duration
+	mu         sync.Mutex
+	requests   []Request
+	down       int // >0: answer 503; -1: forever
+	delay      time.Duration
+	claims     map[string]any // SetClaim
+	ignoreACRS bool
 }
 
 // New starts an IdP on a loopback port. Close it when done.
@@ -113,6 +116,27 @@ func (i *IdP) SetDelay(d time.Duration) {
 	i.delay = d
 }
 
+// SetClaim makes every token issued from now on carry the claim name with
+// value v, over what the grant itself puts there (a policy test's ipaddr,
+// sid, or another sub); a nil v leaves the claim out of the tokens.
+func (i *IdP) SetClaim(name string, v any) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.claims == nil {
+		i.claims = map[string]any{}
+	}
+	i.claims[name] = v
+}
+
+// SetIgnoreACRS makes the IdP ignore the acrs part of claims requests (true),
+// like an IdP whose conditional access does not define the context, or
+// honour it again (false).
+func (i *IdP) SetIgnoreACRS(ignore bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.ignoreACRS = ignore
+}
+
 func writeErr(w http.ResponseWriter, code int, e, desc string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -127,7 +151,8 @@ func (i *IdP) token(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
 	i.mu.Lock()
 	i.requests = append(i.requests, Request{GrantType: f.Get("grant_type"), Scope: f.Get("scope"), Claims: f.Get("claims")})
-	down, delay := i.down, i.delay
+	down, delay, ignoreACRS := i.down, i.delay, i.ignoreACRS
+	extra := maps.Clone(i.claims)
 	i.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -163,6 +188,13 @@ func (i *IdP) token(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+f.Get("grant_type"))
 		return
 	}
+	for k, v := range extra {
+		if v == nil {
+			delete(claims, k)
+		} else {
+			claims[k] = v
+		}
+	}
 	iat := now.Unix()
 	if c := f.Get("claims"); c != "" {
 		var req struct {
@@ -192,7 +224,7 @@ func (i *IdP) token(w http.ResponseWriter, r *http.Request) {
 			// the event, so that is enough; issue 12 item 2).
 			iat = max(iat, v)
 		}
-		if a := req.AccessToken.ACRS; a != nil {
+		if a := req.AccessToken.ACRS; a != nil && !ignoreACRS {
 			claims["acrs"] = []string{a.Value}
 		}
 	}
