@@ -47,6 +47,7 @@ func populate(tb testing.TB, client *redis.Client, prefix string, n int, now tim
 //
 //   - cold: New against a Redis holding n events (an empty mirror fills up;
 //     what a replica pays at start);
+//
 //   - warm: resync of a Store whose mirror already holds the n events (what a
 //     replica pays after a reconnect; nothing changes, every event is
 //     compared and kept).
