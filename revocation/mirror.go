@@ -34,7 +34,7 @@ func (m *Memory) remove(ev Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.m[ev.Subject]
-	if !ok || old.Type != ev.Type || old.ID != ev.ID || !old.Time.Equal(ev.Time) {
+	if !ok || old.typ != ev.Type || old.id != ev.ID || !old.time.Equal(ev.Time) {
 		return false
 	}
 	delete(s.m, ev.Subject)

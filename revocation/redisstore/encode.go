@@ -94,8 +94,13 @@ func encode(ev revocation.Event) string {
 	return b.String()
 }
 
-// decode parses the version 1 encoding. The strings of the returned event
-// share s's memory: one allocation per mirrored entry.
+// decode parses the version 1 encoding. The subject id and the event id of
+// the returned event share one fresh copy of their bytes (one allocation per
+// mirrored entry), and the scope is interned (see intern): the event keeps
+// neither s nor its header alive. Sharing s itself, as decode did first,
+// kept the ~60-byte header and the scope in every entry
+// (BenchmarkMirrorBytes: 445 bytes per entry at 1M before, with the whole
+// Event stored in the mirror).
 func decode(s string) (revocation.Event, error) {
 	var ev revocation.Event
 	if len(s) > maxValueLen {
@@ -145,9 +150,10 @@ func decode(s string) (revocation.Event, error) {
 	if total != len(rest) {
 		return ev, fmt.Errorf("%w: lengths add up to %d, payload is %d bytes", errBadValue, total, len(rest))
 	}
-	ev.Subject.Scope = rest[:n[0]]
-	ev.Subject.ID = rest[n[0] : n[0]+n[1]]
-	ev.ID = rest[n[0]+n[1]:]
+	ev.Subject.Scope = intern(rest[:n[0]])
+	ids := strings.Clone(rest[n[0]:])
+	ev.Subject.ID = ids[:n[1]]
+	ev.ID = ids[n[1]:]
 	ev.Time = time.Unix(0, ns).UTC()
 	if err := ev.Validate(); err != nil {
 		return revocation.Event{}, fmt.Errorf("%w: %w", errBadValue, err)
