@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
@@ -36,7 +37,7 @@ func TestShortDisconnectKeepsServing(t *testing.T) {
 		evs[i] = event(revocation.ObjectKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprintf("obj-%d", i)), time.Now())
 		put(t, writer, evs[i])
 	}
-	eventually(t, "the replica to mirror every event", func() bool { return replica.Len() == n })
+	testkit.EventuallyWithin(t, waitFor, "the replica to mirror every event", func() bool { return replica.Len() == n })
 
 	var (
 		stop     atomic.Bool
@@ -67,15 +68,15 @@ func TestShortDisconnectKeepsServing(t *testing.T) {
 			rounds.Add(1)
 		}
 	}()
-	eventually(t, "the reader to start", func() bool { return rounds.Load() > 0 })
+	testkit.EventuallyWithin(t, waitFor, "the reader to start", func() bool { return rounds.Load() > 0 })
 
 	proxy.Cut()
 	missed := event(revocation.ObjectKey("72f988bf-86f1-41af-91ab-2d7cd011db47", "written-during-the-cut"), time.Now())
 	put(t, writer, missed)
 	proxy.Restore()
-	eventually(t, "the replica to resynchronise and see the event written during the cut", sees(replica, missed))
+	testkit.EventuallyWithin(t, waitFor, "the replica to resynchronise and see the event written during the cut", sees(replica, missed))
 	before := rounds.Load()
-	eventually(t, "the reader to finish a round after the resync", func() bool { return rounds.Load() > before })
+	testkit.EventuallyWithin(t, waitFor, "the reader to finish a round after the resync", func() bool { return rounds.Load() > before })
 	stop.Store(true)
 	wg.Wait()
 	for _, f := range failures {
