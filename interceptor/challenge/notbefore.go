@@ -77,3 +77,34 @@ func lookupMember(ms []member, key string) json.RawMessage {
 	}
 	return nil
 }
+
+// StepUpClaims returns the auth-context part of a claims request,
+// {"access_token":{"acrs":…}} with the acrs request as it was sent, or ""
+// when the claims ask for no auth context or are not a well-formed claims
+// request (the strict parser MergeClaims uses: one JSON object, no repeated
+// keys). A client keeps it on later refreshes so that a stepped-up token
+// does not lose its auth context; other members (an nbf, which only asks for
+// a token newer than an event) are answered once and not kept.
+func StepUpClaims(claims string) string {
+	claims = strings.TrimSpace(claims)
+	if claims == "" || len(claims) > MaxClaimsLen {
+		return ""
+	}
+	top, err := parseObject([]byte(claims), "")
+	if err != nil {
+		return ""
+	}
+	at := lookupMember(top, "access_token")
+	if at == nil || string(at) == "null" {
+		return ""
+	}
+	inner, err := parseObject(at, "access_token")
+	if err != nil {
+		return ""
+	}
+	acrs := lookupMember(inner, "acrs")
+	if acrs == nil {
+		return ""
+	}
+	return encodeObject([]member{{key: "access_token", value: encodeObjectBytes([]member{{key: "acrs", value: acrs}})}})
+}

@@ -54,3 +54,20 @@ func TestRequestedNotBeforeErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestStepUpClaims(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`, `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`},
+		{`{"access_token":{"nbf":{"essential":true,"value":"1"},"acrs":{"essential":true,"values":["c1","c2"]}}}`, `{"access_token":{"acrs":{"essential":true,"values":["c1","c2"]}}}`},
+		{`{"access_token":{"nbf":{"essential":true,"value":"1"}}}`, ""},
+		{`{"id_token":{"acrs":{}}}`, ""},
+		{`{"access_token":null}`, ""},
+		{`{"access_token":{"acrs":1,"acrs":2}}`, ""}, // a repeated key is no claims request
+		{`not json`, ""},
+		{"", ""},
+	} {
+		if got := challenge.StepUpClaims(c.in); got != c.want {
+			t.Errorf("StepUpClaims(%s) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -215,26 +214,6 @@ func (c *cache) refreshRequest(e *entry) (TokenRequest, error) {
 	return TokenRequest{Claims: claims, ChallengeClaims: e.stepUp}, nil
 }
 
-// stepUpClaims returns the step-up part of a challenge's claims request,
-// {"access_token":{"acrs":...}}, or "" if it asks for no auth context. Other
-// members (an nbf, which only asks for a token newer than an event) are
-// answered once and not kept.
-func stepUpClaims(challengeClaims string) string {
-	var req map[string]map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(challengeClaims), &req); err != nil {
-		return ""
-	}
-	acrs, ok := req["access_token"]["acrs"]
-	if !ok {
-		return ""
-	}
-	out, err := json.Marshal(map[string]map[string]json.RawMessage{"access_token": {"acrs": acrs}})
-	if err != nil {
-		return ""
-	}
-	return string(out)
-}
-
 func wait(ctx context.Context, f *fetch) (*Token, error) {
 	select {
 	case <-f.done:
@@ -370,7 +349,7 @@ func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest
 			recovered = e.warned
 			same := e.tok != nil && e.tok.AccessToken == tok.AccessToken
 			e.tok, e.claims, e.refreshAt = tok, req.Claims, c.refreshTime(tok, now, same)
-			if su := stepUpClaims(req.ChallengeClaims); su != "" {
+			if su := challenge.StepUpClaims(req.ChallengeClaims); su != "" {
 				e.stepUp = su // keep the auth context on later refreshes
 			}
 			e.failures, e.retryAt, e.lastErr, e.warned = 0, time.Time{}, nil, false
