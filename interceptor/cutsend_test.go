@@ -73,7 +73,7 @@ func TestCutDuringSendNeverOverlapsStatus(t *testing.T) {
 			}
 		}
 	}
-	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
+	t.Cleanup(func() { _ = s.Close() }) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(
 		grpc.ChainStreamInterceptor(outer, s.StreamServerInterceptor()),
 		grpc.UnknownServiceHandler(flood))
@@ -144,7 +144,7 @@ func TestCutNotHeldByBlockedSend(t *testing.T) {
 			}
 		}
 	}
-	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
+	t.Cleanup(func() { _ = s.Close() }) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(grpc.ChainStreamInterceptor(outer, s.StreamServerInterceptor()), grpc.UnknownServiceHandler(flood))
 	conn := testkit.ServeBufconn(t, gs,
 		// A fixed 64 KiB window (no BDP growth): the handler's 16 KiB

@@ -159,7 +159,7 @@ func newEnv(t testing.TB, eo envOpt) *env {
 		t.Fatal(err)
 	}
 	e.srv = s
-	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
+	t.Cleanup(func() { _ = s.Close() }) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(s.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
 	if eo.register != nil {

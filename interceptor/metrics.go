@@ -217,10 +217,11 @@ func newServerMetrics(mp metric.MeterProvider, store revocation.Store) (*serverM
 	return sm, nil
 }
 
-func (sm *serverMetrics) close() {
+func (sm *serverMetrics) close() error {
 	if sm.reg != nil {
-		_ = sm.reg.Unregister()
+		return sm.reg.Unregister()
 	}
+	return nil
 }
 
 // known returns the cached attribute set of fullMethod, or the MethodOther

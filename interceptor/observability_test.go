@@ -52,7 +52,7 @@ func newObsEnv(t *testing.T, chain func(*interceptor.Server) []grpc.ServerOption
 	if chain == nil {
 		chain = func(s *interceptor.Server) []grpc.ServerOption { return s.ServerOptions() }
 	}
-	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
+	t.Cleanup(func() { _ = s.Close() }) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(chain(s)...)
 	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
 	e.conn = testkit.ServeBufconn(t, gs)

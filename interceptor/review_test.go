@@ -39,7 +39,7 @@ func reviewUnknownServer(t *testing.T, opts ...interceptor.Option) (*grpc.Client
 		m, _ := grpc.MethodFromServerStream(ss)
 		return status.Error(codes.FailedPrecondition, "reached the unknown-service handler for "+m)
 	}
-	t.Cleanup(s.Close) // last: after the connection is closed and the server stopped
+	t.Cleanup(func() { _ = s.Close() }) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(append(s.ServerOptions(), grpc.UnknownServiceHandler(unknown))...)
 	return testkit.ServeBufconn(t, gs), &reached
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,11 +146,16 @@ func (s *Server) RecheckStreams() { s.index.pokeAll() }
 // WithStore, or the Server's own in-memory store).
 func (s *Server) Store() revocation.Store { return s.store }
 
-// Close stops the store subscription and ends every stream still watched with
-// codes.Unavailable (reason STATE_UNAVAILABLE): once events no longer arrive,
-// the streams could no longer be revoked. Calls that arrive after Close are
-// refused the same way. Close is idempotent and does not wait for handlers.
-func (s *Server) Close() {
+// Close stops the store subscription and ends every stream and watched call
+// still open with codes.Unavailable (reason STATE_UNAVAILABLE): once events
+// no longer arrive, they could no longer be revoked. Calls that arrive after
+// Close are refused the same way. Close is idempotent and does not wait for
+// handlers; it waits for what the Server owns: the store and change
+// subscriptions are stopped and the metrics unregistered when it returns.
+// Its error reports a metrics unregistration that failed; later calls
+// return nil.
+func (s *Server) Close() error {
+	var err error
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.closing)
@@ -159,8 +165,11 @@ func (s *Server) Close() {
 				stop()
 			}
 		}
-		s.met.close()
+		if e := s.met.close(); e != nil {
+			err = fmt.Errorf("interceptor: close: %w", e)
+		}
 	})
+	return err
 }
 
 func (s *Server) isClosed() bool { return s.closed.Load() }
@@ -253,13 +262,14 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	start := monoNow()
 	// gRPC calls unary interceptors for registered methods only.
 	ms := s.met.method(info.FullMethod, true)
-	claims, raw, d := s.authenticate(ctx)
+	addr := peerAddr(ctx)
+	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials)
 	if d == nil {
 		var md metadata.MD
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, false)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, false, addr)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
@@ -267,7 +277,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		if c.header != "" {
 			_ = grpc.SetTrailer(ctx, metadata.Pairs(challenge.MetadataKey, c.header))
 		}
-		s.denied(ctx, PhaseUnary, "caekit: call denied", info.FullMethod, claims, raw, c)
+		s.denied(ctx, PhaseUnary, "caekit: call denied", info.FullMethod, claims, raw, c, addr)
 		return nil, c.err
 	}
 	s.met.allowed(ctx, ms, monoNow()-start)
@@ -282,24 +292,41 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	return handler(hctx, req)
 }
 
-// authenticate extracts and validates the bearer token. It returns the raw
-// token (for a hash in logs only) and a denial on failure.
-func (s *Server) authenticate(ctx context.Context) (*Claims, string, *check.Denial) {
+// peerAddr returns the gRPC peer address of ctx, nil when unknown.
+func peerAddr(ctx context.Context) net.Addr {
+	if p, ok := peer.FromContext(ctx); ok {
+		return p.Addr
+	}
+	return nil
+}
+
+// credentials names where a front door reads the bearer token, for the
+// descriptions of authentication failures.
+type credentials struct {
+	name string // e.g. "authorization metadata"
+	hint string // e.g. "authorization: Bearer <token>"
+}
+
+var grpcCredentials = credentials{name: "authorization metadata", hint: "authorization: Bearer <token>"}
+
+// authenticate validates the bearer token found in vals, the values of the
+// call's authorization metadata or header. It returns the raw token (for a
+// hash in logs only) and a denial on failure.
+func (s *Server) authenticate(ctx context.Context, vals []string, src credentials) (*Claims, string, *check.Denial) {
 	if s.isClosed() {
 		return nil, "", closedDenial()
 	}
-	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) != 1 {
-		desc := `missing authorization metadata: send "authorization: Bearer <token>"`
+		desc := "missing " + src.name + `: send "` + src.hint + `"`
 		if len(vals) > 1 {
-			desc = "got " + strconv.Itoa(len(vals)) + " authorization metadata values: send exactly one"
+			desc = "got " + strconv.Itoa(len(vals)) + " " + src.name + " values: send exactly one"
 		}
 		return nil, "", invalidDenial(caev1.Reason_REASON_TOKEN_INVALID, desc)
 	}
 	raw, ok := bearerToken(vals[0])
 	if !ok {
 		return nil, "", invalidDenial(caev1.Reason_REASON_TOKEN_INVALID,
-			`authorization metadata is not "Bearer <token>"`)
+			src.name+` is not "Bearer <token>"`)
 	}
 	claims, err := s.v.Validate(ctx, raw)
 	if err != nil {
@@ -366,16 +393,14 @@ var requestPool = sync.Pool{New: func() any { return new(check.Request) }}
 
 // evaluate builds the Request once and runs the checks in order; the first
 // denial wins.
-func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool) *check.Denial {
+func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool, addr net.Addr) *check.Denial {
 	r := requestPool.Get().(*check.Request)
 	r.FullMethod = method
 	r.Claims = claims
 	r.Metadata = md
 	r.Stream = stream
 	r.Now = s.o.now()
-	if p, ok := peer.FromContext(ctx); ok {
-		r.Peer = p.Addr
-	}
+	r.Peer = addr
 	var d *check.Denial
 	for _, c := range s.checks {
 		if d = c.Check(ctx, r); d != nil {
@@ -410,7 +435,7 @@ func tokenHash(raw string) string {
 // denied publishes a denial: logging fields for an upstream logging
 // interceptor (not for mid-stream cuts, whose fields are live values), the
 // kit's own log line and the audit hook.
-func (s *Server) denied(ctx context.Context, phase AuditPhase, msg, method string, claims *Claims, raw string, c *cut) {
+func (s *Server) denied(ctx context.Context, phase AuditPhase, msg, method string, claims *Claims, raw string, c *cut, addr net.Addr) {
 	sub, tid := claimFields(claims)
 	if s.o.logFields && phase != PhaseMidStream && hasLoggingFields(ctx) {
 		logging.AddFields(ctx, logging.Fields{
@@ -438,9 +463,7 @@ func (s *Server) denied(ctx context.Context, phase AuditPhase, msg, method strin
 		if r.Description == "" {
 			r.Description = c.st.Message()
 		}
-		if p, ok := peer.FromContext(ctx); ok {
-			r.Peer = p.Addr
-		}
+		r.Peer = addr
 		s.o.audit(ctx, r)
 	}
 	if !s.o.logger.Enabled(ctx, slog.LevelInfo) {
@@ -464,8 +487,8 @@ func (s *Server) denied(ctx context.Context, phase AuditPhase, msg, method strin
 	if !c.d.EventTime.IsZero() {
 		attrs = append(attrs, slog.Time("event_time", c.d.EventTime))
 	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		attrs = append(attrs, slog.String("peer", p.Addr.String()))
+	if addr != nil {
+		attrs = append(attrs, slog.String("peer", addr.String()))
 	}
 	s.o.logger.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
 }

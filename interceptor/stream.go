@@ -11,7 +11,6 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/check"
@@ -54,7 +53,8 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		return handler(srv, ss)
 	}
 	start := monoNow()
-	claims, raw, d := s.authenticate(ctx)
+	addr := peerAddr(ctx)
+	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials)
 	// A method name goes into the metrics' method table if it is registered
 	// (gRPC passes the service implementation, nil for an unknown-service
 	// handler), or once a caller with a valid token calls it: junk names
@@ -73,42 +73,20 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, true)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
 		s.met.denied(ctx, ms, reasonName(d.Reason), monoNow()-start)
-		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
+		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
 
-	hctx, cancel := context.WithCancel(context.WithValue(ctx, claimsKey{}, claims))
-	defer cancel()
-	w := &watch{
-		s:      s,
-		claims: claims,
-		method: info.FullMethod,
-		md:     md,
-		ctx:    hctx,
-		wake:   make(chan struct{}, 1),
-	}
-	w.gen.Store(1) // checked is 0: the stream has not passed yet
-	if p, ok := peer.FromContext(ctx); ok {
-		w.peer = p.Addr
-	}
-	keys := claims.Keys()
-	if len(keys) == 0 {
-		// No event can name this stream, but RecheckStreams must still
-		// reach it: index it under the zero key, which no event carries.
-		keys = []revocation.Key{{}}
-	}
-	s.index.add(w, keys)
-	defer s.index.remove(w, keys)
-	// An event stored between the first evaluation and registration would
-	// not have woken this stream: evaluate once more now that it is indexed.
-	if err := w.recheck(true); err != nil {
-		c := w.cut.Load()
+	w, unindex, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true)
+	defer w.cancel(nil)
+	defer unindex()
+	if c != nil {
 		s.met.denied(ctx, ms, reasonName(c.d.Reason), monoNow()-start)
-		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c)
+		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
 	s.met.allowed(ctx, ms, monoNow()-start)
 	s.met.active.Add(1)
@@ -130,9 +108,79 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	defer close(abandoned)
 	go runHandler(handler, srv, &watchedStream{ServerStream: ss, w: w}, done, abandoned)
 
+	r, finished, c := watchUntil(w, ctx, done)
+	if c != nil {
+		w.cancel(c.denialError(PhaseMidStream))
+		w.fence()
+		return s.endCut(ss, ms, info.FullMethod, claims, raw, c, addr)
+	}
+	if !finished {
+		// The RPC ended at the transport (client cancelled, deadline,
+		// connection lost): the handler's context is cancelled too, and
+		// its RecvMsg/SendMsg fail. Wait for it as gRPC would.
+		r = <-done
+		if r.panicked {
+			panic(r.panicValue)
+		}
+		return r.err
+	}
+	if r.panicked {
+		panic(r.panicValue)
+	}
+	if c := w.cut.Load(); c != nil {
+		// The handler returned after a message re-check cut the stream.
+		return s.endCut(ss, ms, info.FullMethod, claims, raw, c, addr)
+	}
+	return r.err
+}
+
+// openWatch puts a call that passed its first evaluation under watch: it
+// indexes it under its token's revocation keys and evaluates it once more
+// (an event stored between the first evaluation and the indexing would not
+// have woken it). It returns the watch, whose ctx is the handler's context
+// (parent plus the claims, cancelled with w.cancel), the function that
+// removes it from the index, and the denial of the second evaluation, if
+// any.
+func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool) (*watch, func(), *cut) {
+	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
+	w := &watch{
+		s:      s,
+		claims: claims,
+		method: method,
+		md:     md,
+		peer:   addr,
+		stream: stream,
+		ctx:    hctx,
+		cancel: cancel,
+		wake:   make(chan struct{}, 1),
+	}
+	w.gen.Store(1) // checked is 0: the call has not passed yet
+	keys := claims.Keys()
+	if len(keys) == 0 {
+		// No event can name this call, but RecheckStreams must still
+		// reach it: index it under the zero key, which no event carries.
+		keys = []revocation.Key{{}}
+	}
+	s.index.add(w, keys)
+	unindex := func() { s.index.remove(w, keys) }
+	if err := w.recheck(true); err != nil {
+		return w, unindex, w.cut.Load()
+	}
+	return w, unindex, nil
+}
+
+// watchUntil is the watch loop of a long-lived call, transport-neutral: it
+// re-evaluates w on every wake (a store event about one of the token's
+// keys, a ChangeNotifier change, RecheckStreams, a message re-check that
+// recorded a denial), on the periodic re-check (WithStreamRecheckInterval),
+// at the token's expiry and when the Server closes. It returns the first
+// value done yields (finished true), or when transport ends (finished false,
+// c nil), or the call's cut (c non-nil); it does not cancel w's context.
+func watchUntil[T any](w *watch, transport context.Context, done <-chan T) (v T, finished bool, c *cut) {
+	s := w.s
 	var expiry <-chan time.Time
-	if !claims.ExpiresAt.IsZero() {
-		t := time.NewTimer(claims.ExpiresAt.Sub(s.o.now()))
+	if exp := w.claims.ExpiresAt; !exp.IsZero() {
+		t := time.NewTimer(exp.Sub(s.o.now()))
 		defer t.Stop()
 		expiry = t.C
 	}
@@ -144,35 +192,19 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	}
 	for {
 		select {
-		case r := <-done:
-			if r.panicked {
-				panic(r.panicValue)
-			}
-			if c := w.cut.Load(); c != nil {
-				// The handler returned after a message re-check cut the stream.
-				return s.endCut(ss, ms, info.FullMethod, claims, raw, c)
-			}
-			return r.err
+		case v = <-done:
+			return v, true, nil
 		case <-w.wake:
 		case <-expiry:
-			w.record(expiredDenial(claims.ExpiresAt))
+			w.record(expiredDenial(w.claims.ExpiresAt))
 		case <-tick:
 		case <-s.closing:
 			w.record(closedDenial())
-		case <-ctx.Done():
-			// The RPC ended at the transport (client cancelled, deadline,
-			// connection lost): the handler's context is cancelled too, and
-			// its RecvMsg/SendMsg fail. Wait for it as gRPC would.
-			r := <-done
-			if r.panicked {
-				panic(r.panicValue)
-			}
-			return r.err
+		case <-transport.Done():
+			return v, false, nil
 		}
 		if err := w.recheck(true); err != nil {
-			cancel()
-			w.fence()
-			return s.endCut(ss, ms, info.FullMethod, claims, raw, w.cut.Load())
+			return v, false, w.cut.Load()
 		}
 	}
 }
@@ -215,17 +247,17 @@ func (w *watch) fence() {
 }
 
 // endCut ends a stream cut mid-flight.
-func (s *Server) endCut(ss grpc.ServerStream, ms *methodSet, method string, claims *Claims, raw string, c *cut) error {
+func (s *Server) endCut(ss grpc.ServerStream, ms *methodSet, method string, claims *Claims, raw string, c *cut, addr net.Addr) error {
 	s.met.cut(ss.Context(), ms, reasonName(c.d.Reason))
-	return s.endStream(ss, PhaseMidStream, "caekit: stream ended", method, claims, raw, c)
+	return s.endStream(ss, PhaseMidStream, "caekit: stream ended", method, claims, raw, c, addr)
 }
 
 // endStream sets the www-authenticate trailer, logs, audits and returns the status.
-func (s *Server) endStream(ss grpc.ServerStream, phase AuditPhase, msg, method string, claims *Claims, raw string, c *cut) error {
+func (s *Server) endStream(ss grpc.ServerStream, phase AuditPhase, msg, method string, claims *Claims, raw string, c *cut, addr net.Addr) error {
 	if c.header != "" {
 		ss.SetTrailer(metadata.Pairs(challenge.MetadataKey, c.header))
 	}
-	s.denied(ss.Context(), phase, msg, method, claims, raw, c)
+	s.denied(ss.Context(), phase, msg, method, claims, raw, c, addr)
 	return c.errAt(phase)
 }
 
@@ -261,15 +293,17 @@ func expiredDenial(exp time.Time) *check.Denial {
 	}
 }
 
-// watch is one open stream under evaluation.
+// watch is one open stream (or other long-lived call) under evaluation.
 type watch struct {
 	s      *Server
 	claims *Claims
 	method string
 	md     metadata.MD
 	peer   net.Addr
-	ctx    context.Context // the handler's context
-	wake   chan struct{}   // capacity 1: "re-evaluate"
+	stream bool                    // check.Request.Stream of its re-checks
+	ctx    context.Context         // the handler's context
+	cancel context.CancelCauseFunc // cancels ctx
+	wake   chan struct{}           // capacity 1: "re-evaluate"
 	cut    atomic.Pointer[cut]
 	// gen counts the changes that may alter the decision of the
 	// time-independent checks (poke bumps it); checked is the gen value read
@@ -375,7 +409,7 @@ func (s *Server) evaluateWatch(w *watch, now time.Time, checks []check.Check) *c
 	r.Claims = w.claims
 	r.Peer = w.peer
 	r.Metadata = w.md
-	r.Stream = true
+	r.Stream = w.stream
 	r.Now = now
 	var d *check.Denial
 	for _, c := range checks {

@@ -91,7 +91,7 @@ func startE2E(t *testing.T, p *policy.Policy, idpSees string) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = srv.Close() })
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, newInbox())
 	src, err := httpsource.New(e.idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))

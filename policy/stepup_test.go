@@ -64,7 +64,7 @@ func startRaw(t *testing.T, p *policy.Policy, idpSees string, opts ...policy.Opt
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = srv.Close() })
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, newInbox())
 	conn := testkit.ServeGRPC(t, gs)
@@ -219,7 +219,7 @@ func TestClientKeepsStepUpOnProactiveRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = srv.Close() })
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, newInbox())
 	hs, err := httpsource.New(idp.URL()+"/token", httpsource.WithClientCredentials(idpClient, idpSecret))

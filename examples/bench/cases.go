@@ -385,7 +385,7 @@ func (e *env) addCAE(sp spec, store revocation.Store, add func([]grpc.ServerOpti
 	if err != nil {
 		return err
 	}
-	e.closers = append(e.closers, func() { _ = v.Close() }, srv.Close)
+	e.closers = append(e.closers, func() { _ = v.Close() }, func() { _ = srv.Close() })
 	e.cae = append(e.cae, srv)
 	e.stores = append(e.stores, store)
 	return add(srv.ServerOptions())

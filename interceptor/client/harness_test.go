@@ -78,7 +78,7 @@ func newEnv(t *testing.T, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.srv.Close)
+	t.Cleanup(func() { _ = e.srv.Close() })
 	e.store = e.srv.Store()
 
 	sopts := []grpc.ServerOption{

@@ -111,7 +111,7 @@ func setup(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ic.Close)
+	t.Cleanup(func() { _ = ic.Close() })
 	gs := grpc.NewServer(ic.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, &testkit.Inbox{WatchEvery: 20 * time.Millisecond, Subject: testkit.ClaimsSubject(interceptor.ClaimsFromContext, func(c *interceptor.Claims) string { return c.Subject })})
 	caev1.RegisterSecurityEventServiceServer(gs, ssfgrpc.New(rcv))

@@ -44,7 +44,7 @@ func serve(t *testing.T, key *ecdsa.PublicKey, store *redisstore.Store) inboxv1.
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cae.Close)
+	t.Cleanup(func() { _ = cae.Close() })
 	srv := grpc.NewServer(cae.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(srv, &testkit.Inbox{})
 	return inboxv1.NewInboxServiceClient(testkit.ServeGRPC(t, srv))

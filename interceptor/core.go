@@ -1,0 +1,255 @@
+package interceptor
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/caekit/caekit/interceptor/check"
+)
+
+// This file is the transport-neutral face of the Server: the front doors
+// other than gRPC (interceptor/caehttp, interceptor/caeconnect) describe a
+// call with a Call, hand it to Admit and render the DenialError they get.
+// The decision itself (authenticate, then the checks, revocation first), the
+// watch of a long-lived call (stream index, generation counters, expiry
+// timer, re-checks) and the logs, audit records and metrics are the ones the
+// gRPC interceptors use.
+
+// Call describes an incoming call to Admit without transport types.
+type Call struct {
+	// Method names what is called, as checks see it in
+	// check.Request.FullMethod and metrics in AttrMethod: a gRPC full
+	// method ("/pkg.Service/Method") or an HTTP route ("GET /v1/messages/{id}").
+	Method string
+	// Registered says Method comes from the server's own routing table (a
+	// registered procedure or route pattern), not from the caller: it is
+	// then always recorded under its own name in the metrics. Other names
+	// are recorded only for authenticated callers and at most
+	// MaxMetricMethods of them.
+	Registered bool
+	// Authorization holds the values of the call's authorization header or
+	// metadata; exactly one "Bearer <token>" value is accepted.
+	Authorization []string
+	// Credentials names where the token was looked for, in the description
+	// of an authentication failure, e.g. "Authorization header". Default:
+	// "authorization metadata".
+	Credentials string
+	// Peer is the caller's transport address (nil if unknown): checks see it
+	// in check.Request.Peer, logs and audit records carry it.
+	Peer net.Addr
+	// Metadata returns the call's headers as metadata (lower-case keys). It
+	// is called at most once, and only when a configured check reads
+	// check.Request.Metadata (see WithChecks); nil means no metadata.
+	Metadata func() metadata.MD
+	// Stream is check.Request.Stream: true for a streaming call.
+	Stream bool
+	// Watch keeps the admitted call under watch until Admission.End, like
+	// a gRPC stream: a store event about its token, a failing re-check, the
+	// token's expiry or Close cancels Admission.Context with a *DenialError
+	// as its cause.
+	Watch bool
+}
+
+var defaultCredentials = credentials{name: grpcCredentials.name, hint: grpcCredentials.hint}
+
+// Admission is a call Admit let in. Its methods are safe for concurrent use.
+type Admission struct {
+	s      *Server
+	call   Call
+	claims *Claims
+	raw    string
+	ms     *methodSet
+	ctx    context.Context
+
+	// Set for a watched call.
+	w       *watch
+	unindex func()
+	stop    chan struct{}
+	exited  chan struct{}
+	endOnce sync.Once
+}
+
+// Claims returns the caller's validated claims. Never modify them.
+func (a *Admission) Claims() *Claims { return a.claims }
+
+// Context returns the context to run the handler with: it carries the
+// claims (ClaimsFromContext) and, for a watched call, is cancelled when the
+// call is cut, with a *DenialError as its context.Cause.
+func (a *Admission) Context() context.Context { return a.ctx }
+
+// Cut returns the *DenialError that ended a watched call, or nil while it
+// is not cut (and always for a call that is not watched).
+func (a *Admission) Cut() error {
+	if a.w == nil {
+		return nil
+	}
+	if c := a.w.cut.Load(); c != nil {
+		return c.denialError(PhaseMidStream)
+	}
+	return nil
+}
+
+// Recheck re-runs, for a watched call, the checks that may have changed
+// since they last passed (the cheap per-message re-check of a gRPC stream)
+// and returns the *DenialError if the call is cut. Front doors call it
+// before each write of a long-lived response, so that nothing is written
+// after a denial. It returns nil for a call that is not watched.
+func (a *Admission) Recheck() error {
+	if a.w == nil {
+		return nil
+	}
+	if a.w.recheck(false) != nil {
+		return a.w.cut.Load().denialError(PhaseMidStream)
+	}
+	return nil
+}
+
+// End stops watching the call and waits for the watch to stop; call it
+// once the handler returned (more calls are no-ops). It returns the
+// *DenialError that cut the call, or nil. The cut was logged, audited and
+// counted (MetricStreamCuts) when it happened.
+func (a *Admission) End() error {
+	if a.w == nil {
+		return nil
+	}
+	a.endOnce.Do(func() {
+		close(a.stop)
+		<-a.exited
+		a.unindex()
+		a.w.cancel(nil)
+		a.s.met.active.Add(-1)
+	})
+	return a.Cut()
+}
+
+// Admit decides a call arriving at a front door other than the gRPC
+// interceptors: it authenticates the bearer token of c.Authorization and
+// runs the checks, revocation first, exactly as the unary interceptor does.
+// A refused call gets a nil Admission and a *DenialError (already logged,
+// audited and counted), which the front door renders; an admitted one runs
+// its handler with Admission.Context and, if c.Watch is set, calls
+// Admission.End when the handler returns.
+//
+// Admit is the hook for transport adapters such as interceptor/caehttp and
+// interceptor/caeconnect; gRPC servers use the interceptors instead.
+func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
+	start := monoNow()
+	src := defaultCredentials
+	if c.Credentials != "" {
+		src = credentials{name: c.Credentials, hint: "Authorization: Bearer <token>"}
+	}
+	claims, raw, d := s.authenticate(ctx, c.Authorization, src)
+	var ms *methodSet
+	switch {
+	case c.Registered:
+		ms = s.met.method(c.Method, true)
+	case d == nil:
+		ms = s.met.method(c.Method, false)
+	default:
+		ms = s.met.known(c.Method)
+	}
+	var md metadata.MD
+	if d == nil {
+		if s.o.customMetadata && c.Metadata != nil {
+			md = c.Metadata()
+		}
+		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer)
+	}
+	phase := PhaseUnary
+	if c.Watch || c.Stream {
+		phase = PhaseStreamOpen
+	}
+	if d != nil {
+		return nil, s.refuse(ctx, c, ms, start, phase, claims, raw, s.newCut(d, claims))
+	}
+	a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
+	if !c.Watch {
+		s.met.allowed(ctx, ms, monoNow()-start)
+		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
+		return a, nil
+	}
+	w, unindex, cu := s.openWatch(ctx, claims, c.Method, md, c.Peer, c.Stream)
+	if cu != nil {
+		unindex()
+		w.cancel(nil)
+		return nil, s.refuse(ctx, c, ms, start, phase, claims, raw, cu)
+	}
+	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.active.Add(1)
+	a.w, a.unindex, a.ctx = w, unindex, w.ctx
+	a.stop, a.exited = make(chan struct{}), make(chan struct{})
+	go a.watch(ctx)
+	return a, nil
+}
+
+// refuse publishes a denial at admission and returns its error.
+func (s *Server) refuse(ctx context.Context, c Call, ms *methodSet, start time.Duration, phase AuditPhase, claims *Claims, raw string, cu *cut) error {
+	s.met.denied(ctx, ms, reasonName(cu.d.Reason), monoNow()-start)
+	s.denied(ctx, phase, "caekit: call denied", c.Method, claims, raw, cu, c.Peer)
+	return cu.denialError(phase)
+}
+
+// watch runs the watch loop of a watched call until End or until transport
+// ends; a cut cancels the handler's context with its *DenialError, then is
+// logged, audited and counted.
+func (a *Admission) watch(transport context.Context) {
+	defer close(a.exited)
+	_, _, c := watchUntil(a.w, transport, a.stop)
+	if c == nil {
+		return
+	}
+	s := a.s
+	a.w.cancel(c.denialError(PhaseMidStream))
+	s.met.cut(transport, a.ms, reasonName(c.d.Reason))
+	s.denied(transport, PhaseMidStream, "caekit: call ended", a.call.Method, a.claims, a.raw, c, a.call.Peer)
+}
+
+// DenialError is a denial as every front door renders it: the gRPC status
+// with its details, the www-authenticate challenge (when the denial is a
+// challenge) and the check.Denial behind them. The HTTP and Connect front
+// doors return it from Admit, and a watched call's context has it as its
+// context.Cause once cut. status.FromError understands it (GRPCStatus).
+type DenialError struct {
+	c     *cut
+	phase AuditPhase
+}
+
+func (c *cut) denialError(p AuditPhase) *DenialError { return &DenialError{c: c, phase: p} }
+
+// Error returns the status code and the denial's description; it never
+// contains a token.
+func (e *DenialError) Error() string {
+	st := e.GRPCStatus()
+	return "caekit: " + st.Code().String() + ": " + st.Message()
+}
+
+// Denial returns a copy of the check's denial (reason, description, event,
+// claims request).
+func (e *DenialError) Denial() check.Denial { return *e.c.d }
+
+// Code is the gRPC status code of the denial: Unauthenticated for a
+// challenge, PermissionDenied or Unavailable (revocation state not
+// trusted, or the Server closed) otherwise.
+func (e *DenialError) Code() codes.Code { return e.c.st.Code() }
+
+// Challenge returns the www-authenticate value, in Microsoft Entra's form
+// (see challenge.Challenge.Header), or "" when the denial is not a
+// challenge.
+func (e *DenialError) Challenge() string { return e.c.header }
+
+// MidStream reports whether the call was cut after its handler started.
+func (e *DenialError) MidStream() bool { return e.phase == PhaseMidStream }
+
+// GRPCStatus returns the status the gRPC interceptors send for this denial,
+// with its cae.v1.ClaimsChallenge (phase set) and google.rpc.ErrorInfo
+// details.
+func (e *DenialError) GRPCStatus() *status.Status {
+	st, _ := status.FromError(e.c.errAt(e.phase))
+	return st
+}
