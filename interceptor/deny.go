@@ -115,6 +115,7 @@ func (s *Server) newCut(d *check.Denial, claims *Claims) *cut {
 			ch.Params = slices.Clone(d.Params) // the check may reuse its slice
 		}
 	}
+	s.addResourceMetadata(ch)
 	c.ch, c.code, c.msg = ch, code, msg
 	c.st = challengeStatus(ch, code, msg, caev1.Phase_PHASE_OPEN)
 	c.err = c.st.Err()

@@ -44,6 +44,8 @@ type options struct {
 	audit          AuditHook
 	logFields      bool
 	injectFields   bool
+	// resourceMetadata is the RFC 9728 metadata URL (WithResourceMetadata).
+	resourceMetadata string
 }
 
 func defaultOptions() options {
