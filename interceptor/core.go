@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -59,6 +60,12 @@ type Call struct {
 var defaultCredentials = credentials{name: grpcCredentials.name, hint: grpcCredentials.hint}
 
 // Admission is a call Admit let in. Its methods are safe for concurrent use.
+//
+// A watched call has no goroutine of its own while nothing happens: the
+// events, policy changes and RecheckStreams calls that wake a gRPC
+// stream's interceptor goroutine start a short-lived re-check goroutine
+// instead, as do the token's expiry and the periodic re-check (timers),
+// and Close (which wakes every watched call). End waits for it.
 type Admission struct {
 	s      *Server
 	call   Call
@@ -70,8 +77,13 @@ type Admission struct {
 	// Set for a watched call.
 	w       *watch
 	unindex func()
-	stop    chan struct{}
-	exited  chan struct{}
+	expiry  *time.Timer  // nil without exp
+	tick    *time.Timer  // nil without WithStreamRecheckInterval
+	pending atomic.Int64 // wakes not yet handled by a re-check goroutine
+	mu      sync.Mutex   // guards ended and wg.Add
+	ended   bool
+	wg      sync.WaitGroup // the re-check goroutine
+	logOnce sync.Once      // the cut is published once
 	endOnce sync.Once
 }
 
@@ -110,7 +122,7 @@ func (a *Admission) Recheck() error {
 	return nil
 }
 
-// End stops watching the call and waits for the watch to stop; call it
+// End stops watching the call and waits for a re-check under way; call it
 // once the handler returned (more calls are no-ops). It returns the
 // *DenialError that cut the call, or nil. The cut was logged, audited and
 // counted (MetricStreamCuts) when it happened.
@@ -119,9 +131,17 @@ func (a *Admission) End() error {
 		return nil
 	}
 	a.endOnce.Do(func() {
-		close(a.stop)
-		<-a.exited
 		a.unindex()
+		a.mu.Lock()
+		a.ended = true
+		a.mu.Unlock()
+		if a.expiry != nil {
+			a.expiry.Stop()
+		}
+		if a.tick != nil {
+			a.tick.Stop()
+		}
+		a.wg.Wait()
 		a.w.cancel(nil)
 		a.s.met.active.Add(-1)
 	})
@@ -174,7 +194,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
 		return a, nil
 	}
-	w, unindex, cu := s.openWatch(ctx, claims, c.Method, md, c.Peer, c.Stream)
+	w, unindex, cu := s.openWatch(ctx, claims, c.Method, md, c.Peer, c.Stream, a.wake)
 	if cu != nil {
 		unindex()
 		w.cancel(nil)
@@ -183,8 +203,22 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	s.met.allowed(ctx, ms, monoNow()-start)
 	s.met.active.Add(1)
 	a.w, a.unindex, a.ctx = w, unindex, w.ctx
-	a.stop, a.exited = make(chan struct{}), make(chan struct{})
-	go a.watch(ctx)
+	if exp := claims.ExpiresAt; !exp.IsZero() {
+		a.expiry = time.AfterFunc(exp.Sub(s.o.now()), func() { w.record(expiredDenial(exp)) })
+	}
+	if every := s.o.recheckEvery; every > 0 {
+		a.tick = time.AfterFunc(every, func() {
+			a.wake()
+			a.mu.Lock()
+			if !a.ended {
+				a.tick.Reset(every)
+			}
+			a.mu.Unlock()
+		})
+	}
+	if s.isClosed() { // Close ran between the check and the indexing
+		a.wake()
+	}
 	return a, nil
 }
 
@@ -195,19 +229,46 @@ func (s *Server) refuse(ctx context.Context, c Call, ms *methodSet, start time.D
 	return cu.denialError(phase)
 }
 
-// watch runs the watch loop of a watched call until End or until transport
-// ends; a cut cancels the handler's context with its *DenialError, then is
-// logged, audited and counted.
-func (a *Admission) watch(transport context.Context) {
-	defer close(a.exited)
-	_, _, c := watchUntil(a.w, transport, a.stop)
-	if c == nil {
+// wake is the watch's onWake: it starts a re-check goroutine unless one is
+// running (which then re-checks once more) or the call has ended. It never
+// blocks for long: it runs under the stream index's shard lock.
+func (a *Admission) wake() {
+	if a.pending.Add(1) != 1 {
+		return // the running goroutine sees the new count
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ended {
 		return
 	}
-	s := a.s
-	a.w.cancel(c.denialError(PhaseMidStream))
-	s.met.cut(transport, a.ms, reasonName(c.d.Reason))
-	s.denied(transport, PhaseMidStream, "caekit: call ended", a.call.Method, a.claims, a.raw, c, a.call.Peer)
+	a.wg.Add(1)
+	go a.recheckLoop()
+}
+
+// recheckLoop re-evaluates the call until no wake is pending; a cut
+// cancels the handler's context with its *DenialError, then is logged,
+// audited and counted once.
+func (a *Admission) recheckLoop() {
+	defer a.wg.Done()
+	for {
+		n := a.pending.Load()
+		if err := a.w.recheck(true); err != nil {
+			a.publishCut(a.w.cut.Load())
+		}
+		if a.pending.CompareAndSwap(n, 0) {
+			return
+		}
+	}
+}
+
+func (a *Admission) publishCut(c *cut) {
+	a.logOnce.Do(func() {
+		s := a.s
+		a.w.cancel(c.denialError(PhaseMidStream))
+		ctx := context.WithoutCancel(a.w.ctx)
+		s.met.cut(ctx, a.ms, reasonName(c.d.Reason))
+		s.denied(ctx, PhaseMidStream, "caekit: call ended", a.call.Method, a.claims, a.raw, c, a.call.Peer)
+	})
 }
 
 // DenialError is a denial as every front door renders it: the gRPC status

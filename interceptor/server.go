@@ -159,6 +159,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.closing)
+		s.index.pokeAll() // watched calls without a goroutine of their own
 		s.unsub()
 		for _, stop := range s.unwatch {
 			if stop != nil {

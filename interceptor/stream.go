@@ -81,7 +81,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
 
-	w, unindex, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true)
+	w, unindex, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true, nil)
 	defer w.cancel(nil)
 	defer unindex()
 	if c != nil {
@@ -141,7 +141,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // (parent plus the claims, cancelled with w.cancel), the function that
 // removes it from the index, and the denial of the second evaluation, if
 // any.
-func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool) (*watch, func(), *cut) {
+func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, onWake func()) (*watch, func(), *cut) {
 	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
 	w := &watch{
 		s:      s,
@@ -152,7 +152,10 @@ func (s *Server) openWatch(parent context.Context, claims *Claims, method string
 		stream: stream,
 		ctx:    hctx,
 		cancel: cancel,
-		wake:   make(chan struct{}, 1),
+		onWake: onWake,
+	}
+	if onWake == nil {
+		w.wake = make(chan struct{}, 1)
 	}
 	w.gen.Store(1) // checked is 0: the call has not passed yet
 	keys := claims.Keys()
@@ -304,6 +307,9 @@ type watch struct {
 	ctx    context.Context         // the handler's context
 	cancel context.CancelCauseFunc // cancels ctx
 	wake   chan struct{}           // capacity 1: "re-evaluate"
+	// onWake, when set, replaces wake: a call watched without a goroutine
+	// of its own (Admission) starts its re-check on demand.
+	onWake func()
 	cut    atomic.Pointer[cut]
 	// gen counts the changes that may alter the decision of the
 	// time-independent checks (poke bumps it); checked is the gen value read
@@ -323,6 +329,10 @@ type watch struct {
 // goroutine to re-evaluate. It never blocks.
 func (w *watch) poke() {
 	w.gen.Add(1)
+	if w.onWake != nil {
+		w.onWake()
+		return
+	}
 	select {
 	case w.wake <- struct{}{}:
 	default:
