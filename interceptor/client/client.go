@@ -208,11 +208,11 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if ch == nil {
 			return err
 		}
-		if !ch.InsufficientClaims() {
+		if !actionable(ch) {
 			c.notRetried(ctx, method, ch, err, "challenge without claims")
 			return err
 		}
-		tok2, ferr := c.cache.reacquire(ctx, scopes, tok, ch.Claims)
+		tok2, ferr := c.cache.reacquire(ctx, scopes, tok, answerOf(ch))
 		if ferr != nil {
 			c.notRetried(ctx, method, ch, ferr, "cannot obtain a token for the challenge")
 			return reacquireError(err, ferr)
@@ -255,7 +255,7 @@ func (c *Client) challengeOf(ctx context.Context, method string, err error, md .
 		}
 		return nil
 	}
-	c.log.InfoContext(ctx, "caekit: claims challenge", "method", method, "error", ch.Error, "reason", ch.Reason.String(), "claims", ch.Claims)
+	c.log.InfoContext(ctx, "caekit: claims challenge", "method", method, "error", ch.Error, "reason", ch.Reason.String(), "claims", ch.Claims, "acr_values", ch.ACRValues, "max_age", ch.MaxAge)
 	c.observe(ctx, Event{Kind: EventChallenge, Method: method, Challenge: ch})
 	return ch
 }
