@@ -274,7 +274,9 @@ func TestUnaryIdPRefusal(t *testing.T) {
 	}
 	s.idp.SetDown(true)
 	s.mu.Lock()
-	s.decide = func(string, *token.Claims) *challenge.Challenge { return &challenge.Challenge{ACRValues: []string{"urn:example:hwk"}} }
+	s.decide = func(string, *token.Claims) *challenge.Challenge {
+		return &challenge.Challenge{ACRValues: []string{"urn:example:hwk"}}
+	}
 	s.mu.Unlock()
 	_, err := cl.CallUnary(ctx(t), connect.NewRequest(&inboxv1.GetMessageRequest{}))
 	var te *client.TokenError
