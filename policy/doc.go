@@ -65,8 +65,9 @@
 // once. A rule uses one dialect. A token issued in answer to the challenge
 // that still falls short gets a plain PermissionDenied, as below. Since
 // max_age depends on the time, StepUpCheck is not check.TimeIndependent:
-// open streams run it on every message, and a stream is cut when its
-// token's authentication becomes older than max_age.
+// open streams run it on every message, and a stream's next message after
+// its token's authentication became older than max_age ends the stream
+// with the challenge.
 //
 // A location refusal is a claims challenge with reason REASON_LOCATION and
 // claims {"access_token":{"nbf":{"essential":true,"value":"<unix time>"}}}:

@@ -204,3 +204,35 @@ rules:
 func tokenRequest(acr string) client.TokenRequest {
 	return client.TokenRequest{Scopes: []string{idpScope}, ACRValues: []string{acr}, BypassCache: true}
 }
+
+// TestStepUpMaxAgeCutsOpenStream: because the step-up check is
+// time-dependent, an open stream whose token's authentication grows older
+// than max_age is refused on its next message with the RFC 9470 challenge
+// (a time-independent check would keep passing it until the next event).
+func TestStepUpMaxAgeCutsOpenStream(t *testing.T) {
+	e := startRaw(t, &policy.Policy{Rules: []policy.Rule{{Methods: []string{"/example.inbox.v1.InboxService/Chat"}, MaxAge: 5 * time.Minute}}}, "127.0.0.1")
+	e.idp.SetClaim("auth_time", time.Now().Unix())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.token(t, ""))
+	st, err := e.api.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&inboxv1.ChatRequest{Text: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.Recv(); err != nil || m.GetText() != "a" {
+		t.Fatalf("first message: %v %v", m, err)
+	}
+	e.clock.advance(6 * time.Minute)
+	_ = st.Send(&inboxv1.ChatRequest{Text: "b"})
+	_, err = st.Recv()
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("after max_age: %v, want the stream cut with Unauthenticated", err)
+	}
+	ch, ok := challenge.FromError(err, st.Trailer())
+	if !ok || !ch.StepUp() || ch.MaxAge != 5*time.Minute {
+		t.Fatalf("challenge %+v %v, want the RFC 9470 max_age challenge", ch, ok)
+	}
+}
