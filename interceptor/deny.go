@@ -108,6 +108,12 @@ func (s *Server) newCut(d *check.Denial, claims *Claims) *cut {
 		EventID:          d.EventID,
 		Description:      d.Description,
 	}
+	if d.Claims == "" && (len(d.ACRValues) > 0 || d.MaxAge != 0) {
+		// RFC 9470 step-up: every client gets it, cp1 or not.
+		ch.Error = challenge.ErrorInsufficientUserAuthentication
+		ch.ACRValues, ch.MaxAge = slices.Clone(d.ACRValues), d.MaxAge
+		ch.Params = slices.Clone(d.Params)
+	}
 	if d.Claims != "" && s.capable(claims) {
 		ch.Error = challenge.ErrorInsufficientClaims
 		ch.Claims = d.Claims

@@ -46,6 +46,29 @@
 // caller's IP must also equal the token's ipaddr claim; with auth_context the
 // token's acrs must hold one of the listed ids.
 //
+// # Step-up dialects
+//
+// A rule chooses its step-up dialect by its fields. auth_context is
+// Microsoft Entra's: the token's acrs claim must hold one of the ids, and a
+// token without gets an insufficient_claims challenge (below) that only CAE
+// clients (cp1) receive. acr_values and max_age are RFC 9470's, the
+// standard OIDC claims every IdP issues: the token's acr (OIDC Core §2)
+// must equal one of acr_values, and its auth_time must be at most max_age
+// before the call (a token without auth_time fails). A token that falls
+// short gets, whatever its capabilities, an Unauthenticated denial with
+//
+//	www-authenticate: Bearer error="insufficient_user_authentication", error_description="…", acr_values="urn:example:mfa", max_age="300"
+//
+// (RFC 9470 §3; reason REASON_AUTH_CONTEXT; the same values in the
+// cae.v1.ClaimsChallenge and ErrorInfo details), and the caekit client asks
+// its TokenSource for a token with those acr_values and max_age and retries
+// once. A rule uses one dialect. A token issued in answer to the challenge
+// that still falls short gets a plain PermissionDenied, as below. Since
+// max_age depends on the time, StepUpCheck is not check.TimeIndependent:
+// open streams run it on every message, and a stream's next message after
+// its token's authentication became older than max_age ends the stream
+// with the challenge.
+//
 // A location refusal is a claims challenge with reason REASON_LOCATION and
 // claims {"access_token":{"nbf":{"essential":true,"value":"<unix time>"}}}:
 // the client goes back to the identity provider (IdP), which re-evaluates its
@@ -138,10 +161,13 @@
 //	    allow_trusted: false       # also admit every trusted location
 //	    block_locations: [embargoed]
 //	    strict: false              # caller IP must equal the token's ipaddr
-//	    auth_context: []           # any one of c1..c25 required in acrs
+//	    auth_context: []           # any one of c1..c25 required in acrs (Entra's dialect)
 //	  - methods: ["/inbox.v1.InboxService/DeleteMessage"]
 //	    allow_trusted: true
 //	    auth_context: [c1]
+//	  - methods: ["/inbox.v1.InboxService/ExportAll"]
+//	    acr_values: [urn:example:mfa]  # RFC 9470: the token's acr must be one of these
+//	    max_age: 300               # RFC 9470: auth_time at most 300 s (or "5m") ago
 //	  - methods: ["*"]
 //	    block_locations: [embargoed]
 //
@@ -158,8 +184,11 @@
 // IPv4-mapped space; duplicate or empty location names, locations without
 // ranges; bad method patterns (wildcards other than a whole method or "*")
 // and patterns used by two rules; unknown locations in rules, a location both
-// allowed and blocked; auth context ids outside c1..c25; rules that restrict
-// nothing; more than MaxLocations locations, MaxRanges ranges or MaxRules
+// allowed and blocked; auth context ids outside c1..c25; acr values that
+// are empty, repeated or hold spaces, quotes or control characters, more
+// than challenge.MaxACRValues of them; max_age zero, negative, not whole
+// seconds or over challenge.MaxMaxAge; a rule mixing auth_context with
+// acr_values or max_age; rules that restrict nothing; more than MaxLocations locations, MaxRanges ranges or MaxRules
 // rules; more than one YAML document; an empty file; aliases.
 //
 // # Hot reload

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,9 +115,12 @@ type crule struct {
 	needIP     bool
 	strict     bool
 	acrs       []string
-	acrsClaims string // challenge claims for acrs[0]
-	acrsKey    string // challenge memory key of the auth context requirement
-	locKey     string // challenge memory key of the location rule
+	acrsClaims string        // challenge claims for acrs[0]
+	acrsKey    string        // challenge memory key of the auth context requirement
+	acrValues  []string      // RFC 9470 acr_values; nil: none
+	maxAge     time.Duration // RFC 9470 max_age; 0: none
+	stepUpKey  string        // challenge memory key of the RFC 9470 requirement
+	locKey     string        // challenge memory key of the location rule
 }
 
 // NewEngine validates p, copies it and returns an Engine enforcing it.
@@ -248,8 +252,12 @@ func compile(p *Policy) (*compiled, error) {
 		}
 		cr.needIP = cr.allow != nil || cr.block != nil || cr.strict
 		if len(cr.acrs) > 0 {
-			cr.acrsClaims = fmt.Sprintf(`{"access_token":{"acrs":{"essential":true,"value":%q}}}`, cr.acrs[0])
+			cr.acrsClaims = challenge.AuthContextClaims(cr.acrs[0])
 			cr.acrsKey = "acrs:" + strings.Join(cr.acrs, ",")
+		}
+		if r.stepUp() {
+			cr.acrValues, cr.maxAge = r.ACRValues, r.MaxAge
+			cr.stepUpKey = "stepup:" + strings.Join(r.ACRValues, " ") + ";" + challenge.MaxAgeParam(r.MaxAge)
 		}
 		for _, m := range r.Methods {
 			switch {
@@ -329,10 +337,19 @@ func (c *compiled) ruleFor(fullMethod string) *crule {
 	return c.def
 }
 
-// Checks returns the location check and the auth-context check, in that
-// order, for interceptor.WithChecks.
+// Checks returns the location check, the auth-context check and the RFC
+// 9470 step-up check, in that order, for interceptor.WithChecks.
 func (e *Engine) Checks() []check.Check {
-	return []check.Check{e.LocationCheck(), e.AuthContextCheck()}
+	return []check.Check{e.LocationCheck(), e.AuthContextCheck(), e.StepUpCheck()}
+}
+
+// StepUpCheck returns the check that enforces acr_values and max_age (RFC
+// 9470). Unlike the others it is not check.TimeIndependent: a max_age
+// requirement is met by a token at one time and failed later, so open
+// streams run it on every message (a map lookup for methods without such a
+// rule).
+func (e *Engine) StepUpCheck() check.Check {
+	return engineCheck{e: e, check: e.checkStepUp, timeDependent: true}
 }
 
 // LocationCheck returns the check that enforces allow_locations,
@@ -350,8 +367,9 @@ func (e *Engine) AuthContextCheck() check.Check {
 // from the call's context itself, so the interceptor need not copy the
 // incoming metadata (check.MetadataUser).
 type engineCheck struct {
-	e     *Engine
-	check func(context.Context, *check.Request) *check.Denial
+	e             *Engine
+	check         func(context.Context, *check.Request) *check.Denial
+	timeDependent bool
 }
 
 var (
@@ -379,22 +397,30 @@ var (
 	_ check.TimeIndependent = (*Engine)(nil)
 )
 
-// TimeIndependent reports true: whether a stream passes depends only on the
-// policy (whose every change OnChange reports), the stream's method, token,
-// peer and forwarding header, never on the time; only the form of a denial
-// (challenge or plain denial, from the challenge memory) does. Open streams
-// therefore skip the policy on messages while nothing changed.
-func (engineCheck) TimeIndependent() bool { return true }
+// TimeIndependent reports true for the location and auth-context checks:
+// whether a stream passes depends only on the policy (whose every change
+// OnChange reports), the stream's method, token, peer and forwarding header,
+// never on the time; only the form of a denial (challenge or plain denial,
+// from the challenge memory) does. Open streams therefore skip them on
+// messages while nothing changed. It reports false for StepUpCheck, whose
+// max_age depends on the time.
+func (c engineCheck) TimeIndependent() bool { return !c.timeDependent }
 
-// TimeIndependent reports true, as the Engine's checks do.
-func (e *Engine) TimeIndependent() bool { return true }
+// TimeIndependent reports false: the Engine as one check includes the RFC
+// 9470 max_age requirement, which depends on the time. Install Checks()
+// instead to let open streams skip the location and auth-context checks.
+func (e *Engine) TimeIndependent() bool { return false }
 
-// Check runs the location check, then the auth-context check.
+// Check runs the location check, then the auth-context check, then the
+// step-up check.
 func (e *Engine) Check(ctx context.Context, req *check.Request) *check.Denial {
 	if d := e.checkLocation(ctx, req); d != nil {
 		return d
 	}
-	return e.checkAuthContext(ctx, req)
+	if d := e.checkAuthContext(ctx, req); d != nil {
+		return d
+	}
+	return e.checkStepUp(ctx, req)
 }
 
 var noClaims token.Claims
@@ -515,7 +541,7 @@ func (e *Engine) locationDenial(ctx context.Context, req *check.Request, c *comp
 	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: location challenge", attrs...)
 	return &check.Denial{
 		Reason:      caev1.Reason_REASON_LOCATION,
-		Claims:      fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, first.Unix()),
+		Claims:      challenge.NotBeforeClaims(first),
 		Description: fmt.Sprintf("location policy: this service sees the caller at %s, which %s for %s; get a new token", ip, why, req.FullMethod),
 		EventTime:   first,
 	}
@@ -573,6 +599,68 @@ func (e *Engine) checkAuthContext(ctx context.Context, req *check.Request) *chec
 		Description: fmt.Sprintf("auth context policy: %s requires authentication context %s", req.FullMethod, strings.Join(r.acrs, " or ")),
 		EventTime:   first,
 		Params:      params,
+	}
+}
+
+// checkStepUp enforces a rule's acr_values and max_age (RFC 9470): the
+// token's acr must be one of acr_values and now - auth_time must be at most
+// max_age (a token without auth_time fails a max_age rule). A token that
+// falls short gets the step-up challenge; a token issued in answer to one
+// that still falls short gets a plain PermissionDenied (see "Avoiding
+// challenge loops" in the package doc).
+func (e *Engine) checkStepUp(ctx context.Context, req *check.Request) *check.Denial {
+	c := e.cur.Load()
+	r := c.ruleFor(req.FullMethod)
+	if r == nil || r.stepUpKey == "" {
+		return nil
+	}
+	cl := claimsOf(req)
+	t := now(req)
+	acrOK := len(r.acrValues) == 0 || (cl.ACR != "" && slices.Contains(r.acrValues, cl.ACR))
+	ageOK := r.maxAge == 0 || (!cl.AuthTime.IsZero() && t.Sub(cl.AuthTime) <= r.maxAge)
+	key := memKey{rule: r.stepUpKey, sub: subjectOf(cl)}
+	if acrOK && ageOK {
+		e.mem.clear(key)
+		return nil
+	}
+	var why []string
+	if !acrOK {
+		if cl.ACR == "" {
+			why = append(why, "the token has no acr claim")
+		} else {
+			why = append(why, fmt.Sprintf("the token's acr %q is not one of %s", cl.ACR, strings.Join(r.acrValues, ", ")))
+		}
+	}
+	if !ageOK {
+		if cl.AuthTime.IsZero() {
+			why = append(why, "the token has no auth_time claim")
+		} else {
+			why = append(why, fmt.Sprintf("the user authenticated %v ago, more than max_age %v", t.Sub(cl.AuthTime).Truncate(time.Second), r.maxAge))
+		}
+	}
+	first, plain := e.mem.decide(key, netip.Addr{}, cl, t, e.opts.iatSkew)
+	attrs := []slog.Attr{
+		slog.String("method", req.FullMethod), slog.String("rule", r.pattern),
+		slog.Any("acr_values", r.acrValues), slog.Duration("max_age", r.maxAge),
+		slog.String("acr", cl.ACR), slog.Time("auth_time", cl.AuthTime), tokenAttr(cl),
+	}
+	if plain {
+		e.opts.logger.LogAttrs(ctx, slog.LevelInfo, "policy: step-up requirement still unmet after the step-up challenge; denying", attrs...)
+		return &check.Denial{
+			Code:   codes.PermissionDenied,
+			Reason: caev1.Reason_REASON_AUTH_CONTEXT,
+			Description: fmt.Sprintf("step-up policy: %s: %s, and the token issued after the step-up challenge of %s still falls short; check that the identity provider honours acr_values and max_age",
+				req.FullMethod, strings.Join(why, "; "), first.UTC().Format(time.RFC3339)),
+			EventTime: first,
+		}
+	}
+	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: step-up challenge", attrs...)
+	return &check.Denial{
+		Reason:      caev1.Reason_REASON_AUTH_CONTEXT,
+		Description: fmt.Sprintf("step-up policy: %s: %s", req.FullMethod, strings.Join(why, "; ")),
+		EventTime:   first,
+		ACRValues:   r.acrValues,
+		MaxAge:      r.maxAge,
 	}
 }
 

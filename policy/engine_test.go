@@ -292,7 +292,7 @@ func TestAuthContext(t *testing.T) {
 	if d := e.Check(ctx, req("/pkg.Svc/Admin", "8.8.8.8", claimsAt("", t0, "c", "c1"), t0)); d == nil || d.Reason != caev1.Reason_REASON_LOCATION {
 		t.Fatalf("Check = %+v, want location denial", d)
 	}
-	if n := len(e.Checks()); n != 2 {
+	if n := len(e.Checks()); n != 3 {
 		t.Fatalf("Checks() has %d", n)
 	}
 }

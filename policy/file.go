@@ -9,8 +9,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/caekit/caekit/interceptor/challenge"
 )
 
 // MaxFileSize bounds a policy file, in bytes.
@@ -263,6 +266,36 @@ func (w *walker) integer(n *yaml.Node, field string) int {
 	return int(i)
 }
 
+// maxAge reads a rule's max_age: an integer number of seconds, as RFC 9470
+// writes it (300), or a Go duration string ("5m"). Range and whole seconds
+// are checked by Validate.
+func (w *walker) maxAge(n *yaml.Node, field string) time.Duration {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
+		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil || i < 0 || i > int64(challenge.MaxMaxAge/time.Second) {
+			w.fail(n, field, "max_age %s is not a number of seconds between 1 and %d", n.Value, int64(challenge.MaxMaxAge/time.Second))
+			return 0
+		}
+		if i == 0 {
+			w.fail(n, field, "max_age 0 would refuse every token; omit it for no limit")
+		}
+		return time.Duration(i) * time.Second
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		w.fail(n, field, "expected a number of seconds or a duration such as \"15m\", got %s", kindName(n))
+		return 0
+	}
+	d, err := time.ParseDuration(n.Value)
+	if err != nil {
+		w.fail(n, field, "expected a number of seconds or a duration such as \"15m\", got %q", n.Value)
+		return 0
+	}
+	if d == 0 {
+		w.fail(n, field, "max_age 0 would refuse every token; omit it for no limit")
+	}
+	return d
+}
+
 func (w *walker) prefixes(n *yaml.Node, field string) []netip.Prefix {
 	var out []netip.Prefix
 	w.list(n, field, func(_ int, v *yaml.Node, path string) {
@@ -337,7 +370,7 @@ func (w *walker) policy(doc *yaml.Node) *Policy {
 		case "rules":
 			w.list(v, path, func(_ int, v *yaml.Node, path string) {
 				var r Rule
-				w.mapping(v, path, []string{"methods", "allow_locations", "allow_trusted", "block_locations", "strict", "auth_context"}, func(k string, v *yaml.Node, path string) {
+				w.mapping(v, path, []string{"methods", "allow_locations", "allow_trusted", "block_locations", "strict", "auth_context", "acr_values", "max_age"}, func(k string, v *yaml.Node, path string) {
 					switch k {
 					case "methods":
 						r.Methods = w.strs(v, path)
@@ -351,6 +384,10 @@ func (w *walker) policy(doc *yaml.Node) *Policy {
 						r.Strict = w.boolean(v, path)
 					case "auth_context":
 						r.AuthContext = w.strs(v, path)
+					case "acr_values":
+						r.ACRValues = w.strs(v, path)
+					case "max_age":
+						r.MaxAge = w.maxAge(v, path)
 					}
 				})
 				p.Rules = append(p.Rules, r)

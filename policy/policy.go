@@ -7,8 +7,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
+	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/policy/clientip"
 	"github.com/caekit/caekit/policy/location"
 )
@@ -55,7 +57,23 @@ type Rule struct {
 	// at least one of these authentication context ids (c1..c25); otherwise
 	// the caller is challenged to step up to the first one.
 	AuthContext []string
+	// ACRValues, when non-empty, requires the token's acr claim (OIDC Core
+	// §2) to equal one of these values, in order of preference; otherwise
+	// the caller gets an RFC 9470 step-up challenge
+	// (error="insufficient_user_authentication", acr_values="…"; RFC 9470
+	// §3). This is the standard dialect every OIDC IdP speaks; AuthContext
+	// is Entra's. A rule uses one dialect: ACRValues and MaxAge, or
+	// AuthContext.
+	ACRValues []string
+	// MaxAge, when non-zero, requires the token's auth_time claim to be at
+	// most MaxAge before the call (a token without auth_time fails);
+	// otherwise the caller gets an RFC 9470 step-up challenge with
+	// max_age="<seconds>". Whole seconds, 1s to challenge.MaxMaxAge.
+	MaxAge time.Duration
 }
+
+// stepUp reports whether r requires an RFC 9470 step-up.
+func (r *Rule) stepUp() bool { return len(r.ACRValues) > 0 || r.MaxAge != 0 }
 
 // ClientIP configures how the caller's IP is found; see package clientip.
 type ClientIP struct {
@@ -145,6 +163,8 @@ func (p *Policy) Clone() *Policy {
 			BlockLocations: append([]string(nil), r.BlockLocations...),
 			Strict:         r.Strict,
 			AuthContext:    append([]string(nil), r.AuthContext...),
+			ACRValues:      append([]string(nil), r.ACRValues...),
+			MaxAge:         r.MaxAge,
 		}
 	}
 	return c
@@ -255,8 +275,35 @@ func (p *Policy) Validate() error {
 			}
 			acrs[a] = true
 		}
-		if len(r.AllowLocations) == 0 && !r.AllowTrusted && len(r.BlockLocations) == 0 && !r.Strict && len(r.AuthContext) == 0 {
-			ps.add(path, "rule restricts nothing: set allow_locations, allow_trusted, block_locations, strict or auth_context")
+		if len(r.ACRValues) > challenge.MaxACRValues {
+			ps.add(path+".acr_values", "%d acr values, more than the limit of %d", len(r.ACRValues), challenge.MaxACRValues)
+		}
+		seenACR := make(map[string]bool, len(r.ACRValues))
+		for k, a := range r.ACRValues {
+			f := fmt.Sprintf("%s.acr_values[%d]", path, k)
+			switch {
+			case !challenge.ValidACRValue(a):
+				ps.add(f, "%q is not a usable acr value (1 to 256 printable ASCII characters without spaces, quotes or backslashes)", a)
+			case seenACR[a]:
+				ps.add(f, "acr value %q listed twice", a)
+			}
+			seenACR[a] = true
+		}
+		switch {
+		case r.MaxAge < 0:
+			ps.add(path+".max_age", "max_age %v is negative", r.MaxAge)
+		case r.MaxAge != 0 && r.MaxAge < time.Second:
+			ps.add(path+".max_age", "max_age %v is shorter than one second; omit it for no limit", r.MaxAge)
+		case r.MaxAge > challenge.MaxMaxAge:
+			ps.add(path+".max_age", "max_age %v is longer than the limit of %v", r.MaxAge, challenge.MaxMaxAge)
+		case r.MaxAge%time.Second != 0:
+			ps.add(path+".max_age", "max_age %v is not a whole number of seconds (RFC 9470 max_age is in seconds)", r.MaxAge)
+		}
+		if r.stepUp() && len(r.AuthContext) > 0 {
+			ps.add(path, "rule mixes two step-up dialects: auth_context (Entra's acrs, insufficient_claims) and acr_values/max_age (RFC 9470, insufficient_user_authentication); use one per rule")
+		}
+		if len(r.AllowLocations) == 0 && !r.AllowTrusted && len(r.BlockLocations) == 0 && !r.Strict && len(r.AuthContext) == 0 && !r.stepUp() {
+			ps.add(path, "rule restricts nothing: set allow_locations, allow_trusted, block_locations, strict, auth_context, acr_values or max_age")
 		}
 	}
 

@@ -29,7 +29,21 @@ const emitMaxQuoted = 4096
 // (control characters and non-ASCII) are replaced with '?'. Params whose
 // name is not an RFC 7230 token, or that repeat a standard parameter, are
 // skipped: parameter names must be unique within a challenge.
+//
+// A step-up challenge (c.Error is ErrorInsufficientUserAuthentication, or
+// empty with ACRValues or MaxAge set and no Claims) is rendered in RFC 9470
+// §3's form instead:
+//
+//	Bearer error="insufficient_user_authentication", error_description="…", acr_values="myACR", max_age="300"
+//
+// error first, then error_description (when set), acr_values (space
+// separated; values that are empty or hold whitespace or quotes are left
+// out), max_age (seconds), realm and authorization_uri (each only when
+// set), then c.Params.
 func (c *Challenge) Header() string {
+	if c.emitErrorCode() == ErrorInsufficientUserAuthentication {
+		return c.stepUpHeader()
+	}
 	var b strings.Builder
 	b.Grow(96 + len(c.AuthorizationURI) + len(c.Realm) + base64.StdEncoding.EncodedLen(len(c.Claims)) + len(c.Description))
 	scheme := c.Scheme
@@ -81,6 +95,8 @@ func (c *Challenge) emitErrorCode() string {
 		return c.Error
 	case c.Claims != "":
 		return ErrorInsufficientClaims
+	case len(c.ACRValues) > 0 || c.MaxAge != 0:
+		return ErrorInsufficientUserAuthentication
 	default:
 		return ErrorInvalidToken
 	}
@@ -88,7 +104,7 @@ func (c *Challenge) emitErrorCode() string {
 
 func emitIsStandardParam(name string) bool {
 	switch strings.ToLower(name) {
-	case "realm", "authorization_uri", "error", "claims", "error_description":
+	case "realm", "authorization_uri", "error", "claims", "error_description", "acr_values", "max_age":
 		return true
 	}
 	return false

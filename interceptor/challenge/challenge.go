@@ -16,6 +16,10 @@ const (
 	ErrorInsufficientClaims = "insufficient_claims"
 	// ErrorInvalidToken marks a missing, invalid or revoked token without claims.
 	ErrorInvalidToken = "invalid_token"
+	// ErrorInsufficientUserAuthentication marks an RFC 9470 step-up
+	// challenge (RFC 9470 §3): the token's authentication event is not
+	// strong enough (acr_values) or not recent enough (max_age).
+	ErrorInsufficientUserAuthentication = "insufficient_user_authentication"
 )
 
 // MetadataKey is the response metadata key that carries the challenge string.
@@ -33,7 +37,8 @@ type Param struct {
 type Challenge struct {
 	// Scheme is the auth scheme, "Bearer".
 	Scheme string
-	// Error is ErrorInsufficientClaims or ErrorInvalidToken.
+	// Error is ErrorInsufficientClaims, ErrorInsufficientUserAuthentication
+	// or ErrorInvalidToken.
 	Error string
 	// Claims is the decoded claims-request JSON; empty when there is none.
 	Claims string
@@ -52,4 +57,15 @@ type Challenge struct {
 	Description string
 	// Params are extra parameters in order, e.g. cc_type="authcontext".
 	Params []Param
+	// ACRValues are the authentication context class references of an RFC
+	// 9470 step-up challenge (its acr_values parameter, RFC 9470 §3), in
+	// order of preference: a token whose acr is any one of them satisfies
+	// the resource. Empty when the challenge has none.
+	ACRValues []string
+	// MaxAge is the max_age parameter of an RFC 9470 step-up challenge
+	// (RFC 9470 §3): how long ago, at most, the user may last have actively
+	// authenticated. Zero means the challenge has no max_age; a negative
+	// value stands for max_age="0" (authenticate now), the convention of
+	// net/http.Cookie.MaxAge. It is always a whole number of seconds.
+	MaxAge time.Duration
 }

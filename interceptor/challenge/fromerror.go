@@ -130,6 +130,7 @@ func fromProto(p *caev1.ClaimsChallenge) (*Challenge, error) {
 	if h := p.GetWwwAuthenticate(); h != "" {
 		if hc, err := Parse(h); err == nil {
 			c.Params = hc.Params
+			c.ACRValues, c.MaxAge = hc.ACRValues, hc.MaxAge
 		}
 	}
 	if c.Error == "" {
@@ -161,6 +162,20 @@ func fromErrorInfo(info *errdetails.ErrorInfo) (*Challenge, error) {
 			return nil, fmt.Errorf("challenge: ErrorInfo detail: %w", err)
 		}
 		c.Claims = claims
+	}
+	if v := md[ErrorInfoKeyACRValues]; v != "" {
+		vs, err := ParseACRValues(v)
+		if err != nil {
+			return nil, fmt.Errorf("challenge: ErrorInfo detail: %w", err)
+		}
+		c.ACRValues = vs
+	}
+	if v := md[ErrorInfoKeyMaxAge]; v != "" {
+		d, err := ParseMaxAge(v)
+		if err != nil {
+			return nil, fmt.Errorf("challenge: ErrorInfo detail: %w", err)
+		}
+		c.MaxAge = d
 	}
 	if c.Error == "" {
 		c.Error = defaultError(c.Claims)

@@ -131,6 +131,18 @@ func fromAuthChallenge(a *AuthChallenge) (*Challenge, error) {
 				return nil, err
 			}
 			c.Claims = claims
+		case "acr_values":
+			vs, err := ParseACRValues(p.Value)
+			if err != nil {
+				return nil, err
+			}
+			c.ACRValues = vs
+		case "max_age":
+			d, err := ParseMaxAge(p.Value)
+			if err != nil {
+				return nil, err
+			}
+			c.MaxAge = d
 		default:
 			c.Params = append(c.Params, p)
 		}

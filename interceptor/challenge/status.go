@@ -31,6 +31,12 @@ const (
 	ErrorInfoKeyEventTime = "event_time"
 	// ErrorInfoKeyEventID holds the causing event's id. Absent when unknown.
 	ErrorInfoKeyEventID = "event_id"
+	// ErrorInfoKeyACRValues holds an RFC 9470 challenge's acr_values, space
+	// separated, exactly as in www-authenticate. Absent without.
+	ErrorInfoKeyACRValues = "acr_values"
+	// ErrorInfoKeyMaxAge holds an RFC 9470 challenge's max_age in seconds.
+	// Absent without.
+	ErrorInfoKeyMaxAge = "max_age"
 )
 
 // reasonNames holds ReasonName for every known reason, computed once.
@@ -90,6 +96,12 @@ func (c *Challenge) ErrorInfo() *errdetails.ErrorInfo {
 	}
 	if c.EventID != "" {
 		md[ErrorInfoKeyEventID] = c.EventID
+	}
+	if v := acrValuesParam(c.ACRValues); v != "" {
+		md[ErrorInfoKeyACRValues] = v
+	}
+	if v := MaxAgeParam(c.MaxAge); v != "" {
+		md[ErrorInfoKeyMaxAge] = v
 	}
 	return &errdetails.ErrorInfo{
 		Reason:   ReasonName(c.Reason),

@@ -135,4 +135,12 @@ type Denial struct {
 	// Params are extra www-authenticate parameters, e.g.
 	// cc_type="authcontext", in order.
 	Params []challenge.Param
+	// ACRValues and MaxAge, when either is set (and Claims is not), make the
+	// denial an RFC 9470 step-up challenge: error=
+	// "insufficient_user_authentication" with acr_values and max_age (see
+	// challenge.Challenge for their meaning), sent to every client, since
+	// that dialect needs no declared capability.
+	ACRValues []string
+	// MaxAge: see ACRValues.
+	MaxAge time.Duration
 }

@@ -48,8 +48,9 @@ type entry struct {
 	scopes    []string
 	tok       *Token
 	refreshAt time.Time
-	claims    string // the claims request tok was obtained with
-	stepUp    string // step-up claims (acrs) a challenge asked for; kept on refreshes
+	claims    string   // requestKey of the request tok was obtained with
+	stepUp    string   // step-up claims (acrs) a challenge asked for; kept on refreshes
+	stepUpACR []string // RFC 9470 acr_values a challenge asked for; kept on refreshes
 	inflight  *fetch
 	failures  int
 	retryAt   time.Time
@@ -63,7 +64,7 @@ type entry struct {
 // fetch is one call to the TokenSource that callers may wait on.
 type fetch struct {
 	done   chan struct{}
-	claims string
+	claims string // requestKey of the request
 	bypass bool
 	tok    *Token
 	err    error
@@ -148,14 +149,44 @@ func (c *cache) get(ctx context.Context, scopes []string) (*Token, error) {
 	return wait(ctx, f)
 }
 
+// answer is what a challenge asks a new token for: the claims request of a
+// claims challenge, or the acr_values and max_age of an RFC 9470 step-up
+// challenge.
+type answer struct {
+	claims    string
+	acrValues []string
+	maxAge    time.Duration
+}
+
+// answerOf returns what ch asks for.
+func answerOf(ch *challenge.Challenge) answer {
+	if ch.StepUp() {
+		return answer{acrValues: ch.ACRValues, maxAge: ch.MaxAge}
+	}
+	return answer{claims: ch.Claims}
+}
+
+// actionable reports whether a new token can answer ch: a claims
+// challenge, or an RFC 9470 step-up challenge.
+func actionable(ch *challenge.Challenge) bool { return ch.InsufficientClaims() || ch.StepUp() }
+
+// requestKey identifies what a token request asks for, to tell whether a
+// cached token or a fetch under way answers a challenge.
+func requestKey(req TokenRequest) string {
+	if !req.StepUp() {
+		return req.Claims
+	}
+	return req.Claims + "\n" + strings.Join(req.ACRValues, " ") + "\n" + challenge.MaxAgeParam(req.MaxAge)
+}
+
 // reacquire answers a challenge: it drops rejected, fetches a token with
-// the challenge's claims merged with the capabilities, bypassing any cache,
-// and returns it. Concurrent callers rejected for the same claims share one
+// the challenge's claims merged with the capabilities (or with its RFC 9470
+// acr_values and max_age), bypassing any cache, and returns it. Concurrent callers rejected for the same claims share one
 // fetch, and a token already obtained for those claims is reused. New
 // fetches are rate-limited per scope set (WithChallengeFetchLimit); past the
 // limit it fails with an error wrapping ErrChallengeFetchLimited.
-func (c *cache) reacquire(ctx context.Context, scopes []string, rejected *Token, challengeClaims string) (*Token, error) {
-	tok, f, err := c.startReacquire(ctx, scopes, rejected, challengeClaims)
+func (c *cache) reacquire(ctx context.Context, scopes []string, rejected *Token, want answer) (*Token, error) {
+	tok, f, err := c.startReacquire(ctx, scopes, rejected, want)
 	if tok != nil || err != nil {
 		return tok, err
 	}
@@ -164,11 +195,13 @@ func (c *cache) reacquire(ctx context.Context, scopes []string, rejected *Token,
 
 // startReacquire is reacquire without the wait: it returns a usable token
 // already obtained for the claims, or the fetch under way for them.
-func (c *cache) startReacquire(ctx context.Context, scopes []string, rejected *Token, challengeClaims string) (*Token, *fetch, error) {
-	claims, err := mergeClaims(challengeClaims, c.o.capabilities)
+func (c *cache) startReacquire(ctx context.Context, scopes []string, rejected *Token, want answer) (*Token, *fetch, error) {
+	claims, err := mergeClaims(want.claims, c.o.capabilities)
 	if err != nil {
 		return nil, nil, err
 	}
+	req := TokenRequest{Claims: claims, ChallengeClaims: want.claims, BypassCache: true, ACRValues: want.acrValues, MaxAge: want.maxAge}
+	key := requestKey(req)
 	now := c.o.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -176,11 +209,11 @@ func (c *cache) startReacquire(ctx context.Context, scopes []string, rejected *T
 		return nil, nil, ErrClosed
 	}
 	e := c.entryLocked(scopes)
-	if c.usable(e.tok, now) && e.claims == claims && (rejected == nil || e.tok.AccessToken != rejected.AccessToken) {
+	if c.usable(e.tok, now) && e.claims == key && (rejected == nil || e.tok.AccessToken != rejected.AccessToken) {
 		return e.tok, nil, nil
 	}
 	f := e.inflight
-	if f == nil || !f.bypass || f.claims != claims {
+	if f == nil || !f.bypass || f.claims != key {
 		if err := c.allowChallengeFetchLocked(e, now); err != nil {
 			// Past the limit the rejected token stays cached: dropping it
 			// would make the next call fetch a plain token instead, one IdP
@@ -190,7 +223,7 @@ func (c *cache) startReacquire(ctx context.Context, scopes []string, rejected *T
 		if e.tok != nil && rejected != nil && e.tok.AccessToken == rejected.AccessToken {
 			e.tok = nil // never hand out the rejected token again
 		}
-		f = c.startLocked(ctx, e, TokenRequest{Claims: claims, ChallengeClaims: challengeClaims, BypassCache: true})
+		f = c.startLocked(ctx, e, req)
 		e.inflight = f
 	}
 	return nil, f, nil
@@ -211,7 +244,7 @@ func (c *cache) refreshRequest(e *entry) (TokenRequest, error) {
 	if err != nil {
 		return TokenRequest{}, err
 	}
-	return TokenRequest{Claims: claims, ChallengeClaims: e.stepUp}, nil
+	return TokenRequest{Claims: claims, ChallengeClaims: e.stepUp, ACRValues: e.stepUpACR}, nil
 }
 
 func wait(ctx context.Context, f *fetch) (*Token, error) {
@@ -228,7 +261,7 @@ func wait(ctx context.Context, f *fetch) (*Token, error) {
 // fetch timeout and by close. c.mu must be held.
 func (c *cache) startLocked(ctx context.Context, e *entry, req TokenRequest) *fetch {
 	req.Scopes = e.scopes
-	f := &fetch{done: make(chan struct{}), claims: req.Claims, bypass: req.BypassCache}
+	f := &fetch{done: make(chan struct{}), claims: requestKey(req), bypass: req.BypassCache}
 	c.wg.Add(1)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.fetchTimeout)
 	stop := context.AfterFunc(c.ctx, cancel)
@@ -348,9 +381,15 @@ func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest
 		if err == nil {
 			recovered = e.warned
 			same := e.tok != nil && e.tok.AccessToken == tok.AccessToken
-			e.tok, e.claims, e.refreshAt = tok, req.Claims, c.refreshTime(tok, now, same)
+			e.tok, e.claims, e.refreshAt = tok, requestKey(req), c.refreshTime(tok, now, same)
 			if su := challenge.StepUpClaims(req.ChallengeClaims); su != "" {
 				e.stepUp = su // keep the auth context on later refreshes
+			}
+			if len(req.ACRValues) > 0 {
+				// Keep the RFC 9470 acr_values on later refreshes, as the
+				// acrs above; max_age is not kept: it asks for one fresh
+				// authentication, not one per refresh.
+				e.stepUpACR = req.ACRValues
 			}
 			e.failures, e.retryAt, e.lastErr, e.warned = 0, time.Time{}, nil, false
 		} else {

@@ -208,11 +208,11 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if ch == nil {
 			return err
 		}
-		if !ch.InsufficientClaims() {
+		if !actionable(ch) {
 			c.notRetried(ctx, method, ch, err, "challenge without claims")
 			return err
 		}
-		tok2, ferr := c.cache.reacquire(ctx, scopes, tok, ch.Claims)
+		tok2, ferr := c.cache.reacquire(ctx, scopes, tok, answerOf(ch))
 		if ferr != nil {
 			c.notRetried(ctx, method, ch, ferr, "cannot obtain a token for the challenge")
 			return reacquireError(err, ferr)
@@ -250,13 +250,11 @@ func (c *Client) challengeOf(ctx context.Context, method string, err error, md .
 	ch, perr := challenge.Extract(err, md...)
 	if perr != nil {
 		if !errors.Is(perr, challenge.ErrNoChallenge) {
-			c.log.WarnContext(ctx, "caekit: malformed claims challenge; returning the error", "method", method, "error", perr)
-			c.observe(ctx, Event{Kind: EventMalformedChallenge, Method: method, Err: perr})
+			c.ReportMalformed(ctx, method, perr)
 		}
 		return nil
 	}
-	c.log.InfoContext(ctx, "caekit: claims challenge", "method", method, "error", ch.Error, "reason", ch.Reason.String(), "claims", ch.Claims)
-	c.observe(ctx, Event{Kind: EventChallenge, Method: method, Challenge: ch})
+	c.reportChallenge(ctx, method, ch)
 	return ch
 }
 

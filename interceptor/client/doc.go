@@ -27,6 +27,18 @@
 // declared idempotent (WithIdempotentStreams); otherwise the challenge goes
 // to the application and the new token is fetched for its next call.
 //
+// An RFC 9470 step-up challenge (error="insufficient_user_authentication"
+// with acr_values and/or max_age) is answered the same way: the fetch's
+// TokenRequest carries ACRValues and MaxAge for the TokenSource to pass to
+// the identity provider, and refreshes for the same scopes keep asking for
+// the acr_values. Sources that cannot pass them fail the fetch, and the
+// challenge reaches the application.
+//
 // Tokens are attached as per-call credentials and only over connections with
 // privacy and integrity (TLS), unless WithInsecure says otherwise.
+//
+// The same Client serves plain HTTP APIs through Client.Transport, an
+// http.RoundTripper, and connect-go clients through package caeconnect
+// (built on Client.Answer): all share the one token cache, so a challenge
+// answered on one transport is answered for all.
 package client

@@ -35,8 +35,10 @@ const (
 	// AttrReason is the challenge's reason name ("SESSION_REVOKED", ...;
 	// "UNSPECIFIED" when the server sent none).
 	AttrReason = "caekit.reason"
-	// AttrChallengeError is the challenge's error, "insufficient_claims" or
-	// "invalid_token", or "malformed" for a challenge that could not be decoded.
+	// AttrChallengeError is the challenge's error, "insufficient_claims",
+	// "insufficient_user_authentication" (RFC 9470) or "invalid_token",
+	// "other" for any other, or "malformed" for a challenge that could not
+	// be decoded.
 	AttrChallengeError = "caekit.client.challenge_error"
 	// AttrOutcome is the outcome of a retry decision or a token fetch.
 	AttrOutcome = "caekit.outcome"
@@ -105,7 +107,7 @@ func (m *metrics) Observe(ctx context.Context, e Event) {
 		reason, cerr := "UNSPECIFIED", "malformed"
 		if e.Challenge != nil {
 			reason, cerr = challenge.ReasonName(e.Challenge.Reason), e.Challenge.Error
-			if cerr != challenge.ErrorInsufficientClaims && cerr != challenge.ErrorInvalidToken {
+			if cerr != challenge.ErrorInsufficientClaims && cerr != challenge.ErrorInvalidToken && cerr != challenge.ErrorInsufficientUserAuthentication {
 				cerr = "other"
 			}
 		}

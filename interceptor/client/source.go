@@ -53,7 +53,27 @@ type TokenRequest struct {
 	// to go to the identity provider. It is set for every request made in
 	// answer to a challenge.
 	BypassCache bool
+	// ACRValues are the acr_values of an RFC 9470 step-up challenge being
+	// answered (RFC 9470 §3), in order of preference, to pass to the
+	// identity provider in the acr_values parameter of a new authorization
+	// request (RFC 9470 §4, OIDC Core §3.1.2.1). After such a step-up,
+	// refreshes for the same scopes carry them too, so that the new token
+	// keeps the authentication level. Empty otherwise.
+	ACRValues []string
+	// MaxAge is the max_age of an RFC 9470 step-up challenge being answered
+	// (RFC 9470 §3): the user must have actively authenticated at most this
+	// long ago, so the source must authenticate the user again rather than
+	// refresh silently (pass max_age, OIDC Core §3.1.2.1). Zero: none; a
+	// negative value stands for max_age=0 (see challenge.Challenge.MaxAge).
+	// It is set only on the request that answers the challenge.
+	MaxAge time.Duration
 }
+
+// StepUp reports whether req answers an RFC 9470 step-up challenge or
+// keeps the acr_values of one: ACRValues or MaxAge is set. A source that
+// cannot pass them to its identity provider must fail such a request with
+// an error rather than return a token that ignores them.
+func (req TokenRequest) StepUp() bool { return len(req.ACRValues) > 0 || req.MaxAge != 0 }
 
 // Token is an access token and its timing.
 type Token struct {

@@ -202,7 +202,7 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 		s.c.notRetried(s.ctx, s.method, ch, err, "challenged again on the re-opened stream")
 		return false, err
 	}
-	if !ch.InsufficientClaims() {
+	if !actionable(ch) {
 		s.c.notRetried(s.ctx, s.method, ch, err, "challenge without claims")
 		return false, err
 	}
@@ -225,7 +225,7 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 		// The stream cannot be re-opened transparently: hand the error to
 		// the application now and let the fetch finish on its own goroutine;
 		// the application's next call or reconnect waits for it (one fetch).
-		if _, _, ferr := s.c.cache.startReacquire(s.ctx, s.scopes, oldTok, ch.Claims); ferr != nil {
+		if _, _, ferr := s.c.cache.startReacquire(s.ctx, s.scopes, oldTok, answerOf(ch)); ferr != nil {
 			s.c.notRetried(s.ctx, s.method, ch, ferr, "cannot obtain a token for the challenge")
 			return false, reacquireError(err, ferr)
 		}
@@ -235,7 +235,7 @@ func (s *stream) reopen(cur grpc.ClientStream, err error) (bool, error) {
 		s.mu.Unlock()
 		return false, err
 	}
-	tok, ferr := s.c.cache.reacquire(s.ctx, s.scopes, oldTok, ch.Claims)
+	tok, ferr := s.c.cache.reacquire(s.ctx, s.scopes, oldTok, answerOf(ch))
 	if ferr != nil {
 		s.c.notRetried(s.ctx, s.method, ch, ferr, "cannot obtain a token for the challenge")
 		return false, reacquireError(err, ferr)

@@ -35,6 +35,14 @@ type Claims struct {
 	Capabilities []string
 	// ACRS are the satisfied authentication contexts, e.g. ["c1"].
 	ACRS []string
+	// ACR is the acr claim (OIDC Core §2, RFC 9068 §2.2.3.1): the
+	// authentication context class the user's authentication satisfied,
+	// compared against RFC 9470 acr_values. Empty when absent.
+	ACR string
+	// AuthTime is the auth_time claim (OIDC Core §2, RFC 9068 §2.2.3.1):
+	// when the user last actively authenticated, compared against RFC 9470
+	// max_age. Zero when absent.
+	AuthTime time.Time
 	// IPAddr is the ipaddr claim: the address the IdP saw at sign-in.
 	IPAddr    string
 	IssuedAt  time.Time

@@ -582,6 +582,7 @@ func claimsFrom(m map[string]any) (*Claims, error) {
 	cl.DeviceID = str("deviceid")
 	cl.IDType = str("idtyp")
 	cl.IPAddr = str("ipaddr")
+	cl.ACR = str("acr")
 	if err != nil {
 		return nil, err
 	}
@@ -601,6 +602,9 @@ func claimsFrom(m map[string]any) (*Claims, error) {
 		return nil, fmt.Errorf("%w: required claim exp is missing", ErrMalformed)
 	}
 	if cl.NotBefore, _, err = claimTime(m, "nbf"); err != nil {
+		return nil, err
+	}
+	if cl.AuthTime, _, err = claimTime(m, "auth_time"); err != nil {
 		return nil, err
 	}
 	if cl.IssuedAt, ok, err = claimTime(m, "iat"); err != nil {

@@ -24,6 +24,16 @@
 //     ({"access_token":{"xms_cc":{"values":["cp1"]}}}) gets a long-lived CAE
 //     token and a refresh_in hint; others get a short-lived token. An acrs
 //     claims request gets a token that satisfies that authentication context.
+//     User tokens carry acr and auth_time (OIDC Core §2, RFC 9068
+//     §2.2.3.1): a password sign-in is acr ACRPassword at that time, and
+//     refreshes keep the session's values. The RFC 9470 §4 parameters are
+//     honoured on every user grant: acr_values whose list lacks the
+//     session's acr steps the session up to the first value (a new active
+//     authentication: auth_time is now), and a max_age shorter than the
+//     time since auth_time re-authenticates (auth_time is now). This dev IdP
+//     does so without user interaction; a real one would prompt.
+//     client_credentials refuses them with invalid_request: no user
+//     authenticates there.
 //     An nbf claims request (a revocation challenge) is answered by the
 //     NotBeforeMode: ignored, the token issued at once (the default, as most
 //     IdPs do); honoured in the token's nbf claim, issued at once; or waited

@@ -29,6 +29,10 @@ type refreshGrant struct {
 	client  string
 	sid     string
 	expires time.Time
+	// authTime and acr are the session's last active authentication and
+	// its class (auth_time and acr of its access tokens).
+	authTime time.Time
+	acr      string
 }
 
 // refreshKey is the table key of a refresh token: its SHA-256, so that the

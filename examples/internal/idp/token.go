@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caekit/caekit/interceptor/challenge"
 )
 
 const (
@@ -25,6 +28,10 @@ const (
 )
 
 var acrPattern = regexp.MustCompile(`^c([1-9]|1[0-9]|2[0-5])$`)
+
+// ACRPassword is the acr of a password sign-in: a single-factor
+// authentication. An RFC 9470 step-up to any other acr value replaces it.
+const ACRPassword = "urn:caekit:acr:pwd"
 
 // oauthError is an RFC 6749 §5.2 error.
 type oauthError struct {
@@ -218,8 +225,14 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		return nil, err
 	}
 
+	acrValues, maxAge, err := stepUpParams(get("acr_values"), get("max_age"))
+	if err != nil {
+		return nil, err
+	}
+
 	var acct *account
-	var sid, clientID string
+	var sid, clientID, acr string
+	var authTime time.Time
 	var usedRefresh string // the refresh token key the refresh grant consumes
 	switch gt := get("grant_type"); gt {
 	case "password":
@@ -247,6 +260,7 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		cp := *a
 		p.mu.Unlock()
 		acct, sid = &cp, cp.sid
+		authTime, acr = now, ACRPassword
 	case "refresh_token":
 		// RFC 6749 §6. The session (sid) is the refresh token's; the
 		// account is checked again, as Entra does (a disabled user's
@@ -290,6 +304,7 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		cp := *a
 		p.mu.Unlock()
 		acct, sid, usedRefresh = &cp, g.sid, key
+		authTime, acr = g.authTime, g.acr
 	case "client_credentials":
 		id, secret := get("client_id"), get("client_secret")
 		if u, pw, ok := r.BasicAuth(); ok && id == "" {
@@ -308,10 +323,23 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		cp := *a
 		p.mu.Unlock()
 		acct, clientID = &cp, cp.name
+		if len(acrValues) > 0 || maxAge != 0 {
+			return nil, badRequest("invalid_request", "acr_values and max_age ask for a user authentication (RFC 9470 §4); grant_type=client_credentials has none")
+		}
 	case "":
 		return nil, badRequest("invalid_request", "grant_type is required")
 	default:
 		return nil, badRequest("unsupported_grant_type", "grant_type %q is not supported (password, refresh_token, client_credentials)", gt)
+	}
+
+	// RFC 9470 §4: step up to the first requested acr when the session's is
+	// not among them, and authenticate again when the last authentication
+	// is older than max_age; both are a new active authentication.
+	if len(acrValues) > 0 && !slices.Contains(acrValues, acr) {
+		acr, authTime = acrValues[0], now
+	}
+	if maxAge != 0 && (maxAge < 0 || now.Sub(authTime) > maxAge) {
+		authTime = now
 	}
 
 	// The requested nbf, by mode: (b) ignored, (a) put in the token's nbf
@@ -364,6 +392,8 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 		claims["sid"] = sid
 		claims["name"] = acct.name
 		claims["preferred_username"] = acct.name + "@caekit.example"
+		claims["acr"] = acr
+		claims["auth_time"] = authTime.Unix()
 	}
 	if cr.CAE() {
 		claims["xms_cc"] = []string{"cp1"}
@@ -398,12 +428,39 @@ func (p *IdP) issue(ctx context.Context, form map[string][]string, r *http.Reque
 			}
 			delete(p.refresh, usedRefresh)
 		}
-		resp.RefreshToken = p.newRefreshTokenLocked(refreshGrant{user: acct.name, client: clientID, sid: sid, expires: now.Add(p.cfg.refreshLifetime)})
+		resp.RefreshToken = p.newRefreshTokenLocked(refreshGrant{user: acct.name, client: clientID, sid: sid, expires: now.Add(p.cfg.refreshLifetime), authTime: authTime, acr: acr})
 		p.mu.Unlock()
 	}
-	p.cfg.logger.Info("idp: token issued", "grant", get("grant_type"), "subject", acct.name, "sid", sid, "cae", cr.CAE(), "lifetime", life, "acrs", cr.ACRS, "jti", jti,
+	p.cfg.logger.Info("idp: token issued", "grant", get("grant_type"), "subject", acct.name, "sid", sid, "cae", cr.CAE(), "lifetime", life, "acrs", cr.ACRS, "acr", acr, "jti", jti,
 		"iat", iat, "nbf", nbf, "nbf_mode", p.cfg.nbfMode.String())
 	return resp, nil
+}
+
+// stepUpParams reads the RFC 9470 §4 parameters of a token request, as
+// strictly as a resource server's challenge: at most
+// challenge.MaxACRValues usable acr values, and max_age a number of seconds
+// (0 comes back negative, see challenge.ParseMaxAge).
+func stepUpParams(acrValues, maxAge string) ([]string, time.Duration, error) {
+	var vs []string
+	if strings.TrimSpace(acrValues) != "" {
+		var err error
+		if vs, err = challenge.ParseACRValues(acrValues); err != nil {
+			return nil, 0, badRequest("invalid_request", "%v", err)
+		}
+		for _, v := range vs {
+			if !challenge.ValidACRValue(v) {
+				return nil, 0, badRequest("invalid_request", "acr_values: %q is not a usable acr value", v)
+			}
+		}
+	}
+	var d time.Duration
+	if maxAge != "" {
+		var err error
+		if d, err = challenge.ParseMaxAge(maxAge); err != nil {
+			return nil, 0, badRequest("invalid_request", "%v", err)
+		}
+	}
+	return vs, d, nil
 }
 
 // checkNotBefore refuses a requested nbf that the IdP's mode cannot honour:

@@ -47,11 +47,23 @@ func New(cred azcore.TokenCredential, opts ...Option) (*Source, error) {
 	return s, nil
 }
 
+// ErrStepUpUnsupported is returned for a token request carrying RFC 9470
+// acr_values or max_age: azcore's policy.TokenRequestOptions has fields for
+// scopes, claims, CAE and tenant, and none for acr_values or max_age, so
+// a TokenCredential cannot be asked for them. The client then returns the
+// step-up challenge to the application (Entra itself uses the claims
+// dialect, which this source answers, for its authentication contexts).
+var ErrStepUpUnsupported = errors.New("azsource: azcore's TokenRequestOptions cannot carry acr_values or max_age, so an RFC 9470 step-up challenge cannot be answered")
+
 // Token calls GetToken with the request's scopes, EnableCAE and the
-// challenge's claims.
+// challenge's claims. A request with RFC 9470 acr_values or max_age fails
+// with ErrStepUpUnsupported.
 func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.Token, error) {
 	if len(req.Scopes) == 0 {
 		return nil, errors.New("azsource: no scopes: configure client.WithScopes, e.g. \"api://inbox/.default\"")
+	}
+	if req.StepUp() {
+		return nil, ErrStepUpUnsupported
 	}
 	at, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{
 		Scopes:    slices.Clone(req.Scopes),

@@ -99,3 +99,25 @@ type credFunc func(context.Context, policy.TokenRequestOptions) (azcore.AccessTo
 func (f credFunc) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	return f(ctx, o)
 }
+
+// TestStepUpUnsupported: azcore's TokenRequestOptions cannot carry RFC 9470
+// acr_values or max_age, so such a request fails clearly, without calling
+// the credential (which would return a token that ignores them).
+func TestStepUpUnsupported(t *testing.T) {
+	called := false
+	src, _ := azsource.New(credFunc(func(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+		called = true
+		return azcore.AccessToken{}, nil
+	}))
+	for _, req := range []client.TokenRequest{
+		{Scopes: []string{"s"}, ACRValues: []string{"urn:example:mfa"}, BypassCache: true},
+		{Scopes: []string{"s"}, MaxAge: time.Minute, BypassCache: true},
+	} {
+		if _, err := src.Token(context.Background(), req); !errors.Is(err, azsource.ErrStepUpUnsupported) {
+			t.Fatalf("err = %v, want ErrStepUpUnsupported", err)
+		}
+	}
+	if called {
+		t.Fatal("the credential was asked for a token that would ignore the step-up")
+	}
+}

@@ -63,6 +63,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
 )
 
@@ -270,6 +271,14 @@ func isLoopback(host string) bool {
 // parameter: with the refresh grant while the Source holds a refresh token,
 // else (or after the refresh grant's invalid_grant) with the configured
 // grant. BypassCache has no effect: Source keeps no cache of access tokens.
+//
+// The RFC 9470 step-up parameters go in acr_values (space separated) and
+// max_age (seconds), the names of RFC 9470 §4 and OIDC Core §3.1.2.1,
+// sent to the token endpoint as extension parameters (an identity provider
+// that does not know them ignores them, and the server's challenge memory
+// then refuses the token plainly). A request with MaxAge asks for a fresh
+// authentication, which a refresh grant cannot give: it runs the configured
+// grant (a new sign-in) instead, keeping the refresh token it returns.
 func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.Token, error) {
 	if s.c.noRefresh {
 		tok, _, err := s.request(ctx, req, "")
@@ -281,7 +290,7 @@ func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.To
 		return nil, fmt.Errorf("httpsource: waiting for another token request: %w", ctx.Err())
 	}
 	defer func() { <-s.rs.sem }()
-	if rt := s.rs.token; rt != "" {
+	if rt := s.rs.token; rt != "" && req.MaxAge == 0 {
 		tok, next, err := s.request(ctx, req, rt)
 		if err == nil {
 			if next != "" {
@@ -336,6 +345,12 @@ func (s *Source) request(ctx context.Context, req client.TokenRequest, refreshTo
 	}
 	if req.Claims != "" {
 		form.Set("claims", req.Claims)
+	}
+	if len(req.ACRValues) > 0 {
+		form.Set("acr_values", strings.Join(req.ACRValues, " "))
+	}
+	if v := challenge.MaxAgeParam(req.MaxAge); v != "" {
+		form.Set("max_age", v)
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {

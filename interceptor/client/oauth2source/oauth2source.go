@@ -28,6 +28,14 @@ import (
 // claims of a challenge.
 var ErrClaimsUnsupported = errors.New("oauth2source: an oauth2.TokenSource cannot request claims, so a claims challenge cannot be answered")
 
+// ErrStepUpUnsupported is returned for a token request that answers an RFC
+// 9470 step-up challenge (acr_values, max_age): an oauth2.TokenSource
+// cannot pass them either, so the client returns the challenge to the
+// application, which can run a new authorization request itself (for
+// example with oauth2.Config.AuthCodeURL and oauth2.SetAuthURLParam
+// ("acr_values", …)).
+var ErrStepUpUnsupported = errors.New("oauth2source: an oauth2.TokenSource cannot pass acr_values or max_age, so an RFC 9470 step-up challenge cannot be answered")
+
 // Source wraps an oauth2.TokenSource. It is safe for concurrent use when the
 // wrapped source is (oauth2.ReuseTokenSource and the sources of
 // clientcredentials.Config and oauth2.Config are).
@@ -47,6 +55,9 @@ func New(ts oauth2.TokenSource) *Source { return &Source{ts: ts} }
 func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.Token, error) {
 	if req.BypassCache && req.ChallengeClaims != "" {
 		return nil, ErrClaimsUnsupported
+	}
+	if req.StepUp() {
+		return nil, ErrStepUpUnsupported
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

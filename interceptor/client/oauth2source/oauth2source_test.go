@@ -53,3 +53,19 @@ func TestNoExpiryAndErrors(t *testing.T) {
 		t.Fatal("bad client accepted")
 	}
 }
+
+// TestStepUpUnsupported: an oauth2.TokenSource cannot pass RFC 9470
+// acr_values or max_age; such a request fails clearly and reaches no IdP.
+func TestStepUpUnsupported(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	cfg := clientcredentials.Config{ClientID: testidp.ClientID, ClientSecret: testidp.ClientSecret, TokenURL: idp.TokenURL(), Scopes: []string{testidp.Scope}}
+	src := oauth2source.New(cfg.TokenSource(context.Background()))
+	_, err := src.Token(context.Background(), client.TokenRequest{BypassCache: true, ACRValues: []string{"urn:example:mfa"}})
+	if !errors.Is(err, oauth2source.ErrStepUpUnsupported) {
+		t.Fatalf("err = %v, want ErrStepUpUnsupported", err)
+	}
+	if idp.Count() != 0 {
+		t.Fatal("a step-up request reached the IdP")
+	}
+}

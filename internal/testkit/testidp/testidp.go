@@ -1,7 +1,10 @@
 // Package testidp is a small OAuth 2.0 identity provider on loopback for
 // caekit's client tests: a token endpoint (password and client_credentials
 // grants) that issues ES256 JWT access tokens and honours the CAE parts of
-// a claims request (xms_cc capabilities, nbf and acrs).
+// a claims request (xms_cc capabilities, nbf and acrs), and the RFC 9470
+// step-up parameters acr_values and max_age (the first acr value becomes
+// the token's acr; a max_age older than the auth_time set with SetClaim
+// gives a fresh auth_time, as a re-authentication would).
 package testidp
 
 import (
@@ -14,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +43,8 @@ type Request struct {
 	GrantType string // grant_type
 	Scope     string // scope
 	Claims    string // claims, the claims request, if any
+	ACRValues string // acr_values (RFC 9470 §4), if any
+	MaxAge    string // max_age (RFC 9470 §4), if any
 }
 
 // IdP is the test identity provider. Its fields are set before use.
@@ -128,9 +134,9 @@ func (i *IdP) SetClaim(name string, v any) {
 	i.claims[name] = v
 }
 
-// SetIgnoreACRS makes the IdP ignore the acrs part of claims requests (true),
-// like an IdP whose conditional access does not define the context, or
-// honour it again (false).
+// SetIgnoreACRS makes the IdP ignore the acrs part of claims requests and
+// the acr_values parameter (true), like an IdP whose conditional access
+// does not define the context, or honour them again (false).
 func (i *IdP) SetIgnoreACRS(ignore bool) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -150,7 +156,7 @@ func (i *IdP) token(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostForm
 	i.mu.Lock()
-	i.requests = append(i.requests, Request{GrantType: f.Get("grant_type"), Scope: f.Get("scope"), Claims: f.Get("claims")})
+	i.requests = append(i.requests, Request{GrantType: f.Get("grant_type"), Scope: f.Get("scope"), Claims: f.Get("claims"), ACRValues: f.Get("acr_values"), MaxAge: f.Get("max_age")})
 	down, delay, ignoreACRS := i.down, i.delay, i.ignoreACRS
 	extra := maps.Clone(i.claims)
 	i.mu.Unlock()
@@ -226,6 +232,21 @@ func (i *IdP) token(w http.ResponseWriter, r *http.Request) {
 		}
 		if a := req.AccessToken.ACRS; a != nil && !ignoreACRS {
 			claims["acrs"] = []string{a.Value}
+		}
+	}
+	if v := strings.Fields(f.Get("acr_values")); len(v) > 0 && !ignoreACRS {
+		claims["acr"] = v[0]
+	}
+	if v := f.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeErr(w, 400, "invalid_request", "max_age is not a number of seconds")
+			return
+		}
+		// Re-authenticate when the last authentication is older than
+		// max_age (OIDC Core §3.1.2.1).
+		if at, ok := claims["auth_time"].(int64); !ok || now.Unix()-at > n {
+			claims["auth_time"] = now.Unix()
 		}
 	}
 	claims["iat"], claims["nbf"] = iat, iat
