@@ -37,7 +37,6 @@ import (
 	"github.com/caekit/caekit/revocation"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
 	testIssuer   = "https://login.example/tenant-1/v2.0"
