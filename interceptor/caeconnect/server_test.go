@@ -16,7 +16,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/golang-jwt/jwt/v5"
-	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -36,7 +35,6 @@ import (
 	"github.com/caekit/caekit/proto/example/inbox/v1/inboxv1connect"
 	"github.com/caekit/caekit/revocation"
 )
-
 
 const (
 	testIssuer   = "https://login.example/tenant-1/v2.0"
@@ -171,13 +169,13 @@ func (e *env) grpcTrailer(t *testing.T, tok string) string {
 	return tr.Get(challenge.MetadataKey)[0]
 }
 
-// protocols are Connect's three protocols. trailerChallenge is false for
+// serverProtocols are Connect's three serverProtocols. trailerChallenge is false for
 // gRPC: served by net/http, a www-authenticate trailer is dropped (Go's
 // HTTP server refuses authentication fields as trailers, as RFC 9110
 // §6.5.1 asks), so gRPC clients read the challenge from the
 // cae.v1.ClaimsChallenge detail's www_authenticate, which carries the same
 // string.
-var protocols = []struct {
+var serverProtocols = []struct {
 	name             string
 	opts             []connect.ClientOption
 	trailerChallenge bool
@@ -221,7 +219,7 @@ func details(t *testing.T, err error) (*caev1.ClaimsChallenge, *errdetails.Error
 
 func TestUnaryAllowedEveryProtocol(t *testing.T) {
 	e := newEnv(t)
-	for _, p := range protocols {
+	for _, p := range serverProtocols {
 		t.Run(p.name, func(t *testing.T) {
 			c := inboxv1connect.NewInboxServiceClient(e.client, e.url, p.opts...)
 			resp, err := c.GetMessage(context.Background(), withToken(mint(t, "alice"), &inboxv1.GetMessageRequest{Id: "1"}))
@@ -241,7 +239,7 @@ func TestUnaryChallengeEveryProtocol(t *testing.T) {
 	tok := mint(t, "bob")
 	e.revoke(t, "bob")
 	want := e.grpcTrailer(t, tok)
-	for _, p := range protocols {
+	for _, p := range serverProtocols {
 		t.Run(p.name, func(t *testing.T) {
 			c := inboxv1connect.NewInboxServiceClient(e.client, e.url, p.opts...)
 			_, err := c.GetMessage(context.Background(), withToken(tok, &inboxv1.GetMessageRequest{Id: "1"}))
@@ -299,7 +297,7 @@ func TestPlainDenialIsPermissionDenied(t *testing.T) {
 		return &check.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_POLICY, Description: "not allowed"}
 	})
 	e := newEnv(t, interceptor.WithChecks(deny))
-	for _, p := range protocols {
+	for _, p := range serverProtocols {
 		t.Run(p.name, func(t *testing.T) {
 			c := inboxv1connect.NewInboxServiceClient(e.client, e.url, p.opts...)
 			_, err := c.GetMessage(context.Background(), withToken(mint(t, "dave"), &inboxv1.GetMessageRequest{Id: "1"}))
@@ -324,7 +322,7 @@ func TestPlainDenialIsPermissionDenied(t *testing.T) {
 // *interceptor.DenialError.
 func TestStreamCutByStoredEvent(t *testing.T) {
 	e := newEnv(t)
-	for _, p := range protocols {
+	for _, p := range serverProtocols {
 		t.Run(p.name, func(t *testing.T) {
 			sub := "erin-" + p.name
 			c := inboxv1connect.NewInboxServiceClient(e.client, e.url, p.opts...)
