@@ -178,7 +178,7 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 	if on, known := contextTimeouts(client); known && !on {
 		cfg.logger.Warn("redisstore: the Redis client has ContextTimeoutEnabled off, so Put ignores context deadlines and waits up to the client's ReadTimeout while Redis is unresponsive; set ContextTimeoutEnabled in the client's options")
 	}
-	mirror, err := revocation.NewMemoryE(
+	mirror, err := revocation.NewMemory(
 		revocation.WithRetention(cfg.retention),
 		revocation.WithMaxEntries(cfg.maxEntries),
 		revocation.WithClock(cfg.now),
