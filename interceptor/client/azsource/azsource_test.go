@@ -3,6 +3,7 @@ package azsource_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,4 +99,19 @@ type credFunc func(context.Context, policy.TokenRequestOptions) (azcore.AccessTo
 
 func (f credFunc) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	return f(ctx, o)
+}
+
+// TestNewReportsAllBadArguments guards issue 17 step 5's rule for
+// constructors: a nil credential and a nil option are both reported, in one
+// error (errors.Join), instead of the first only or a panic.
+func TestNewReportsAllBadArguments(t *testing.T) {
+	_, err := azsource.New(nil, azsource.WithTenantID("t"), nil)
+	if err == nil {
+		t.Fatal("New accepted a nil credential and a nil option")
+	}
+	for _, want := range []string{"nil TokenCredential", "option 1 is nil"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
 }
