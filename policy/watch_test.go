@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/policy"
 )
 
@@ -147,8 +148,8 @@ func TestWatchInitialErrors(t *testing.T) {
 // constructor's ctx bounds initialisation only: Watch used to stop watching
 // when its ctx ended, unlike NewValidator and redisstore.New. Now a ctx
 // cancelled after Watch returns leaves the watcher reloading until Close,
-// which waits for its goroutine (goleak in TestMain checks the rest), and a
-// ctx already done makes Watch fail.
+// which waits for its goroutine (testkit.Running right after it; goleak in
+// TestMain checks the rest), and a ctx already done makes Watch fail.
 func TestWatchCtxBoundsInitialisationOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyV1)
@@ -171,6 +172,9 @@ func TestWatchCtxBoundsInitialisationOnly(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if testkit.Running("github.com/caekit/caekit/policy.(*Watcher).run") {
+		t.Fatal("the watcher's goroutine is still running after Close returned")
 	}
 	if _, err := policy.Watch(ctx, path, e); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Watch with a done ctx: err = %v, want context.Canceled", err)

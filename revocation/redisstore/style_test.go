@@ -54,7 +54,8 @@ func TestNewReportsAllBadOptions(t *testing.T) {
 // of issue 17 step 5 for Store: the ctx given to NewFromURL bounds only the
 // initial subscribe and load (cancelling it afterwards leaves the store
 // subscribed and receiving), and Close returns only once the store's
-// goroutine and its own Redis client have ended (goleak, no sleep).
+// goroutine has ended (testkit.Running, one snapshot) and nothing of the
+// store or its own Redis client is left (goleak); no sleep.
 func TestCtxBoundsInitialisationOnlyAndCloseWaits(t *testing.T) {
 	srv := redistest.Start(t)
 	other := open(t, srv.URL()) // a second replica, whose goroutines are not s's
@@ -74,6 +75,14 @@ func TestCtxBoundsInitialisationOnlyAndCloseWaits(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// One snapshot, no retry: a Close that only signalled its goroutine
+	// would usually leave it here.
+	if testkit.Running("github.com/caekit/caekit/revocation/redisstore.(*Store).run") {
+		t.Fatal("a store's goroutine is still running after Close returned")
 	}
 	if err := goleak.Find(before); err != nil {
 		t.Fatalf("goroutines left after Close: %v", err)
