@@ -12,6 +12,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -23,7 +24,7 @@ func benchHandler(ctx context.Context, req any) (any, error) { return req, nil }
 // benchUnary measures the interceptor's own cost: it is called directly with
 // a metadata context and a no-op handler, no gRPC transport involved.
 func benchUnary(b *testing.B, vopts ...token.Option) {
-	store := revocation.NewMemory()
+	store := teststore.Memory(b)
 	// A populated store, so that look-ups hit non-empty shards.
 	for i := range 10_000 {
 		_ = store.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "other-"+strconv.Itoa(i)), Time: time.Now()})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -51,7 +52,7 @@ func (ps *probedStream) SendMsg(m any) error {
 // once it returns no send reaches the transport. Run under -race: many
 // iterations (bounded), each with a handler flooding SendMsg.
 func TestCutDuringSendNeverOverlapsStatus(t *testing.T) {
-	store := revocation.NewMemory()
+	store := teststore.Memory(t)
 	s, err := interceptor.New(newValidator(t), interceptor.WithStore(store))
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ var probes = make(chan *sendProbe, 1)
 // the cut below takes the bounded path (-v logs a cut after ~250 ms); a
 // fence without the bound hangs here until the test's deadline.
 func TestCutNotHeldByBlockedSend(t *testing.T) {
-	store := revocation.NewMemory()
+	store := teststore.Memory(t)
 	s, err := interceptor.New(newValidator(t), interceptor.WithStore(store))
 	if err != nil {
 		t.Fatal(err)

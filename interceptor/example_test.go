@@ -53,7 +53,10 @@ func Example() {
 		panic(err)
 	}
 	defer v.Close()
-	store := revocation.NewMemory(revocation.WithClock(now))
+	store, err := revocation.NewMemory(revocation.WithClock(now))
+	if err != nil {
+		panic(err)
+	}
 	cae, err := interceptor.New(v,
 		interceptor.WithStore(store),
 		interceptor.WithAuthorizationURI("https://login.example/authorize"),
@@ -127,7 +130,10 @@ func Example_observability() {
 	defer mp.Shutdown(context.Background())
 	audit := make(chan interceptor.AuditRecord, 16) // hand records off; never block the call
 
-	store := revocation.NewMemory(revocation.WithClock(now))
+	store, err := revocation.NewMemory(revocation.WithClock(now))
+	if err != nil {
+		panic(err)
+	}
 	cae, err := interceptor.New(v,
 		interceptor.WithStore(store),
 		interceptor.WithClock(now),

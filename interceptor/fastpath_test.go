@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -126,7 +127,7 @@ func TestOtherChecksStillRunOnEveryMessage(t *testing.T) {
 // the next message, with no periodic re-check configured.
 func TestFastPathStillFailsClosedOnUnhealthyStore(t *testing.T) {
 	t.Parallel()
-	st := &unhealthyStore{Memory: revocation.NewMemory()}
+	st := &unhealthyStore{Memory: teststore.Memory(t)}
 	e := newEnv(t, envOpt{store: st})
 	chat, err := e.client.Chat(withToken(testCtx(t), mint(t, tok{})))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -42,7 +43,7 @@ func FuzzTokenPath(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	store := revocation.NewMemory()
+	store := teststore.Memory(f)
 	if err := store.Put(context.Background(), revocation.Event{ID: "e1", Type: revocation.TypeSessionRevoked,
 		Subject: revocation.IssuerSubjectKey(testIssuer, "mallory"), Time: at}); err != nil {
 		f.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -147,7 +148,7 @@ func newEnv(t testing.TB, eo envOpt) *env {
 		eo.validator = newValidator(t)
 	}
 	if eo.store == nil {
-		e.store = revocation.NewMemory()
+		e.store = teststore.Memory(t)
 		eo.store = e.store
 	}
 	opts := append([]interceptor.Option{

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -22,7 +23,7 @@ import (
 // optionally logging fields as a go-grpc-middleware logging interceptor
 // before this one would have put them in the context.
 func benchObserved(b *testing.B, withLoggingFields bool, extra ...interceptor.Option) {
-	store := revocation.NewMemory()
+	store := teststore.Memory(b)
 	for i := range 10_000 {
 		_ = store.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey(testIssuer, "other-"+strconv.Itoa(i)), Time: time.Now()})
 	}

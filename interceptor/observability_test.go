@@ -23,6 +23,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -41,7 +42,7 @@ type obsEnv struct {
 // chain from the caekit Server (so tests can put others around it).
 func newObsEnv(t *testing.T, chain func(*interceptor.Server) []grpc.ServerOption, opts ...interceptor.Option) *obsEnv {
 	t.Helper()
-	e := &obsEnv{store: revocation.NewMemory(), inbox: newInbox()}
+	e := &obsEnv{store: teststore.Memory(t), inbox: newInbox()}
 	s, err := interceptor.New(newValidator(t), append([]interceptor.Option{
 		interceptor.WithStore(e.store), interceptor.WithAuthorizationURI(testAuthzURI),
 	}, opts...)...)
@@ -236,7 +237,7 @@ func TestMetricsStoreGaugesAndActiveStreams(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	st := &stalenessStore{Memory: revocation.NewMemory(), stale: 1500 * time.Millisecond}
+	st := &stalenessStore{Memory: teststore.Memory(t), stale: 1500 * time.Millisecond}
 	s, err := interceptor.New(newValidator(t), interceptor.WithStore(st), interceptor.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)

@@ -37,10 +37,14 @@ func checkRetention(v Validator, st revocation.Store) error {
 
 // defaultStore is the Server's own store when none is given: a Memory whose
 // retention covers the validator's tokens.
-func defaultStore(v Validator) *revocation.Memory {
+func defaultStore(v Validator) (*revocation.Memory, error) {
 	ret := revocation.DefaultRetention
 	if need, ok := v.(retentionNeeder); ok {
 		ret = max(ret, need.RetentionNeeded())
 	}
-	return revocation.NewMemory(revocation.WithRetention(ret))
+	m, err := revocation.NewMemory(revocation.WithRetention(ret))
+	if err != nil {
+		return nil, fmt.Errorf("interceptor: default store: %w", err)
+	}
+	return m, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -37,7 +38,7 @@ func (c *retentionClock) since(t time.Time) int { return int(c.Now().Sub(t) / ti
 // interceptor, and returns the store too.
 func retentionEnv(t *testing.T, clk *retentionClock, vopts []token.Option, mopts ...revocation.MemoryOption) (*env, *revocation.Memory) {
 	t.Helper()
-	store := revocation.NewMemory(append([]revocation.MemoryOption{revocation.WithClock(clk.Now)}, mopts...)...)
+	store := teststore.Memory(t, append([]revocation.MemoryOption{revocation.WithClock(clk.Now)}, mopts...)...)
 	v := newValidator(t, append([]token.Option{token.WithClock(clk.Now), token.WithCacheSize(0)}, vopts...)...)
 	e := newEnv(t, envOpt{validator: v, store: store, opts: []interceptor.Option{interceptor.WithClock(clk.Now)}})
 	return e, store
@@ -77,7 +78,7 @@ func TestLongLivedTokenStaysRevoked(t *testing.T) {
 
 	t.Run("a store that forgets sooner is refused", func(t *testing.T) {
 		v := newValidator(t, token.WithMaxTokenLifetime(48*time.Hour))
-		for _, store := range []revocation.Store{revocation.NewMemory(), revocation.NewMemory(revocation.WithRetention(48 * time.Hour))} {
+		for _, store := range []revocation.Store{teststore.Memory(t), teststore.Memory(t, revocation.WithRetention(48*time.Hour))} {
 			s, err := interceptor.New(v, interceptor.WithStore(store))
 			if err == nil {
 				s.Close()
@@ -147,7 +148,7 @@ func TestLongLivedTokenStaysRevoked(t *testing.T) {
 // the refused event is stored, after which it revokes as usual.
 func TestFullMemoryStoreFailsClosed(t *testing.T) {
 	clk := newRetentionClock(time.Now())
-	store := revocation.NewMemory(revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
+	store := teststore.Memory(t, revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
 	e := newEnv(t, envOpt{store: store})
 	ctx := testCtx(t)
 	raw := mint(t, tok{sub: "user-1", sid: "s-full"})

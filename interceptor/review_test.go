@@ -19,6 +19,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -213,7 +214,7 @@ func TestReviewStreamEventBetweenCheckAndRegistration(t *testing.T) {
 		}
 		return nil
 	})
-	store = revocation.NewMemory()
+	store = teststore.Memory(t)
 	e := newEnv(t, envOpt{store: store, opts: []interceptor.Option{interceptor.WithChecks(racer)}})
 	ctx := testCtx(t)
 	st, err := e.client.WatchInbox(withToken(ctx, mint(t, tok{sub: "racer", sid: "sid-race"})), nil)

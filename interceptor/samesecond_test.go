@@ -9,6 +9,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -25,7 +26,7 @@ func TestSameSecondChallengeIsSatisfiable(t *testing.T) {
 	at := func(d int64) time.Time { return time.Unix(s+d, 0) }
 	clock := at(0).Add(400 * time.Millisecond)
 	now := func() time.Time { return clock }
-	store := revocation.NewMemory(revocation.WithClock(now))
+	store := teststore.Memory(t, revocation.WithClock(now))
 	e := newEnv(t, envOpt{
 		validator: newValidator(t, token.WithClock(now)),
 		store:     store,

@@ -84,7 +84,11 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	}
 	o.checks = append([]check.Check(nil), o.checks...)
 	if o.store == nil {
-		o.store = defaultStore(v)
+		st, err := defaultStore(v)
+		if err != nil {
+			return nil, err
+		}
+		o.store = st
 	}
 	if err := checkRetention(v, o.store); err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ import (
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -233,7 +234,7 @@ func TestEventBeforeIssueDoesNotRevoke(t *testing.T) {
 func TestChallengeExactString(t *testing.T) {
 	const evUnix = 1604106651
 	now := func() time.Time { return time.Unix(evUnix+60, 0) }
-	store := revocation.NewMemory(revocation.WithClock(now))
+	store := teststore.Memory(t, revocation.WithClock(now))
 	e := newEnv(t, envOpt{
 		validator: newValidator(t, token.WithClock(now)),
 		store:     store,
@@ -455,7 +456,7 @@ func TestExemptions(t *testing.T) {
 func statusCode(err error) codes.Code { return status.Code(err) }
 
 func TestStaleStoreFailsClosed(t *testing.T) {
-	st := &unhealthyStore{Memory: revocation.NewMemory()}
+	st := &unhealthyStore{Memory: teststore.Memory(t)}
 	e := newEnv(t, envOpt{store: st})
 	ctx := withToken(testCtx(t), mint(t, tok{}))
 	if _, err, _, _ := e.callUnary(ctx); err != nil {

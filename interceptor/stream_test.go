@@ -17,6 +17,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -232,7 +233,7 @@ func TestStreamRecheckedOnEachMessage(t *testing.T) {
 
 func TestStreamRecheckIntervalCatchesStaleStore(t *testing.T) {
 	t.Parallel()
-	st := &unhealthyStore{Memory: revocation.NewMemory()}
+	st := &unhealthyStore{Memory: teststore.Memory(t)}
 	e := newEnv(t, envOpt{store: st, opts: []interceptor.Option{interceptor.WithStreamRecheckInterval(20 * time.Millisecond)}})
 	chat, err := e.client.Chat(withToken(testCtx(t), mint(t, tok{})))
 	if err != nil {

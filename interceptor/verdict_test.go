@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -31,7 +32,7 @@ func (c *lookupCounter) Lookup(k revocation.Key) (revocation.Event, bool) {
 // after an event about someone else looks up again and passes, and a call
 // after an event revoking the token is denied.
 func TestRevocationVerdictReusedUntilStoreChanges(t *testing.T) {
-	st := &lookupCounter{Memory: revocation.NewMemory()}
+	st := &lookupCounter{Memory: teststore.Memory(t)}
 	e := newEnv(t, envOpt{store: st})
 	ctx := withToken(testCtx(t), mint(t, tok{sid: "s-verdict"}))
 	if _, err, _, _ := e.callUnary(ctx); err != nil {
@@ -85,7 +86,7 @@ func (s *sameClaimsValidator) Validate(ctx context.Context, raw string) (*interc
 // immutable value per token. A custom Validator that reuses one Claims
 // value must not let a revoked token ride on another token's verdict.
 func TestVerdictCacheOnlyWithTokenValidator(t *testing.T) {
-	st := &lookupCounter{Memory: revocation.NewMemory()}
+	st := &lookupCounter{Memory: teststore.Memory(t)}
 	e := newEnv(t, envOpt{store: st, validator: &sameClaimsValidator{v: newValidator(t)}})
 	ok := withToken(testCtx(t), mint(t, tok{sid: "s-good"}))
 	bad := withToken(testCtx(t), mint(t, tok{sid: "s-bad"}))

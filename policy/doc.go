@@ -11,7 +11,7 @@
 //
 //	p, err := policy.LoadFile("policy.yaml")
 //	eng, err := policy.NewEngine(p, policy.WithClientID(apiAppID))
-//	w, err := policy.Watch(ctx, "policy.yaml", eng) // hot reload
+//	w, err := policy.Watch(ctx, "policy.yaml", eng) // hot reload until Close; ctx bounds the first load only
 //	defer w.Close()
 //	srv, err := interceptor.New(validator, interceptor.WithChecks(eng.Checks()...))
 //

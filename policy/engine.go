@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -124,6 +125,8 @@ type crule struct {
 }
 
 // NewEngine validates p, copies it and returns an Engine enforcing it.
+// Invalid options are all reported at once, joined with errors.Join, before
+// p is looked at.
 func NewEngine(p *Policy, opts ...Option) (*Engine, error) {
 	o := options{
 		logger:       slog.Default(),
@@ -133,20 +136,28 @@ func NewEngine(p *Policy, opts ...Option) (*Engine, error) {
 		iatSkew:      10 * time.Minute,
 		strictV6Bits: 128,
 	}
-	for _, opt := range opts {
+	var errs []error
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("policy: option %d is nil", i))
+			continue
+		}
 		opt(&o)
 	}
 	if o.memEntries < 1 || o.memTTL <= 0 {
-		return nil, fmt.Errorf("policy: challenge memory needs at least 1 entry and a positive ttl (got %d, %v)", o.memEntries, o.memTTL)
+		errs = append(errs, fmt.Errorf("policy: challenge memory needs at least 1 entry and a positive ttl (got %d, %v)", o.memEntries, o.memTTL))
 	}
 	if o.window <= 0 {
-		return nil, fmt.Errorf("policy: challenge answer window %v is not positive", o.window)
+		errs = append(errs, fmt.Errorf("policy: challenge answer window %v is not positive", o.window))
 	}
 	if o.iatSkew < 0 {
-		return nil, fmt.Errorf("policy: issued-at skew %v is negative", o.iatSkew)
+		errs = append(errs, fmt.Errorf("policy: issued-at skew %v is negative", o.iatSkew))
 	}
 	if o.strictV6Bits < 1 || o.strictV6Bits > 128 {
-		return nil, fmt.Errorf("policy: strict IPv6 prefix /%d outside /1../128", o.strictV6Bits)
+		errs = append(errs, fmt.Errorf("policy: strict IPv6 prefix /%d outside /1../128", o.strictV6Bits))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	e := &Engine{opts: o, mem: newMemory(o.memEntries, o.memTTL, o.window)}
 	if err := e.Update(p); err != nil {

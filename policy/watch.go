@@ -55,7 +55,7 @@ func WithWatchLogger(l *slog.Logger) WatchOption {
 // be trusted), so that in-place writes and editors that atomically rename a
 // new file over the old one are both seen. A new version that fails to parse
 // or validate is rejected and logged, and the last good policy stays in
-// force. Close (or cancelling the context given to Watch) stops it.
+// force. It runs until Close.
 type Watcher struct {
 	path   string
 	engine *Engine
@@ -72,17 +72,34 @@ type Watcher struct {
 }
 
 // Watch loads the file at path into e now, failing if that does not work,
-// then watches it for changes until ctx is done or Close is called.
+// then watches it for changes until Close is called.
+//
+// ctx bounds this initialisation only, as for every constructor in the kit
+// (NewValidator, redisstore.New): Watch fails if ctx is already done, and
+// the watcher's lifetime is not tied to ctx; its values (for logging) are
+// kept. Invalid arguments are all reported at once, joined with
+// errors.Join.
 func Watch(ctx context.Context, path string, e *Engine, opts ...WatchOption) (*Watcher, error) {
 	o := watchOptions{interval: 2 * time.Second, logger: slog.Default()}
-	for _, opt := range opts {
+	var errs []error
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("policy: watch option %d is nil", i))
+			continue
+		}
 		opt(&o)
 	}
 	if o.interval <= 0 {
-		return nil, fmt.Errorf("policy: watch interval %v is not positive", o.interval)
+		errs = append(errs, fmt.Errorf("policy: watch interval %v is not positive", o.interval))
 	}
 	if e == nil {
-		return nil, errors.New("policy: Watch needs an Engine")
+		errs = append(errs, errors.New("policy: Watch needs an Engine"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("policy: watch %s: %w", path, err)
 	}
 	w := &Watcher{path: path, engine: e, o: o, done: make(chan struct{})}
 	st, err := os.Stat(path)
@@ -102,8 +119,9 @@ func Watch(ctx context.Context, path string, e *Engine, opts ...WatchOption) (*W
 	}
 	w.stat, w.hash = st, sha256.Sum256(data)
 	w.seen = w.hash
-	ctx, w.cancel = context.WithCancel(ctx)
-	go w.run(ctx)
+	var life context.Context
+	life, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go w.run(life)
 	return w, nil
 }
 

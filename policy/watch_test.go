@@ -2,12 +2,14 @@ package policy_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/policy"
 )
 
@@ -142,14 +144,74 @@ func TestWatchInitialErrors(t *testing.T) {
 	}
 }
 
-func TestWatchStopsWithContext(t *testing.T) {
+// TestWatchCtxBoundsInitialisationOnly guards issue 17 step 5's rule that a
+// constructor's ctx bounds initialisation only: Watch used to stop watching
+// when its ctx ended, unlike NewValidator and redisstore.New. Now a ctx
+// cancelled after Watch returns leaves the watcher reloading until Close,
+// which waits for its goroutine (testkit.Running right after it; goleak in
+// TestMain checks the rest), and a ctx already done makes Watch fail.
+func TestWatchCtxBoundsInitialisationOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyV1)
+	e := newEngine(t, &policy.Policy{})
+	reloads := make(chan policy.Reload, 16)
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := policy.Watch(ctx, path, newEngine(t, &policy.Policy{}), policy.WithInterval(time.Millisecond), policy.WithWatchLogger(quiet))
+	w, err := policy.Watch(ctx, path, e, policy.WithInterval(time.Millisecond), policy.WithWatchLogger(quiet),
+		policy.WithOnReload(func(r policy.Reload) { reloads <- r }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	w.Close() // returns once the goroutine is gone; goleak checks the rest
+	writeFile(t, path, policyV2)
+	if r := nextReload(t, reloads); r.Err != nil {
+		t.Fatalf("reload after Watch's ctx ended = %+v", r)
+	}
+	outside := req("/a.B/C", "8.8.8.8", claimsAt("", t0, "a"), t0)
+	if d := e.LocationCheck().Check(context.Background(), outside); d != nil {
+		t.Fatalf("v2 not in force after Watch's ctx ended: %+v", d)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if testkit.Running("github.com/caekit/caekit/policy.(*Watcher).run") {
+		t.Fatal("the watcher's goroutine is still running after Close returned")
+	}
+	if _, err := policy.Watch(ctx, path, e); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Watch with a done ctx: err = %v, want context.Canceled", err)
+	}
+}
+
+// TestWatchReportsAllBadOptions guards issue 17 step 5's rule for
+// constructors: every bad argument in one error (errors.Join), a nil option
+// reported with its position instead of a panic.
+func TestWatchReportsAllBadOptions(t *testing.T) {
+	_, err := policy.Watch(context.Background(), "unused.yaml", nil, policy.WithInterval(0), nil)
+	if err == nil {
+		t.Fatal("Watch accepted a nil engine, a zero interval and a nil option")
+	}
+	for _, want := range []string{"watch interval 0s is not positive", "Watch needs an Engine", "watch option 1 is nil"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestNewEngineReportsAllBadOptions: the same rule for NewEngine.
+func TestNewEngineReportsAllBadOptions(t *testing.T) {
+	_, err := policy.NewEngine(&policy.Policy{}, policy.WithChallengeAnswerWindow(0), nil,
+		policy.WithIssuedAtSkew(-time.Second), policy.WithStrictIPv6Prefix(129), policy.WithChallengeMemory(0, time.Hour))
+	if err == nil {
+		t.Fatal("NewEngine accepted five bad options")
+	}
+	for _, want := range []string{
+		"challenge answer window 0s is not positive",
+		"option 1 is nil",
+		"issued-at skew -1s is negative",
+		"strict IPv6 prefix /129 outside /1../128",
+		"challenge memory needs at least 1 entry",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
 }

@@ -261,11 +261,11 @@ func (e Event) ValidateAt(now time.Time) error {
 // DefaultLeeway is 60 s).
 const NotBeforeTrust = 3 * time.Second
 
-// IssuedAt is the effective issue time of a token with the given iat and nbf
+// issuedAt is the effective issue time of a token with the given iat and nbf
 // claims (zero when absent), at one-second resolution: iat, or nbf when nbf
 // is later than iat, but never more than NotBeforeTrust after iat. A token
 // without iat has the zero effective issue time: every event revokes it.
-func IssuedAt(iat, nbf time.Time) time.Time {
+func issuedAt(iat, nbf time.Time) time.Time {
 	if iat.IsZero() {
 		return time.Time{}
 	}
@@ -283,8 +283,10 @@ func (e Event) NotBefore() time.Time { return time.Unix(e.Time.Unix()+1, 0) }
 
 // RevokesToken reports whether e revokes a token with the given iat and nbf
 // claims (zero when absent). The same-second rule: a token is revoked when
-// its effective issue time (IssuedAt) is at or before the event's second;
-// times are compared at one-second resolution, as JWT NumericDates are.
+// its effective issue time (iat, or nbf when later but at most
+// NotBeforeTrust after iat; zero without iat) is at or before the event's
+// second; times are compared at one-second resolution, as JWT NumericDates
+// are.
 //
 // So a token issued (or, within NotBeforeTrust, not valid before) the second
 // after the event is accepted; a token issued during the event's second is
@@ -292,7 +294,7 @@ func (e Event) NotBefore() time.Time { return time.Unix(e.Time.Unix()+1, 0) }
 // issued before the event is refused, except one whose nbf the IdP set
 // up to NotBeforeTrust ahead of its iat and past the event's second.
 func (e Event) RevokesToken(iat, nbf time.Time) bool {
-	return IssuedAt(iat, nbf).Unix() <= e.Time.Unix()
+	return issuedAt(iat, nbf).Unix() <= e.Time.Unix()
 }
 
 // Revokes reports whether e revokes a token issued at iat that has no nbf

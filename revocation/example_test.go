@@ -11,7 +11,10 @@ import (
 func ExampleMemory() {
 	// Times are relative to now: the store forgets events older than its
 	// retention, so a fixed date here would stop working once it is past.
-	store := revocation.NewMemory()
+	store, err := revocation.NewMemory()
+	if err != nil {
+		panic(err)
+	}
 	issued := time.Now().Add(-2 * time.Hour)
 
 	// The IdP reports a password reset one hour after the token was issued.

@@ -115,31 +115,30 @@ type subscriber struct {
 	fn func(Event)
 }
 
-// NewMemory returns an empty in-memory store. It panics if an option is
-// invalid, which is a programming error; use NewMemoryE when options come from
-// configuration.
-func NewMemory(opts ...MemoryOption) *Memory {
-	m, err := NewMemoryE(opts...)
-	if err != nil {
-		panic(err)
-	}
-	return m
-}
-
-// NewMemoryE is NewMemory returning an error for invalid options.
-func NewMemoryE(opts ...MemoryOption) (*Memory, error) {
+// NewMemory returns an empty in-memory store. It reports every invalid
+// option at once, joined with errors.Join: a nil option, a retention or
+// bound that is not positive, a nil clock.
+func NewMemory(opts ...MemoryOption) (*Memory, error) {
 	cfg := memoryConfig{retention: DefaultRetention, maxEntries: DefaultMaxEntries, now: time.Now}
-	for _, o := range opts {
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("revocation: option %d is nil", i))
+			continue
+		}
 		o(&cfg)
 	}
 	if cfg.retention <= 0 {
-		return nil, fmt.Errorf("revocation: retention must be positive, got %v", cfg.retention)
+		errs = append(errs, fmt.Errorf("revocation: retention must be positive, got %v", cfg.retention))
 	}
 	if cfg.maxEntries <= 0 {
-		return nil, fmt.Errorf("revocation: max entries must be positive, got %d", cfg.maxEntries)
+		errs = append(errs, fmt.Errorf("revocation: max entries must be positive, got %d", cfg.maxEntries))
 	}
 	if cfg.now == nil {
-		return nil, errors.New("revocation: clock must not be nil")
+		errs = append(errs, errors.New("revocation: clock must not be nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	m := &Memory{cfg: cfg, seed: maphash.MakeSeed(), refused: map[Key]Event{}}
 	for i := range m.shards {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestMemoryFullFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithMaxEntries(2), revocation.WithClock(clk.Now))
+	m := teststore.Memory(t, revocation.WithMaxEntries(2), revocation.WithClock(clk.Now))
 	var told atomic.Int32
 	defer m.Subscribe(func(ev revocation.Event) {
 		if ev.Subject.ID == "late" {
@@ -73,7 +74,7 @@ func TestMemoryFullFailsClosed(t *testing.T) {
 func TestMemoryFullRecoversBySweep(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
+	m := teststore.Memory(t, revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
 	first := revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.IssuerSubjectKey("iss", "first"), Time: t0.Add(-time.Hour)}
 	second := revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.IssuerSubjectKey("iss", "second"), Time: t0}
 	if err := m.Put(ctx, first); err != nil {
@@ -100,7 +101,7 @@ func TestMemoryFullRecoversBySweep(t *testing.T) {
 func TestMemoryFullBeyondRefusedBound(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
+	m := teststore.Memory(t, revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
 	if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.IssuerSubjectKey("iss", "holder"), Time: t0}); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestMemoryFullBeyondRefusedBound(t *testing.T) {
 // the retention is acknowledged without being stored, and counted.
 func TestMemoryExpiredOnArrival(t *testing.T) {
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithClock(clk.Now))
+	m := teststore.Memory(t, revocation.WithClock(clk.Now))
 	ev := revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.IssuerSubjectKey("iss", "u"), Time: t0.Add(-29 * time.Hour)}
 	if err := m.Put(context.Background(), ev); err != nil {
 		t.Fatalf("Put of an expired event: %v", err)
@@ -152,7 +153,7 @@ func TestMemoryExpiredOnArrival(t *testing.T) {
 // and unhealthy between two retries, it must not allocate.
 func TestMemoryHealthDoesNotAllocate(t *testing.T) {
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
+	m := teststore.Memory(t, revocation.WithMaxEntries(1), revocation.WithClock(clk.Now))
 	if n := testing.AllocsPerRun(100, func() { _ = m.Health() }); n != 0 {
 		t.Fatalf("healthy Health allocates %v times", n)
 	}

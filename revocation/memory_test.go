@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/caekit/caekit/internal/testclock"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -39,7 +41,7 @@ func mustPut(t testing.TB, s revocation.Store, ev revocation.Event) {
 
 func TestMemoryLatestEventWinsByEventTime(t *testing.T) {
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithClock(clk.Now))
+	m := teststore.Memory(t, revocation.WithClock(clk.Now))
 	ctx := context.Background()
 	k := revocation.ObjectKey("tenant", "alice")
 
@@ -73,7 +75,7 @@ func TestMemoryLatestEventWinsByEventTime(t *testing.T) {
 
 func TestMemoryExpiry(t *testing.T) {
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
+	m := teststore.Memory(t, revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
 	k := revocation.SessionKey("https://idp.test", "s1")
 	if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: k, Time: t0}); err != nil {
 		t.Fatal(err)
@@ -99,7 +101,7 @@ func TestMemoryExpiry(t *testing.T) {
 }
 
 func TestMemoryBoundAndValidation(t *testing.T) {
-	m := revocation.NewMemory(revocation.WithMaxEntries(2))
+	m := teststore.Memory(t, revocation.WithMaxEntries(2))
 	ctx := context.Background()
 	for i := range 2 {
 		if err := m.Put(ctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ClientKey("https://idp.test", strconv.Itoa(i)), Time: time.Now()}); err != nil {
@@ -133,16 +135,50 @@ func TestMemoryBoundAndValidation(t *testing.T) {
 	if err := m.Put(cctx, revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.SessionKey("https://idp.test", "s"), Time: time.Now()}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with cancelled context = %v", err)
 	}
-	if _, err := revocation.NewMemoryE(revocation.WithRetention(0)); err == nil {
-		t.Error("zero retention accepted")
+}
+
+// TestNewMemoryReportsAllBadOptions guards issue 17 step 5's rule for
+// constructors: every bad option is reported, in one error, rather than the
+// first only (the old NewMemoryE) or a panic (the old NewMemory). A nil
+// option is reported with its position instead of panicking.
+func TestNewMemoryReportsAllBadOptions(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []revocation.MemoryOption
+		want []string
+	}{
+		{"zero retention", []revocation.MemoryOption{revocation.WithRetention(0)}, []string{"retention must be positive"}},
+		{"negative bound", []revocation.MemoryOption{revocation.WithMaxEntries(-1)}, []string{"max entries must be positive, got -1"}},
+		{"nil clock", []revocation.MemoryOption{revocation.WithClock(nil)}, []string{"clock must not be nil"}},
+		{"nil option", []revocation.MemoryOption{revocation.WithRetention(time.Hour), nil}, []string{"option 1 is nil"}},
+		{"two bad options", []revocation.MemoryOption{revocation.WithRetention(-time.Second), revocation.WithMaxEntries(0)},
+			[]string{"retention must be positive, got -1s", "max entries must be positive, got 0"}},
+		{"all of them", []revocation.MemoryOption{nil, revocation.WithRetention(0), revocation.WithMaxEntries(0), revocation.WithClock(nil)},
+			[]string{"option 0 is nil", "retention must be positive", "max entries must be positive", "clock must not be nil"}},
 	}
-	if _, err := revocation.NewMemoryE(revocation.WithMaxEntries(-1)); err == nil {
-		t.Error("negative bound accepted")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := revocation.NewMemory(c.opts...)
+			if err == nil || m != nil {
+				t.Fatalf("NewMemory = %v, %v; want nil and an error", m, err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if u, ok := err.(interface{ Unwrap() []error }); !ok || len(u.Unwrap()) != len(c.want) {
+				t.Errorf("error %q is not one errors.Join of %d errors", err, len(c.want))
+			}
+		})
+	}
+	if _, err := revocation.NewMemory(revocation.WithRetention(time.Hour), revocation.WithMaxEntries(1), revocation.WithClock(time.Now)); err != nil {
+		t.Errorf("valid options refused: %v", err)
 	}
 }
 
 func TestMemorySubscribe(t *testing.T) {
-	m := revocation.NewMemory(revocation.WithClock(newClock(t0).Now))
+	m := teststore.Memory(t, revocation.WithClock(newClock(t0).Now))
 	var mu sync.Mutex
 	var got []string
 	unsub := m.Subscribe(func(ev revocation.Event) { mu.Lock(); got = append(got, ev.ID); mu.Unlock() })
@@ -160,7 +196,7 @@ func TestMemorySubscribe(t *testing.T) {
 
 func TestMemoryConcurrentWriters(t *testing.T) {
 	// The events span 4,000 s after t0; the clock stands at their end.
-	m := revocation.NewMemory(revocation.WithClock(newClock(t0.Add(4000 * time.Second)).Now))
+	m := teststore.Memory(t, revocation.WithClock(newClock(t0.Add(4000*time.Second)).Now))
 	k := revocation.ObjectKey("t", "u")
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -203,7 +239,7 @@ func TestParseNames(t *testing.T) {
 func BenchmarkMemoryLookup(b *testing.B) {
 	for _, n := range []int{0, 10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			m := revocation.NewMemory()
+			m := teststore.Memory(b)
 			now := time.Now()
 			for i := range n {
 				if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey("tenant", "user-"+strconv.Itoa(i)), Time: now}); err != nil {
@@ -226,7 +262,7 @@ func BenchmarkMemoryLookup(b *testing.B) {
 
 func TestMemoryLookupAcrossKinds(t *testing.T) {
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
+	m := teststore.Memory(t, revocation.WithClock(clk.Now), revocation.WithRetention(time.Hour))
 	keys := []revocation.Key{
 		revocation.ObjectKey("t", "id"), revocation.IssuerSubjectKey("t", "id"), revocation.SessionKey("https://idp.test", "id"),
 		revocation.ClientKey("https://idp.test", "id"), revocation.EmailKey("ID"), revocation.TokenKey("t", "id"), revocation.DeviceKey("https://idp.test", "id"),
@@ -266,7 +302,7 @@ func TestMemoryLookupAcrossKinds(t *testing.T) {
 // date, locking its subject out for centuries.
 func TestMemoryRefusesFutureEvents(t *testing.T) {
 	clk := newClock(t0)
-	m := revocation.NewMemory(revocation.WithClock(clk.Now))
+	m := teststore.Memory(t, revocation.WithClock(clk.Now))
 	k := revocation.ObjectKey("t", "u")
 	far := revocation.Event{ID: "far", Type: revocation.TypeUserDisabled, Subject: k, Time: t0.AddDate(174, 0, 0)}
 	if err := m.Put(context.Background(), far); !errors.Is(err, revocation.ErrFutureEvent) {

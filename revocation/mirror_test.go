@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/internal/testclock"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/internal/mirror"
 )
@@ -15,7 +16,7 @@ import (
 // is given, never one applied since, and keeps Len and Lookup consistent.
 func TestMemoryRemove(t *testing.T) {
 	now := testclock.Unix(1_800_000_000, 0)
-	m := revocation.NewMemory(revocation.WithClock(func() time.Time { return now }))
+	m := teststore.Memory(t, revocation.WithClock(func() time.Time { return now }))
 	w := mirror.Of[*revocation.Memory, revocation.Event](m)
 	k := revocation.SessionKey("https://idp.test", "sid-1")
 	old := revocation.Event{ID: "a", Type: revocation.TypeSessionRevoked, Subject: k, Time: now.Add(-time.Minute)}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -28,7 +29,7 @@ func TestReviewObjectKeyGUIDCase(t *testing.T) {
 	if revocation.ObjectKey(tidUpper, oidUpper) != revocation.ObjectKey(tidLower, oidLower) {
 		t.Fatal("ObjectKey distinguishes the upper- and lower-case forms of the same GUIDs")
 	}
-	m := revocation.NewMemory()
+	m := teststore.Memory(t)
 	if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeUserDisabled,
 		Subject: revocation.ObjectKey(tidUpper, oidUpper), Time: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestReviewMemoryFullRaceKeepsNewest(t *testing.T) {
 	const rounds = 3000
 	for i := 0; i < rounds; i++ {
 		clock.Store(base.UnixNano())
-		m := revocation.NewMemory(revocation.WithMaxEntries(2), revocation.WithRetention(time.Minute), revocation.WithClock(now))
+		m := teststore.Memory(t, revocation.WithMaxEntries(2), revocation.WithRetention(time.Minute), revocation.WithClock(now))
 		// Fill the store with entries that then expire (swept on demand).
 		for _, f := range []string{"filler-1", "filler-2"} {
 			if err := m.Put(context.Background(), revocation.Event{Type: revocation.TypeSessionRevoked, Subject: revocation.SessionKey("https://idp.test", f), Time: base}); err != nil {
@@ -101,7 +102,7 @@ func TestReviewMemoryFullRaceKeepsNewest(t *testing.T) {
 // (RFC 8417 SETs are unordered), the store keeps the newest event per
 // subject, and an equal time keeps the first.
 func TestReviewOlderEventNeverReplacesNewer(t *testing.T) {
-	m := revocation.NewMemory()
+	m := teststore.Memory(t)
 	ctx := context.Background()
 	k := revocation.IssuerSubjectKey("https://idp", "alice")
 	t1 := time.Now().Add(-time.Minute)

@@ -150,7 +150,10 @@ func (fx *fixtures) memory(n int) (*revocation.Memory, error) {
 }
 
 func newMemory(n int) (*revocation.Memory, error) {
-	m := revocation.NewMemory()
+	m, err := revocation.NewMemory()
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	for i := range n {
 		if err := m.Put(context.Background(), revocationEvent(i, now)); err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
@@ -395,7 +396,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	store := revocation.NewMemory()
+	store := teststore.Memory(t)
 	srv, err := interceptor.New(v, interceptor.WithStore(store))
 	if err != nil {
 		t.Fatal(err)

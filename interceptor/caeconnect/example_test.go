@@ -30,7 +30,10 @@ func ExampleNewServerInterceptor() {
 		panic(err)
 	}
 	defer v.Close()
-	store := revocation.NewMemory()
+	store, err := revocation.NewMemory()
+	if err != nil {
+		panic(err)
+	}
 	srv, err := interceptor.New(v, interceptor.WithStore(store), interceptor.WithAuthorizationURI(testAuthzURI))
 	if err != nil {
 		panic(err)

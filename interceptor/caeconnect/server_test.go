@@ -30,6 +30,7 @@ import (
 	"github.com/caekit/caekit/interceptor/check"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/proto/example/inbox/v1/inboxv1connect"
@@ -119,7 +120,7 @@ func newEnv(t *testing.T, opts ...interceptor.Option) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
-	e := &env{store: revocation.NewMemory(), in: inbox{causes: make(chan error, 4)}}
+	e := &env{store: teststore.Memory(t), in: inbox{causes: make(chan error, 4)}}
 	e.srv, err = interceptor.New(v, append([]interceptor.Option{
 		interceptor.WithStore(e.store), interceptor.WithAuthorizationURI(testAuthzURI),
 	}, opts...)...)

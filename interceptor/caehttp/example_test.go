@@ -56,7 +56,10 @@ func exampleToken(sub string) string {
 func ExampleMiddleware() {
 	v := exampleValidator()
 	defer v.Close()
-	store := revocation.NewMemory()
+	store, err := revocation.NewMemory()
+	if err != nil {
+		panic(err)
+	}
 	srv, err := interceptor.New(v, interceptor.WithStore(store),
 		interceptor.WithAuthorizationURI("https://login.example/authorize"))
 	if err != nil {

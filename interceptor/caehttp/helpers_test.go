@@ -18,6 +18,7 @@ import (
 	"github.com/caekit/caekit/interceptor/caehttp"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -85,7 +86,7 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...interceptor.Option) *env {
 	t.Helper()
-	e := &env{store: revocation.NewMemory()}
+	e := &env{store: teststore.Memory(t)}
 	s, err := interceptor.New(newValidator(t), append([]interceptor.Option{
 		interceptor.WithStore(e.store),
 		interceptor.WithAuthorizationURI(testAuthzURI),

@@ -33,12 +33,18 @@ func ExampleMergeClaims() {
 	// challenge: merge claims: key "access_token.xms_cc" conflicts with the client capabilities ["cp1"]
 }
 
-func ExampleFromError() {
+func ExampleExtract() {
 	// Only the www-authenticate trailer carries the challenge here.
 	err := status.Error(codes.Unauthenticated, "revoked")
 	trailer := metadata.Pairs(challenge.MetadataKey,
 		`Bearer realm="", authorization_uri="https://idp/authorize", error="insufficient_claims", claims="eyJhY2Nlc3NfdG9rZW4iOnt9fQ"`)
-	c, ok := challenge.FromError(err, nil, trailer)
-	fmt.Println(ok, c.InsufficientClaims(), c.Claims)
-	// Output: true true {"access_token":{}}
+	c, xerr := challenge.Extract(err, nil, trailer)
+	fmt.Println(xerr, c.InsufficientClaims(), c.Claims)
+
+	// An error that is no challenge says so.
+	_, xerr = challenge.Extract(status.Error(codes.PermissionDenied, "no"))
+	fmt.Println(xerr)
+	// Output:
+	// <nil> true {"access_token":{}}
+	// challenge: not an Unauthenticated status: no CAE challenge
 }

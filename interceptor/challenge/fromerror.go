@@ -26,24 +26,28 @@ func (c *Challenge) InsufficientClaims() bool {
 	return c != nil && strings.EqualFold(c.Error, ErrorInsufficientClaims) && c.Claims != ""
 }
 
-// FromError extracts the CAE challenge from a gRPC error, looking in this
-// order of preference: the cae.v1.ClaimsChallenge status detail, the
-// google.rpc.ErrorInfo detail of domain caekit.dev, and the www-authenticate
-// values of md (pass the call's header and trailer metadata, collected with
-// grpc.Header and grpc.Trailer). Only codes.Unauthenticated errors carry
-// challenges.
+// FromError is Extract without the reason for a failure.
 //
-// It reports false when there is no challenge or none could be decoded; use
-// Extract to learn why.
+// Deprecated: use Extract, the one way to get a challenge out of an error:
+// it says why there is none (an error wrapping ErrNoChallenge) or why the
+// one present is malformed. FromError(err, md...) is exactly
+// c, e := Extract(err, md...); ok := e == nil.
 func FromError(err error, md ...metadata.MD) (*Challenge, bool) {
 	c, e := Extract(err, md...)
 	return c, e == nil
 }
 
-// Extract is FromError with the reason for a failure: it returns an error
-// wrapping ErrNoChallenge when err is not a challenge at all, and a
-// descriptive error when a challenge is present but malformed (undecodable
-// claims, claims that are not a JSON object, an unparsable
+// Extract returns the CAE challenge that a gRPC error carries, looking in
+// this order of preference: the cae.v1.ClaimsChallenge status detail, the
+// google.rpc.ErrorInfo detail of domain caekit.dev, and the www-authenticate
+// values of md (pass the call's header and trailer metadata, collected with
+// grpc.Header and grpc.Trailer). Only codes.Unauthenticated errors carry
+// challenges. Use c.InsufficientClaims() to tell whether the challenge asks
+// for claims (worth a new token) or is a plain invalid_token rejection.
+//
+// It returns an error wrapping ErrNoChallenge when err is not a challenge
+// at all, and a descriptive error when a challenge is present but malformed
+// (undecodable claims, claims that are not a JSON object, an unparsable
 // www-authenticate). When the preferred source is malformed the next one is
 // tried; the first source's error is returned if none succeeds.
 func Extract(err error, md ...metadata.MD) (*Challenge, error) {

@@ -77,15 +77,15 @@ func TestExtractPreferenceOrder(t *testing.T) {
 		}
 	})
 	t.Run("header before trailer", func(t *testing.T) {
-		c, ok := FromError(statusErr(t, codes.Unauthenticated), hdr, trl)
-		if !ok || c.Claims != `{"access_token":{"h":1}}` {
-			t.Fatalf("got %+v %v", c, ok)
+		c, err := Extract(statusErr(t, codes.Unauthenticated), hdr, trl)
+		if err != nil || c.Claims != `{"access_token":{"h":1}}` {
+			t.Fatalf("got %+v %v", c, err)
 		}
 	})
 	t.Run("trailer only", func(t *testing.T) {
-		c, ok := FromError(statusErr(t, codes.Unauthenticated), nil, trl)
-		if !ok || c.Claims != `{"access_token":{"t":1}}` {
-			t.Fatalf("got %+v %v", c, ok)
+		c, err := Extract(statusErr(t, codes.Unauthenticated), nil, trl)
+		if err != nil || c.Claims != `{"access_token":{"t":1}}` {
+			t.Fatalf("got %+v %v", c, err)
 		}
 	})
 	t.Run("bad detail falls back, error kept when nothing else", func(t *testing.T) {
@@ -100,9 +100,9 @@ func TestExtractPreferenceOrder(t *testing.T) {
 		}
 	})
 	t.Run("invalid_token has no claims", func(t *testing.T) {
-		c, ok := FromError(statusErr(t, codes.Unauthenticated, &caev1.ClaimsChallenge{Error: ErrorInvalidToken, Reason: caev1.Reason_REASON_TOKEN_INVALID}))
-		if !ok || c.InsufficientClaims() || c.Error != ErrorInvalidToken {
-			t.Fatalf("got %+v %v", c, ok)
+		c, err := Extract(statusErr(t, codes.Unauthenticated, &caev1.ClaimsChallenge{Error: ErrorInvalidToken, Reason: caev1.Reason_REASON_TOKEN_INVALID}))
+		if err != nil || c.InsufficientClaims() || c.Error != ErrorInvalidToken {
+			t.Fatalf("got %+v %v", c, err)
 		}
 	})
 	t.Run("not a challenge", func(t *testing.T) {

@@ -26,19 +26,28 @@ type Client struct {
 	cache *cache
 }
 
-// New returns a Client that obtains tokens from src.
+// New returns a Client that obtains tokens from src. It reports every
+// invalid argument at once, joined with errors.Join: a nil src, a nil
+// option, and each option whose value is out of range.
 func New(src TokenSource, opts ...Option) (*Client, error) {
+	var errs []error
 	if src == nil {
-		return nil, errors.New("caekit/client: nil TokenSource")
+		errs = append(errs, errors.New("caekit/client: nil TokenSource"))
 	}
 	o := defaults()
-	for _, opt := range opts {
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("caekit/client: option %d is nil", i))
+			continue
+		}
 		opt(&o)
 	}
 	if err := o.validate(); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	} else if _, err := mergeClaims("", o.capabilities); err != nil {
+		errs = append(errs, err)
 	}
-	if _, err := mergeClaims("", o.capabilities); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if o.meterProvider == nil {
@@ -106,12 +115,15 @@ func (c *Client) scopesFor(opts []grpc.CallOption) []string {
 }
 
 // IsChallenge reports whether err, returned by a call, is a CAE challenge
-// (a claims challenge or an invalid_token rejection) and returns it. Use
-// c.InsufficientClaims() to tell whether it asked for claims. Only the
-// status details are consulted; to include the www-authenticate metadata
-// use challenge.FromError with the call's header and trailer.
+// (a claims challenge or an invalid_token rejection) and returns it.
+//
+// Deprecated: use challenge.Extract, the one way to get a challenge out of
+// an error; it also reads the www-authenticate metadata when given the
+// call's header and trailer, and says why there is no challenge.
+// IsChallenge(err) is exactly c, e := challenge.Extract(err); ok := e == nil.
 func IsChallenge(err error) (*challenge.Challenge, bool) {
-	return challenge.FromError(err)
+	c, e := challenge.Extract(err)
+	return c, e == nil
 }
 
 // TokenError is returned when no token could be obtained for a call. Its
@@ -137,7 +149,7 @@ func (e *TokenError) GRPCStatus() *status.Status {
 // ReacquireError is returned when a call was answered with a claims
 // challenge and fetching a token for that challenge failed, for example with
 // invalid_grant because the user was disabled. Its gRPC status is the
-// server's (so challenge.FromError and status.Code still see the challenge),
+// server's (so challenge.Extract and status.Code still see the challenge),
 // and it unwraps to both the server's error and the *TokenError, so that
 // errors.As finds the identity provider's refusal.
 type ReacquireError struct {
@@ -221,7 +233,7 @@ func (c *Client) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		hdr, trl = nil, nil
 		err = invoker(ctx, method, req, reply, cc, c.callOpts(opts, tok2, &hdr, &trl)...)
 		if err != nil {
-			if ch2, ok := challenge.FromError(err, hdr, trl); ok {
+			if ch2, cerr := challenge.Extract(err, hdr, trl); cerr == nil {
 				c.notRetried(ctx, method, ch2, err, "challenged again on the retry")
 			}
 		}

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -71,16 +72,19 @@ func Example() {
 	// hello <nil>
 }
 
-func ExampleIsChallenge() {
+// Example_challenge shows how an application reads a challenge the client
+// returned to it (one it could not answer, or a plain rejection):
+// challenge.Extract, the kit's one way to get a challenge out of an error.
+func Example_challenge() {
 	c := &challenge.Challenge{Claims: challenge.AuthContextClaims("c2")}
 	err := c.Status(codes.Unauthenticated, "step-up required").Err()
 
-	if ch, ok := client.IsChallenge(err); ok && ch.InsufficientClaims() {
+	if ch, xerr := challenge.Extract(err); xerr == nil && ch.InsufficientClaims() {
 		fmt.Println("server asks for:", ch.Claims)
 	}
-	_, ok := client.IsChallenge(status.Error(codes.Unavailable, "down"))
-	fmt.Println(ok)
+	_, xerr := challenge.Extract(status.Error(codes.Unavailable, "down"))
+	fmt.Println(errors.Is(xerr, challenge.ErrNoChallenge))
 	// Output:
 	// server asks for: {"access_token":{"acrs":{"essential":true,"value":"c2"}}}
-	// false
+	// true
 }

@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -81,30 +83,38 @@ func defaults() options {
 	}
 }
 
+// validate reports every invalid setting, joined with errors.Join.
 func (o *options) validate() error {
-	switch {
-	case o.refreshMargin < 0:
-		return fmt.Errorf("caekit/client: negative refresh margin %v", o.refreshMargin)
-	case o.fetchTimeout <= 0:
-		return fmt.Errorf("caekit/client: fetch timeout must be positive, got %v", o.fetchTimeout)
-	case o.backoffMin <= 0 || o.backoffMax < o.backoffMin:
-		return fmt.Errorf("caekit/client: refresh backoff must satisfy 0 < min <= max, got %v..%v", o.backoffMin, o.backoffMax)
-	case o.challengeBurst < 1 || o.challengeEvery <= 0:
-		return fmt.Errorf("caekit/client: challenge fetch limit must have a burst of at least 1 and a positive interval, got %d per %v", o.challengeBurst, o.challengeEvery)
-	case o.replayMessages < 0 || o.replayBytes < 0:
-		return fmt.Errorf("caekit/client: negative replay buffer limit (%d messages, %d bytes)", o.replayMessages, o.replayBytes)
+	var errs []error
+	if o.refreshMargin < 0 {
+		errs = append(errs, fmt.Errorf("caekit/client: negative refresh margin %v", o.refreshMargin))
 	}
-	for m := range o.idempotent {
+	if o.fetchTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("caekit/client: fetch timeout must be positive, got %v", o.fetchTimeout))
+	}
+	if o.backoffMin <= 0 || o.backoffMax < o.backoffMin {
+		errs = append(errs, fmt.Errorf("caekit/client: refresh backoff must satisfy 0 < min <= max, got %v..%v", o.backoffMin, o.backoffMax))
+	}
+	if o.challengeBurst < 1 || o.challengeEvery <= 0 {
+		errs = append(errs, fmt.Errorf("caekit/client: challenge fetch limit must have a burst of at least 1 and a positive interval, got %d per %v", o.challengeBurst, o.challengeEvery))
+	}
+	if o.replayMessages < 0 || o.replayBytes < 0 {
+		errs = append(errs, fmt.Errorf("caekit/client: negative replay buffer limit (%d messages, %d bytes)", o.replayMessages, o.replayBytes))
+	}
+	for _, m := range slices.Sorted(maps.Keys(o.idempotent)) {
 		if err := checkMethodName(m); err != nil {
-			return fmt.Errorf("caekit/client: WithIdempotentStreams: %w", err)
+			errs = append(errs, fmt.Errorf("caekit/client: WithIdempotentStreams: %w", err))
 		}
 	}
-	for _, c := range o.capabilities {
+	for i, c := range o.capabilities {
 		if strings.TrimSpace(c) == "" {
-			return fmt.Errorf("caekit/client: empty client capability")
+			errs = append(errs, fmt.Errorf("caekit/client: client capability %d is empty", i))
 		}
 	}
-	return nil
+	if o.now == nil {
+		errs = append(errs, errors.New("caekit/client: clock must not be nil"))
+	}
+	return errors.Join(errs...)
 }
 
 // WithScopes sets the scopes (or audience) of the tokens requested, e.g.
@@ -150,7 +160,7 @@ func WithRefreshBackoff(minWait, maxWait time.Duration) Option {
 // scope set, with a token bucket: burst fetches at once, then one per every.
 // Default DefaultChallengeFetchBurst per DefaultChallengeFetchEvery. Past
 // the limit the call is not retried: it fails with a *ReacquireError that
-// carries the server's challenge (IsChallenge sees it) and wraps
+// carries the server's challenge (challenge.Extract sees it) and wraps
 // ErrChallengeFetchLimited, and the rejected token stays cached. Without a
 // limit, a server that challenges every call drives one identity provider
 // request per call. Concurrent calls answered by one fetch count once, and a

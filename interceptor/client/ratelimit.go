@@ -12,7 +12,7 @@ import (
 // challenge was not answered with a token fetch because challenge-driven
 // fetches for its scope set exceeded the limit (WithChallengeFetchLimit).
 // The call's error is a *ReacquireError: its gRPC status is the server's, so
-// IsChallenge still returns the challenge.
+// challenge.Extract still returns the challenge.
 var ErrChallengeFetchLimited = errors.New("caekit/client: too many challenge-driven token fetches for these scopes")
 
 // allowChallengeFetchLocked takes one token from e's challenge-fetch bucket,

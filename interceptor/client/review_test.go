@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/internal/testkit/testidp"
@@ -59,7 +60,8 @@ func TestReviewStreamCutMidStreamNotReplayed(t *testing.T) {
 	if got := e.applied.Load(); got != 3 {
 		t.Fatalf("handler applied %d messages, want 3 (each message once)", got)
 	}
-	ch, ok := client.IsChallenge(err)
+	ch, xerr := challenge.Extract(err)
+	ok := xerr == nil
 	if !ok || !ch.InsufficientClaims() {
 		t.Fatalf("err = %v, want the claims challenge", err)
 	}
@@ -140,7 +142,7 @@ func TestReviewStreamPhaseUnspecifiedNotReplayed(t *testing.T) {
 				}
 				return
 			}
-			if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
+			if ch, xerr := challenge.Extract(err); xerr != nil || !ch.InsufficientClaims() {
 				t.Fatalf("err = %v, want the challenge", err)
 			}
 			if got := client.ChallengePhase(err); got != caev1.Phase_PHASE_UNSPECIFIED {
@@ -206,7 +208,8 @@ func TestReviewChallengeAmplificationBounded(t *testing.T) {
 	limited := 0
 	for i := range calls {
 		err := e.get()
-		ch, ok := client.IsChallenge(err)
+		ch, xerr := challenge.Extract(err)
+		ok := xerr == nil
 		if !ok || !ch.InsufficientClaims() || ch.Reason != caev1.Reason_REASON_AUTH_CONTEXT {
 			t.Fatalf("call %d: err = %v, want the server's challenge", i, err)
 		}
@@ -284,7 +287,7 @@ func TestReviewStreamChallengeAmplificationBounded(t *testing.T) {
 	const streams = client.DefaultChallengeFetchBurst + 5
 	for i := range streams {
 		_, err := upload(t, e, 1)
-		if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
+		if ch, xerr := challenge.Extract(err); xerr != nil || !ch.InsufficientClaims() {
 			t.Fatalf("stream %d: err = %v, want the server's challenge", i, err)
 		}
 		if i >= client.DefaultChallengeFetchBurst && !errors.Is(err, client.ErrChallengeFetchLimited) {
@@ -318,7 +321,7 @@ func TestReviewBackgroundFetchEndsWithClose(t *testing.T) {
 	testkit.Eventually(t, "the handler to apply the message", func() bool { return e.applied.Load() == 1 })
 	e.revoke()
 	_, err = st.CloseAndRecv()
-	if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
+	if ch, xerr := challenge.Extract(err); xerr != nil || !ch.InsufficientClaims() {
 		t.Fatalf("err = %v, want the challenge at once", err)
 	}
 	testkit.Eventually(t, "the background fetch to reach the IdP", func() bool { return e.idp.Count() == 2 })

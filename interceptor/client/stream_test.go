@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
@@ -57,7 +58,8 @@ func TestServerStreamChallengedAfterFirstResponseSurfacesAndRefreshes(t *testing
 			break
 		}
 	}
-	ch, ok := client.IsChallenge(err)
+	ch, xerr := challenge.Extract(err)
+	ok := xerr == nil
 	if status.Code(err) != codes.Unauthenticated || !ok || !ch.InsufficientClaims() {
 		t.Fatalf("err = %v, want the claims challenge", err)
 	}
@@ -117,7 +119,7 @@ func TestClientStreamPastBufferFailsButRefreshes(t *testing.T) {
 	}
 	e.revoke()
 	_, err := upload(t, e, 5)
-	if ch, ok := client.IsChallenge(err); !ok || !ch.InsufficientClaims() {
+	if ch, xerr := challenge.Extract(err); xerr != nil || !ch.InsufficientClaims() {
 		t.Fatalf("err = %v, want the challenge", err)
 	}
 	if e.obs.count(client.EventRetry) != 0 || e.obs.count(client.EventNotRetried) != 1 {

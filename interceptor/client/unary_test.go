@@ -72,9 +72,10 @@ func TestUnarySecondChallengeReturnedNotRetried(t *testing.T) {
 		if status.Code(err) != codes.Unauthenticated {
 			t.Fatalf("call %d: err = %v, want Unauthenticated", i, err)
 		}
-		ch, ok := client.IsChallenge(err)
+		ch, xerr := challenge.Extract(err)
+		ok := xerr == nil
 		if !ok || !ch.InsufficientClaims() || ch.Claims != challenge.AuthContextClaims("c9") || ch.Reason != caev1.Reason_REASON_AUTH_CONTEXT {
-			t.Fatalf("IsChallenge = %+v %v", ch, ok)
+			t.Fatalf("challenge.Extract = %+v %v", ch, ok)
 		}
 	}
 	if got := e.sends.Load(); got != 2*calls {
@@ -127,7 +128,7 @@ func TestUnaryNoCapabilityPlainRejectionNotRetried(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("err = %v", err)
 	}
-	if ch, ok := client.IsChallenge(err); ok && ch.InsufficientClaims() {
+	if ch, xerr := challenge.Extract(err); xerr == nil && ch.InsufficientClaims() {
 		t.Fatalf("plain rejection reported as claims challenge: %+v", ch)
 	}
 	if got := e.sends.Load() - before; got != 1 {
@@ -291,9 +292,10 @@ func TestUnaryReacquireFailureUnwrapsToBoth(t *testing.T) {
 	if !errors.As(err, &te) {
 		t.Fatalf("err does not unwrap to *client.TokenError: %v", err)
 	}
-	ch, ok := client.IsChallenge(err)
+	ch, xerr := challenge.Extract(err)
+	ok := xerr == nil
 	if !ok || !ch.InsufficientClaims() || ch.Reason != caev1.Reason_REASON_SESSION_REVOKED {
-		t.Fatalf("IsChallenge = %+v, %v; want the server's SESSION_REVOKED challenge", ch, ok)
+		t.Fatalf("challenge.Extract = %+v, %v; want the server's SESSION_REVOKED challenge", ch, ok)
 	}
 	if !strings.Contains(err.Error(), "re-acquiring a token for the challenge failed") {
 		t.Fatalf("message does not say the re-acquisition failed: %v", err)

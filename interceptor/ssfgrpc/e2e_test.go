@@ -23,6 +23,7 @@ import (
 	"github.com/caekit/caekit/interceptor/ssfgrpc"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
@@ -86,7 +87,7 @@ func setup(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{tr: ssftest.New(), key: key, store: &failStore{Memory: revocation.NewMemory()}}
+	w := &world{tr: ssftest.New(), key: key, store: &failStore{Memory: teststore.Memory(t)}}
 	t.Cleanup(w.tr.Close)
 
 	rcv, err := ssf.New(ctx, ssf.WithIssuer(w.tr.Issuer), ssf.WithAudience(ssftest.Audience),

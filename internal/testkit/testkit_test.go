@@ -96,3 +96,31 @@ func TestEventuallyFailsNamingWhatItWaitedFor(t *testing.T) {
 		t.Fatal("the condition was never tested")
 	}
 }
+
+// TestRunning checks Running both ways: it sees a goroutine parked in a
+// function, and no longer sees it once that goroutine has returned (waited
+// for, not slept for).
+func TestRunning(t *testing.T) {
+	const fn = "github.com/caekit/caekit/internal/testkit_test.parkedForRunning"
+	release, done := make(chan struct{}), make(chan struct{})
+	started := make(chan struct{})
+	go func() {
+		defer close(done)
+		parkedForRunning(started, release)
+	}()
+	<-started
+	if !testkit.Running(fn) {
+		t.Fatal("Running does not see the parked goroutine")
+	}
+	close(release)
+	<-done
+	if testkit.Running(fn) {
+		t.Fatal("Running still sees a goroutine that returned")
+	}
+}
+
+//go:noinline
+func parkedForRunning(started chan<- struct{}, release <-chan struct{}) {
+	close(started)
+	<-release
+}

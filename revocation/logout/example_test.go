@@ -30,7 +30,10 @@ func Example() {
 		panic(err)
 	}
 	defer v.Close()
-	store := revocation.NewMemory()
+	store, err := revocation.NewMemory()
+	if err != nil {
+		panic(err)
+	}
 	r, err := logout.New(context.Background(), logout.WithStore(store), logout.WithKeys(v), logout.WithAudience("my-api"))
 	if err != nil {
 		panic(err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
-	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation/logout"
 )
 
@@ -32,7 +32,7 @@ func FuzzParseLogoutToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = v.Close() })
-	r, err := logout.New(context.Background(), logout.WithStore(revocation.NewMemory()), logout.WithKeys(v),
+	r, err := logout.New(context.Background(), logout.WithStore(teststore.Memory(f)), logout.WithKeys(v),
 		logout.WithAudience(clientID), logout.WithClock(now), logout.WithLogger(discard))
 	if err != nil {
 		f.Fatal(err)

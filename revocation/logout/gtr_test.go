@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/logout"
 )
@@ -148,7 +149,7 @@ func TestNewReportsAllBadOptions(t *testing.T) {
 func TestOwnKeys(t *testing.T) {
 	p := newIDP(t)
 	clk := &clock{now: t0}
-	mem := revocation.NewMemory(revocation.WithClock(clk.Now))
+	mem := teststore.Memory(t, revocation.WithClock(clk.Now))
 	r, err := logout.New(t.Context(), logout.WithStore(mem), logout.WithIssuer(p.iss()), logout.WithAudience(clientID),
 		logout.WithClock(clk.Now), logout.WithLogger(discard))
 	if err != nil {

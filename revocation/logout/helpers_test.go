@@ -25,6 +25,7 @@ import (
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/logout"
 )
@@ -166,7 +167,7 @@ func newEnv(t testing.TB, opts ...logout.Option) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.v.Close() })
-	e.mem = revocation.NewMemory(revocation.WithClock(e.clock.Now))
+	e.mem = teststore.Memory(t, revocation.WithClock(e.clock.Now))
 	e.store = &failingStore{Store: e.mem}
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	mirrorhook "github.com/caekit/caekit/revocation/internal/mirror"
 )
@@ -31,7 +32,7 @@ func BenchmarkMirrorBytes(b *testing.B) {
 			Time:    now,
 		})
 	}
-	m := revocation.NewMemory()
+	m := teststore.Memory(b)
 	b.ResetTimer()
 	for _, v := range encoded {
 		ev, err := decode(v)

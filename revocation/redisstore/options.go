@@ -86,34 +86,48 @@ func defaults() config {
 	}
 }
 
+// validate reports every invalid setting, joined with errors.Join.
 func (c *config) validate() error {
-	switch {
-	case c.prefix == "":
-		return errors.New("redisstore: prefix must not be empty")
-	case len(c.prefix) > MaxPrefixLen:
-		return fmt.Errorf("redisstore: prefix is %d bytes, longer than the limit of %d", len(c.prefix), MaxPrefixLen)
-	case c.retention <= 0:
-		return fmt.Errorf("redisstore: retention must be positive, got %v", c.retention)
-	case c.heartbeat <= 0:
-		return fmt.Errorf("redisstore: heartbeat must be positive, got %v", c.heartbeat)
-	case c.staleAfter < 2*c.heartbeat:
-		return fmt.Errorf("redisstore: stale-after (%v) must be at least twice the heartbeat (%v)", c.staleAfter, c.heartbeat)
-	case c.policy != FailClosed && c.policy != KeepLastKnown:
-		return fmt.Errorf("redisstore: unknown staleness policy %d", c.policy)
-	case c.maxEntries <= 0:
-		return fmt.Errorf("redisstore: max entries must be positive, got %d", c.maxEntries)
-	case c.now == nil:
-		return errors.New("redisstore: clock must not be nil")
-	case c.resyncEvery < c.heartbeat:
-		return fmt.Errorf("redisstore: resync interval (%v) must be at least the heartbeat (%v)", c.resyncEvery, c.heartbeat)
-	case c.acks < 0:
-		return fmt.Errorf("redisstore: replica acknowledgements must be 0 or more, got %d", c.acks)
-	case c.acks > MaxReplicaAcks:
-		return fmt.Errorf("redisstore: replica acknowledgements must be at most %d, got %d", MaxReplicaAcks, c.acks)
-	case c.acks != 0 && c.ackTimeout <= 0:
-		return fmt.Errorf("redisstore: replica acknowledgement timeout must be positive, got %v", c.ackTimeout)
+	var errs []error
+	bad := func(e error) { errs = append(errs, e) }
+	if c.prefix == "" {
+		bad(errors.New("redisstore: prefix must not be empty"))
 	}
-	return nil
+	if len(c.prefix) > MaxPrefixLen {
+		bad(fmt.Errorf("redisstore: prefix is %d bytes, longer than the limit of %d", len(c.prefix), MaxPrefixLen))
+	}
+	if c.retention <= 0 {
+		bad(fmt.Errorf("redisstore: retention must be positive, got %v", c.retention))
+	}
+	if c.heartbeat <= 0 {
+		bad(fmt.Errorf("redisstore: heartbeat must be positive, got %v", c.heartbeat))
+	} else {
+		if c.staleAfter < 2*c.heartbeat {
+			bad(fmt.Errorf("redisstore: stale-after (%v) must be at least twice the heartbeat (%v)", c.staleAfter, c.heartbeat))
+		}
+		if c.resyncEvery < c.heartbeat {
+			bad(fmt.Errorf("redisstore: resync interval (%v) must be at least the heartbeat (%v)", c.resyncEvery, c.heartbeat))
+		}
+	}
+	if c.policy != FailClosed && c.policy != KeepLastKnown {
+		bad(fmt.Errorf("redisstore: unknown staleness policy %d", c.policy))
+	}
+	if c.maxEntries <= 0 {
+		bad(fmt.Errorf("redisstore: max entries must be positive, got %d", c.maxEntries))
+	}
+	if c.now == nil {
+		bad(errors.New("redisstore: clock must not be nil"))
+	}
+	if c.acks < 0 {
+		bad(fmt.Errorf("redisstore: replica acknowledgements must be 0 or more, got %d", c.acks))
+	}
+	if c.acks > MaxReplicaAcks {
+		bad(fmt.Errorf("redisstore: replica acknowledgements must be at most %d, got %d", MaxReplicaAcks, c.acks))
+	}
+	if c.acks != 0 && c.ackTimeout <= 0 {
+		bad(fmt.Errorf("redisstore: replica acknowledgement timeout must be positive, got %v", c.ackTimeout))
+	}
+	return errors.Join(errs...)
 }
 
 // WithPrefix namespaces the store's keys and channel. Stores that share a

@@ -114,8 +114,11 @@ var _ revocation.Store = (*Store)(nil)
 // single-node, Sentinel (failover) or Cluster client. It subscribes to the
 // event channel and loads every unexpired event from Redis into the mirror
 // before it returns, so a replica started after an event enforces it at
-// once. It fails if Redis cannot be reached before ctx is done. The caller
-// keeps ownership of client: Close does not close it.
+// once. It fails if Redis cannot be reached before ctx is done: ctx bounds
+// this initialisation only, and the store lives on after ctx ends until
+// Close. Invalid arguments are all reported at once, joined with
+// errors.Join. The caller keeps ownership of client: Close does not close
+// it.
 //
 // Build client with ContextTimeoutEnabled set (redis.Options,
 // redis.FailoverOptions, redis.ClusterOptions or redis.UniversalOptions):
@@ -159,17 +162,25 @@ func NewFromURL(ctx context.Context, rawURL string, opts ...Option) (*Store, err
 }
 
 func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts []Option) (*Store, error) {
+	var errs []error
 	if client == nil {
-		return nil, errors.New("redisstore: nil Redis client")
+		errs = append(errs, errors.New("redisstore: nil Redis client"))
 	}
 	if _, ok := client.(*redis.Ring); ok {
-		return nil, errors.New("redisstore: redis.Ring is not supported (Pub/Sub does not cross Ring shards); use a single-node, Sentinel or Cluster client")
+		errs = append(errs, errors.New("redisstore: redis.Ring is not supported (Pub/Sub does not cross Ring shards); use a single-node, Sentinel or Cluster client"))
 	}
 	cfg := defaults()
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("redisstore: option %d is nil", i))
+			continue
+		}
 		o(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if cfg.logger == nil {
@@ -178,7 +189,7 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 	if on, known := contextTimeouts(client); known && !on {
 		cfg.logger.Warn("redisstore: the Redis client has ContextTimeoutEnabled off, so Put ignores context deadlines and waits up to the client's ReadTimeout while Redis is unresponsive; set ContextTimeoutEnabled in the client's options")
 	}
-	mirror, err := revocation.NewMemoryE(
+	mirror, err := revocation.NewMemory(
 		revocation.WithRetention(cfg.retention),
 		revocation.WithMaxEntries(cfg.maxEntries),
 		revocation.WithClock(cfg.now),
@@ -354,8 +365,8 @@ func (s *Store) Sweep() int { return s.mirror.Sweep() }
 // included until swept.
 func (s *Store) Len() int { return s.mirror.Len() }
 
-// Close stops the store's goroutine and, for a Store from NewFromURL, closes
-// its Redis client. Lookup keeps answering from the mirror; Put fails with
+// Close stops the store's goroutine, waits for it to end and, for a Store
+// from NewFromURL, closes its Redis client, returning that Close's error. Lookup keeps answering from the mirror; Put fails with
 // ErrClosed and Health reports the store as stale. Close is idempotent.
 func (s *Store) Close() error {
 	s.once.Do(func() {

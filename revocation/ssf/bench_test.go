@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
@@ -17,7 +17,7 @@ func BenchmarkReceive(b *testing.B) {
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
 	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey(kid, &priv.PublicKey))
+		ssf.WithStore(teststore.Memory(b)), ssf.WithPublicKey(kid, &priv.PublicKey))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,10 @@ func Example() {
 	tr := ssftest.New() // a test transmitter on loopback
 	defer tr.Close()
 
-	store := revocation.NewMemory()
+	store, err := revocation.NewMemory()
+	if err != nil {
+		panic(err)
+	}
 	r, err := ssf.New(context.Background(),
 		ssf.WithIssuer(tr.Issuer),
 		ssf.WithAudience(ssftest.Audience),

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
@@ -39,7 +40,7 @@ func TestGoogleRISCPush(t *testing.T) {
 	tr := ssftest.New()
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
-	store := revocation.NewMemory()
+	store := teststore.Memory(t)
 	r, err := ssf.New(context.Background(), ssf.WithIssuer(googleIssuer), ssf.WithAudience(googleAud), ssf.WithStore(store),
 		ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithInsecurePushWithoutAuthorization(),
 		// Google's users are those of its ID tokens' issuer.

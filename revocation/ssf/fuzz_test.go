@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/internal/testclock"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
 )
@@ -31,7 +32,7 @@ var fuzzNow = testclock.Unix(1700000000, 0)
 // from the same state (no dedup or store carry-over between executions).
 func fuzzReceiver(t testing.TB, opts ...ssf.Option) (*ssf.Receiver, *revocation.Memory) {
 	clock := func() time.Time { return fuzzNow }
-	store := revocation.NewMemory(revocation.WithClock(clock))
+	store := teststore.Memory(t, revocation.WithClock(clock))
 	base := []ssf.Option{ssf.WithIssuer(fuzzIssuer), ssf.WithAudience("aud"), ssf.WithStore(store),
 		ssf.WithPublicKey("k", fuzzKey.Public()), ssf.WithAlgorithms("EdDSA"), ssf.WithClock(clock),
 		ssf.WithCriticalSubjectMembers("group")}

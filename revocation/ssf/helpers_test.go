@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
@@ -94,7 +95,7 @@ func newEnv(t *testing.T, opts ...ssf.Option) *env {
 	t.Helper()
 	tr := ssftest.New()
 	t.Cleanup(tr.Close)
-	e := &env{tr: tr, store: &flakyStore{Memory: revocation.NewMemory()}, obs: &recorder{}}
+	e := &env{tr: tr, store: &flakyStore{Memory: teststore.Memory(t)}, obs: &recorder{}}
 	base := []ssf.Option{
 		ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(e.store),
 		ssf.WithPushAuthorization(pushAuth), ssf.WithObserver(e.obs),

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
@@ -72,7 +72,7 @@ func TestPlainHTTPFetchesRefused(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": cfgSrv.URL, "jwks_uri": jwksURI})
 	})
 	hc := dialingClient(t, "keys.example.test", keys.Listener.Addr().String())
-	base := []ssf.Option{ssf.WithIssuer(cfgSrv.URL), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory()),
+	base := []ssf.Option{ssf.WithIssuer(cfgSrv.URL), ssf.WithAudience(ssftest.Audience), ssf.WithStore(teststore.Memory(t)),
 		ssf.WithHTTPClient(hc), ssf.WithSubjectIssuers("https://idp.example.test")}
 	ctx := context.Background()
 
@@ -111,7 +111,7 @@ func TestPlainHTTPFetchesRefused(t *testing.T) {
 	if _, err := ssf.NewPoller(r, "http://poll.example.test/poll"); err != nil {
 		t.Fatalf("poll endpoint with WithInsecureHTTP: %v", err)
 	}
-	strict, err := ssf.New(ctx, ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory()))
+	strict, err := ssf.New(ctx, ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(teststore.Memory(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestRedirectToPlainHTTPRefused(t *testing.T) {
 		http.Redirect(w, r, "http://evil.example.test:"+port(evil.Server)+r.URL.Path, http.StatusFound)
 	})
 	hc := dialingClient(t, "evil.example.test", evil.Listener.Addr().String())
-	_, err := ssf.New(context.Background(), ssf.WithIssuer(from.URL), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory()),
+	_, err := ssf.New(context.Background(), ssf.WithIssuer(from.URL), ssf.WithAudience("a"), ssf.WithStore(teststore.Memory(t)),
 		ssf.WithHTTPClient(hc))
 	if err == nil || !strings.Contains(err.Error(), "redirect refused") {
 		t.Fatalf("redirect to plain http: %v, want a refusal", err)

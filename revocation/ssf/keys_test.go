@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
@@ -242,7 +242,7 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	tr := ssftest.New()
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
-	base := []ssf.Option{ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory())}
+	base := []ssf.Option{ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(teststore.Memory(t))}
 	newR := func(opts ...ssf.Option) *ssf.Receiver {
 		r, err := ssf.New(context.Background(), append(append(base, testScope...), opts...)...)
 		if err != nil {

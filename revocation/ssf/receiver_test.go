@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
@@ -219,7 +220,7 @@ func TestSpecExamples(t *testing.T) {
 			iat, _ := claims["iat"].(interface{ Int64() (int64, error) }).Int64()
 			at := time.Unix(iat, 0)
 			clock := func() time.Time { return at }
-			store := revocation.NewMemory(revocation.WithClock(clock))
+			store := teststore.Memory(t, revocation.WithClock(clock))
 			r, err := ssf.New(context.Background(),
 				ssf.WithIssuer(claims["iss"].(string)), ssf.WithAudience(claims["aud"].(string)),
 				ssf.WithStore(store), ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithClock(clock),
@@ -356,7 +357,7 @@ func TestPushHTTPErrors(t *testing.T) {
 	// A receiver without push authorization configured refuses everything.
 	tr := ssftest.New()
 	defer tr.Close()
-	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory()))
+	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(teststore.Memory(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +504,7 @@ func TestRSAKeyTooSmall(t *testing.T) {
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
 	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithMinRSAKeyBits(3072))
+		ssf.WithStore(teststore.Memory(t)), ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithMinRSAKeyBits(3072))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,12 +517,12 @@ func TestRSAKeyTooSmall(t *testing.T) {
 
 func TestNewValidation(t *testing.T) {
 	for _, opts := range [][]ssf.Option{
-		{ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory())},
-		{ssf.WithIssuer("https://i"), ssf.WithStore(revocation.NewMemory())},
+		{ssf.WithAudience("a"), ssf.WithStore(teststore.Memory(t))},
+		{ssf.WithIssuer("https://i"), ssf.WithStore(teststore.Memory(t))},
 		{ssf.WithIssuer("https://i"), ssf.WithAudience("a")},
-		{ssf.WithIssuer("https://i"), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory()), ssf.WithJWKS([]byte(`{"keys":[]}`)), ssf.WithAlgorithms("none")},
-		{ssf.WithIssuer("https://i"), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory()), ssf.WithJWKS([]byte(`{"keys":[]}`)), ssf.WithAlgorithms("HS256")},
-		{ssf.WithIssuer("http://127.0.0.1:1"), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory())}, // discovery fails
+		{ssf.WithIssuer("https://i"), ssf.WithAudience("a"), ssf.WithStore(teststore.Memory(t)), ssf.WithJWKS([]byte(`{"keys":[]}`)), ssf.WithAlgorithms("none")},
+		{ssf.WithIssuer("https://i"), ssf.WithAudience("a"), ssf.WithStore(teststore.Memory(t)), ssf.WithJWKS([]byte(`{"keys":[]}`)), ssf.WithAlgorithms("HS256")},
+		{ssf.WithIssuer("http://127.0.0.1:1"), ssf.WithAudience("a"), ssf.WithStore(teststore.Memory(t))}, // discovery fails
 	} {
 		if r, err := ssf.New(context.Background(), opts...); err == nil {
 			r.Close()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
@@ -25,7 +26,7 @@ func TestTransmitterCannotRevokeOtherIssuer(t *testing.T) {
 	trA := ssftest.New()
 	defer trA.Close()
 	const issB = "https://idp-b.example.test"
-	store := revocation.NewMemory()
+	store := teststore.Memory(t)
 	obs := &recorder{}
 	r, err := ssf.New(context.Background(), ssf.WithIssuer(trA.Issuer), ssf.WithAudience(ssftest.Audience),
 		ssf.WithStore(store), ssf.WithPushAuthorization(pushAuth), ssf.WithObserver(obs),
@@ -126,7 +127,7 @@ func TestScopeOptions(t *testing.T) {
 	}
 	for _, o := range []ssf.Option{ssf.WithSubjectIssuers(""), ssf.WithSubjectTenants(" "), ssf.WithEmailDomains("@example.com"), ssf.WithEmailDomains("")} {
 		if _, err := ssf.New(context.Background(), ssf.WithIssuer("https://tr.example"), ssf.WithAudience("a"),
-			ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("k", nil), o); err == nil {
+			ssf.WithStore(teststore.Memory(t)), ssf.WithPublicKey("k", nil), o); err == nil {
 			t.Error("a bad scope value was accepted")
 		}
 	}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
@@ -85,7 +85,7 @@ func TestSETKeyMustFitAlg(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("ec", &p384.PublicKey), ssf.WithAlgorithms("ES256", "ES384"), testScope[0],
+		ssf.WithStore(teststore.Memory(t)), ssf.WithPublicKey("ec", &p384.PublicKey), ssf.WithAlgorithms("ES256", "ES384"), testScope[0],
 		ssf.WithPushAuthorization(pushAuth))
 	if err != nil {
 		t.Fatal(err)

@@ -245,7 +245,7 @@ func (c *Client) Explain(err error) error {
 		return err
 	}
 	reason := "UNSPECIFIED"
-	if ch, ok := client.IsChallenge(err); ok {
+	if ch, xerr := challenge.Extract(err); xerr == nil {
 		reason = challenge.ReasonName(ch.Reason)
 	}
 	return &SignInError{Reason: reason, IdP: oe, Call: err}

@@ -22,7 +22,6 @@ import (
 	"github.com/caekit/caekit/examples/internal/demo"
 	"github.com/caekit/caekit/examples/internal/idp"
 	"github.com/caekit/caekit/interceptor/challenge"
-	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
 	"github.com/caekit/caekit/internal/testkit"
 )
@@ -128,7 +127,7 @@ func TestDemoSteps(t *testing.T) {
 	// reconnect gets messages again.
 	if o := s(4).Obs; o.CutAfter <= 0 || o.CutAfter > time.Second || o.ReceivedBefore < 3 || o.ReceivedAfter != 2 {
 		t.Errorf("step 4: cut after %v, received %d/%d", o.CutAfter, o.ReceivedBefore, o.ReceivedAfter)
-	} else if ch, ok := client.IsChallenge(o.Err); !ok || ch.Reason.String() != "REASON_MFA_ENABLED" || status.Code(o.Err) != codes.Unauthenticated {
+	} else if ch, xerr := challenge.Extract(o.Err); xerr != nil || ch.Reason.String() != "REASON_MFA_ENABLED" || status.Code(o.Err) != codes.Unauthenticated {
 		t.Errorf("step 4: stream error %v", o.Err)
 	}
 
@@ -157,7 +156,7 @@ func TestDemoSteps(t *testing.T) {
 	// 8: no cp1: a 1 h token and a plain invalid_token rejection.
 	if o := s(8).Obs; o.Token.Lifetime != time.Hour || len(o.Token.Capabilities) != 0 || status.Code(o.Err) != codes.Unauthenticated {
 		t.Errorf("step 8: %+v", o)
-	} else if ch, ok := client.IsChallenge(o.Err); ok && ch.InsufficientClaims() {
+	} else if ch, xerr := challenge.Extract(o.Err); xerr == nil && ch.InsufficientClaims() {
 		t.Errorf("step 8: claims challenge for a non-CAE client")
 	} else if len(eventsOf(o.Events, app.KindRetry)) != 0 || len(eventsOf(o.Events, app.KindToken)) != 0 {
 		t.Errorf("step 8: events %v", o.Events)
@@ -202,7 +201,7 @@ func TestDemoSteps(t *testing.T) {
 	// user, same issuer, keeps flowing: sid revokes the session only.
 	if o := s(11).Obs; o.Admin == nil || o.Admin.SessionID == "" || !o.Admin.Delivered() || o.ReceivedAfter < 3 {
 		t.Errorf("step 11: admin %+v, other session received %d after the logout", o.Admin, o.ReceivedAfter)
-	} else if ch, ok := client.IsChallenge(o.Err); !ok || challenge.ReasonName(ch.Reason) != "SESSION_REVOKED" {
+	} else if ch, xerr := challenge.Extract(o.Err); xerr != nil || challenge.ReasonName(ch.Reason) != "SESSION_REVOKED" {
 		t.Errorf("step 11: the cut stream ended with %v, want a SESSION_REVOKED challenge", o.Err)
 	}
 

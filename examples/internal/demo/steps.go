@@ -439,7 +439,8 @@ func (e *env) step8(ctx context.Context, st *Step) error {
 	if err == nil {
 		return errors.New("a revoked token was accepted")
 	}
-	ch, isCh := client.IsChallenge(err)
+	ch, xerr := challenge.Extract(err)
+	isCh := xerr == nil
 	s, _ := status.FromError(err)
 	st.Lines = append(st.Lines, fmt.Sprintf("rejected: %s, error=%q, no claims, no retry: %s", s.Code(), errorOf(ch), short(s.Message(), 90)))
 	switch {
@@ -697,7 +698,8 @@ func (e *env) step11(ctx context.Context, st *Step) error {
 		st.Obs.ReceivedAfter++
 	}
 	cancel()
-	ch, isCh := client.IsChallenge(cutErr)
+	ch, xerr := challenge.Extract(cutErr)
+	isCh := xerr == nil
 	reason := ""
 	if isCh {
 		reason = challenge.ReasonName(ch.Reason)

@@ -91,7 +91,8 @@ func (d *decisionLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 
 func (d *decisionLog) write(ctx context.Context, method string, t *tap, err error, took time.Duration, stream bool) {
 	reason := reasonOf(err)
-	ch, isCAE := challenge.FromError(err)
+	ch, xerr := challenge.Extract(err)
+	isCAE := xerr == nil
 	outcome, level := OutcomeAllow, slog.LevelInfo
 	switch code := status.Code(err); {
 	case t.allowed && reason != "" && stream:

@@ -262,7 +262,9 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 
 	switch {
 	case cfg.Store == "memory":
-		s.store = revocation.NewMemory()
+		if s.store, err = revocation.NewMemory(); err != nil {
+			return nil, fmt.Errorf("server: store: %w", err)
+		}
 	case strings.HasPrefix(cfg.Store, "redis://") || strings.HasPrefix(cfg.Store, "rediss://"):
 		ropts := []redisstore.Option{redisstore.WithLogger(s.log.With("component", "redisstore"))}
 		if cfg.StorePrefix != "" {

@@ -35,14 +35,23 @@ type Option func(*Source)
 // credential's default.
 func WithTenantID(id string) Option { return func(s *Source) { s.tenantID = id } }
 
-// New wraps cred.
+// New wraps cred. Every invalid argument (a nil cred, a nil option) is
+// reported at once, joined with errors.Join.
 func New(cred azcore.TokenCredential, opts ...Option) (*Source, error) {
+	var errs []error
 	if cred == nil {
-		return nil, errors.New("azsource: nil TokenCredential")
+		errs = append(errs, errors.New("azsource: nil TokenCredential"))
 	}
 	s := &Source{cred: cred}
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("azsource: option %d is nil", i))
+			continue
+		}
 		o(s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

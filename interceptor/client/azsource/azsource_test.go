@@ -3,6 +3,7 @@ package azsource_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,5 +120,20 @@ func TestStepUpUnsupported(t *testing.T) {
 	}
 	if called {
 		t.Fatal("the credential was asked for a token that would ignore the step-up")
+	}
+}
+
+// TestNewReportsAllBadArguments guards issue 17 step 5's rule for
+// constructors: a nil credential and a nil option are both reported, in one
+// error (errors.Join), instead of the first only or a panic.
+func TestNewReportsAllBadArguments(t *testing.T) {
+	_, err := azsource.New(nil, azsource.WithTenantID("t"), nil)
+	if err == nil {
+		t.Fatal("New accepted a nil credential and a nil option")
+	}
+	for _, want := range []string{"nil TokenCredential", "option 1 is nil"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }

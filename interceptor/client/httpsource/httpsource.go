@@ -44,6 +44,41 @@
 // the client secret and password to the redirect target, possibly another
 // host or plain http (RFC 9700 §4.12). A redirect fails the request with an
 // error wrapping ErrRedirect; configure the final token URL instead.
+//
+// # Why the exchange is not golang.org/x/oauth2's
+//
+// x/oauth2 (already a dependency, through oauth2source) sends token
+// requests too, and was checked, at v0.38.0, for each thing this package
+// does. What it does the same way is shared: a Source's *Error is also an
+// *oauth2.RetrieveError for errors.As (see Error.As), so one error check
+// serves httpsource, oauth2source and plain x/oauth2 code; its HTTP client
+// could be passed in the context (oauth2.HTTPClient), so refusing redirects
+// would survive a move. The exchange itself stays here because x/oauth2
+// differs in behaviour this package guarantees and tests:
+//   - claims: only clientcredentials.Config sends extra parameters
+//     (EndpointParams). Config.PasswordCredentialsToken and the refresh
+//     grant of Config.TokenSource take none, so a claims challenge could
+//     not be answered with the password or refresh grant. (EndpointParams
+//     may override grant_type, but only per a code comment in
+//     clientcredentials.go, not a documented contract.)
+//   - refresh tokens: internal.RetrieveToken copies the request's
+//     refresh_token into a response that has none, so an absent, empty or
+//     rotated refresh_token cannot be told apart (see "Refresh tokens").
+//   - response parsing: a body labelled text/plain or form-encoded is
+//     parsed as a query string, so a JSON answer without an
+//     application/json Content-Type fails; the body is cut at 1 MiB
+//     without an error (WithMaxResponseSize fails clearly instead); a
+//     malformed expires_in fails the whole parse with a generic JSON
+//     error instead of naming the field; expiry is computed on the wall
+//     clock, not the Source's.
+//   - errors: *oauth2.RetrieveError holds the raw *http.Response (whose
+//     Request can replay the form with the client secret and password)
+//     and the whole body, which Error() prints when there is no error
+//     code; an endpoint that echoes the request would put secrets in
+//     logs. Error carries only scrubbed, clipped fields.
+//
+// Entra's refresh_in, which x/oauth2 leaves in Token.Extra, is read here
+// from the same JSON field.
 package httpsource
 
 import (
@@ -62,6 +97,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/oauth2"
 
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
@@ -100,6 +137,29 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("httpsource: token endpoint refused (HTTP %d): %s", e.StatusCode, e.Code)
 	}
 	return fmt.Sprintf("httpsource: token endpoint refused (HTTP %d): %s: %s", e.StatusCode, e.Code, e.Description)
+}
+
+// As makes errors.As(err, &r) with r an *oauth2.RetrieveError succeed for
+// a Source's error, as it does for x/oauth2's own token sources (and for
+// oauth2source, which wraps them). The RetrieveError is built from e alone:
+// its Response carries only the status (no request: its form held the
+// credentials, and no body), its Body and ErrorDescription are e's scrubbed
+// and clipped Description, and ErrorCode is e.Code.
+func (e *Error) As(target any) bool {
+	t, ok := target.(**oauth2.RetrieveError)
+	if !ok {
+		return false
+	}
+	r := &oauth2.RetrieveError{
+		Response:  &http.Response{StatusCode: e.StatusCode, Status: fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))},
+		Body:      []byte(e.Description),
+		ErrorCode: e.Code,
+	}
+	if e.Code != "" {
+		r.ErrorDescription = e.Description
+	}
+	*t = r
+	return true
 }
 
 // Option configures a Source.
@@ -182,30 +242,35 @@ type refreshState struct {
 var _ client.TokenSource = (*Source)(nil)
 
 // New returns a Source for the token endpoint tokenURL. A grant option
-// (WithClientCredentials or WithPassword) is required.
+// (WithClientCredentials or WithPassword) is required. Every invalid
+// argument is reported at once, joined with errors.Join.
 func New(tokenURL string, opts ...Option) (*Source, error) {
 	c := config{maxSize: DefaultMaxResponseSize, params: url.Values{}, now: time.Now}
-	for _, o := range opts {
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("httpsource: option %d is nil", i))
+			continue
+		}
 		o(&c)
 	}
 	u, err := url.Parse(tokenURL)
-	if err != nil {
-		return nil, fmt.Errorf("httpsource: token URL: %w", err)
-	}
 	switch {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && (c.insecureHTTP || isLoopback(u.Hostname())):
-	default:
-		return nil, fmt.Errorf("httpsource: token URL %q must be https (http only on loopback or with WithInsecureHTTP)", tokenURL)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("httpsource: token URL %q has no host", tokenURL)
+	case err != nil:
+		errs = append(errs, fmt.Errorf("httpsource: token URL: %w", err))
+	case u.Scheme != "https" && (u.Scheme != "http" || !c.insecureHTTP && !isLoopback(u.Hostname())):
+		errs = append(errs, fmt.Errorf("httpsource: token URL %q must be https (http only on loopback or with WithInsecureHTTP)", tokenURL))
+	case u.Host == "":
+		errs = append(errs, fmt.Errorf("httpsource: token URL %q has no host", tokenURL))
 	}
 	if c.grant == "" || c.clientID == "" {
-		return nil, errors.New("httpsource: no grant: use WithClientCredentials or WithPassword with a client id")
+		errs = append(errs, errors.New("httpsource: no grant: use WithClientCredentials or WithPassword with a client id"))
 	}
 	if c.maxSize <= 0 {
-		return nil, fmt.Errorf("httpsource: max response size must be positive, got %d", c.maxSize)
+		errs = append(errs, fmt.Errorf("httpsource: max response size must be positive, got %d", c.maxSize))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if c.httpClient == nil {
 		c.httpClient = &http.Client{Timeout: 30 * time.Second}

@@ -46,8 +46,13 @@ type Source struct {
 var _ client.TokenSource = (*Source)(nil)
 
 // New wraps ts. Wrap it in oauth2.ReuseTokenSource or not: the caekit client
-// caches and refreshes either way.
+// caches and refreshes either way. A Source of a nil ts fails every Token
+// call with ErrNilTokenSource.
 func New(ts oauth2.TokenSource) *Source { return &Source{ts: ts} }
+
+// ErrNilTokenSource is returned by Token for a Source made with a nil
+// oauth2.TokenSource.
+var ErrNilTokenSource = errors.New("oauth2source: nil oauth2.TokenSource")
 
 // Token returns ts's token. The scopes are those ts was configured with;
 // req.Scopes is not consulted. ctx is not passed on: oauth2.TokenSource has
@@ -61,6 +66,9 @@ func (s *Source) Token(ctx context.Context, req client.TokenRequest) (*client.To
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if s.ts == nil {
+		return nil, ErrNilTokenSource
 	}
 	t, err := s.ts.Token()
 	if err != nil {

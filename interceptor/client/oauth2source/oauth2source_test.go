@@ -69,3 +69,12 @@ func TestStepUpUnsupported(t *testing.T) {
 		t.Fatal("a step-up request reached the IdP")
 	}
 }
+
+// TestNilTokenSourceFailsClosed guards that a Source made with a nil
+// oauth2.TokenSource fails each Token call with ErrNilTokenSource instead of
+// panicking in the client's fetch goroutine.
+func TestNilTokenSourceFailsClosed(t *testing.T) {
+	if _, err := oauth2source.New(nil).Token(context.Background(), client.TokenRequest{}); !errors.Is(err, oauth2source.ErrNilTokenSource) {
+		t.Fatalf("Token = %v, want ErrNilTokenSource", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/internal/testclock"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/internal/mirror"
 )
@@ -26,7 +27,7 @@ func TestMemoryExportsNoMirrorHooks(t *testing.T) {
 // from: Apply stores without notifying, Notify notifies, Remove removes.
 func TestWriter(t *testing.T) {
 	now := testclock.Unix(1_800_000_000, 0)
-	m := revocation.NewMemory(revocation.WithClock(func() time.Time { return now }))
+	m := teststore.Memory(t, revocation.WithClock(func() time.Time { return now }))
 	var got []string
 	stop := m.Subscribe(func(ev revocation.Event) { got = append(got, ev.ID) })
 	defer stop()
