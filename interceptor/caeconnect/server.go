@@ -116,21 +116,23 @@ func (si *serverInterceptor) WrapStreamingClient(next connect.StreamingClientFun
 // WrapStreamingHandler decides a stream when it opens and watches it until
 // its handler returns.
 func (si *serverInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) (err error) {
 		spec := conn.Spec()
 		if si.cfg.exempt != nil && si.cfg.exempt(spec) {
 			return next(ctx, conn)
 		}
 		proto := conn.Peer().Protocol
-		a, err := si.srv.Admit(ctx, si.call(spec, conn.Peer(), conn.RequestHeader(), true))
-		if err != nil {
-			return newError(err, proto)
+		a, aerr := si.srv.Admit(ctx, si.call(spec, conn.Peer(), conn.RequestHeader(), true))
+		if aerr != nil {
+			return newError(aerr, proto)
 		}
-		herr := next(a.Context(), &watchedConn{StreamingHandlerConn: conn, a: a, proto: proto})
-		if cut := a.End(); cut != nil {
-			return newError(cut, proto)
-		}
-		return herr
+		defer func() {
+			// Deferred so that a panicking handler is unwatched too.
+			if cut := a.End(); cut != nil {
+				err = newError(cut, proto)
+			}
+		}()
+		return next(a.Context(), &watchedConn{StreamingHandlerConn: conn, a: a, proto: proto})
 	}
 }
 

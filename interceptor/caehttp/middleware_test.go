@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -379,5 +381,75 @@ func TestExemptAndPattern(t *testing.T) {
 	defer mu.Unlock()
 	if resp.StatusCode != http.StatusOK || len(seen) != 1 || !seen["GET /v1/messages/{id}"] {
 		t.Fatalf("status %d, checks saw %v, want the pattern", resp.StatusCode, seen)
+	}
+}
+
+// waitCause serves one watched request whose handler blocks until its
+// context ends, runs trigger once the handler is running, and returns the
+// context's cause.
+func waitCause(t *testing.T, e *env, tok string, trigger func()) error {
+	t.Helper()
+	causes := make(chan error, 1)
+	running := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		close(running)
+		<-r.Context().Done()
+		causes <- context.Cause(r.Context())
+	})
+	url, c := serve(t, e.srv, h, false)
+	go func() {
+		<-running
+		trigger()
+	}()
+	resp := get(t, c, url+"/v1/inbox/watch", tok)
+	defer resp.Body.Close()
+	select {
+	case err := <-causes:
+		return err
+	case <-time.After(30 * time.Second): // a hang guard, not a latency assertion
+		t.Fatal("the request was not cut")
+		return nil
+	}
+}
+
+// TestPolicyChangeCutsWatchedRequest guards the re-check path without a
+// store event: a check that starts denying ends an open response once
+// RecheckStreams (what a policy reload calls) runs.
+func TestPolicyChangeCutsWatchedRequest(t *testing.T) {
+	var deny atomic.Bool
+	pol := check.CheckFunc(func(context.Context, *check.Request) *check.Denial {
+		if deny.Load() {
+			return &check.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_POLICY, Description: "policy changed"}
+		}
+		return nil
+	})
+	e := newEnv(t, interceptor.WithChecks(pol))
+	cause := waitCause(t, e, mint(t, "ivan", nil), func() {
+		deny.Store(true)
+		e.srv.RecheckStreams()
+	})
+	var d *interceptor.DenialError
+	if !errors.As(cause, &d) || d.Denial().Reason != caev1.Reason_REASON_POLICY || d.Code() != codes.PermissionDenied || d.Challenge() != "" {
+		t.Fatalf("cause %v, want the policy's plain denial", cause)
+	}
+}
+
+// TestExpiryCutsWatchedRequest guards the token's expiry on an open
+// response: a token with about a second left is cut with TOKEN_EXPIRED
+// when it expires (the Server's timer, not a client retry).
+func TestExpiryCutsWatchedRequest(t *testing.T) {
+	e := newEnv(t)
+	exp := time.Now().Add(1500 * time.Millisecond)
+	tok := mint(t, "judy", jwt.MapClaims{"exp": exp.Unix()})
+	if time.Until(time.Unix(exp.Unix(), 0)) <= 0 {
+		t.Skip("the token's whole-second exp is already past")
+	}
+	cause := waitCause(t, e, tok, func() {})
+	var d *interceptor.DenialError
+	if !errors.As(cause, &d) || d.Denial().Reason != caev1.Reason_REASON_TOKEN_EXPIRED {
+		t.Fatalf("cause %v, want TOKEN_EXPIRED", cause)
 	}
 }
