@@ -236,3 +236,48 @@ func TestStepUpMaxAgeCutsOpenStream(t *testing.T) {
 		t.Fatalf("challenge %+v %v, want the RFC 9470 max_age challenge", ch, ok)
 	}
 }
+
+// TestStepUpAllowPathDoesNotAllocate: the step-up check runs on every
+// stream message (it is time-dependent), so its allow path, with and
+// without a step-up rule for the method, must not allocate.
+func TestStepUpAllowPathDoesNotAllocate(t *testing.T) {
+	eng := newEngine(t, stepUpPolicy([]string{mfaACR}, 5*time.Minute))
+	now := time.Now()
+	ok := &check.Request{FullMethod: getMessage, Now: now, Claims: &token.Claims{Subject: "s", ACR: mfaACR, AuthTime: now.Add(-time.Minute)}}
+	other := &check.Request{FullMethod: "/example.inbox.v1.InboxService/Chat", Now: now, Claims: &token.Claims{Subject: "s"}}
+	c := eng.StepUpCheck()
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(200, func() {
+		if c.Check(ctx, ok) != nil || c.Check(ctx, other) != nil {
+			panic("denied")
+		}
+	}); n != 0 {
+		t.Fatalf("allow path allocates %v times", n)
+	}
+}
+
+// BenchmarkStepUpCheckAllow measures the per-message cost the
+// time-dependent step-up check adds to open streams: a method with an RFC
+// 9470 rule that the token passes, and a method without one.
+func BenchmarkStepUpCheckAllow(b *testing.B) {
+	eng := newEngine(b, stepUpPolicy([]string{mfaACR}, 5*time.Minute))
+	now := time.Now()
+	c := eng.StepUpCheck()
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		req  *check.Request
+	}{
+		{"rule", &check.Request{FullMethod: getMessage, Now: now, Claims: &token.Claims{Subject: "s", ACR: mfaACR, AuthTime: now.Add(-time.Minute)}}},
+		{"no-rule", &check.Request{FullMethod: "/example.inbox.v1.InboxService/Chat", Now: now, Claims: &token.Claims{Subject: "s"}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if c.Check(ctx, bc.req) != nil {
+					b.Fatal("denied")
+				}
+			}
+		})
+	}
+}

@@ -1,7 +1,13 @@
 // Package challenge is the wire format of CAE claims challenges in gRPC: the
 // RFC 7235 www-authenticate value in Entra's exact form, the cae.v1.ClaimsChallenge
 // and google.rpc.ErrorInfo status details, and the robust parsers a client
-// needs to read them back.
+// needs to read them back. The same www-authenticate value is the HTTP
+// WWW-Authenticate header of a 401.
+//
+// Beside Entra's insufficient_claims dialect it speaks RFC 9470's step-up
+// dialect: error="insufficient_user_authentication" with acr_values and
+// max_age (Challenge.ACRValues, Challenge.MaxAge, Challenge.StepUp), rendered
+// in the RFC's §3 form and carried in the ErrorInfo metadata too.
 package challenge
 
 import (

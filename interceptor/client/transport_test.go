@@ -77,6 +77,19 @@ func newAPI(t *testing.T, idp *testidp.IdP, decide func(*token.Claims) string) *
 	return a
 }
 
+// newAPIH2 is newAPI served over TLS with HTTP/2.
+func newAPIH2(t *testing.T, idp *testidp.IdP, decide func(*token.Claims) string) *api {
+	t.Helper()
+	a := newAPI(t, idp, decide)
+	h := a.srv.Config.Handler
+	a.srv.Close()
+	a.srv = httptest.NewUnstartedServer(h)
+	a.srv.EnableHTTP2 = true
+	a.srv.StartTLS()
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
 func (a *api) seen() ([]int, []string, []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -255,5 +268,34 @@ func challengeFirstToken() func(*token.Claims) string {
 			return entraChallenge
 		}
 		return ""
+	}
+}
+
+// TestTransportHTTP2: the same recovery over TLS and HTTP/2, with the
+// server's own transport as the base; the retry replays the body.
+func TestTransportHTTP2(t *testing.T) {
+	idp := testidp.New()
+	t.Cleanup(idp.Close)
+	a := newAPIH2(t, idp, challengeFirstToken())
+	src, err := httpsource.New(idp.TokenURL(), httpsource.WithClientCredentials(testidp.ClientID, testidp.ClientSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(src, client.WithScopes(testidp.Scope), client.WithLogger(discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	base := a.srv.Client().Transport
+	hc := &http.Client{Transport: c.Transport(base)}
+	t.Cleanup(hc.CloseIdleConnections)
+	resp, err := hc.Do(newReq(t, http.MethodPut, a.srv.URL+"/v1/messages/1", strings.NewReader("v2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	statuses, bodies, _ := a.seen()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 || !slices.Equal(statuses, []int{401, 200}) || bodies[1] != "v2" {
+		t.Fatalf("HTTP/%d %d, server saw %v %q", resp.ProtoMajor, resp.StatusCode, statuses, bodies)
 	}
 }

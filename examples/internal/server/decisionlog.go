@@ -99,7 +99,7 @@ func (d *decisionLog) write(ctx context.Context, method string, t *tap, err erro
 		outcome = OutcomeCut
 	case t.allowed:
 		// allowed; the handler's own result is reported as code below
-	case isCAE && ch.InsufficientClaims():
+	case isCAE && (ch.InsufficientClaims() || ch.StepUp()):
 		outcome = OutcomeChallenge
 	case reason != "" || code == codes.Unauthenticated || code == codes.PermissionDenied:
 		outcome = OutcomeDeny

@@ -2,7 +2,9 @@
 // token endpoint (RFC 6749 §4.3 password and §4.4 client_credentials
 // grants) and sends the CAE claims request in the "claims" parameter, as
 // Microsoft Entra expects. It parses access_token, expires_in and Entra's
-// refresh_in, and turns OAuth error responses into *Error values.
+// refresh_in, and turns OAuth error responses into *Error values. The RFC
+// 9470 step-up parameters of a request (acr_values, max_age) are sent as
+// such; see Source.Token.
 //
 // It keeps no cache of access tokens: the caekit client caches them and
 // decides when to fetch. It does keep the refresh token of the last token
