@@ -43,7 +43,7 @@ func TestStepUpEndToEndWithDevIdP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = srv.Close() })
 	gs := grpc.NewServer(srv.ServerOptions()...)
 	var mu sync.Mutex
 	var steps []string
