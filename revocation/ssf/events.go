@@ -2,6 +2,7 @@ package ssf
 
 import (
 	"encoding/json"
+	"github.com/caekit/caekit/revocation/ssf/internal/setjson"
 	"strings"
 
 	"github.com/caekit/caekit/revocation"
@@ -86,7 +87,7 @@ func (c Classification) Revokes() bool { return c.Type != revocation.TypeUnknown
 // never fails: a payload field of the wrong type reads as absent.
 func Classify(eventType string, payload map[string]json.RawMessage) Classification {
 	get := func(name string) string {
-		v, _ := str(payload, name)
+		v, _ := setjson.String(payload, name)
 		return v
 	}
 	switch eventType {

@@ -1,9 +1,9 @@
 package ssf
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/caekit/caekit/revocation/ssf/internal/setjson"
 	"net/netip"
 	"strings"
 
@@ -29,7 +29,6 @@ const (
 const (
 	maxAliases     = 32
 	maxIPAddresses = 64
-	maxMemberLen   = 2048
 )
 
 // Subject is a parsed subject identifier (RFC 9493 sub_id, or the legacy
@@ -143,12 +142,12 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 		return nil, fmt.Errorf("subject identifier is not a JSON object")
 	}
 	s := &Subject{}
-	format, err := str(m, "format")
+	format, err := setjson.String(m, "format")
 	if err != nil {
 		return nil, err
 	}
 	if format == "" {
-		legacy, err := str(m, "subject_type")
+		legacy, err := setjson.String(m, "subject_type")
 		if err != nil {
 			return nil, err
 		}
@@ -167,7 +166,7 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 		}
 	}
 	if format == "" {
-		legacy, _ := str(m, "subject_type")
+		legacy, _ := setjson.String(m, "subject_type")
 		s.Legacy = true
 		switch legacy {
 		case "iss-sub", "iss_sub":
@@ -178,8 +177,8 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 			// Google RISC: the claims of the user's ID token, iss and sub
 			// (or, without them, email).
 			format = FormatIssSub
-			if iss, _ := str(m, "iss"); iss == "" {
-				if email, _ := str(m, "email"); email != "" {
+			if iss, _ := setjson.String(m, "iss"); iss == "" {
+				if email, _ := setjson.String(m, "email"); email != "" {
 					format = FormatEmail
 				}
 			}
@@ -194,7 +193,7 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 	}
 	s.Format = format
 	need := func(name string, dst *string) error {
-		v, err := str(m, name)
+		v, err := setjson.String(m, name)
 		if err != nil {
 			return err
 		}
@@ -315,22 +314,6 @@ func hasComplexMember(m map[string]json.RawMessage) bool {
 		}
 	}
 	return false
-}
-
-// str reads an optional string member; absent or null gives "".
-func str(m map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := m[name]
-	if !ok || bytes.Equal(raw, []byte("null")) {
-		return "", nil
-	}
-	var v string
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", fmt.Errorf("member %q must be a string", name)
-	}
-	if len(v) > maxMemberLen {
-		return "", fmt.Errorf("member %q is longer than %d bytes", name, maxMemberLen)
-	}
-	return v, nil
 }
 
 func strictArray(m map[string]json.RawMessage, name string, dst any) error {

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -16,8 +17,8 @@ func BenchmarkReceive(b *testing.B) {
 	tr := ssftest.New()
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
-	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey(kid, &priv.PublicKey))
+	r, err := receiver.New(context.Background(), receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(revocation.NewMemory()), receiver.WithPublicKey(kid, &priv.PublicKey))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -7,37 +7,39 @@ import (
 	"testing"
 
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
+	"github.com/caekit/caekit/revocation/ssf/stream"
 )
 
 func TestStreamManagementAndVerification(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	c := ssf.NewClient(e.tr.Issuer, ssf.WithBearerToken(ssftest.ManagementToken))
+	c := stream.New(e.tr.Issuer, stream.WithBearerToken(ssftest.ManagementToken))
 	tc, err := c.Configuration(ctx)
 	if err != nil || tc.JWKSURI != e.tr.Issuer+"/jwks" || len(tc.DeliveryMethodsSupported) != 2 {
 		t.Fatalf("configuration: %+v %v", tc, err)
 	}
-	s, err := c.CreateStream(ctx, &ssf.StreamConfiguration{
-		Delivery:        &ssf.Delivery{Method: ssf.DeliveryPush, EndpointURL: e.srv.URL, AuthorizationHeader: pushAuth},
+	s, err := c.CreateStream(ctx, &stream.Config{
+		Delivery:        &stream.Delivery{Method: stream.DeliveryPush, EndpointURL: e.srv.URL, AuthorizationHeader: pushAuth},
 		EventsRequested: []string{ssf.CAEPSessionRevoked},
 		Description:     "test",
 	})
 	if err != nil || s.StreamID == "" || s.Issuer != e.tr.Issuer {
 		t.Fatalf("create: %+v %v", s, err)
 	}
-	if _, err := c.CreateStream(ctx, &ssf.StreamConfiguration{}); !isStatus(err, http.StatusConflict) {
+	if _, err := c.CreateStream(ctx, &stream.Config{}); !isStatus(err, http.StatusConflict) {
 		t.Fatalf("second create: %v", err)
 	}
 	got, err := c.GetStream(ctx, s.StreamID)
 	if err != nil || got.Delivery.EndpointURL != e.srv.URL || got.Description != "test" {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	upd, err := c.UpdateStream(ctx, &ssf.StreamConfiguration{StreamID: s.StreamID, Description: "updated"})
+	upd, err := c.UpdateStream(ctx, &stream.Config{StreamID: s.StreamID, Description: "updated"})
 	if err != nil || upd.Description != "updated" || upd.Delivery == nil {
 		t.Fatalf("update: %+v %v", upd, err)
 	}
-	st, err := c.StreamStatus(ctx, s.StreamID)
+	st, err := c.Status(ctx, s.StreamID)
 	if err != nil || st.Status != "enabled" {
 		t.Fatalf("status: %+v %v", st, err)
 	}
@@ -50,7 +52,7 @@ func TestStreamManagementAndVerification(t *testing.T) {
 	if pr := e.tr.PushResponses(); len(pr) != 1 || pr[0] != 202 {
 		t.Fatalf("verification push answered %v", pr)
 	}
-	if o := e.obs.last(); o.EventType != ssf.SSFVerification || o.Outcome != ssf.OutcomeRecorded {
+	if o := e.obs.last(); o.EventType != ssf.SSFVerification || o.Outcome != receiver.OutcomeRecorded {
 		t.Fatalf("observation %+v", o)
 	}
 	// A state we never asked for is refused with invalid_state.
@@ -60,7 +62,7 @@ func TestStreamManagementAndVerification(t *testing.T) {
 	if pr := e.tr.PushResponses(); len(pr) != 2 || pr[1] != 400 {
 		t.Fatalf("wrong-state push answered %v", pr)
 	}
-	if o := e.obs.last(); o.Code != ssf.CodeInvalidState {
+	if o := e.obs.last(); o.Code != receiver.CodeInvalidState {
 		t.Fatalf("observation %+v", o)
 	}
 
@@ -71,8 +73,8 @@ func TestStreamManagementAndVerification(t *testing.T) {
 		t.Fatalf("get after delete: %v", err)
 	}
 	// Without credentials: a clear HTTPError.
-	anon := ssf.NewClient(e.tr.Issuer)
-	if _, err := anon.StreamStatus(ctx, "stream-1"); !isStatus(err, http.StatusUnauthorized) {
+	anon := stream.New(e.tr.Issuer)
+	if _, err := anon.Status(ctx, "stream-1"); !isStatus(err, http.StatusUnauthorized) {
 		t.Fatalf("anonymous: %v", err)
 	}
 }
@@ -80,26 +82,10 @@ func TestStreamManagementAndVerification(t *testing.T) {
 func TestPollStreamCreation(t *testing.T) {
 	tr := ssftest.New()
 	defer tr.Close()
-	c := ssf.NewClient(tr.Issuer, ssf.WithBearerToken(ssftest.ManagementToken))
-	s, err := c.CreateStream(context.Background(), &ssf.StreamConfiguration{Delivery: &ssf.Delivery{Method: ssf.DeliveryPoll}, Audience: ssf.Audience{"a", "b"}})
+	c := stream.New(tr.Issuer, stream.WithBearerToken(ssftest.ManagementToken))
+	s, err := c.CreateStream(context.Background(), &stream.Config{Delivery: &stream.Delivery{Method: stream.DeliveryPoll}, Audience: stream.Audience{"a", "b"}})
 	if err != nil || s.Delivery.EndpointURL != tr.PollURL() || len(s.Audience) != 2 {
 		t.Fatalf("%+v %v", s, err)
-	}
-}
-
-func TestWellKnownURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://tr.example.com":          "https://tr.example.com/.well-known/ssf-configuration",
-		"https://tr.example.com/":         "https://tr.example.com/.well-known/ssf-configuration",
-		"https://tr.example.com/issuer1":  "https://tr.example.com/.well-known/ssf-configuration/issuer1",
-		"https://tr.example.com/a/b/?x=1": "https://tr.example.com/.well-known/ssf-configuration/a/b",
-	} {
-		if got, err := ssf.WellKnownURL(in); err != nil || got != want {
-			t.Errorf("WellKnownURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := ssf.WellKnownURL("ftp://x"); err == nil {
-		t.Error("ftp accepted")
 	}
 }
 

@@ -1,4 +1,4 @@
-package ssf
+package receiver
 
 import (
 	"errors"

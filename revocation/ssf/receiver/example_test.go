@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -17,11 +18,11 @@ func Example() {
 	defer tr.Close()
 
 	store := revocation.NewMemory()
-	r, err := ssf.New(context.Background(),
-		ssf.WithIssuer(tr.Issuer),
-		ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(store),
-		ssf.WithPushAuthorization("Bearer secret"),
+	r, err := receiver.New(context.Background(),
+		receiver.WithIssuer(tr.Issuer),
+		receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(store),
+		receiver.WithPushAuthorization("Bearer secret"),
 	)
 	if err != nil {
 		fmt.Println(err)

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
+	"github.com/caekit/caekit/revocation/ssf/stream"
 )
 
 // Test vectors of deployed transmitters (issue 12 item 5). Each cites where
@@ -40,10 +42,10 @@ func TestGoogleRISCPush(t *testing.T) {
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
 	store := revocation.NewMemory()
-	r, err := ssf.New(context.Background(), ssf.WithIssuer(googleIssuer), ssf.WithAudience(googleAud), ssf.WithStore(store),
-		ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithInsecurePushWithoutAuthorization(),
+	r, err := receiver.New(context.Background(), receiver.WithIssuer(googleIssuer), receiver.WithAudience(googleAud), receiver.WithStore(store),
+		receiver.WithPublicKey(kid, &priv.PublicKey), receiver.WithInsecurePushWithoutAuthorization(),
 		// Google's users are those of its ID tokens' issuer.
-		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: googleTokens}), ssf.WithEmailDomains("gmail.com"))
+		receiver.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: googleTokens}), receiver.WithEmailDomains("gmail.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +81,13 @@ func TestGoogleRISCPush(t *testing.T) {
 	// Signature and aud still apply.
 	wrongAud := googleSET(map[string]any{"subject_type": "iss-sub", "iss": googleIssuer, "sub": "3333"})
 	wrongAud["aud"] = "someone-else.apps.googleusercontent.com"
-	if st, er := pushTo(t, srv.URL, "", tr.Sign(wrongAud)); st != http.StatusBadRequest || er.Err != ssf.CodeInvalidAudience {
+	if st, er := pushTo(t, srv.URL, "", tr.Sign(wrongAud)); st != http.StatusBadRequest || er.Err != receiver.CodeInvalidAudience {
 		t.Errorf("wrong aud without Authorization: %d %+v, want 400 invalid_audience", st, er)
 	}
 	other := ssftest.New() // another key under the same kid
 	defer other.Close()
 	other.RotateKey(kid, true)
-	if st, er := pushTo(t, srv.URL, "", other.Sign(googleSET(map[string]any{"subject_type": "iss-sub", "iss": googleIssuer, "sub": "4444"}))); st != http.StatusBadRequest || er.Err != ssf.CodeInvalidKey {
+	if st, er := pushTo(t, srv.URL, "", other.Sign(googleSET(map[string]any{"subject_type": "iss-sub", "iss": googleIssuer, "sub": "4444"}))); st != http.StatusBadRequest || er.Err != receiver.CodeInvalidKey {
 		t.Errorf("forged signature without Authorization: %d %+v, want 400 invalid_key", st, er)
 	}
 	if _, ok := store.Lookup(revocation.IssuerSubjectKey(googleTokens, "4444")); ok {
@@ -93,8 +95,8 @@ func TestGoogleRISCPush(t *testing.T) {
 	}
 
 	// Off by default: the same SET without a header is 401.
-	strict, err := ssf.New(context.Background(), ssf.WithIssuer(googleIssuer), ssf.WithAudience(googleAud), ssf.WithStore(store),
-		ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithPushAuthorization("Bearer x"))
+	strict, err := receiver.New(context.Background(), receiver.WithIssuer(googleIssuer), receiver.WithAudience(googleAud), receiver.WithStore(store),
+		receiver.WithPublicKey(kid, &priv.PublicKey), receiver.WithPushAuthorization("Bearer x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,22 +159,22 @@ func TestComplexSubjectWithoutFormat(t *testing.T) {
 		"session": map[string]any{"format": "opaque", "id": "sid-77"},
 	})
 	res, err := e.r.Receive(ctx, []byte(set))
-	if err != nil || res.Outcome != ssf.OutcomeStored || len(res.Keys) != 1 || res.Keys[0] != revocation.SessionKey(e.tr.Issuer, "sid-77") {
+	if err != nil || res.Outcome != receiver.OutcomeStored || len(res.Keys) != 1 || res.Keys[0] != revocation.SessionKey(e.tr.Issuer, "sid-77") {
 		t.Fatalf("{user, session} without format: %+v %v, want the session only", res, err)
 	}
 	set, _ = e.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"tenant": map[string]any{"format": "opaque", "id": "t1"}})
 	res, err = e.r.Receive(ctx, []byte(set))
-	if err != nil || res.Outcome != ssf.OutcomeUnmapped || len(res.Keys) != 0 {
+	if err != nil || res.Outcome != receiver.OutcomeUnmapped || len(res.Keys) != 0 {
 		t.Fatalf("{tenant} alone: %+v %v, want acknowledged and unmapped (never every user)", res, err)
 	}
 	set, _ = e.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"nickname": "alice"})
-	if _, err := e.r.Receive(ctx, []byte(set)); ssf.CodeOf(err) != ssf.CodeInvalidRequest || !strings.Contains(err.Error(), "no format") {
+	if _, err := e.r.Receive(ctx, []byte(set)); receiver.CodeOf(err) != receiver.CodeInvalidRequest || !strings.Contains(err.Error(), "no format") {
 		t.Fatalf("an object with no format and no complex member: %v, want invalid_request", err)
 	}
 	// Keycloak / Apple Business style: subject_type inside the event.
 	set, _ = e.tr.Event(ssf.RISCAccountPurged, map[string]any{
 		"subject": map[string]any{"subject_type": "iss-sub", "iss": "https://idp.example.test", "sub": "bob"}}, nil)
-	if res, err := e.r.Receive(ctx, []byte(set)); err != nil || res.Outcome != ssf.OutcomeStored {
+	if res, err := e.r.Receive(ctx, []byte(set)); err != nil || res.Outcome != receiver.OutcomeStored {
 		t.Fatalf("legacy in-event subject: %+v %v", res, err)
 	}
 }
@@ -212,10 +214,10 @@ func TestLegacyRISCStreamAPI(t *testing.T) {
 			`"events_requested":["https://schemas.openid.net/secevent/risc/event-type/account-disabled"]}`))
 	}))
 	defer srv.Close()
-	c := ssf.NewClient("https://accounts.google.com/", ssf.WithBearerToken("service-account-jwt"), ssf.WithLegacyStreamAPI(),
-		ssf.WithClientConfiguration(&ssf.TransmitterConfiguration{Issuer: "https://accounts.google.com/", ConfigurationEndpoint: srv.URL + "/v1beta/stream:update"}))
-	out, err := c.CreateStream(context.Background(), &ssf.StreamConfiguration{
-		Delivery:        &ssf.Delivery{Method: ssf.DeliveryPush, EndpointURL: "https://rp.example.com/risc"},
+	c := stream.New("https://accounts.google.com/", stream.WithBearerToken("service-account-jwt"), stream.WithLegacyRISCAPI(),
+		stream.WithConfiguration(&ssf.TransmitterConfiguration{Issuer: "https://accounts.google.com/", ConfigurationEndpoint: srv.URL + "/v1beta/stream:update"}))
+	out, err := c.CreateStream(context.Background(), &stream.Config{
+		Delivery:        &stream.Delivery{Method: stream.DeliveryPush, EndpointURL: "https://rp.example.com/risc"},
 		EventsRequested: []string{ssf.RISCAccountDisabled},
 	})
 	if err != nil {
@@ -225,15 +227,15 @@ func TestLegacyRISCStreamAPI(t *testing.T) {
 	if d["delivery_method"] != "https://schemas.openid.net/secevent/risc/delivery-method/push" || d["url"] != "https://rp.example.com/risc" || d["method"] != nil {
 		t.Fatalf("sent delivery %v, want the legacy form", d)
 	}
-	if out.Delivery == nil || out.Delivery.Method != ssf.DeliveryPush || out.Delivery.EndpointURL != "https://rp.example.com/risc" {
+	if out.Delivery == nil || out.Delivery.Method != stream.DeliveryPush || out.Delivery.EndpointURL != "https://rp.example.com/risc" {
 		t.Fatalf("read delivery %+v, want push to the url", out.Delivery)
 	}
 	// Without the option the SSF form is sent.
-	plain := ssf.NewClient("https://accounts.google.com/", ssf.WithClientConfiguration(&ssf.TransmitterConfiguration{ConfigurationEndpoint: srv.URL}))
-	if _, err := plain.CreateStream(context.Background(), &ssf.StreamConfiguration{Delivery: &ssf.Delivery{Method: ssf.DeliveryPush, EndpointURL: "https://rp.example.com/risc"}}); err != nil {
+	plain := stream.New("https://accounts.google.com/", stream.WithConfiguration(&ssf.TransmitterConfiguration{ConfigurationEndpoint: srv.URL}))
+	if _, err := plain.CreateStream(context.Background(), &stream.Config{Delivery: &stream.Delivery{Method: stream.DeliveryPush, EndpointURL: "https://rp.example.com/risc"}}); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := got["delivery"].(map[string]any); d["method"] != ssf.DeliveryPush || d["endpoint_url"] != "https://rp.example.com/risc" {
+	if d, _ := got["delivery"].(map[string]any); d["method"] != stream.DeliveryPush || d["endpoint_url"] != "https://rp.example.com/risc" {
 		t.Fatalf("SSF form: sent %v", d)
 	}
 }
@@ -256,14 +258,14 @@ func TestFutureEventTimeIsRefused(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			now := time.Now()
-			e := newEnv(t, ssf.WithClock(func() time.Time { return time.Now().Add(c.ahead) }))
+			e := newEnv(t, receiver.WithClock(func() time.Time { return time.Now().Add(c.ahead) }))
 			set := e.tr.Sign(map[string]any{
 				"aud": ssftest.Audience, "iat": now.Add(c.ahead).Unix(), "iss": e.tr.Issuer, "jti": "future-" + now.Format("150405.000000000"),
 				"sub_id": map[string]any{"format": "iss_sub", "iss": e.tr.Issuer, "sub": "u-future"},
 				"events": map[string]any{ssf.CAEPSessionRevoked: map[string]any{"event_timestamp": now.Add(c.event).Unix()}},
 			})
 			st, er := e.push(t, set)
-			if st != http.StatusBadRequest || er.Err != ssf.CodeInvalidRequest || !strings.Contains(er.Description, c.want) {
+			if st != http.StatusBadRequest || er.Err != receiver.CodeInvalidRequest || !strings.Contains(er.Description, c.want) {
 				t.Fatalf("push: %d %+v; want 400 invalid_request mentioning %q", st, er, c.want)
 			}
 			if _, ok := e.store.Lookup(revocation.IssuerSubjectKey(e.tr.Issuer, "u-future")); ok {

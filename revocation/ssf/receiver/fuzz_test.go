@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 )
 
 // fuzzKey signs the SETs of the fuzz targets. Ed25519 signatures are cheap
@@ -29,13 +30,13 @@ var fuzzNow = testclock.Unix(1700000000, 0)
 
 // fuzzReceiver returns a fresh receiver and store, so that each input runs
 // from the same state (no dedup or store carry-over between executions).
-func fuzzReceiver(t testing.TB, opts ...ssf.Option) (*ssf.Receiver, *revocation.Memory) {
+func fuzzReceiver(t testing.TB, opts ...receiver.Option) (*receiver.Receiver, *revocation.Memory) {
 	clock := func() time.Time { return fuzzNow }
 	store := revocation.NewMemory(revocation.WithClock(clock))
-	base := []ssf.Option{ssf.WithIssuer(fuzzIssuer), ssf.WithAudience("aud"), ssf.WithStore(store),
-		ssf.WithPublicKey("k", fuzzKey.Public()), ssf.WithAlgorithms("EdDSA"), ssf.WithClock(clock),
-		ssf.WithCriticalSubjectMembers("group")}
-	r, err := ssf.New(context.Background(), append(base, opts...)...)
+	base := []receiver.Option{receiver.WithIssuer(fuzzIssuer), receiver.WithAudience("aud"), receiver.WithStore(store),
+		receiver.WithPublicKey("k", fuzzKey.Public()), receiver.WithAlgorithms("EdDSA"), receiver.WithClock(clock),
+		receiver.WithCriticalSubjectMembers("group")}
+	r, err := receiver.New(context.Background(), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func FuzzParseSET(f *testing.F) {
 	f.Add([]byte(`{"iss":"https://tr.test","aud":"aud","iat":1700000000,"jti":"j","sub_id":{"format":"iss_sub","iss":"https://idp","sub":"u"},"events":{"https://schemas.openid.net/secevent/caep/event-type/session-revoked":{"event_timestamp":1699999999}}}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		var evTime time.Time
-		r, store := fuzzReceiver(t, ssf.WithObserver(ssf.ObserverFunc(func(o ssf.Observation) {
+		r, store := fuzzReceiver(t, receiver.WithObserver(receiver.ObserverFunc(func(o receiver.Observation) {
 			if o.SET != nil {
 				evTime = o.SET.EventTime
 			}
@@ -87,7 +88,7 @@ func FuzzParseSET(f *testing.F) {
 		defer r.Close()
 		res, err := r.Receive(context.Background(), signSET(t, payload))
 		if err != nil {
-			if ssf.CodeOf(err) == "" {
+			if receiver.CodeOf(err) == "" {
 				t.Fatalf("refusal without a code: %v", err)
 			}
 			return
@@ -105,7 +106,7 @@ func FuzzParseSET(f *testing.F) {
 				t.Fatalf("acknowledged event for %v is not in the store", k)
 			}
 		}
-		if res.Outcome == ssf.OutcomeStored && len(res.Keys) == 0 {
+		if res.Outcome == receiver.OutcomeStored && len(res.Keys) == 0 {
 			t.Fatal("stored with no keys")
 		}
 		// A redelivery is a duplicate with the same outcome.
@@ -137,7 +138,7 @@ func FuzzReceiveCompact(f *testing.F) {
 		res, err := r.Receive(context.Background(), raw)
 		if err != nil {
 			// A kid other than "k" finds no key: temporary, not a refusal.
-			if ssf.CodeOf(err) == "" && !errors.Is(err, ssf.ErrKeysUnavailable) {
+			if receiver.CodeOf(err) == "" && !errors.Is(err, receiver.ErrKeysUnavailable) {
 				t.Fatalf("refusal without a code: %v", err)
 			}
 			return

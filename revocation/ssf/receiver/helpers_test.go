@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/caekit/caekit/revocation"
-	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -27,10 +27,10 @@ const pushAuth = "Bearer push-secret-0123456789"
 // testScope lets the test transmitter (on 127.0.0.1) name the subjects of
 // the test IdP "https://idp.example.test", the tenants and the e-mail
 // domain the tests use: by default a transmitter may name only its own.
-var testScope = []ssf.Option{
-	ssf.WithSubjectIssuers("https://idp.example.test"),
-	ssf.WithSubjectTenants("t1", "tid-1", "tid-2"),
-	ssf.WithEmailDomains("example.com"),
+var testScope = []receiver.Option{
+	receiver.WithSubjectIssuers("https://idp.example.test"),
+	receiver.WithSubjectTenants("t1", "tid-1", "tid-2"),
+	receiver.WithEmailDomains("example.com"),
 }
 
 // flakyStore is a real Memory whose Put can be made to fail, and counts Puts.
@@ -51,16 +51,16 @@ func (f *flakyStore) Put(ctx context.Context, ev revocation.Event) error {
 // recorder is an Observer that keeps every Observation.
 type recorder struct {
 	mu  sync.Mutex
-	obs []ssf.Observation
+	obs []receiver.Observation
 }
 
-func (r *recorder) Observe(o ssf.Observation) {
+func (r *recorder) Observe(o receiver.Observation) {
 	r.mu.Lock()
 	r.obs = append(r.obs, o)
 	r.mu.Unlock()
 }
 
-func (r *recorder) count(out ssf.Outcome) int {
+func (r *recorder) count(out receiver.Outcome) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
@@ -72,11 +72,11 @@ func (r *recorder) count(out ssf.Outcome) int {
 	return n
 }
 
-func (r *recorder) last() ssf.Observation {
+func (r *recorder) last() receiver.Observation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.obs) == 0 {
-		return ssf.Observation{}
+		return receiver.Observation{}
 	}
 	return r.obs[len(r.obs)-1]
 }
@@ -84,23 +84,23 @@ func (r *recorder) last() ssf.Observation {
 type env struct {
 	tr    *ssftest.Transmitter
 	store *flakyStore
-	r     *ssf.Receiver
+	r     *receiver.Receiver
 	srv   *httptest.Server
 	obs   *recorder
 }
 
 // newEnv starts a transmitter, a receiver that discovers it, and a push endpoint.
-func newEnv(t *testing.T, opts ...ssf.Option) *env {
+func newEnv(t *testing.T, opts ...receiver.Option) *env {
 	t.Helper()
 	tr := ssftest.New()
 	t.Cleanup(tr.Close)
 	e := &env{tr: tr, store: &flakyStore{Memory: revocation.NewMemory()}, obs: &recorder{}}
-	base := []ssf.Option{
-		ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(e.store),
-		ssf.WithPushAuthorization(pushAuth), ssf.WithObserver(e.obs),
+	base := []receiver.Option{
+		receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience), receiver.WithStore(e.store),
+		receiver.WithPushAuthorization(pushAuth), receiver.WithObserver(e.obs),
 	}
 	base = append(base, testScope...)
-	r, err := ssf.New(context.Background(), append(base, opts...)...)
+	r, err := receiver.New(context.Background(), append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -112,18 +112,18 @@ func newEnv(t *testing.T, opts ...ssf.Option) *env {
 }
 
 // push delivers set and returns the status and decoded error body.
-func (e *env) push(t *testing.T, set string) (int, ssf.ErrorResponse) {
+func (e *env) push(t *testing.T, set string) (int, receiver.ErrorResponse) {
 	t.Helper()
 	return pushTo(t, e.srv.URL, pushAuth, set)
 }
 
-func pushTo(t *testing.T, url, auth, set string) (int, ssf.ErrorResponse) {
+func pushTo(t *testing.T, url, auth, set string) (int, receiver.ErrorResponse) {
 	t.Helper()
 	status, body, err := ssftest.Push(context.Background(), url, auth, set)
 	if err != nil {
 		t.Fatalf("push: %v", err)
 	}
-	var er ssf.ErrorResponse
+	var er receiver.ErrorResponse
 	if status != 202 {
 		if err := json.Unmarshal(body, &er); err != nil {
 			t.Fatalf("status %d with non-JSON body %q", status, body)

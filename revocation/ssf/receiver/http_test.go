@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"net/http"

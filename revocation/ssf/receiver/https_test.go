@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
+	"github.com/caekit/caekit/revocation/ssf/stream"
 )
 
 // hitServer is a loopback HTTP server that counts requests and those that
@@ -72,21 +74,21 @@ func TestPlainHTTPFetchesRefused(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": cfgSrv.URL, "jwks_uri": jwksURI})
 	})
 	hc := dialingClient(t, "keys.example.test", keys.Listener.Addr().String())
-	base := []ssf.Option{ssf.WithIssuer(cfgSrv.URL), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory()),
-		ssf.WithHTTPClient(hc), ssf.WithSubjectIssuers("https://idp.example.test")}
+	base := []receiver.Option{receiver.WithIssuer(cfgSrv.URL), receiver.WithAudience(ssftest.Audience), receiver.WithStore(revocation.NewMemory()),
+		receiver.WithHTTPClient(hc), receiver.WithSubjectIssuers("https://idp.example.test")}
 	ctx := context.Background()
 
-	_, err := ssf.New(ctx, base...)
+	_, err := receiver.New(ctx, base...)
 	if err == nil || !strings.Contains(err.Error(), "jwks_uri") || !strings.Contains(err.Error(), "plain http") {
 		t.Fatalf("plain-http jwks_uri on a non-loopback host: %v, want a refusal naming jwks_uri", err)
 	}
 	if n := keys.hits.Load(); n != 0 {
 		t.Fatalf("the plain-http JWKS was fetched %d times", n)
 	}
-	if _, err := ssf.New(ctx, append(base[1:], ssf.WithIssuer("https://tr.example.test"), ssf.WithJWKSURL(jwksURI))...); err == nil || !strings.Contains(err.Error(), "WithJWKSURL") {
+	if _, err := receiver.New(ctx, append(base[1:], receiver.WithIssuer("https://tr.example.test"), receiver.WithJWKSURL(jwksURI))...); err == nil || !strings.Contains(err.Error(), "WithJWKSURL") {
 		t.Fatalf("plain-http WithJWKSURL: %v, want a refusal", err)
 	}
-	if _, err := ssf.New(ctx, append(base[1:], ssf.WithIssuer("http://tr.example.test"))...); err == nil || !strings.Contains(err.Error(), "plain http") {
+	if _, err := receiver.New(ctx, append(base[1:], receiver.WithIssuer("http://tr.example.test"))...); err == nil || !strings.Contains(err.Error(), "plain http") {
 		t.Fatalf("plain-http issuer: %v, want a refusal", err)
 	}
 	if keys.hits.Load() != 0 {
@@ -94,7 +96,7 @@ func TestPlainHTTPFetchesRefused(t *testing.T) {
 	}
 
 	// Opted in: the same set-up works, through the dialer.
-	r, err := ssf.New(ctx, append(base, ssf.WithInsecureHTTP())...)
+	r, err := receiver.New(ctx, append(base, receiver.WithInsecureHTTP())...)
 	if err != nil {
 		t.Fatalf("WithInsecureHTTP: %v", err)
 	}
@@ -108,15 +110,15 @@ func TestPlainHTTPFetchesRefused(t *testing.T) {
 		t.Fatal("test setup: the keys were not fetched through the dialer")
 	}
 	// The poll endpoint follows the same rule.
-	if _, err := ssf.NewPoller(r, "http://poll.example.test/poll"); err != nil {
+	if _, err := receiver.NewPoller(r, "http://poll.example.test/poll"); err != nil {
 		t.Fatalf("poll endpoint with WithInsecureHTTP: %v", err)
 	}
-	strict, err := ssf.New(ctx, ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory()))
+	strict, err := receiver.New(ctx, receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience), receiver.WithStore(revocation.NewMemory()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer strict.Close()
-	if _, err := ssf.NewPoller(strict, "http://poll.example.test/poll"); err == nil || !strings.Contains(err.Error(), "plain http") {
+	if _, err := receiver.NewPoller(strict, "http://poll.example.test/poll"); err == nil || !strings.Contains(err.Error(), "plain http") {
 		t.Fatalf("plain-http poll endpoint: %v, want a refusal", err)
 	}
 }
@@ -131,8 +133,8 @@ func TestRedirectToPlainHTTPRefused(t *testing.T) {
 		http.Redirect(w, r, "http://evil.example.test:"+port(evil.Server)+r.URL.Path, http.StatusFound)
 	})
 	hc := dialingClient(t, "evil.example.test", evil.Listener.Addr().String())
-	_, err := ssf.New(context.Background(), ssf.WithIssuer(from.URL), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory()),
-		ssf.WithHTTPClient(hc))
+	_, err := receiver.New(context.Background(), receiver.WithIssuer(from.URL), receiver.WithAudience("a"), receiver.WithStore(revocation.NewMemory()),
+		receiver.WithHTTPClient(hc))
 	if err == nil || !strings.Contains(err.Error(), "redirect refused") {
 		t.Fatalf("redirect to plain http: %v, want a refusal", err)
 	}
@@ -161,11 +163,11 @@ func TestClientBearerStaysOnOrigin(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	c := ssf.NewClient(tr.URL, ssf.WithBearerToken("secret"))
-	if _, err := c.CreateStream(ctx, &ssf.StreamConfiguration{}); err == nil || !strings.Contains(err.Error(), "not on the origin") {
+	c := stream.New(tr.URL, stream.WithBearerToken("secret"))
+	if _, err := c.CreateStream(ctx, &stream.Config{}); err == nil || !strings.Contains(err.Error(), "not on the origin") {
 		t.Fatalf("configuration_endpoint on another origin: %v, want a refusal", err)
 	}
-	if _, err := c.StreamStatus(ctx, "s1"); err == nil || !strings.Contains(err.Error(), "redirect") {
+	if _, err := c.Status(ctx, "s1"); err == nil || !strings.Contains(err.Error(), "redirect") {
 		t.Fatalf("redirect to another origin: %v, want a refusal", err)
 	}
 	if n := other.hits.Load(); n != 0 {
@@ -176,15 +178,15 @@ func TestClientBearerStaysOnOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := ssf.NewClient(tr.URL, ssf.WithBearerToken("secret"), ssf.WithClientConfiguration(tc))
-	if _, err := sup.CreateStream(ctx, &ssf.StreamConfiguration{}); err != nil {
+	sup := stream.New(tr.URL, stream.WithBearerToken("secret"), stream.WithConfiguration(tc))
+	if _, err := sup.CreateStream(ctx, &stream.Config{}); err != nil {
 		t.Fatalf("supplied configuration: %v", err)
 	}
 	if other.authHits.Load() != 1 {
 		t.Fatalf("supplied configuration: the bearer token reached its endpoint %d times, want 1", other.authHits.Load())
 	}
 	// Plain http on a non-loopback host is refused before any request.
-	if _, err := ssf.NewClient("http://tr.example.test").Configuration(ctx); err == nil || !strings.Contains(err.Error(), "plain http") {
+	if _, err := stream.New("http://tr.example.test").Configuration(ctx); err == nil || !strings.Contains(err.Error(), "plain http") {
 		t.Fatalf("plain-http issuer: %v, want a refusal", err)
 	}
 }

@@ -1,10 +1,11 @@
-package ssf
+package receiver
 
 import (
 	"context"
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/caekit/caekit/revocation/ssf"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -217,34 +218,6 @@ func staticKeyfunc(keys map[string]crypto.PublicKey) func(context.Context, *jwt.
 	}
 }
 
-// guardedClient returns a copy of hc whose redirects must satisfy the URL
-// rule (jose.CheckURL: https, plain http only on loopback or when insecure)
-// and, when sameOrigin is set (a credential rides on the requests), stay on
-// the origin of the first request; then hc's own CheckRedirect applies.
-func guardedClient(hc *http.Client, insecure, sameOrigin bool) *http.Client {
-	c := *hc
-	next := hc.CheckRedirect
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		if err := jose.CheckURL(req.URL.String(), insecure, insecureOption); err != nil {
-			return fmt.Errorf("redirect refused: %w", err)
-		}
-		if sameOrigin && !jose.SameOrigin(via[0].URL.String(), req.URL.String()) {
-			return fmt.Errorf("redirect from %s to %s refused: it leaves the origin the credential is meant for", via[0].URL.Redacted(), req.URL.Redacted())
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		return nil
-	}
-	return &c
-}
-
-// insecureOption names the opt-in to plain http in error messages.
-const insecureOption = "WithInsecureHTTP"
-
 // limitedClient returns a copy of hc whose response bodies fail past max bytes.
 func limitedClient(hc *http.Client, max int64) *http.Client {
 	c := *hc
@@ -271,9 +244,6 @@ func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// ErrTooLarge is returned when a fetched document or poll response exceeds its bound.
-var ErrTooLarge = errors.New("ssf: response too large")
-
 type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
@@ -286,7 +256,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
-			return 0, ErrTooLarge
+			return 0, ssf.ErrTooLarge
 		}
 		return 0, err
 	}

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -14,12 +14,13 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
 // pushRaw delivers set and returns the status, the Retry-After header and
 // the decoded error body.
-func pushRaw(t *testing.T, url, set string) (int, string, ssf.ErrorResponse) {
+func pushRaw(t *testing.T, url, set string) (int, string, receiver.ErrorResponse) {
 	t.Helper()
 	status, retry, er, err := tryPush(url, set)
 	if err != nil {
@@ -29,13 +30,13 @@ func pushRaw(t *testing.T, url, set string) (int, string, ssf.ErrorResponse) {
 }
 
 // tryPush is pushRaw for any goroutine.
-func tryPush(url, set string) (int, string, ssf.ErrorResponse, error) {
-	var er ssf.ErrorResponse
+func tryPush(url, set string) (int, string, receiver.ErrorResponse, error) {
+	var er receiver.ErrorResponse
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(set))
 	if err != nil {
 		return 0, "", er, err
 	}
-	req.Header.Set("Content-Type", ssf.ContentTypeSET)
+	req.Header.Set("Content-Type", receiver.ContentTypeSET)
 	req.Header.Set("Authorization", pushAuth)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -64,24 +65,24 @@ func TestUnknownKIDIsTemporary(t *testing.T) {
 	if status != http.StatusServiceUnavailable || er.Err != "temporarily_unavailable" {
 		t.Fatalf("push: %d %+v, want 503 temporarily_unavailable", status, er)
 	}
-	if want := strconv.Itoa(int(ssf.DefaultUnknownKIDRefresh / time.Second)); retry != want {
+	if want := strconv.Itoa(int(receiver.DefaultUnknownKIDRefresh / time.Second)); retry != want {
 		t.Fatalf("Retry-After %q, want %q (the unknown-kid refresh interval)", retry, want)
 	}
 	if !strings.Contains(er.Description, `"k2"`) || !strings.Contains(er.Description, "could not be refreshed") {
 		t.Fatalf("description does not say what failed: %q", er.Description)
 	}
 	_, err := e.r.Receive(ctx, []byte(set))
-	if !errors.Is(err, ssf.ErrKeysUnavailable) || errors.Is(err, ssf.ErrStore) || ssf.CodeOf(err) != "" {
+	if !errors.Is(err, receiver.ErrKeysUnavailable) || errors.Is(err, receiver.ErrStore) || receiver.CodeOf(err) != "" {
 		t.Fatalf("Receive: %v, want ErrKeysUnavailable and no RFC 8935 code", err)
 	}
-	if n := e.obs.count(ssf.OutcomeKeysUnavailable); n != 2 {
+	if n := e.obs.count(receiver.OutcomeKeysUnavailable); n != 2 {
 		t.Fatalf("%d keys_unavailable observations, want 2", n)
 	}
 	if o := e.obs.last(); o.JTI != "" || o.EventType != "" || o.SET != nil {
 		t.Fatalf("an unverified SET's claims reached the observer: %+v", o)
 	}
-	if ssf.OutcomeKeysUnavailable.Acknowledged() || ssf.OutcomeKeysUnavailable.String() != "keys_unavailable" {
-		t.Fatalf("OutcomeKeysUnavailable: acknowledged %v, name %q", ssf.OutcomeKeysUnavailable.Acknowledged(), ssf.OutcomeKeysUnavailable)
+	if receiver.OutcomeKeysUnavailable.Acknowledged() || receiver.OutcomeKeysUnavailable.String() != "keys_unavailable" {
+		t.Fatalf("OutcomeKeysUnavailable: acknowledged %v, name %q", receiver.OutcomeKeysUnavailable.Acknowledged(), receiver.OutcomeKeysUnavailable)
 	}
 	if e.store.puts.Load() != 0 {
 		t.Fatal("an unverified SET reached the store")
@@ -91,7 +92,7 @@ func TestUnknownKIDIsTemporary(t *testing.T) {
 	// answered from the dedup memory.
 	e.tr.SetJWKSDown(false)
 	res, err := e.r.Receive(ctx, []byte(set))
-	if err != nil || res.Duplicate || res.Outcome != ssf.OutcomeStored || res.JTI != jti {
+	if err != nil || res.Duplicate || res.Outcome != receiver.OutcomeStored || res.JTI != jti {
 		t.Fatalf("after the key is published: %+v %v", res, err)
 	}
 	if ev, ok := e.store.Lookup(userKey); !ok || ev.ID != jti {
@@ -140,11 +141,11 @@ func TestUnknownKIDFloodIsRateLimited(t *testing.T) {
 			t.Fatalf("forged kid %d: status %d, want 400 or 503", i, st)
 		}
 	}
-	if refused != ssf.UnknownKIDRefreshBurst {
-		t.Fatalf("%d forged SETs refused with invalid_key, want %d (one per allowed refresh)", refused, ssf.UnknownKIDRefreshBurst)
+	if refused != receiver.UnknownKIDRefreshBurst {
+		t.Fatalf("%d forged SETs refused with invalid_key, want %d (one per allowed refresh)", refused, receiver.UnknownKIDRefreshBurst)
 	}
-	if got := e.tr.JWKSHits() - hits; got != ssf.UnknownKIDRefreshBurst {
-		t.Fatalf("%d SETs with unknown kids caused %d JWKS fetches, want %d", n, got, ssf.UnknownKIDRefreshBurst)
+	if got := e.tr.JWKSHits() - hits; got != receiver.UnknownKIDRefreshBurst {
+		t.Fatalf("%d SETs with unknown kids caused %d JWKS fetches, want %d", n, got, receiver.UnknownKIDRefreshBurst)
 	}
 	if elapsed > 4*time.Second {
 		t.Fatalf("the flood took %v: refused SETs waited for the limiter", elapsed)
@@ -165,11 +166,11 @@ func TestUnknownKIDFloodIsRateLimited(t *testing.T) {
 // next try.
 func TestRotatedKeyAcceptedOnRetry(t *testing.T) {
 	const interval = time.Second
-	e := newEnv(t, ssf.WithJWKSRefresh(time.Hour, interval))
+	e := newEnv(t, receiver.WithJWKSRefresh(time.Hour, interval))
 	start := time.Now()
-	for i := range ssf.UnknownKIDRefreshBurst {
+	for i := range receiver.UnknownKIDRefreshBurst {
 		forged := e.tr.SignWith(e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": fmt.Sprint("forged-", i)})
-		if st, _, er := pushRaw(t, e.srv.URL, forged); st != http.StatusBadRequest || er.Err != ssf.CodeInvalidKey {
+		if st, _, er := pushRaw(t, e.srv.URL, forged); st != http.StatusBadRequest || er.Err != receiver.CodeInvalidKey {
 			t.Fatalf("forged kid, JWKS refreshed without it: %d %+v, want 400 invalid_key", st, er)
 		}
 	}
@@ -205,11 +206,11 @@ func TestPollKeysUnavailableRedelivered(t *testing.T) {
 	e.tr.RotateKey("k2", false)
 	set, jti := e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
 	e.tr.Enqueue(jti, set)
-	p := newPoller(t, e, ssf.WithReturnImmediately(time.Millisecond))
+	p := newPoller(t, e, receiver.WithReturnImmediately(time.Millisecond))
 	ctx := context.Background()
 
 	res, err := p.Poll(ctx)
-	if !errors.Is(err, ssf.ErrKeysUnavailable) || errors.Is(err, ssf.ErrStore) || res.Received != 1 || res.Unstored != 1 ||
+	if !errors.Is(err, receiver.ErrKeysUnavailable) || errors.Is(err, receiver.ErrStore) || res.Received != 1 || res.Unstored != 1 ||
 		res.Acknowledged != 0 || res.Rejected != 0 || p.Pending() != 0 {
 		t.Fatalf("poll while the key is unavailable: %+v %v pending %d", res, err, p.Pending())
 	}
@@ -242,9 +243,9 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	tr := ssftest.New()
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
-	base := []ssf.Option{ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory())}
-	newR := func(opts ...ssf.Option) *ssf.Receiver {
-		r, err := ssf.New(context.Background(), append(append(base, testScope...), opts...)...)
+	base := []receiver.Option{receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience), receiver.WithStore(revocation.NewMemory())}
+	newR := func(opts ...receiver.Option) *receiver.Receiver {
+		r, err := receiver.New(context.Background(), append(append(base, testScope...), opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,12 +255,12 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	claims := func() map[string]any { return tr.Claims(ssf.RISCAccountDisabled, nil, userSub) }
 	ctx := context.Background()
 
-	pub := newR(ssf.WithPublicKey(kid, &priv.PublicKey))
+	pub := newR(receiver.WithPublicKey(kid, &priv.PublicKey))
 	for name, set := range map[string]string{
 		"unknown kid": tr.SignWith(claims(), map[string]any{"kid": "other"}),
 		"no kid":      tr.SignWith(claims(), map[string]any{"kid": nil}),
 	} {
-		if _, err := pub.Receive(ctx, []byte(set)); errors.Is(err, ssf.ErrKeysUnavailable) || ssf.CodeOf(err) != ssf.CodeInvalidKey {
+		if _, err := pub.Receive(ctx, []byte(set)); errors.Is(err, receiver.ErrKeysUnavailable) || receiver.CodeOf(err) != receiver.CodeInvalidKey {
 			t.Errorf("WithPublicKey, %s: %v, want invalid_key", name, err)
 		}
 	}
@@ -267,15 +268,15 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 		t.Fatalf("WithPublicKey, known kid: %v", err)
 	}
 
-	jwks := newR(ssf.WithJWKS(tr.JWKS()))
-	if _, err := jwks.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": "other"}))); errors.Is(err, ssf.ErrKeysUnavailable) || ssf.CodeOf(err) != ssf.CodeInvalidKey {
+	jwks := newR(receiver.WithJWKS(tr.JWKS()))
+	if _, err := jwks.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": "other"}))); errors.Is(err, receiver.ErrKeysUnavailable) || receiver.CodeOf(err) != receiver.CodeInvalidKey {
 		t.Fatalf("WithJWKS, unknown kid: %v, want invalid_key", err)
 	}
 	if _, err := jwks.Receive(ctx, []byte(tr.Sign(claims()))); err != nil {
 		t.Fatalf("WithJWKS, known kid: %v", err)
 	}
-	empty := newR(ssf.WithJWKS([]byte(`{"keys":[]}`)))
-	if _, err := empty.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": nil}))); ssf.CodeOf(err) != ssf.CodeInvalidKey {
+	empty := newR(receiver.WithJWKS([]byte(`{"keys":[]}`)))
+	if _, err := empty.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": nil}))); receiver.CodeOf(err) != receiver.CodeInvalidKey {
 		t.Fatalf("WithJWKS without keys, no kid: %v, want invalid_key", err)
 	}
 
@@ -284,8 +285,8 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	if mismatch == string(tr.JWKS()) {
 		t.Fatal("test setup: the JWKS has no alg to change")
 	}
-	bad := newR(ssf.WithJWKS([]byte(mismatch)))
-	if _, err := bad.Receive(ctx, []byte(tr.Sign(claims()))); ssf.CodeOf(err) != ssf.CodeInvalidKey || errors.Is(err, ssf.ErrKeysUnavailable) {
+	bad := newR(receiver.WithJWKS([]byte(mismatch)))
+	if _, err := bad.Receive(ctx, []byte(tr.Sign(claims()))); receiver.CodeOf(err) != receiver.CodeInvalidKey || errors.Is(err, receiver.ErrKeysUnavailable) {
 		t.Fatalf("JWK alg mismatch: %v, want invalid_key", err)
 	}
 }

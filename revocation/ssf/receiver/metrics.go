@@ -1,7 +1,8 @@
-package ssf
+package receiver
 
 import (
 	"context"
+	"github.com/caekit/caekit/revocation/ssf"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -49,14 +50,14 @@ const meterName = "github.com/caekit/caekit/revocation/ssf"
 var shortTypes = func() map[string]string {
 	m := map[string]string{}
 	for _, uri := range []string{
-		CAEPSessionRevoked, CAEPTokenClaimsChange, CAEPCredentialChange, CAEPAssuranceLevelChange,
-		CAEPDeviceComplianceChange, CAEPSessionEstablished, CAEPSessionPresented, CAEPRiskLevelChange,
-		RISCAccountDisabled, RISCAccountEnabled, RISCAccountPurged, RISCAccountCredentialChangeRequire,
-		RISCCredentialCompromise, RISCIdentifierChanged, RISCIdentifierRecycled, RISCRecoveryActivated,
-		RISCRecoveryInformationChanged, RISCOptIn, RISCOptOutInitiated, RISCOptOutCancelled,
-		RISCOptOutEffective, RISCSessionsRevoked, SSFVerification, SSFStreamUpdated,
+		ssf.CAEPSessionRevoked, ssf.CAEPTokenClaimsChange, ssf.CAEPCredentialChange, ssf.CAEPAssuranceLevelChange,
+		ssf.CAEPDeviceComplianceChange, ssf.CAEPSessionEstablished, ssf.CAEPSessionPresented, ssf.CAEPRiskLevelChange,
+		ssf.RISCAccountDisabled, ssf.RISCAccountEnabled, ssf.RISCAccountPurged, ssf.RISCAccountCredentialChangeRequire,
+		ssf.RISCCredentialCompromise, ssf.RISCIdentifierChanged, ssf.RISCIdentifierRecycled, ssf.RISCRecoveryActivated,
+		ssf.RISCRecoveryInformationChanged, ssf.RISCOptIn, ssf.RISCOptOutInitiated, ssf.RISCOptOutCancelled,
+		ssf.RISCOptOutEffective, ssf.RISCSessionsRevoked, ssf.SSFVerification, ssf.SSFStreamUpdated,
 	} {
-		for prefix, name := range map[string]string{CAEPPrefix: "caep.", RISCPrefix: "risc.", SSFPrefix: "ssf."} {
+		for prefix, name := range map[string]string{ssf.CAEPPrefix: "caep.", ssf.RISCPrefix: "risc.", ssf.SSFPrefix: "ssf."} {
 			if rest, ok := strings.CutPrefix(uri, prefix); ok {
 				m[uri] = name + rest
 			}

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 )
 
 // eventCounts collects caekit.ssf.events by "type outcome delivery [code]".
@@ -25,18 +26,18 @@ func eventCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	out := map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != ssf.MetricEvents {
+			if m.Name != receiver.MetricEvents {
 				continue
 			}
 			if m.Unit != "{event}" {
 				t.Fatalf("unit %q", m.Unit)
 			}
 			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				typ, _ := dp.Attributes.Value(ssf.AttrEventType)
-				outcome, _ := dp.Attributes.Value(ssf.AttrOutcome)
-				delivery, _ := dp.Attributes.Value(ssf.AttrDelivery)
+				typ, _ := dp.Attributes.Value(receiver.AttrEventType)
+				outcome, _ := dp.Attributes.Value(receiver.AttrOutcome)
+				delivery, _ := dp.Attributes.Value(receiver.AttrDelivery)
 				k := typ.AsString() + " " + outcome.AsString() + " " + delivery.AsString()
-				if code, ok := dp.Attributes.Value(ssf.AttrErrorCode); ok {
+				if code, ok := dp.Attributes.Value(receiver.AttrErrorCode); ok {
 					k += " " + code.AsString()
 				}
 				out[k] = dp.Value
@@ -51,7 +52,7 @@ func TestMetricsEventsByTypeAndOutcome(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	var logs testkit.LogBuffer
-	e := newEnv(t, ssf.WithMeterProvider(mp), ssf.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	e := newEnv(t, receiver.WithMeterProvider(mp), receiver.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	tr := e.tr
 	session := map[string]any{"format": "opaque", "id": "sid-m"}
 
@@ -110,7 +111,7 @@ func TestMetricsEventsByTypeAndOutcome(t *testing.T) {
 		t.Fatalf("events:\n got %v\nwant %v", got, want)
 	}
 	// The configured Observer still sees every SET.
-	if n := e.obs.count(ssf.OutcomeStored) + e.obs.count(ssf.OutcomeRejected); n != 4 {
+	if n := e.obs.count(receiver.OutcomeStored) + e.obs.count(receiver.OutcomeRejected); n != 4 {
 		t.Fatalf("observer saw %d stored+rejected, want 4", n)
 	}
 	// Log lines name the outcome.
@@ -126,7 +127,7 @@ func TestMetricsJWKSRefreshFailures(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	e := newEnv(t, ssf.WithMeterProvider(mp), ssf.WithJWKSRefresh(20*time.Millisecond, 20*time.Millisecond))
+	e := newEnv(t, receiver.WithMeterProvider(mp), receiver.WithJWKSRefresh(20*time.Millisecond, 20*time.Millisecond))
 	e.tr.SetJWKSDown(true)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -136,7 +137,7 @@ func TestMetricsJWKSRefreshFailures(t *testing.T) {
 		}
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
-				if m.Name == ssf.MetricJWKSRefreshFailures {
+				if m.Name == receiver.MetricJWKSRefreshFailures {
 					if s := m.Data.(metricdata.Sum[int64]); len(s.DataPoints) == 1 && s.DataPoints[0].Value > 0 {
 						return
 					}

@@ -1,6 +1,9 @@
-package ssf
+package receiver
 
-import "github.com/caekit/caekit/revocation"
+import (
+	"github.com/caekit/caekit/revocation"
+	"github.com/caekit/caekit/revocation/ssf"
+)
 
 // Outcome is what became of one delivered SET.
 type Outcome uint8
@@ -64,7 +67,7 @@ type Observation struct {
 	// Keys are the subject Keys the event was stored under (OutcomeStored).
 	Keys []revocation.Key
 	// SET is the validated token, for accepted SETs; nil otherwise. Do not modify it.
-	SET *SET
+	SET *ssf.SET
 }
 
 // Observer receives an Observation for every SET processed. It is called

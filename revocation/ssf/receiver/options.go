@@ -1,8 +1,9 @@
-package ssf
+package receiver
 
 import (
 	"context"
 	"crypto"
+	"github.com/caekit/caekit/revocation/ssf"
 	"io"
 	"log/slog"
 	"net/http"
@@ -60,7 +61,7 @@ type config struct {
 	dedupTTL        time.Duration
 	maxBody         int64
 	maxMetadata     int64
-	mapper          SubjectMapper
+	mapper          ssf.SubjectMapper
 	observer        Observer
 	logger          *slog.Logger
 	httpClient      *http.Client
@@ -171,7 +172,7 @@ func WithMaxMetadataSize(n int64) Option { return func(c *config) { c.maxMetadat
 
 // WithSubjectMapper sets how subjects map onto revocation Keys. Default:
 // DefaultMapper{} (see its documentation).
-func WithSubjectMapper(m SubjectMapper) Option { return func(c *config) { c.mapper = m } }
+func WithSubjectMapper(m ssf.SubjectMapper) Option { return func(c *config) { c.mapper = m } }
 
 // WithObserver sets the metrics and audit hook. Default: none.
 func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }

@@ -1,10 +1,11 @@
-package ssf
+package receiver
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caekit/caekit/revocation/ssf/internal/ssfhttp"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -109,10 +110,10 @@ func NewPoller(r *Receiver, endpoint string, opts ...PollOption) (*Poller, error
 	// https, or plain http on loopback or with the Receiver's
 	// WithInsecureHTTP; redirects likewise, and never to another origin
 	// while an Authorization header rides along.
-	if err := jose.CheckURL(endpoint, r.cfg.insecureHTTP, insecureOption); err != nil {
+	if err := jose.CheckURL(endpoint, r.cfg.insecureHTTP, ssfhttp.InsecureOption); err != nil {
 		return nil, fmt.Errorf("ssf: poll endpoint: %w", err)
 	}
-	p.hc = guardedClient(p.hc, r.cfg.insecureHTTP, p.auth != "")
+	p.hc = ssfhttp.Guard(p.hc, r.cfg.insecureHTTP, p.auth != "")
 	return p, nil
 }
 
@@ -166,7 +167,7 @@ func (p *Poller) poll(ctx context.Context, maxEvents int, immediate bool) (PollR
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	var out pollResponse
-	if err := doJSON(rctx, p.hc, http.MethodPost, p.endpoint, p.auth, body, &out, p.maxResp); err != nil {
+	if err := ssfhttp.DoJSON(rctx, p.hc, http.MethodPost, p.endpoint, p.auth, body, &out, p.maxResp); err != nil {
 		return res, fmt.Errorf("ssf: poll: %w", err)
 	}
 	// Delivered: the transmitter has our acknowledgements and errors.

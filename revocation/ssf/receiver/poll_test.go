@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -12,13 +12,14 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
-func newPoller(t *testing.T, e *env, opts ...ssf.PollOption) *ssf.Poller {
+func newPoller(t *testing.T, e *env, opts ...receiver.PollOption) *receiver.Poller {
 	t.Helper()
-	base := []ssf.PollOption{ssf.WithPollAuthorization("Bearer " + ssftest.ManagementToken), ssf.WithPollBackoff(time.Millisecond, 10*time.Millisecond)}
-	p, err := ssf.NewPoller(e.r, e.tr.PollURL(), append(base, opts...)...)
+	base := []receiver.PollOption{receiver.WithPollAuthorization("Bearer " + ssftest.ManagementToken), receiver.WithPollBackoff(time.Millisecond, 10*time.Millisecond)}
+	p, err := receiver.NewPoller(e.r, e.tr.PollURL(), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestPollPagingAndAcks(t *testing.T) {
 	badClaims["aud"] = "https://someone-else"
 	e.tr.Enqueue(badClaims["jti"].(string), e.tr.Sign(badClaims))
 
-	p := newPoller(t, e, ssf.WithPollMaxEvents(2), ssf.WithReturnImmediately(time.Millisecond))
+	p := newPoller(t, e, receiver.WithPollMaxEvents(2), receiver.WithReturnImmediately(time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -60,7 +61,7 @@ func TestPollPagingAndAcks(t *testing.T) {
 			t.Fatalf("sid-p%d not stored", i)
 		}
 	}
-	if se, ok := e.tr.SetErr(badClaims["jti"].(string)); !ok || se["err"] != ssf.CodeInvalidAudience {
+	if se, ok := e.tr.SetErr(badClaims["jti"].(string)); !ok || se["err"] != receiver.CodeInvalidAudience {
 		t.Fatalf("setErrs for the bad SET: %v %v", se, ok)
 	}
 	if e.tr.Acked(badClaims["jti"].(string)) {
@@ -80,9 +81,9 @@ func TestPollStoreOutageThenRecovery(t *testing.T) {
 	set, jti := e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
 	e.tr.Enqueue(jti, set)
 	e.store.fail.Store(true)
-	p := newPoller(t, e, ssf.WithReturnImmediately(time.Millisecond))
+	p := newPoller(t, e, receiver.WithReturnImmediately(time.Millisecond))
 	res, err := p.Poll(context.Background())
-	if !errors.Is(err, ssf.ErrStore) || res.Unstored != 1 || res.Acknowledged != 0 || p.Pending() != 0 {
+	if !errors.Is(err, receiver.ErrStore) || res.Unstored != 1 || res.Acknowledged != 0 || p.Pending() != 0 {
 		t.Fatalf("outage poll: %+v %v pending %d", res, err, p.Pending())
 	}
 	// Next poll: nothing acknowledged, the transmitter offers it again.
@@ -126,8 +127,8 @@ func TestPollBadTransmitter(t *testing.T) {
 		}
 	}))
 	defer bad.Close()
-	p, err := ssf.NewPoller(e.r, bad.URL, ssf.WithPollBackoff(time.Millisecond, 2*time.Millisecond),
-		ssf.WithReturnImmediately(time.Millisecond), ssf.WithPollMaxResponseSize(1024))
+	p, err := receiver.NewPoller(e.r, bad.URL, receiver.WithPollBackoff(time.Millisecond, 2*time.Millisecond),
+		receiver.WithReturnImmediately(time.Millisecond), receiver.WithPollMaxResponseSize(1024))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 )
 
 // floodN is the number of pushes of each kind in TestPushFloodMemoryBounded:
@@ -48,16 +48,16 @@ func heapInUse() uint64 {
 func TestPushFloodMemoryBounded(t *testing.T) {
 	n := floodN()
 	const dedupMax = 200
-	var outcomes sync.Map // ssf.Outcome -> *atomic.Int64
-	count := func(o ssf.Outcome) int64 {
+	var outcomes sync.Map // receiver.Outcome -> *atomic.Int64
+	count := func(o receiver.Outcome) int64 {
 		v, _ := outcomes.LoadOrStore(o, new(atomic.Int64))
 		return v.(*atomic.Int64).Load()
 	}
-	obs := ssf.ObserverFunc(func(o ssf.Observation) {
+	obs := receiver.ObserverFunc(func(o receiver.Observation) {
 		v, _ := outcomes.LoadOrStore(o.Outcome, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
 	})
-	r, store := fuzzReceiver(t, ssf.WithDedup(dedupMax, time.Hour), ssf.WithObserver(obs), ssf.WithPushAuthorization(pushAuth))
+	r, store := fuzzReceiver(t, receiver.WithDedup(dedupMax, time.Hour), receiver.WithObserver(obs), receiver.WithPushAuthorization(pushAuth))
 	defer r.Close()
 	srv := httptest.NewServer(r)
 	defer srv.Close()
@@ -92,7 +92,7 @@ func TestPushFloodMemoryBounded(t *testing.T) {
 			t.Error(err)
 			return 0
 		}
-		req.Header.Set("Content-Type", ssf.ContentTypeSET)
+		req.Header.Set("Content-Type", receiver.ContentTypeSET)
 		req.Header.Set("Authorization", pushAuth)
 		resp, err := client.Do(req)
 		if err != nil {
@@ -149,7 +149,7 @@ func TestPushFloodMemoryBounded(t *testing.T) {
 	growth := int64(after) - int64(before)
 	t.Logf("%d invalid + %d duplicate + %d distinct pushes in %v (%.0f/s); heap %d KiB -> %d KiB (%+d KiB); outcomes: rejected %d, duplicate %d, unknown type %d",
 		n, n, distinct, elapsed.Round(time.Millisecond), float64(2*n+distinct)/elapsed.Seconds(),
-		before>>10, after>>10, growth>>10, count(ssf.OutcomeRejected), count(ssf.OutcomeDuplicate), count(ssf.OutcomeUnknownType))
+		before>>10, after>>10, growth>>10, count(receiver.OutcomeRejected), count(receiver.OutcomeDuplicate), count(receiver.OutcomeUnknownType))
 
 	// The dedup cache holds at most dedupMax results (~1 KiB each at most):
 	// a generous bound for it plus noise is 16 MiB, far below what the
@@ -160,7 +160,7 @@ func TestPushFloodMemoryBounded(t *testing.T) {
 	if got := store.Len(); got != storedBefore {
 		t.Fatalf("store went from %d to %d entries: invalid or duplicate SETs were stored", storedBefore, got)
 	}
-	if got := count(ssf.OutcomeDuplicate); got < int64(n) {
+	if got := count(receiver.OutcomeDuplicate); got < int64(n) {
 		t.Fatalf("%d duplicates observed, want %d", got, n)
 	}
 	// The dedup bound evicted the oldest: the first originals, redelivered

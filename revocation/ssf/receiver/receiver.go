@@ -1,4 +1,4 @@
-package ssf
+package receiver
 
 import (
 	"container/list"
@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/internal/setjson"
+	"github.com/caekit/caekit/revocation/ssf/internal/ssfhttp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +34,7 @@ type Receiver struct {
 	dedup    *dedup
 	states   *stateSet
 	critical map[string]bool
-	tc       *TransmitterConfiguration
+	tc       *ssf.TransmitterConfiguration
 	met      *metrics
 	scope    *subjectScope
 }
@@ -85,7 +89,7 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		cfg.dedupTTL = cfg.iatPast + cfg.iatFuture
 	}
 	if cfg.mapper == nil {
-		cfg.mapper = DefaultMapper{}
+		cfg.mapper = ssf.DefaultMapper{}
 	}
 	if cfg.observer == nil {
 		cfg.observer = nopObserver{}
@@ -125,16 +129,16 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	}
 	// Every fetch (configuration, JWKS) and every redirect it follows is
 	// https, or plain http on loopback or with WithInsecureHTTP.
-	r.cfg.httpClient = guardedClient(cfg.httpClient, cfg.insecureHTTP, false)
+	r.cfg.httpClient = ssfhttp.Guard(cfg.httpClient, cfg.insecureHTTP, false)
 	jwksURL := cfg.jwksURL
 	if jwksURL != "" {
-		if err := jose.CheckURL(jwksURL, cfg.insecureHTTP, insecureOption); err != nil {
+		if err := jose.CheckURL(jwksURL, cfg.insecureHTTP, ssfhttp.InsecureOption); err != nil {
 			return nil, fmt.Errorf("ssf: WithJWKSURL: %w", err)
 		}
 	}
 	direct := cfg.jwksURL != "" || cfg.jwksJSON != nil || cfg.keySet != nil || cfg.staticKeys != nil
 	if !direct {
-		tc, err := fetchConfiguration(ctx, limitedClient(r.cfg.httpClient, cfg.maxMetadata), cfg.issuer, cfg.insecureHTTP)
+		tc, err := ssfhttp.FetchConfiguration(ctx, limitedClient(r.cfg.httpClient, cfg.maxMetadata), cfg.issuer, cfg.insecureHTTP)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +167,7 @@ func (r *Receiver) Close() error {
 
 // Configuration returns the transmitter configuration fetched by New, or nil
 // when keys were configured directly.
-func (r *Receiver) Configuration() *TransmitterConfiguration { return r.tc }
+func (r *Receiver) Configuration() *ssf.TransmitterConfiguration { return r.tc }
 
 // Issuer returns the configured transmitter issuer.
 func (r *Receiver) Issuer() string { return r.cfg.issuer }
@@ -208,13 +212,13 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 	}
 
 	res := &Result{JTI: set.JTI, EventType: set.EventType}
-	cls := Classify(set.EventType, set.Event)
+	cls := ssf.Classify(set.EventType, set.Event)
 	switch {
 	case !cls.Known:
 		res.Outcome = OutcomeUnknownType
 		log.InfoContext(ctx, "ssf: unknown event type acknowledged", "outcome", OutcomeUnknownType.String())
-	case set.EventType == SSFVerification:
-		state, _ := str(set.Event, "state")
+	case set.EventType == ssf.SSFVerification:
+		state, _ := setjson.String(set.Event, "state")
 		if state != "" && !r.stateOK(ctx, state) {
 			err := reject(CodeInvalidState, "verification state does not match any state this receiver requested")
 			r.rejected(ctx, delivery, set, set.JTI, err)
@@ -269,8 +273,8 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 	return &out, nil
 }
 
-func (r *Receiver) mapKeys(set *SET) ([]revocation.Key, string) {
-	if s := set.Subject; s.Format == FormatComplex {
+func (r *Receiver) mapKeys(set *ssf.SET) ([]revocation.Key, string) {
+	if s := set.Subject; s.Format == ssf.FormatComplex {
 		for _, m := range s.Unknown {
 			if r.critical[m] {
 				return nil, "critical subject member " + m + " is not supported"
@@ -290,7 +294,9 @@ func (r *Receiver) mapKeys(set *SET) ([]revocation.Key, string) {
 	valid := keys[:0:0]
 	for _, k := range keys {
 		if k.Valid() {
-			valid = appendUnique(valid, k)
+			if !slices.Contains(valid, k) {
+				valid = append(valid, k)
+			}
 		}
 	}
 	if len(valid) == 0 {
@@ -306,7 +312,7 @@ func (r *Receiver) stateOK(ctx context.Context, state string) bool {
 	return r.cfg.stateFunc != nil && r.cfg.stateFunc(ctx, state)
 }
 
-func (r *Receiver) rejected(ctx context.Context, delivery string, set *SET, jti string, err error) {
+func (r *Receiver) rejected(ctx context.Context, delivery string, set *ssf.SET, jti string, err error) {
 	code := CodeOf(err)
 	et := ""
 	hash := ""

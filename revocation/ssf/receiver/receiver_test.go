@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -24,42 +25,42 @@ func TestEventTypes(t *testing.T) {
 		typ     string
 		payload map[string]any
 		sub     map[string]any
-		out     ssf.Outcome
+		out     receiver.Outcome
 		want    revocation.Type
 		key     revocation.Key
 	}{
-		{"session-revoked", ssf.CAEPSessionRevoked, nil, map[string]any{"format": "opaque", "id": "sid-1"}, ssf.OutcomeStored, revocation.TypeSessionRevoked, revocation.SessionKey(e.tr.Issuer, "sid-1")},
-		{"token-claims-change", ssf.CAEPTokenClaimsChange, map[string]any{"claims": map[string]any{"role": "ro"}}, userSub, ssf.OutcomeStored, revocation.TypeTokenClaimsChanged, userKey},
-		{"credential-change password update", ssf.CAEPCredentialChange, map[string]any{"credential_type": "password", "change_type": "update"}, userSub, ssf.OutcomeStored, revocation.TypePasswordChanged, userKey},
-		{"credential-change password delete", ssf.CAEPCredentialChange, map[string]any{"credential_type": "password", "change_type": "delete"}, userSub, ssf.OutcomeStored, revocation.TypePasswordChanged, userKey},
-		{"credential-change fido2-platform create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "fido2-platform", "change_type": "create"}, userSub, ssf.OutcomeStored, revocation.TypeMFAEnabled, userKey},
-		{"credential-change fido-u2f create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "fido-u2f", "change_type": "create"}, userSub, ssf.OutcomeStored, revocation.TypeMFAEnabled, userKey},
-		{"credential-change phone-sms create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "phone-sms", "change_type": "create"}, userSub, ssf.OutcomeStored, revocation.TypeMFAEnabled, userKey},
-		{"credential-change phone-voice create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "phone-voice", "change_type": "create"}, userSub, ssf.OutcomeStored, revocation.TypeMFAEnabled, userKey},
-		{"credential-change app create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "app", "change_type": "create"}, userSub, ssf.OutcomeStored, revocation.TypeMFAEnabled, userKey},
-		{"credential-change fido2 delete", ssf.CAEPCredentialChange, map[string]any{"credential_type": "fido2-roaming", "change_type": "delete"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"credential-change x509 create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "x509", "change_type": "create"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"credential-change pin create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "pin", "change_type": "create"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"assurance decrease", ssf.CAEPAssuranceLevelChange, map[string]any{"namespace": "NIST-AAL", "current_level": "nist-aal1", "previous_level": "nist-aal2", "change_direction": "decrease"}, userSub, ssf.OutcomeStored, revocation.TypeAssuranceDecreased, userKey},
-		{"assurance increase", ssf.CAEPAssuranceLevelChange, map[string]any{"namespace": "NIST-AAL", "current_level": "nist-aal2", "change_direction": "increase"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"device not-compliant", ssf.CAEPDeviceComplianceChange, map[string]any{"previous_status": "compliant", "current_status": "not-compliant"}, map[string]any{"format": "complex", "device": map[string]any{"format": "opaque", "id": "dev-1"}}, ssf.OutcomeStored, revocation.TypeDeviceNotCompliant, revocation.DeviceKey(e.tr.Issuer, "dev-1")},
-		{"device compliant", ssf.CAEPDeviceComplianceChange, map[string]any{"previous_status": "not-compliant", "current_status": "compliant"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"risk HIGH user", ssf.CAEPRiskLevelChange, map[string]any{"principal": "USER", "current_level": "HIGH"}, userSub, ssf.OutcomeStored, revocation.TypeUserRiskHigh, userKey},
-		{"risk HIGH workload", ssf.CAEPRiskLevelChange, map[string]any{"principal": "WORKLOAD", "current_level": "HIGH"}, sp, ssf.OutcomeStored, revocation.TypeServicePrincipalRiskHigh, revocation.ObjectKey("t1", "sp-1")},
-		{"risk LOW", ssf.CAEPRiskLevelChange, map[string]any{"principal": "USER", "current_level": "LOW", "previous_level": "HIGH"}, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"session-established", ssf.CAEPSessionEstablished, nil, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"session-presented", ssf.CAEPSessionPresented, nil, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"risc account-disabled", ssf.RISCAccountDisabled, map[string]any{"reason": "hijacking"}, userSub, ssf.OutcomeStored, revocation.TypeUserDisabled, userKey},
-		{"risc account-purged", ssf.RISCAccountPurged, nil, userSub, ssf.OutcomeStored, revocation.TypeUserDeleted, userKey},
-		{"risc account-credential-change-required", ssf.RISCAccountCredentialChangeRequire, nil, userSub, ssf.OutcomeStored, revocation.TypeCredentialCompromised, userKey},
-		{"risc credential-compromise", ssf.RISCCredentialCompromise, map[string]any{"credential_type": "password"}, userSub, ssf.OutcomeStored, revocation.TypeCredentialCompromised, userKey},
-		{"risc sessions-revoked", ssf.RISCSessionsRevoked, nil, userSub, ssf.OutcomeStored, revocation.TypeRefreshTokensRevoked, userKey},
-		{"risc account-enabled", ssf.RISCAccountEnabled, nil, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"risc identifier-changed", ssf.RISCIdentifierChanged, nil, userSub, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"ssf stream-updated", ssf.SSFStreamUpdated, map[string]any{"status": "paused", "reason": "maintenance"}, map[string]any{"format": "opaque", "id": "stream-1"}, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"ssf verification without state", ssf.SSFVerification, nil, map[string]any{"format": "opaque", "id": "stream-1"}, ssf.OutcomeRecorded, 0, revocation.Key{}},
-		{"unknown type", "https://example.test/event-type/custom", map[string]any{"x": 1}, userSub, ssf.OutcomeUnknownType, 0, revocation.Key{}},
-		{"unmapped phone", ssf.RISCAccountDisabled, nil, map[string]any{"format": "phone_number", "phone_number": "+12065550100"}, ssf.OutcomeUnmapped, revocation.TypeUserDisabled, revocation.Key{}},
+		{"session-revoked", ssf.CAEPSessionRevoked, nil, map[string]any{"format": "opaque", "id": "sid-1"}, receiver.OutcomeStored, revocation.TypeSessionRevoked, revocation.SessionKey(e.tr.Issuer, "sid-1")},
+		{"token-claims-change", ssf.CAEPTokenClaimsChange, map[string]any{"claims": map[string]any{"role": "ro"}}, userSub, receiver.OutcomeStored, revocation.TypeTokenClaimsChanged, userKey},
+		{"credential-change password update", ssf.CAEPCredentialChange, map[string]any{"credential_type": "password", "change_type": "update"}, userSub, receiver.OutcomeStored, revocation.TypePasswordChanged, userKey},
+		{"credential-change password delete", ssf.CAEPCredentialChange, map[string]any{"credential_type": "password", "change_type": "delete"}, userSub, receiver.OutcomeStored, revocation.TypePasswordChanged, userKey},
+		{"credential-change fido2-platform create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "fido2-platform", "change_type": "create"}, userSub, receiver.OutcomeStored, revocation.TypeMFAEnabled, userKey},
+		{"credential-change fido-u2f create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "fido-u2f", "change_type": "create"}, userSub, receiver.OutcomeStored, revocation.TypeMFAEnabled, userKey},
+		{"credential-change phone-sms create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "phone-sms", "change_type": "create"}, userSub, receiver.OutcomeStored, revocation.TypeMFAEnabled, userKey},
+		{"credential-change phone-voice create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "phone-voice", "change_type": "create"}, userSub, receiver.OutcomeStored, revocation.TypeMFAEnabled, userKey},
+		{"credential-change app create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "app", "change_type": "create"}, userSub, receiver.OutcomeStored, revocation.TypeMFAEnabled, userKey},
+		{"credential-change fido2 delete", ssf.CAEPCredentialChange, map[string]any{"credential_type": "fido2-roaming", "change_type": "delete"}, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"credential-change x509 create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "x509", "change_type": "create"}, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"credential-change pin create", ssf.CAEPCredentialChange, map[string]any{"credential_type": "pin", "change_type": "create"}, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"assurance decrease", ssf.CAEPAssuranceLevelChange, map[string]any{"namespace": "NIST-AAL", "current_level": "nist-aal1", "previous_level": "nist-aal2", "change_direction": "decrease"}, userSub, receiver.OutcomeStored, revocation.TypeAssuranceDecreased, userKey},
+		{"assurance increase", ssf.CAEPAssuranceLevelChange, map[string]any{"namespace": "NIST-AAL", "current_level": "nist-aal2", "change_direction": "increase"}, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"device not-compliant", ssf.CAEPDeviceComplianceChange, map[string]any{"previous_status": "compliant", "current_status": "not-compliant"}, map[string]any{"format": "complex", "device": map[string]any{"format": "opaque", "id": "dev-1"}}, receiver.OutcomeStored, revocation.TypeDeviceNotCompliant, revocation.DeviceKey(e.tr.Issuer, "dev-1")},
+		{"device compliant", ssf.CAEPDeviceComplianceChange, map[string]any{"previous_status": "not-compliant", "current_status": "compliant"}, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"risk HIGH user", ssf.CAEPRiskLevelChange, map[string]any{"principal": "USER", "current_level": "HIGH"}, userSub, receiver.OutcomeStored, revocation.TypeUserRiskHigh, userKey},
+		{"risk HIGH workload", ssf.CAEPRiskLevelChange, map[string]any{"principal": "WORKLOAD", "current_level": "HIGH"}, sp, receiver.OutcomeStored, revocation.TypeServicePrincipalRiskHigh, revocation.ObjectKey("t1", "sp-1")},
+		{"risk LOW", ssf.CAEPRiskLevelChange, map[string]any{"principal": "USER", "current_level": "LOW", "previous_level": "HIGH"}, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"session-established", ssf.CAEPSessionEstablished, nil, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"session-presented", ssf.CAEPSessionPresented, nil, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"risc account-disabled", ssf.RISCAccountDisabled, map[string]any{"reason": "hijacking"}, userSub, receiver.OutcomeStored, revocation.TypeUserDisabled, userKey},
+		{"risc account-purged", ssf.RISCAccountPurged, nil, userSub, receiver.OutcomeStored, revocation.TypeUserDeleted, userKey},
+		{"risc account-credential-change-required", ssf.RISCAccountCredentialChangeRequire, nil, userSub, receiver.OutcomeStored, revocation.TypeCredentialCompromised, userKey},
+		{"risc credential-compromise", ssf.RISCCredentialCompromise, map[string]any{"credential_type": "password"}, userSub, receiver.OutcomeStored, revocation.TypeCredentialCompromised, userKey},
+		{"risc sessions-revoked", ssf.RISCSessionsRevoked, nil, userSub, receiver.OutcomeStored, revocation.TypeRefreshTokensRevoked, userKey},
+		{"risc account-enabled", ssf.RISCAccountEnabled, nil, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"risc identifier-changed", ssf.RISCIdentifierChanged, nil, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"ssf stream-updated", ssf.SSFStreamUpdated, map[string]any{"status": "paused", "reason": "maintenance"}, map[string]any{"format": "opaque", "id": "stream-1"}, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"ssf verification without state", ssf.SSFVerification, nil, map[string]any{"format": "opaque", "id": "stream-1"}, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"unknown type", "https://example.test/event-type/custom", map[string]any{"x": 1}, userSub, receiver.OutcomeUnknownType, 0, revocation.Key{}},
+		{"unmapped phone", ssf.RISCAccountDisabled, nil, map[string]any{"format": "phone_number", "phone_number": "+12065550100"}, receiver.OutcomeUnmapped, revocation.TypeUserDisabled, revocation.Key{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -79,7 +80,7 @@ func TestEventTypes(t *testing.T) {
 			if o.JTI != jti || o.Outcome != c.out || o.EventType != c.typ {
 				t.Fatalf("observation %+v, want jti %s outcome %s", o, jti, c.out)
 			}
-			if c.out != ssf.OutcomeStored {
+			if c.out != receiver.OutcomeStored {
 				if got := e.store.puts.Load() - before; got != 0 {
 					t.Fatalf("%d Puts for a non-revoking event", got)
 				}
@@ -94,7 +95,7 @@ func TestEventTypes(t *testing.T) {
 }
 
 func TestSubjectFormats(t *testing.T) {
-	e := newEnv(t, ssf.WithSubjectMapper(ssf.DefaultMapper{}))
+	e := newEnv(t, receiver.WithSubjectMapper(ssf.DefaultMapper{}))
 	iss := e.tr.Issuer
 	cases := []struct {
 		name string
@@ -132,12 +133,12 @@ func TestSubjectFormats(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.keys == nil {
-				if res.Outcome != ssf.OutcomeUnmapped {
+				if res.Outcome != receiver.OutcomeUnmapped {
 					t.Fatalf("outcome %s, want unmapped", res.Outcome)
 				}
 				return
 			}
-			if res.Outcome != ssf.OutcomeStored || fmt.Sprint(res.Keys) != fmt.Sprint(c.keys) {
+			if res.Outcome != receiver.OutcomeStored || fmt.Sprint(res.Keys) != fmt.Sprint(c.keys) {
 				t.Fatalf("outcome %s keys %v, want stored %v", res.Outcome, res.Keys, c.keys)
 			}
 			for _, k := range c.keys {
@@ -150,7 +151,7 @@ func TestSubjectFormats(t *testing.T) {
 }
 
 func TestOpaqueTenantAndLegacySubject(t *testing.T) {
-	e := newEnv(t, ssf.WithSubjectMapper(ssf.DefaultMapper{OpaqueTenant: "tid-9"}), ssf.WithSubjectIssuers("https://accounts.google.com/"))
+	e := newEnv(t, receiver.WithSubjectMapper(ssf.DefaultMapper{OpaqueTenant: "tid-9"}), receiver.WithSubjectIssuers("https://accounts.google.com/"))
 	set, _ := e.tr.Event(ssf.RISCAccountPurged, nil, map[string]any{"format": "opaque", "id": "oid-9"})
 	if res, err := e.r.Receive(context.Background(), []byte(set)); err != nil || res.Keys[0] != revocation.ObjectKey("tid-9", "oid-9") {
 		t.Fatalf("opaque with tenant: %+v %v", res, err)
@@ -161,7 +162,7 @@ func TestOpaqueTenantAndLegacySubject(t *testing.T) {
 		"reason":  "hijacking",
 	}, nil)
 	res, err := e.r.Receive(context.Background(), []byte(set))
-	if err != nil || res.Outcome != ssf.OutcomeStored || res.Keys[0] != revocation.IssuerSubjectKey("https://accounts.google.com/", "7375626A656374") {
+	if err != nil || res.Outcome != receiver.OutcomeStored || res.Keys[0] != revocation.IssuerSubjectKey("https://accounts.google.com/", "7375626A656374") {
 		t.Fatalf("legacy subject: %+v %v", res, err)
 	}
 }
@@ -173,13 +174,13 @@ func TestCustomMapper(t *testing.T) {
 		}
 		return nil, errors.New("unsupported")
 	})
-	e := newEnv(t, ssf.WithSubjectMapper(m), ssf.WithSubjectTenants("t"))
+	e := newEnv(t, receiver.WithSubjectMapper(m), receiver.WithSubjectTenants("t"))
 	set, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"format": "phone_number", "phone_number": "+1"})
 	if res, err := e.r.Receive(context.Background(), []byte(set)); err != nil || res.Keys[0] != revocation.ObjectKey("t", "phone:+1") {
 		t.Fatalf("%+v %v", res, err)
 	}
 	set, _ = e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
-	if res, err := e.r.Receive(context.Background(), []byte(set)); err != nil || res.Outcome != ssf.OutcomeUnmapped {
+	if res, err := e.r.Receive(context.Background(), []byte(set)); err != nil || res.Outcome != receiver.OutcomeUnmapped {
 		t.Fatalf("mapper error must mean unmapped, got %+v %v", res, err)
 	}
 }
@@ -197,21 +198,21 @@ func TestSpecExamples(t *testing.T) {
 	kid, priv := tr.PrivateKey()
 	cases := []struct {
 		file string
-		out  ssf.Outcome
+		out  receiver.Outcome
 		typ  revocation.Type
 		keys []revocation.Key
 	}{
-		{"caep-session-revoked-simple.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("https://idp.example.com/123456789/", "dMTlD|1600802906337.16|16008.16")}},
-		{"caep-session-revoked-complex.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("https://idp.example.com/123456789/", "dMTlD|1600802906337.16|16008.16")}},
-		{"caep-session-revoked-user-device.json", ssf.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/123456789/", "jane.smith@example.com")}},
-		{"caep-token-claims-change-jwt-id.json", ssf.OutcomeStored, revocation.TypeTokenClaimsChanged, []revocation.Key{revocation.TokenKey("https://idp.example.com/987654321/", "f61t6e20zdo3px56gepu8rzlsp4c1dpc0fx7")}},
-		{"caep-token-claims-change-saml.json", ssf.OutcomeUnmapped, revocation.TypeTokenClaimsChanged, nil},
-		{"caep-credential-change-fido2.json", ssf.OutcomeStored, revocation.TypeMFAEnabled, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/3456789/", "jane.smith@example.com")}},
-		{"caep-assurance-level-increase.json", ssf.OutcomeRecorded, 0, nil},
-		{"caep-device-compliance-change.json", ssf.OutcomeStored, revocation.TypeDeviceNotCompliant, []revocation.Key{revocation.DeviceKey("https://idp.example.com/123456789/", "e9297990-14d2-42ec-a4a9-4036db86509a")}},
-		{"caep-session-established.json", ssf.OutcomeRecorded, 0, nil},
-		{"risc-account-disabled.json", ssf.OutcomeStored, revocation.TypeUserDisabled, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/", "7375626A656374")}},
-		{"ssf-risc-phone-subject.json", ssf.OutcomeUnmapped, revocation.TypeUserDisabled, nil},
+		{"caep-session-revoked-simple.json", receiver.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("https://idp.example.com/123456789/", "dMTlD|1600802906337.16|16008.16")}},
+		{"caep-session-revoked-complex.json", receiver.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.SessionKey("https://idp.example.com/123456789/", "dMTlD|1600802906337.16|16008.16")}},
+		{"caep-session-revoked-user-device.json", receiver.OutcomeStored, revocation.TypeSessionRevoked, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/123456789/", "jane.smith@example.com")}},
+		{"caep-token-claims-change-jwt-id.json", receiver.OutcomeStored, revocation.TypeTokenClaimsChanged, []revocation.Key{revocation.TokenKey("https://idp.example.com/987654321/", "f61t6e20zdo3px56gepu8rzlsp4c1dpc0fx7")}},
+		{"caep-token-claims-change-saml.json", receiver.OutcomeUnmapped, revocation.TypeTokenClaimsChanged, nil},
+		{"caep-credential-change-fido2.json", receiver.OutcomeStored, revocation.TypeMFAEnabled, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/3456789/", "jane.smith@example.com")}},
+		{"caep-assurance-level-increase.json", receiver.OutcomeRecorded, 0, nil},
+		{"caep-device-compliance-change.json", receiver.OutcomeStored, revocation.TypeDeviceNotCompliant, []revocation.Key{revocation.DeviceKey("https://idp.example.com/123456789/", "e9297990-14d2-42ec-a4a9-4036db86509a")}},
+		{"caep-session-established.json", receiver.OutcomeRecorded, 0, nil},
+		{"risc-account-disabled.json", receiver.OutcomeStored, revocation.TypeUserDisabled, []revocation.Key{revocation.IssuerSubjectKey("https://idp.example.com/", "7375626A656374")}},
+		{"ssf-risc-phone-subject.json", receiver.OutcomeUnmapped, revocation.TypeUserDisabled, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -220,11 +221,11 @@ func TestSpecExamples(t *testing.T) {
 			at := time.Unix(iat, 0)
 			clock := func() time.Time { return at }
 			store := revocation.NewMemory(revocation.WithClock(clock))
-			r, err := ssf.New(context.Background(),
-				ssf.WithIssuer(claims["iss"].(string)), ssf.WithAudience(claims["aud"].(string)),
-				ssf.WithStore(store), ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithClock(clock),
+			r, err := receiver.New(context.Background(),
+				receiver.WithIssuer(claims["iss"].(string)), receiver.WithAudience(claims["aud"].(string)),
+				receiver.WithStore(store), receiver.WithPublicKey(kid, &priv.PublicKey), receiver.WithClock(clock),
 				// The spec examples name their own issuers, tenants and domains.
-				ssf.WithSubjectIssuers(specIssuers...), ssf.WithSubjectTenants(specTenants...), ssf.WithEmailDomains(specDomains...))
+				receiver.WithSubjectIssuers(specIssuers...), receiver.WithSubjectTenants(specTenants...), receiver.WithEmailDomains(specDomains...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +261,7 @@ func TestSpecExamples(t *testing.T) {
 }
 
 func TestPushErrors(t *testing.T) {
-	e := newEnv(t, ssf.WithMaxBodySize(4096))
+	e := newEnv(t, receiver.WithMaxBodySize(4096))
 	tr := e.tr
 	good := func() map[string]any { return tr.Claims(ssf.RISCAccountDisabled, nil, userSub) }
 	with := func(f func(c map[string]any)) string { c := good(); f(c); return tr.Sign(c) }
@@ -281,36 +282,36 @@ func TestPushErrors(t *testing.T) {
 	cases := []struct {
 		name, set, code, desc string
 	}{
-		{"not a JWT", "hello", ssf.CodeInvalidRequest, "not a compact JWS"},
-		{"JWE", "a.b.c.d.e", ssf.CodeInvalidRequest, "encrypted"},
-		{"typ missing", tr.SignWith(good(), map[string]any{"typ": nil}), ssf.CodeInvalidRequest, "typ"},
-		{"typ JWT", tr.SignWith(good(), map[string]any{"typ": "JWT"}), ssf.CodeInvalidRequest, "typ"},
-		{"crit", tr.SignWith(good(), map[string]any{"crit": []string{"x"}}), ssf.CodeInvalidRequest, "crit"},
-		{"jti missing", with(func(c map[string]any) { delete(c, "jti") }), ssf.CodeInvalidRequest, "jti is missing"},
-		{"iss missing", with(func(c map[string]any) { delete(c, "iss") }), ssf.CodeInvalidRequest, "iss is missing"},
-		{"iat missing", with(func(c map[string]any) { delete(c, "iat") }), ssf.CodeInvalidRequest, "iat is missing"},
-		{"iat too old", with(func(c map[string]any) { c["iat"] = time.Now().Add(-8 * 24 * time.Hour).Unix() }), ssf.CodeInvalidRequest, "in the past"},
-		{"iat in future", with(func(c map[string]any) { c["iat"] = time.Now().Add(time.Hour).Unix() }), ssf.CodeInvalidRequest, "in the future"},
+		{"not a JWT", "hello", receiver.CodeInvalidRequest, "not a compact JWS"},
+		{"JWE", "a.b.c.d.e", receiver.CodeInvalidRequest, "encrypted"},
+		{"typ missing", tr.SignWith(good(), map[string]any{"typ": nil}), receiver.CodeInvalidRequest, "typ"},
+		{"typ JWT", tr.SignWith(good(), map[string]any{"typ": "JWT"}), receiver.CodeInvalidRequest, "typ"},
+		{"crit", tr.SignWith(good(), map[string]any{"crit": []string{"x"}}), receiver.CodeInvalidRequest, "crit"},
+		{"jti missing", with(func(c map[string]any) { delete(c, "jti") }), receiver.CodeInvalidRequest, "jti is missing"},
+		{"iss missing", with(func(c map[string]any) { delete(c, "iss") }), receiver.CodeInvalidRequest, "iss is missing"},
+		{"iat missing", with(func(c map[string]any) { delete(c, "iat") }), receiver.CodeInvalidRequest, "iat is missing"},
+		{"iat too old", with(func(c map[string]any) { c["iat"] = time.Now().Add(-8 * 24 * time.Hour).Unix() }), receiver.CodeInvalidRequest, "in the past"},
+		{"iat in future", with(func(c map[string]any) { c["iat"] = time.Now().Add(time.Hour).Unix() }), receiver.CodeInvalidRequest, "in the future"},
 		{"event_timestamp in future", with(func(c map[string]any) {
 			c["events"] = map[string]any{ssf.RISCAccountDisabled: map[string]any{"event_timestamp": time.Now().Add(time.Hour).Unix()}}
-		}), ssf.CodeInvalidRequest, "event time"},
-		{"exp present", with(func(c map[string]any) { c["exp"] = time.Now().Add(time.Hour).Unix() }), ssf.CodeInvalidRequest, "exp"},
-		{"sub present", with(func(c map[string]any) { c["sub"] = "alice" }), ssf.CodeInvalidRequest, "sub"},
-		{"no events", with(func(c map[string]any) { delete(c, "events") }), ssf.CodeInvalidRequest, "events is missing"},
+		}), receiver.CodeInvalidRequest, "event time"},
+		{"exp present", with(func(c map[string]any) { c["exp"] = time.Now().Add(time.Hour).Unix() }), receiver.CodeInvalidRequest, "exp"},
+		{"sub present", with(func(c map[string]any) { c["sub"] = "alice" }), receiver.CodeInvalidRequest, "sub"},
+		{"no events", with(func(c map[string]any) { delete(c, "events") }), receiver.CodeInvalidRequest, "events is missing"},
 		{"two events", with(func(c map[string]any) {
 			c["events"] = map[string]any{ssf.RISCAccountDisabled: map[string]any{}, ssf.RISCAccountPurged: map[string]any{}}
-		}), ssf.CodeInvalidRequest, "exactly one"},
-		{"event not object", with(func(c map[string]any) { c["events"] = map[string]any{ssf.RISCAccountDisabled: "x"} }), ssf.CodeInvalidRequest, "payload"},
-		{"bad sub_id", with(func(c map[string]any) { c["sub_id"] = map[string]any{"format": "iss_sub", "iss": "x"} }), ssf.CodeInvalidRequest, "sub_id"},
-		{"revoking event without subject", with(func(c map[string]any) { delete(c, "sub_id") }), ssf.CodeInvalidRequest, "no subject"},
-		{"too large", with(func(c map[string]any) { c["pad"] = strings.Repeat("x", 5000) }), ssf.CodeInvalidRequest, "exceeds"},
-		{"bad signature", forged, ssf.CodeInvalidKey, "signature"},
-		{"alg none", none(), ssf.CodeInvalidKey, "not allowed"},
-		{"alg HS256", hmac(), ssf.CodeInvalidKey, "not allowed"},
-		{"wrong issuer", with(func(c map[string]any) { c["iss"] = "https://evil.example" }), ssf.CodeInvalidIssuer, "evil"},
-		{"wrong audience", with(func(c map[string]any) { c["aud"] = []string{"https://other"} }), ssf.CodeInvalidAudience, "other"},
-		{"no audience", with(func(c map[string]any) { delete(c, "aud") }), ssf.CodeInvalidAudience, "aud"},
-		{"verification wrong state", tr.Sign(tr.Claims(ssf.SSFVerification, map[string]any{"state": "guess"}, map[string]any{"format": "opaque", "id": "s"})), ssf.CodeInvalidState, "state"},
+		}), receiver.CodeInvalidRequest, "exactly one"},
+		{"event not object", with(func(c map[string]any) { c["events"] = map[string]any{ssf.RISCAccountDisabled: "x"} }), receiver.CodeInvalidRequest, "payload"},
+		{"bad sub_id", with(func(c map[string]any) { c["sub_id"] = map[string]any{"format": "iss_sub", "iss": "x"} }), receiver.CodeInvalidRequest, "sub_id"},
+		{"revoking event without subject", with(func(c map[string]any) { delete(c, "sub_id") }), receiver.CodeInvalidRequest, "no subject"},
+		{"too large", with(func(c map[string]any) { c["pad"] = strings.Repeat("x", 5000) }), receiver.CodeInvalidRequest, "exceeds"},
+		{"bad signature", forged, receiver.CodeInvalidKey, "signature"},
+		{"alg none", none(), receiver.CodeInvalidKey, "not allowed"},
+		{"alg HS256", hmac(), receiver.CodeInvalidKey, "not allowed"},
+		{"wrong issuer", with(func(c map[string]any) { c["iss"] = "https://evil.example" }), receiver.CodeInvalidIssuer, "evil"},
+		{"wrong audience", with(func(c map[string]any) { c["aud"] = []string{"https://other"} }), receiver.CodeInvalidAudience, "other"},
+		{"no audience", with(func(c map[string]any) { delete(c, "aud") }), receiver.CodeInvalidAudience, "aud"},
+		{"verification wrong state", tr.Sign(tr.Claims(ssf.SSFVerification, map[string]any{"state": "guess"}, map[string]any{"format": "opaque", "id": "s"})), receiver.CodeInvalidState, "state"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -321,7 +322,7 @@ func TestPushErrors(t *testing.T) {
 			if strings.Contains(er.Description, c.set) && len(c.set) > 20 {
 				t.Fatal("description echoes the SET")
 			}
-			if o := e.obs.last(); o.Outcome != ssf.OutcomeRejected || o.Code != c.code {
+			if o := e.obs.last(); o.Outcome != receiver.OutcomeRejected || o.Code != c.code {
 				t.Fatalf("observation %+v", o)
 			}
 		})
@@ -335,7 +336,7 @@ func TestPushHTTPErrors(t *testing.T) {
 	e := newEnv(t)
 	set, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
 	for _, auth := range []string{"", "Bearer wrong", strings.ToLower(pushAuth), pushAuth[:len(pushAuth)-1]} {
-		if status, er := pushTo(t, e.srv.URL, auth, set); status != 401 || er.Err != ssf.CodeAuthenticationFailed {
+		if status, er := pushTo(t, e.srv.URL, auth, set); status != 401 || er.Err != receiver.CodeAuthenticationFailed {
 			t.Fatalf("auth %q: %d %+v", auth, status, er)
 		}
 	}
@@ -343,7 +344,7 @@ func TestPushHTTPErrors(t *testing.T) {
 		r, _ := newRequest(method, e.srv.URL, ct, set)
 		return r
 	}
-	if got := req("GET", ssf.ContentTypeSET); got != 405 {
+	if got := req("GET", receiver.ContentTypeSET); got != 405 {
 		t.Fatalf("GET: %d", got)
 	}
 	if got := req("POST", "application/jwt"); got != 400 {
@@ -356,7 +357,7 @@ func TestPushHTTPErrors(t *testing.T) {
 	// A receiver without push authorization configured refuses everything.
 	tr := ssftest.New()
 	defer tr.Close()
-	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(revocation.NewMemory()))
+	r, err := receiver.New(context.Background(), receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience), receiver.WithStore(revocation.NewMemory()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +365,7 @@ func TestPushHTTPErrors(t *testing.T) {
 	srv := newServer(r)
 	defer srv.Close()
 	set, _ = tr.Event(ssf.RISCAccountDisabled, nil, userSub)
-	if status, er := pushTo(t, srv.URL, "", set); status != 401 || er.Err != ssf.CodeAuthenticationFailed {
+	if status, er := pushTo(t, srv.URL, "", set); status != 401 || er.Err != receiver.CodeAuthenticationFailed {
 		t.Fatalf("unconfigured auth: %d %+v", status, er)
 	}
 }
@@ -380,17 +381,17 @@ func TestRedelivery(t *testing.T) {
 	if got := e.store.puts.Load(); got != 1 {
 		t.Fatalf("stored %d times, want once", got)
 	}
-	if e.obs.count(ssf.OutcomeDuplicate) != 2 {
-		t.Fatalf("duplicates: %d", e.obs.count(ssf.OutcomeDuplicate))
+	if e.obs.count(receiver.OutcomeDuplicate) != 2 {
+		t.Fatalf("duplicates: %d", e.obs.count(receiver.OutcomeDuplicate))
 	}
 	res, err := e.r.Receive(context.Background(), []byte(set))
-	if err != nil || !res.Duplicate || res.JTI != jti || res.Outcome != ssf.OutcomeStored || res.Keys[0] != revocation.SessionKey(e.tr.Issuer, "sid-r") {
+	if err != nil || !res.Duplicate || res.JTI != jti || res.Outcome != receiver.OutcomeStored || res.Keys[0] != revocation.SessionKey(e.tr.Issuer, "sid-r") {
 		t.Fatalf("Receive redelivery: %+v %v", res, err)
 	}
 }
 
 func TestDedupBounded(t *testing.T) {
-	e := newEnv(t, ssf.WithDedup(2, time.Hour))
+	e := newEnv(t, receiver.WithDedup(2, time.Hour))
 	var sets []string
 	for i := range 3 {
 		s, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"format": "email", "email": fmt.Sprintf("u%d@example.com", i)})
@@ -437,11 +438,11 @@ func TestStoreOutage(t *testing.T) {
 			t.Fatalf("outage: %d %s %v", status, body, err)
 		}
 	}
-	if _, err := e.r.Receive(context.Background(), []byte(set)); !errors.Is(err, ssf.ErrStore) || ssf.CodeOf(err) != "" {
+	if _, err := e.r.Receive(context.Background(), []byte(set)); !errors.Is(err, receiver.ErrStore) || receiver.CodeOf(err) != "" {
 		t.Fatalf("Receive during outage: %v", err)
 	}
-	if e.obs.count(ssf.OutcomeStoreFailed) != 3 {
-		t.Fatalf("store failures observed: %d", e.obs.count(ssf.OutcomeStoreFailed))
+	if e.obs.count(receiver.OutcomeStoreFailed) != 3 {
+		t.Fatalf("store failures observed: %d", e.obs.count(receiver.OutcomeStoreFailed))
 	}
 	e.store.fail.Store(false)
 	if status, er := e.push(t, set); status != 202 {
@@ -450,13 +451,13 @@ func TestStoreOutage(t *testing.T) {
 	if ev, ok := e.store.Lookup(revocation.SessionKey(e.tr.Issuer, "sid-o")); !ok || ev.ID != jti {
 		t.Fatalf("not stored after recovery: %+v", ev)
 	}
-	if e.obs.count(ssf.OutcomeDuplicate) != 0 {
+	if e.obs.count(receiver.OutcomeDuplicate) != 0 {
 		t.Fatal("the failed delivery was remembered as done")
 	}
 }
 
 func TestJWKSRotationAndKeepLastGood(t *testing.T) {
-	e := newEnv(t, ssf.WithJWKSRefresh(time.Hour, time.Millisecond))
+	e := newEnv(t, receiver.WithJWKSRefresh(time.Hour, time.Millisecond))
 	set, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
 	if status, _ := e.push(t, set); status != 202 {
 		t.Fatal(status)
@@ -502,28 +503,28 @@ func TestRSAKeyTooSmall(t *testing.T) {
 	tr := ssftest.New()
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
-	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey(kid, &priv.PublicKey), ssf.WithMinRSAKeyBits(3072))
+	r, err := receiver.New(context.Background(), receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(revocation.NewMemory()), receiver.WithPublicKey(kid, &priv.PublicKey), receiver.WithMinRSAKeyBits(3072))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	set, _ := tr.Event(ssf.RISCAccountDisabled, nil, userSub)
-	if _, err := r.Receive(context.Background(), []byte(set)); ssf.CodeOf(err) != ssf.CodeInvalidKey {
+	if _, err := r.Receive(context.Background(), []byte(set)); receiver.CodeOf(err) != receiver.CodeInvalidKey {
 		t.Fatalf("small key: %v", err)
 	}
 }
 
 func TestNewValidation(t *testing.T) {
-	for _, opts := range [][]ssf.Option{
-		{ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory())},
-		{ssf.WithIssuer("https://i"), ssf.WithStore(revocation.NewMemory())},
-		{ssf.WithIssuer("https://i"), ssf.WithAudience("a")},
-		{ssf.WithIssuer("https://i"), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory()), ssf.WithJWKS([]byte(`{"keys":[]}`)), ssf.WithAlgorithms("none")},
-		{ssf.WithIssuer("https://i"), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory()), ssf.WithJWKS([]byte(`{"keys":[]}`)), ssf.WithAlgorithms("HS256")},
-		{ssf.WithIssuer("http://127.0.0.1:1"), ssf.WithAudience("a"), ssf.WithStore(revocation.NewMemory())}, // discovery fails
+	for _, opts := range [][]receiver.Option{
+		{receiver.WithAudience("a"), receiver.WithStore(revocation.NewMemory())},
+		{receiver.WithIssuer("https://i"), receiver.WithStore(revocation.NewMemory())},
+		{receiver.WithIssuer("https://i"), receiver.WithAudience("a")},
+		{receiver.WithIssuer("https://i"), receiver.WithAudience("a"), receiver.WithStore(revocation.NewMemory()), receiver.WithJWKS([]byte(`{"keys":[]}`)), receiver.WithAlgorithms("none")},
+		{receiver.WithIssuer("https://i"), receiver.WithAudience("a"), receiver.WithStore(revocation.NewMemory()), receiver.WithJWKS([]byte(`{"keys":[]}`)), receiver.WithAlgorithms("HS256")},
+		{receiver.WithIssuer("http://127.0.0.1:1"), receiver.WithAudience("a"), receiver.WithStore(revocation.NewMemory())}, // discovery fails
 	} {
-		if r, err := ssf.New(context.Background(), opts...); err == nil {
+		if r, err := receiver.New(context.Background(), opts...); err == nil {
 			r.Close()
 			t.Fatalf("New accepted %d options", len(opts))
 		}

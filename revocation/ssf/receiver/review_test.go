@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 // Security review tests: each pins down a defect the review found (and that
 // is now fixed) or a behaviour the review verified.
@@ -10,6 +10,7 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 )
 
 // TestReviewKeyLookupFailureIsNotPermanent (finding SSF-1).
@@ -39,8 +40,8 @@ func TestReviewKeyLookupFailureIsNotPermanent(t *testing.T) {
 	if status == 400 {
 		t.Errorf("SET signed with a key that could not be fetched: 400 %+v (permanent refusal: the transmitter drops it); want 503", er)
 	}
-	if _, err := e.r.Receive(context.Background(), []byte(set)); ssf.CodeOf(err) != "" {
-		t.Errorf("Receive: %v is a rejection (%s); want a transient error that is not acknowledged", err, ssf.CodeOf(err))
+	if _, err := e.r.Receive(context.Background(), []byte(set)); receiver.CodeOf(err) != "" {
+		t.Errorf("Receive: %v is a rejection (%s); want a transient error that is not acknowledged", err, receiver.CodeOf(err))
 	}
 
 	// The JWKS is back and publishes k2: the next SET must be accepted,
@@ -57,12 +58,12 @@ func TestReviewKeyLookupFailureIsNotPermanent(t *testing.T) {
 // carries its own event time, so it neither moves the revocation forward
 // (which would lock out tokens issued since) nor backward.
 func TestReviewReplayAfterDedupEvictionIsHarmless(t *testing.T) {
-	e := newEnv(t, ssf.WithDedup(1, time.Hour))
+	e := newEnv(t, receiver.WithDedup(1, time.Hour))
 	ctx := context.Background()
 	evTime := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	c := e.tr.Claims(ssf.RISCAccountDisabled, map[string]any{"event_timestamp": evTime.Unix()}, userSub)
 	setA := e.tr.Sign(c)
-	if res, err := e.r.Receive(ctx, []byte(setA)); err != nil || res.Outcome != ssf.OutcomeStored {
+	if res, err := e.r.Receive(ctx, []byte(setA)); err != nil || res.Outcome != receiver.OutcomeStored {
 		t.Fatalf("SET A: %+v %v", res, err)
 	}
 	// A SET for someone else evicts A's jti.
@@ -107,7 +108,7 @@ func TestReviewSubjectsThatMustNotRevokeBroadly(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if res.Outcome != ssf.OutcomeUnmapped || len(res.Keys) != 0 || e.store.Len() != before {
+		if res.Outcome != receiver.OutcomeUnmapped || len(res.Keys) != 0 || e.store.Len() != before {
 			t.Errorf("%s: outcome %v keys %v (store %d -> %d), want unmapped and nothing stored", name, res.Outcome, res.Keys, before, e.store.Len())
 		}
 	}
@@ -147,13 +148,13 @@ func TestReviewTokenTypedSETRefused(t *testing.T) {
 	ctx := context.Background()
 	for _, typ := range []string{"JWT", "at+jwt", "application/at+jwt", ""} {
 		set := e.tr.SignWith(e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"typ": typ})
-		if _, err := e.r.Receive(ctx, []byte(set)); ssf.CodeOf(err) != ssf.CodeInvalidRequest {
+		if _, err := e.r.Receive(ctx, []byte(set)); receiver.CodeOf(err) != receiver.CodeInvalidRequest {
 			t.Errorf("typ %q: %v, want invalid_request", typ, err)
 		}
 	}
 	c := e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub)
 	c["toe"] = time.Now().Add(24 * time.Hour).Unix()
-	if _, err := e.r.Receive(ctx, []byte(e.tr.Sign(c))); ssf.CodeOf(err) != ssf.CodeInvalidRequest {
+	if _, err := e.r.Receive(ctx, []byte(e.tr.Sign(c))); receiver.CodeOf(err) != receiver.CodeInvalidRequest {
 		t.Errorf("toe a day ahead: %v, want invalid_request", err)
 	}
 	if _, ok := e.store.Lookup(userKey); ok {

@@ -1,7 +1,8 @@
-package ssf
+package receiver
 
 import (
 	"fmt"
+	"github.com/caekit/caekit/revocation/ssf"
 
 	"github.com/caekit/caekit/internal/jose"
 	"github.com/caekit/caekit/revocation"
@@ -18,11 +19,11 @@ import (
 func newScope(cfg *config) (*subjectScope, error) {
 	s := scope.New()
 	_ = s.AddIssuer(cfg.issuer)
-	var dm *DefaultMapper
+	var dm *ssf.DefaultMapper
 	switch m := cfg.mapper.(type) {
-	case DefaultMapper:
+	case ssf.DefaultMapper:
 		dm = &m
-	case *DefaultMapper:
+	case *ssf.DefaultMapper:
 		dm = m
 	}
 	if dm != nil {
@@ -57,7 +58,7 @@ type subjectScope struct{ s *scope.Scope }
 // check refuses the SET when any of its keys is outside the scope, with an
 // invalid_request naming the offending value. A SET is refused as a whole,
 // never stored in part.
-func (s *subjectScope) check(set *SET, keys []revocation.Key) error {
+func (s *subjectScope) check(set *ssf.SET, keys []revocation.Key) error {
 	if err := s.s.Check(jose.Clip(set.Subject.String()), set.Issuer, keys); err != nil {
 		return reject(CodeInvalidRequest, "%s", err.Error())
 	}

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -27,9 +28,9 @@ func TestTransmitterCannotRevokeOtherIssuer(t *testing.T) {
 	const issB = "https://idp-b.example.test"
 	store := revocation.NewMemory()
 	obs := &recorder{}
-	r, err := ssf.New(context.Background(), ssf.WithIssuer(trA.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(store), ssf.WithPushAuthorization(pushAuth), ssf.WithObserver(obs),
-		ssf.WithEmailDomains("a.example"))
+	r, err := receiver.New(context.Background(), receiver.WithIssuer(trA.Issuer), receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(store), receiver.WithPushAuthorization(pushAuth), receiver.WithObserver(obs),
+		receiver.WithEmailDomains("a.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +69,11 @@ func TestTransmitterCannotRevokeOtherIssuer(t *testing.T) {
 	} {
 		set, _ := trA.Event(c.event, nil, c.sub)
 		st, er := pushTo(t, srv.URL, pushAuth, set)
-		if st != http.StatusBadRequest || er.Err != ssf.CodeInvalidRequest || !strings.Contains(er.Description, c.want) {
+		if st != http.StatusBadRequest || er.Err != receiver.CodeInvalidRequest || !strings.Contains(er.Description, c.want) {
 			t.Errorf("%s: %d %+v, want 400 invalid_request naming %s", c.name, st, er, c.want)
 		}
 	}
-	if n := obs.count(ssf.OutcomeRejected); n != 6 {
+	if n := obs.count(receiver.OutcomeRejected); n != 6 {
 		t.Errorf("%d rejections observed (counted in metrics), want 6", n)
 	}
 
@@ -109,7 +110,7 @@ func TestTransmitterCannotRevokeOtherIssuer(t *testing.T) {
 // DefaultMapper's TokenIssuer and OpaqueTenant widen what a transmitter may
 // name; bad values are refused by New.
 func TestScopeOptions(t *testing.T) {
-	e := newEnv(t, ssf.WithSubjectIssuers("https://idp-b.example.test"), ssf.WithSubjectTenants("72F988BF-86F1-41AF-91AB-2D7CD011DB47"))
+	e := newEnv(t, receiver.WithSubjectIssuers("https://idp-b.example.test"), receiver.WithSubjectTenants("72F988BF-86F1-41AF-91AB-2D7CD011DB47"))
 	for _, sub := range []map[string]any{
 		{"format": "iss_sub", "iss": "https://idp-b.example.test", "sub": "alice"},
 		{"format": "complex", "tenant": map[string]any{"format": "opaque", "id": "72f988bf-86f1-41af-91ab-2d7cd011db47"}, "user": map[string]any{"format": "opaque", "id": "oid-1"}},
@@ -119,14 +120,14 @@ func TestScopeOptions(t *testing.T) {
 			t.Errorf("%v allowed by option: %d %+v", sub, st, er)
 		}
 	}
-	tm := newEnv(t, ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: "https://tokens.example.test"}))
+	tm := newEnv(t, receiver.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: "https://tokens.example.test"}))
 	set, _ := tm.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"format": "iss_sub", "iss": "https://tokens.example.test", "sub": "bob"})
 	if st, er := tm.push(t, set); st != http.StatusAccepted {
 		t.Errorf("the mapper's TokenIssuer is allowed: %d %+v", st, er)
 	}
-	for _, o := range []ssf.Option{ssf.WithSubjectIssuers(""), ssf.WithSubjectTenants(" "), ssf.WithEmailDomains("@example.com"), ssf.WithEmailDomains("")} {
-		if _, err := ssf.New(context.Background(), ssf.WithIssuer("https://tr.example"), ssf.WithAudience("a"),
-			ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("k", nil), o); err == nil {
+	for _, o := range []receiver.Option{receiver.WithSubjectIssuers(""), receiver.WithSubjectTenants(" "), receiver.WithEmailDomains("@example.com"), receiver.WithEmailDomains("")} {
+		if _, err := receiver.New(context.Background(), receiver.WithIssuer("https://tr.example"), receiver.WithAudience("a"),
+			receiver.WithStore(revocation.NewMemory()), receiver.WithPublicKey("k", nil), o); err == nil {
 			t.Error("a bad scope value was accepted")
 		}
 	}

@@ -1,4 +1,4 @@
-package ssf
+package receiver
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/internal/setjson"
 	"math"
 	"strings"
 	"time"
@@ -16,36 +18,6 @@ import (
 
 	"github.com/caekit/caekit/internal/jose"
 )
-
-// SET is a validated Security Event Token carrying exactly one event.
-type SET struct {
-	// Issuer is iss.
-	Issuer string
-	// Audience is aud, as a list.
-	Audience []string
-	// JTI is jti.
-	JTI string
-	// IssuedAt is iat.
-	IssuedAt time.Time
-	// TimeOfEvent is toe; zero when absent.
-	TimeOfEvent time.Time
-	// Txn is txn; "" when absent.
-	Txn string
-	// EventType is the single event's type URI.
-	EventType string
-	// Event is the event payload's members, undecoded.
-	Event map[string]json.RawMessage
-	// Subject is the top-level sub_id, else the legacy in-event "subject";
-	// nil when there is neither.
-	Subject *Subject
-	// EventTime is when the event happened: CAEP event_timestamp, else toe,
-	// else iat.
-	EventTime time.Time
-	// KeyID and Algorithm are the JWS header's kid and alg.
-	KeyID, Algorithm string
-	// Hash is a short, non-reversible prefix of the SET's SHA-256, safe to log.
-	Hash string
-}
 
 // Hash returns a short SHA-256 prefix of a raw SET (or any token), safe to log.
 func Hash(raw []byte) string {
@@ -57,7 +29,7 @@ func Hash(raw []byte) string {
 // access tokens), so that one SET has exactly one encoding.
 var b64 = jose.B64
 
-func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
+func (r *Receiver) parse(ctx context.Context, raw []byte) (*ssf.SET, error) {
 	if int64(len(raw)) > r.cfg.maxBody {
 		return nil, reject(CodeInvalidRequest, "SET is %d bytes, more than the limit of %d", len(raw), r.cfg.maxBody)
 	}
@@ -73,7 +45,7 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*SET, error) {
 	default:
 		return nil, reject(CodeInvalidRequest, "not a compact JWS: %d dot-separated parts, expected 3", len(parts))
 	}
-	set := &SET{Hash: Hash(raw)}
+	set := &ssf.SET{Hash: Hash(raw)}
 
 	// Header.
 	hb, err := b64.DecodeString(parts[0])
@@ -205,20 +177,20 @@ func (r *Receiver) fitting(alg string, key any) ([]any, error) {
 	return out, nil
 }
 
-func (r *Receiver) claims(set *SET, payload []byte) error {
+func (r *Receiver) claims(set *ssf.SET, payload []byte) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &m); err != nil || m == nil {
 		return reject(CodeInvalidRequest, "SET payload is not a JSON object")
 	}
 	var err error
 	// jti first, so that later rejections can name it.
-	if set.JTI, err = str(m, "jti"); err != nil {
+	if set.JTI, err = setjson.String(m, "jti"); err != nil {
 		return reject(CodeInvalidRequest, "jti: %v", err)
 	}
 	if set.JTI == "" {
 		return reject(CodeInvalidRequest, "jti is missing")
 	}
-	if set.Issuer, err = str(m, "iss"); err != nil {
+	if set.Issuer, err = setjson.String(m, "iss"); err != nil {
 		return reject(CodeInvalidRequest, "iss: %v", err)
 	}
 	if set.Issuer == "" {
@@ -256,10 +228,10 @@ func (r *Receiver) claims(set *SET, payload []byte) error {
 	}
 	// txn is a string per RFC 8417, but some transmitters send a number:
 	// it is only for correlation, so keep its JSON text rather than refuse.
-	if set.Txn, err = str(m, "txn"); err != nil {
+	if set.Txn, err = setjson.String(m, "txn"); err != nil {
 		set.Txn = string(m["txn"])
-		if len(set.Txn) > maxMemberLen {
-			set.Txn = set.Txn[:maxMemberLen]
+		if len(set.Txn) > setjson.MaxLen {
+			set.Txn = set.Txn[:setjson.MaxLen]
 		}
 	}
 	toe, hasTOE, err := numericDate(m, "toe")
@@ -294,11 +266,11 @@ func (r *Receiver) claims(set *SET, payload []byte) error {
 
 	// Subject: sub_id, else the legacy in-event subject.
 	if raw, ok := m["sub_id"]; ok && !bytes.Equal(raw, []byte("null")) {
-		if set.Subject, err = ParseSubject(raw); err != nil {
+		if set.Subject, err = ssf.ParseSubject(raw); err != nil {
 			return reject(CodeInvalidRequest, "sub_id: %v", err)
 		}
 	} else if raw, ok := set.Event["subject"]; ok && !bytes.Equal(raw, []byte("null")) {
-		if set.Subject, err = ParseSubject(raw); err != nil {
+		if set.Subject, err = ssf.ParseSubject(raw); err != nil {
 			return reject(CodeInvalidRequest, "event subject: %v", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package ssf_test
+package receiver_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -62,7 +63,7 @@ func TestStrictSETParsing(t *testing.T) {
 		{"non-canonical base64url signature", nonCanonical, "canonical"},
 	} {
 		st, er := e.push(t, c.set)
-		if st != http.StatusBadRequest || er.Err != ssf.CodeInvalidRequest || !strings.Contains(er.Description, c.want) {
+		if st != http.StatusBadRequest || er.Err != receiver.CodeInvalidRequest || !strings.Contains(er.Description, c.want) {
 			t.Errorf("%s: %d %+v, want 400 invalid_request saying %q", c.name, st, er, c.want)
 		}
 	}
@@ -84,9 +85,9 @@ func TestSETKeyMustFitAlg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(revocation.NewMemory()), ssf.WithPublicKey("ec", &p384.PublicKey), ssf.WithAlgorithms("ES256", "ES384"), testScope[0],
-		ssf.WithPushAuthorization(pushAuth))
+	r, err := receiver.New(context.Background(), receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(revocation.NewMemory()), receiver.WithPublicKey("ec", &p384.PublicKey), receiver.WithAlgorithms("ES256", "ES384"), testScope[0],
+		receiver.WithPushAuthorization(pushAuth))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +111,14 @@ func TestSETKeyMustFitAlg(t *testing.T) {
 		s.FillBytes(sig[48:])
 		return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
 	}
-	if st, er := pushTo(t, srv.URL, pushAuth, sign("ES256", crypto.SHA256)); st != http.StatusBadRequest || er.Err != ssf.CodeInvalidKey || !strings.Contains(er.Description, "curve") {
+	if st, er := pushTo(t, srv.URL, pushAuth, sign("ES256", crypto.SHA256)); st != http.StatusBadRequest || er.Err != receiver.CodeInvalidKey || !strings.Contains(er.Description, "curve") {
 		t.Errorf("ES256 with a P-384 key, pushed: %d %+v, want 400 invalid_key naming the curve", st, er)
 	}
 	if _, err := r.Receive(context.Background(), []byte(sign("ES384", crypto.SHA384))); err != nil {
 		t.Errorf("ES384 with a P-384 key: %v", err)
 	}
 	// RS256 header naming the EC key.
-	if _, err := r.Receive(context.Background(), []byte(tr.SignWith(tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": "ec"}))); ssf.CodeOf(err) != ssf.CodeInvalidKey || !strings.Contains(err.Error(), "needs an RSA key") {
+	if _, err := r.Receive(context.Background(), []byte(tr.SignWith(tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": "ec"}))); receiver.CodeOf(err) != receiver.CodeInvalidKey || !strings.Contains(err.Error(), "needs an RSA key") {
 		t.Errorf("RS256 naming an EC key: %v, want invalid_key saying it needs an RSA key", err)
 	}
 }
@@ -131,7 +132,7 @@ func TestUnknownKIDAfterRefreshIsInvalidKey(t *testing.T) {
 	e := newEnv(t)
 	forged := e.tr.SignWith(e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": "never-published"})
 	st, retry, er := pushRaw(t, e.srv.URL, forged)
-	if st != http.StatusBadRequest || er.Err != ssf.CodeInvalidKey || !strings.Contains(er.Description, `"never-published"`) || retry != "" {
+	if st != http.StatusBadRequest || er.Err != receiver.CodeInvalidKey || !strings.Contains(er.Description, `"never-published"`) || retry != "" {
 		t.Fatalf("kid absent after a successful refresh: %d %q %+v, want 400 invalid_key naming the kid", st, retry, er)
 	}
 	e.tr.SetJWKSDown(true)

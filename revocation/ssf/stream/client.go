@@ -1,4 +1,4 @@
-package ssf
+package stream
 
 import (
 	"bytes"
@@ -8,10 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/internal/ssfhttp"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,96 +24,27 @@ const (
 	DeliveryPoll = "urn:ietf:rfc:8936" // poll delivery (RFC 8936)
 )
 
-// TransmitterConfiguration is the transmitter's /.well-known/ssf-configuration.
-// The fields are the transmitter metadata members of the SSF specification
-// of the same JSON names.
-type TransmitterConfiguration struct {
-	SpecVersion              string            `json:"spec_version,omitempty"`               // SSF version implemented
-	Issuer                   string            `json:"issuer"`                               // iss of the transmitter's SETs
-	JWKSURI                  string            `json:"jwks_uri,omitempty"`                   // keys that sign the SETs
-	DeliveryMethodsSupported []string          `json:"delivery_methods_supported,omitempty"` // DeliveryPush, DeliveryPoll
-	ConfigurationEndpoint    string            `json:"configuration_endpoint,omitempty"`     // stream management
-	StatusEndpoint           string            `json:"status_endpoint,omitempty"`            // stream status
-	AddSubjectEndpoint       string            `json:"add_subject_endpoint,omitempty"`       // add a subject to a stream
-	RemoveSubjectEndpoint    string            `json:"remove_subject_endpoint,omitempty"`    // remove a subject from a stream
-	VerificationEndpoint     string            `json:"verification_endpoint,omitempty"`      // request a verification event
-	CriticalSubjectMembers   []string          `json:"critical_subject_members,omitempty"`   // subject members a receiver must understand
-	AuthorizationSchemes     []json.RawMessage `json:"authorization_schemes,omitempty"`      // how receivers authenticate, as sent
-	DefaultSubjects          string            `json:"default_subjects,omitempty"`           // "ALL" or "NONE"
-}
-
-// WellKnownURL returns the ssf-configuration URL of an issuer: the issuer's
-// path, if any, is appended after /.well-known/ssf-configuration.
-func WellKnownURL(issuer string) (string, error) {
-	u, err := url.Parse(issuer)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("ssf: issuer %q is not an http(s) URL", issuer)
-	}
-	path := strings.TrimSuffix(u.Path, "/")
-	u.Path = "/.well-known/ssf-configuration" + path
-	u.RawQuery, u.Fragment, u.RawPath = "", "", ""
-	return u.String(), nil
-}
-
-// FetchConfiguration reads an issuer's ssf-configuration and checks that its
-// issuer member is the issuer asked for. The issuer, every redirect and
-// every endpoint URL in the document must be https (plain http only on a
-// loopback address); a document that names a plain-http endpoint elsewhere
-// is refused.
-func FetchConfiguration(ctx context.Context, hc *http.Client, issuer string) (*TransmitterConfiguration, error) {
-	return fetchConfiguration(ctx, hc, issuer, false)
-}
-
-// fetchConfiguration is FetchConfiguration, with plain http allowed on any
-// host when insecure is set.
-func fetchConfiguration(ctx context.Context, hc *http.Client, issuer string, insecure bool) (*TransmitterConfiguration, error) {
-	if err := jose.CheckURL(issuer, insecure, insecureOption); err != nil {
-		return nil, fmt.Errorf("ssf: issuer: %w", err)
-	}
-	u, err := WellKnownURL(issuer)
-	if err != nil {
-		return nil, err
-	}
-	var tc TransmitterConfiguration
-	if err := doJSON(ctx, guardedClient(hc, insecure, false), http.MethodGet, u, "", nil, &tc, DefaultMaxMetadataSize); err != nil {
-		return nil, fmt.Errorf("ssf: transmitter configuration: %w", err)
-	}
-	if tc.Issuer != issuer {
-		return nil, fmt.Errorf("ssf: transmitter configuration at %s names issuer %q, expected %q", u, tc.Issuer, issuer)
-	}
-	if err := tc.checkURLs(insecure); err != nil {
-		return nil, fmt.Errorf("ssf: transmitter configuration at %s: %w", u, err)
-	}
-	return &tc, nil
-}
-
-// checkURLs applies the URL rule to every endpoint tc names.
-func (tc *TransmitterConfiguration) checkURLs(insecure bool) error {
-	for _, e := range []struct{ name, url string }{
-		{"jwks_uri", tc.JWKSURI}, {"configuration_endpoint", tc.ConfigurationEndpoint}, {"status_endpoint", tc.StatusEndpoint},
-		{"add_subject_endpoint", tc.AddSubjectEndpoint}, {"remove_subject_endpoint", tc.RemoveSubjectEndpoint},
-		{"verification_endpoint", tc.VerificationEndpoint},
-	} {
-		if e.url == "" {
-			continue
-		}
-		if err := jose.CheckURL(e.url, insecure, insecureOption); err != nil {
-			return fmt.Errorf("%s: %w", e.name, err)
-		}
-	}
-	return nil
-}
-
 // Audience is a JSON string-or-array of strings.
 type Audience []string
 
 // UnmarshalJSON accepts a string or an array of strings.
 func (a *Audience) UnmarshalJSON(b []byte) error {
-	v, err := audience(b)
-	if err != nil {
-		return fmt.Errorf("aud %w", err)
+	// The same reading as a SET's aud (receiver's audience; to become one
+	// JOSE claim reader with issue 17 step 1).
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		*a = nil
+		return nil
 	}
-	*a = v
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("aud must be a string or an array of strings")
+	}
+	*a = many
 	return nil
 }
 
@@ -136,7 +67,7 @@ const (
 // Delivery is a stream's delivery method. It reads the SSF form
 // ({"method", "endpoint_url"}) and the legacy RISC form
 // ({"delivery_method", "url"}, with the RISC push and poll URIs read as
-// DeliveryPush and DeliveryPoll); a Client with WithLegacyStreamAPI writes
+// DeliveryPush and DeliveryPoll); a Client with WithLegacyRISCAPI writes
 // the legacy form.
 type Delivery struct {
 	// Method is DeliveryPush or DeliveryPoll.
@@ -163,7 +94,7 @@ type legacyDelivery struct {
 }
 
 // MarshalJSON writes the SSF form, or the legacy RISC form for a Client
-// with WithLegacyStreamAPI.
+// with WithLegacyRISCAPI.
 func (d Delivery) MarshalJSON() ([]byte, error) {
 	if d.legacy {
 		m := d.Method
@@ -204,9 +135,9 @@ func (d *Delivery) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// StreamConfiguration is an SSF event stream. The fields are the stream
+// Config is an SSF event stream. The fields are the stream
 // configuration members of the SSF specification of the same JSON names.
-type StreamConfiguration struct {
+type Config struct {
 	StreamID                string    `json:"stream_id,omitempty"`                 // set by the transmitter
 	Issuer                  string    `json:"iss,omitempty"`                       // iss of the stream's SETs
 	Audience                Audience  `json:"aud,omitempty"`                       // aud of the stream's SETs
@@ -219,8 +150,8 @@ type StreamConfiguration struct {
 	Description             string    `json:"description,omitempty"`               // free text
 }
 
-// StreamStatus is a stream's status.
-type StreamStatus struct {
+// Status is a stream's status.
+type Status struct {
 	// StreamID is the stream the status is about.
 	StreamID string `json:"stream_id,omitempty"`
 	// Status is "enabled", "paused" or "disabled".
@@ -229,65 +160,48 @@ type StreamStatus struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// HTTPError is a non-2xx answer from a transmitter.
-type HTTPError struct {
-	Method, URL string // the request that failed
-	StatusCode  int    // the HTTP status of the answer
-	// Body is the start of the response body (at most 512 bytes).
-	Body string
-}
+// Option configures a Client.
+type Option func(*Client)
 
-// Error implements error.
-func (e *HTTPError) Error() string {
-	s := fmt.Sprintf("ssf: %s %s: HTTP %d", e.Method, e.URL, e.StatusCode)
-	if e.Body != "" {
-		s += ": " + e.Body
-	}
-	return s
-}
-
-// ClientOption configures a Client.
-type ClientOption func(*Client)
-
-// WithClientHTTPClient sets the HTTP client. Default: 30 s timeout.
-func WithClientHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.hc = hc } }
+// WithHTTPClient sets the HTTP client. Default: 30 s timeout.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithBearerToken authenticates management calls with "Bearer token".
-func WithBearerToken(token string) ClientOption {
+func WithBearerToken(token string) Option {
 	return func(c *Client) { c.auth = "Bearer " + token }
 }
 
-// WithClientConfiguration uses tc instead of fetching the ssf-configuration.
+// WithConfiguration uses tc instead of fetching the ssf-configuration.
 // Its endpoints are trusted as the caller wrote them: the bearer token
 // (WithBearerToken) is sent to them even when they are not on the
 // issuer's origin (Google's RISC API, for one, serves its stream
 // management on another host than its issuer). They must still be https.
-func WithClientConfiguration(tc *TransmitterConfiguration) ClientOption {
+func WithConfiguration(tc *ssf.TransmitterConfiguration) Option {
 	return func(c *Client) { c.tc, c.supplied = tc, tc != nil }
 }
 
-// WithLegacyStreamAPI writes stream configurations in the legacy RISC form
+// WithLegacyRISCAPI writes stream configurations in the legacy RISC form
 // that Google's Cross-Account Protection API expects: delivery as
 // {"delivery_method": "https://schemas.openid.net/secevent/risc/delivery-method/push",
 // "url": ...} (see https://developers.google.com/identity/protocols/risc,
 // "Register your receiver"). Answers are read in either form regardless.
-// Give Google's endpoints with WithClientConfiguration (its stream update
+// Give Google's endpoints with WithConfiguration (its stream update
 // endpoint as ConfigurationEndpoint).
-func WithLegacyStreamAPI() ClientOption { return func(c *Client) { c.legacy = true } }
+func WithLegacyRISCAPI() Option { return func(c *Client) { c.legacy = true } }
 
-// WithClientInsecureHTTP allows plain-http issuer and endpoint URLs on
+// WithInsecureHTTP allows plain-http issuer and endpoint URLs on
 // non-loopback hosts. By default they must be https (plain http only on a
 // loopback address). Use it only in closed test networks.
-func WithClientInsecureHTTP() ClientOption { return func(c *Client) { c.insecure = true } }
+func WithInsecureHTTP() Option { return func(c *Client) { c.insecure = true } }
 
 // Client manages event streams at one transmitter (SSF §8). It is safe for
 // concurrent use.
 //
 // Every URL it fetches, and every redirect it follows, must be https (plain
-// http only on loopback, or with WithClientInsecureHTTP). The bearer token
+// http only on loopback, or with WithInsecureHTTP). The bearer token
 // goes only to endpoints on the issuer's own origin (scheme, host and
 // port), unless the configuration was supplied with
-// WithClientConfiguration, and never follows a redirect to another origin:
+// WithConfiguration, and never follows a redirect to another origin:
 // a configuration document that names an endpoint elsewhere cannot collect
 // it.
 type Client struct {
@@ -298,11 +212,11 @@ type Client struct {
 	supplied bool
 	legacy   bool
 	mu       sync.Mutex
-	tc       *TransmitterConfiguration
+	tc       *ssf.TransmitterConfiguration
 }
 
 // NewClient returns a stream management client for the transmitter issuer.
-func NewClient(issuer string, opts ...ClientOption) *Client {
+func New(issuer string, opts ...Option) *Client {
 	c := &Client{issuer: issuer, hc: &http.Client{Timeout: 30 * time.Second}}
 	for _, o := range opts {
 		o(c)
@@ -310,19 +224,19 @@ func NewClient(issuer string, opts ...ClientOption) *Client {
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	c.hc = guardedClient(c.hc, c.insecure, c.auth != "")
+	c.hc = ssfhttp.Guard(c.hc, c.insecure, c.auth != "")
 	return c
 }
 
 // Configuration returns the transmitter configuration, fetching it on first use.
-func (c *Client) Configuration(ctx context.Context) (*TransmitterConfiguration, error) {
+func (c *Client) Configuration(ctx context.Context) (*ssf.TransmitterConfiguration, error) {
 	c.mu.Lock()
 	tc := c.tc
 	c.mu.Unlock()
 	if tc != nil {
 		return tc, nil
 	}
-	tc, err := fetchConfiguration(ctx, c.hc, c.issuer, c.insecure)
+	tc, err := ssfhttp.FetchConfiguration(ctx, c.hc, c.issuer, c.insecure)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +246,7 @@ func (c *Client) Configuration(ctx context.Context) (*TransmitterConfiguration, 
 	return tc, nil
 }
 
-func (c *Client) endpoint(ctx context.Context, pick func(*TransmitterConfiguration) string, name string) (string, error) {
+func (c *Client) endpoint(ctx context.Context, pick func(*ssf.TransmitterConfiguration) string, name string) (string, error) {
 	tc, err := c.Configuration(ctx)
 	if err != nil {
 		return "", err
@@ -341,17 +255,17 @@ func (c *Client) endpoint(ctx context.Context, pick func(*TransmitterConfigurati
 	if e == "" {
 		return "", fmt.Errorf("ssf: transmitter %s has no %s", c.issuer, name)
 	}
-	if err := jose.CheckURL(e, c.insecure, "WithClientInsecureHTTP"); err != nil {
+	if err := jose.CheckURL(e, c.insecure, "WithInsecureHTTP"); err != nil {
 		return "", fmt.Errorf("ssf: %s: %w", name, err)
 	}
 	if c.auth != "" && !c.supplied && !jose.SameOrigin(e, c.issuer) {
-		return "", fmt.Errorf("ssf: %s %s is not on the origin of issuer %s; the bearer token is sent only there (supply the configuration with WithClientConfiguration to trust other origins)", name, e, c.issuer)
+		return "", fmt.Errorf("ssf: %s %s is not on the origin of issuer %s; the bearer token is sent only there (supply the configuration with WithConfiguration to trust other origins)", name, e, c.issuer)
 	}
 	return e, nil
 }
 
 func (c *Client) config(ctx context.Context) (string, error) {
-	return c.endpoint(ctx, func(tc *TransmitterConfiguration) string { return tc.ConfigurationEndpoint }, "configuration_endpoint")
+	return c.endpoint(ctx, func(tc *ssf.TransmitterConfiguration) string { return tc.ConfigurationEndpoint }, "configuration_endpoint")
 }
 
 func withStreamID(endpoint, id string) (string, error) {
@@ -367,21 +281,21 @@ func withStreamID(endpoint, id string) (string, error) {
 
 // CreateStream creates a stream (POST configuration_endpoint) and returns the
 // transmitter's view of it, including its stream_id.
-func (c *Client) CreateStream(ctx context.Context, s *StreamConfiguration) (*StreamConfiguration, error) {
+func (c *Client) CreateStream(ctx context.Context, s *Config) (*Config, error) {
 	e, err := c.config(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out StreamConfiguration
-	if err := doJSON(ctx, c.hc, http.MethodPost, e, c.auth, c.outgoing(s), &out, DefaultMaxMetadataSize); err != nil {
+	var out Config
+	if err := ssfhttp.DoJSON(ctx, c.hc, http.MethodPost, e, c.auth, c.outgoing(s), &out, ssfhttp.MaxDocument); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
 // outgoing returns s as it is sent: a copy in the legacy RISC form with
-// WithLegacyStreamAPI.
-func (c *Client) outgoing(s *StreamConfiguration) *StreamConfiguration {
+// WithLegacyRISCAPI.
+func (c *Client) outgoing(s *Config) *Config {
 	if !c.legacy || s == nil || s.Delivery == nil {
 		return s
 	}
@@ -392,7 +306,7 @@ func (c *Client) outgoing(s *StreamConfiguration) *StreamConfiguration {
 }
 
 // GetStream reads a stream's configuration.
-func (c *Client) GetStream(ctx context.Context, streamID string) (*StreamConfiguration, error) {
+func (c *Client) GetStream(ctx context.Context, streamID string) (*Config, error) {
 	e, err := c.config(ctx)
 	if err != nil {
 		return nil, err
@@ -400,24 +314,24 @@ func (c *Client) GetStream(ctx context.Context, streamID string) (*StreamConfigu
 	if e, err = withStreamID(e, streamID); err != nil {
 		return nil, err
 	}
-	var out StreamConfiguration
-	if err := doJSON(ctx, c.hc, http.MethodGet, e, c.auth, nil, &out, DefaultMaxMetadataSize); err != nil {
+	var out Config
+	if err := ssfhttp.DoJSON(ctx, c.hc, http.MethodGet, e, c.auth, nil, &out, ssfhttp.MaxDocument); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
 // UpdateStream changes the members of s that are set (PATCH); s.StreamID is required.
-func (c *Client) UpdateStream(ctx context.Context, s *StreamConfiguration) (*StreamConfiguration, error) {
+func (c *Client) UpdateStream(ctx context.Context, s *Config) (*Config, error) {
 	return c.write(ctx, http.MethodPatch, s)
 }
 
 // ReplaceStream replaces a stream's configuration (PUT); s.StreamID is required.
-func (c *Client) ReplaceStream(ctx context.Context, s *StreamConfiguration) (*StreamConfiguration, error) {
+func (c *Client) ReplaceStream(ctx context.Context, s *Config) (*Config, error) {
 	return c.write(ctx, http.MethodPut, s)
 }
 
-func (c *Client) write(ctx context.Context, method string, s *StreamConfiguration) (*StreamConfiguration, error) {
+func (c *Client) write(ctx context.Context, method string, s *Config) (*Config, error) {
 	if s == nil || s.StreamID == "" {
 		return nil, errors.New("ssf: stream_id is required")
 	}
@@ -425,8 +339,8 @@ func (c *Client) write(ctx context.Context, method string, s *StreamConfiguratio
 	if err != nil {
 		return nil, err
 	}
-	var out StreamConfiguration
-	if err := doJSON(ctx, c.hc, method, e, c.auth, c.outgoing(s), &out, DefaultMaxMetadataSize); err != nil {
+	var out Config
+	if err := ssfhttp.DoJSON(ctx, c.hc, method, e, c.auth, c.outgoing(s), &out, ssfhttp.MaxDocument); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -441,20 +355,20 @@ func (c *Client) DeleteStream(ctx context.Context, streamID string) error {
 	if e, err = withStreamID(e, streamID); err != nil {
 		return err
 	}
-	return doJSON(ctx, c.hc, http.MethodDelete, e, c.auth, nil, nil, DefaultMaxMetadataSize)
+	return ssfhttp.DoJSON(ctx, c.hc, http.MethodDelete, e, c.auth, nil, nil, ssfhttp.MaxDocument)
 }
 
-// StreamStatus reads a stream's status.
-func (c *Client) StreamStatus(ctx context.Context, streamID string) (*StreamStatus, error) {
-	e, err := c.endpoint(ctx, func(tc *TransmitterConfiguration) string { return tc.StatusEndpoint }, "status_endpoint")
+// Status reads a stream's status.
+func (c *Client) Status(ctx context.Context, streamID string) (*Status, error) {
+	e, err := c.endpoint(ctx, func(tc *ssf.TransmitterConfiguration) string { return tc.StatusEndpoint }, "status_endpoint")
 	if err != nil {
 		return nil, err
 	}
 	if e, err = withStreamID(e, streamID); err != nil {
 		return nil, err
 	}
-	var out StreamStatus
-	if err := doJSON(ctx, c.hc, http.MethodGet, e, c.auth, nil, &out, DefaultMaxMetadataSize); err != nil {
+	var out Status
+	if err := ssfhttp.DoJSON(ctx, c.hc, http.MethodGet, e, c.auth, nil, &out, ssfhttp.MaxDocument); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -463,7 +377,7 @@ func (c *Client) StreamStatus(ctx context.Context, streamID string) (*StreamStat
 // RequestVerification asks the transmitter to send a verification event with
 // state (POST verification_endpoint).
 func (c *Client) RequestVerification(ctx context.Context, streamID, state string) error {
-	e, err := c.endpoint(ctx, func(tc *TransmitterConfiguration) string { return tc.VerificationEndpoint }, "verification_endpoint")
+	e, err := c.endpoint(ctx, func(tc *ssf.TransmitterConfiguration) string { return tc.VerificationEndpoint }, "verification_endpoint")
 	if err != nil {
 		return err
 	}
@@ -471,7 +385,7 @@ func (c *Client) RequestVerification(ctx context.Context, streamID, state string
 	if state != "" {
 		body["state"] = state
 	}
-	return doJSON(ctx, c.hc, http.MethodPost, e, c.auth, body, nil, DefaultMaxMetadataSize)
+	return ssfhttp.DoJSON(ctx, c.hc, http.MethodPost, e, c.auth, body, nil, ssfhttp.MaxDocument)
 }
 
 // StateExpecter is what Verify registers a state with; *Receiver is one.
@@ -490,52 +404,4 @@ func (c *Client) Verify(ctx context.Context, streamID string, r StateExpecter) (
 	state := base64.RawURLEncoding.EncodeToString(b[:])
 	r.ExpectState(state)
 	return state, c.RequestVerification(ctx, streamID, state)
-}
-
-func doJSON(ctx context.Context, hc *http.Client, method, u, auth string, in, out any, max int64) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("ssf: %s %s: encode: %w", method, u, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return fmt.Errorf("ssf: %s %s: %w", method, u, err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("ssf: %s %s: %w", method, u, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
-	if err != nil {
-		return fmt.Errorf("ssf: %s %s: read: %w", method, u, err)
-	}
-	if int64(len(data)) > max {
-		return fmt.Errorf("ssf: %s %s: %w (more than %d bytes)", method, u, ErrTooLarge, max)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		snippet := string(data)
-		if len(snippet) > 512 {
-			snippet = snippet[:512]
-		}
-		return &HTTPError{Method: method, URL: u, StatusCode: resp.StatusCode, Body: strings.TrimSpace(snippet)}
-	}
-	if out == nil || len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("ssf: %s %s: response is not the expected JSON: %w", method, u, err)
-	}
-	return nil
 }
