@@ -10,62 +10,62 @@ import (
 
 // Event-type URI prefixes.
 const (
-	CAEPPrefix = "https://schemas.openid.net/secevent/caep/event-type/"
-	RISCPrefix = "https://schemas.openid.net/secevent/risc/event-type/"
-	SSFPrefix  = "https://schemas.openid.net/secevent/ssf/event-type/"
+	caepPrefix = "https://schemas.openid.net/secevent/caep/event-type/"
+	riscPrefix = "https://schemas.openid.net/secevent/risc/event-type/"
+	ssfPrefix  = "https://schemas.openid.net/secevent/ssf/event-type/"
 )
 
 // Event-type URIs this package knows.
 const (
-	CAEPSessionRevoked         = CAEPPrefix + "session-revoked"
-	CAEPTokenClaimsChange      = CAEPPrefix + "token-claims-change"
-	CAEPCredentialChange       = CAEPPrefix + "credential-change"
-	CAEPAssuranceLevelChange   = CAEPPrefix + "assurance-level-change"
-	CAEPDeviceComplianceChange = CAEPPrefix + "device-compliance-change"
-	CAEPSessionEstablished     = CAEPPrefix + "session-established"
-	CAEPSessionPresented       = CAEPPrefix + "session-presented"
-	CAEPRiskLevelChange        = CAEPPrefix + "risk-level-change"
+	CAEPSessionRevoked         = caepPrefix + "session-revoked"
+	CAEPTokenClaimsChange      = caepPrefix + "token-claims-change"
+	CAEPCredentialChange       = caepPrefix + "credential-change"
+	CAEPAssuranceLevelChange   = caepPrefix + "assurance-level-change"
+	CAEPDeviceComplianceChange = caepPrefix + "device-compliance-change"
+	CAEPSessionEstablished     = caepPrefix + "session-established"
+	CAEPSessionPresented       = caepPrefix + "session-presented"
+	CAEPRiskLevelChange        = caepPrefix + "risk-level-change"
 
-	RISCAccountDisabled                = RISCPrefix + "account-disabled"
-	RISCAccountEnabled                 = RISCPrefix + "account-enabled"
-	RISCAccountPurged                  = RISCPrefix + "account-purged"
-	RISCAccountCredentialChangeRequire = RISCPrefix + "account-credential-change-required"
-	RISCCredentialCompromise           = RISCPrefix + "credential-compromise"
-	RISCIdentifierChanged              = RISCPrefix + "identifier-changed"
-	RISCIdentifierRecycled             = RISCPrefix + "identifier-recycled"
-	RISCRecoveryActivated              = RISCPrefix + "recovery-activated"
-	RISCRecoveryInformationChanged     = RISCPrefix + "recovery-information-changed"
-	RISCOptIn                          = RISCPrefix + "opt-in"
-	RISCOptOutInitiated                = RISCPrefix + "opt-out-initiated"
-	RISCOptOutCancelled                = RISCPrefix + "opt-out-cancelled"
-	RISCOptOutEffective                = RISCPrefix + "opt-out-effective"
-	RISCSessionsRevoked                = RISCPrefix + "sessions-revoked" // deprecated: use CAEPSessionRevoked
+	RISCAccountDisabled                = riscPrefix + "account-disabled"
+	RISCAccountEnabled                 = riscPrefix + "account-enabled"
+	RISCAccountPurged                  = riscPrefix + "account-purged"
+	RISCAccountCredentialChangeRequire = riscPrefix + "account-credential-change-required"
+	RISCCredentialCompromise           = riscPrefix + "credential-compromise"
+	riscIdentifierChanged              = riscPrefix + "identifier-changed"
+	riscIdentifierRecycled             = riscPrefix + "identifier-recycled"
+	riscRecoveryActivated              = riscPrefix + "recovery-activated"
+	riscRecoveryInformationChanged     = riscPrefix + "recovery-information-changed"
+	riscOptIn                          = riscPrefix + "opt-in"
+	riscOptOutInitiated                = riscPrefix + "opt-out-initiated"
+	riscOptOutCancelled                = riscPrefix + "opt-out-cancelled"
+	riscOptOutEffective                = riscPrefix + "opt-out-effective"
+	RISCSessionsRevoked                = riscPrefix + "sessions-revoked" // deprecated: use CAEPSessionRevoked
 
-	SSFVerification  = SSFPrefix + "verification"
-	SSFStreamUpdated = SSFPrefix + "stream-updated"
+	SSFVerification  = ssfPrefix + "verification"
+	SSFStreamUpdated = ssfPrefix + "stream-updated"
 )
 
 // recordedTypes are known events that never revoke.
 var recordedTypes = map[string]bool{
 	CAEPSessionEstablished: true, CAEPSessionPresented: true,
-	RISCAccountEnabled: true, RISCIdentifierChanged: true, RISCIdentifierRecycled: true,
-	RISCRecoveryActivated: true, RISCRecoveryInformationChanged: true, RISCOptIn: true,
-	RISCOptOutInitiated: true, RISCOptOutCancelled: true, RISCOptOutEffective: true,
+	RISCAccountEnabled: true, riscIdentifierChanged: true, riscIdentifierRecycled: true,
+	riscRecoveryActivated: true, riscRecoveryInformationChanged: true, riscOptIn: true,
+	riscOptOutInitiated: true, riscOptOutCancelled: true, riscOptOutEffective: true,
 	SSFVerification: true, SSFStreamUpdated: true,
 }
 
-// MFACredentialTypes are the CAEP credential_type values whose creation means
+// mfaCredentialTypes are the CAEP credential_type values whose creation means
 // MFA was enabled (TypeMFAEnabled). x509, pin and verifiable-credential are
 // deliberately absent (see the package documentation).
-var MFACredentialTypes = map[string]bool{
+var mfaCredentialTypes = map[string]bool{
 	"fido2-platform": true, "fido2-roaming": true, "fido-u2f": true,
 	"phone-voice": true, "phone-sms": true, "app": true,
 }
 
-// WorkloadPrincipals are the CAEP risk-level-change principal values (compared
+// workloadPrincipals are the CAEP risk-level-change principal values (compared
 // case-insensitively) that name a workload rather than a user: their HIGH risk
 // maps to TypeServicePrincipalRiskHigh.
-var WorkloadPrincipals = map[string]bool{
+var workloadPrincipals = map[string]bool{
 	"workload": true, "service": true, "service_principal": true, "service-principal": true,
 	"non_person_entity": true, "non-person-entity": true, "application": true, "ai_agent": true,
 }
@@ -100,7 +100,7 @@ func Classify(eventType string, payload map[string]json.RawMessage) Classificati
 		switch {
 		case ct == "password":
 			return Classification{Type: revocation.TypePasswordChanged, Known: true}
-		case MFACredentialTypes[ct] && ch == "create":
+		case mfaCredentialTypes[ct] && ch == "create":
 			return Classification{Type: revocation.TypeMFAEnabled, Known: true}
 		}
 		return Classification{Known: true, Note: "credential-change " + ct + "/" + ch + " does not revoke"}
@@ -118,7 +118,7 @@ func Classify(eventType string, payload map[string]json.RawMessage) Classificati
 		if !strings.EqualFold(get("current_level"), "high") {
 			return Classification{Known: true, Note: "risk level is not HIGH"}
 		}
-		if WorkloadPrincipals[strings.ToLower(get("principal"))] {
+		if workloadPrincipals[strings.ToLower(get("principal"))] {
 			return Classification{Type: revocation.TypeServicePrincipalRiskHigh, Known: true}
 		}
 		return Classification{Type: revocation.TypeUserRiskHigh, Known: true}
@@ -135,4 +135,40 @@ func Classify(eventType string, payload map[string]json.RawMessage) Classificati
 		return Classification{Known: true, Note: "informational event"}
 	}
 	return Classification{}
+}
+
+// eventTypeOther is the EventTypeName of event types this package does not
+// know.
+const eventTypeOther = "_OTHER"
+
+// shortTypes maps every known event-type URI to its metric name.
+var shortTypes = func() map[string]string {
+	m := map[string]string{}
+	for _, uri := range []string{
+		CAEPSessionRevoked, CAEPTokenClaimsChange, CAEPCredentialChange, CAEPAssuranceLevelChange,
+		CAEPDeviceComplianceChange, CAEPSessionEstablished, CAEPSessionPresented, CAEPRiskLevelChange,
+		RISCAccountDisabled, RISCAccountEnabled, RISCAccountPurged, RISCAccountCredentialChangeRequire,
+		RISCCredentialCompromise, riscIdentifierChanged, riscIdentifierRecycled, riscRecoveryActivated,
+		riscRecoveryInformationChanged, riscOptIn, riscOptOutInitiated, riscOptOutCancelled,
+		riscOptOutEffective, RISCSessionsRevoked, SSFVerification, SSFStreamUpdated,
+	} {
+		for prefix, name := range map[string]string{caepPrefix: "caep.", riscPrefix: "risc.", ssfPrefix: ""} {
+			if rest, ok := strings.CutPrefix(uri, prefix); ok {
+				m[uri] = name + rest
+			}
+		}
+	}
+	return m
+}()
+
+// EventTypeName returns the short name of an event-type URI, as metrics and
+// logs use it: "caep.session-revoked" for CAEPSessionRevoked,
+// "risc.account-disabled", "ssf.verification", ...; "_OTHER" for a type this
+// package does not know, so that a transmitter cannot grow a metric's
+// cardinality.
+func EventTypeName(uri string) string {
+	if n, ok := shortTypes[uri]; ok {
+		return n
+	}
+	return eventTypeOther
 }

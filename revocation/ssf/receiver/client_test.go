@@ -15,7 +15,7 @@ import (
 func TestStreamManagementAndVerification(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	c := stream.New(e.tr.Issuer, stream.WithBearerToken(ssftest.ManagementToken))
+	c := newClient(t, e.tr.Issuer, stream.WithBearerToken(ssftest.ManagementToken))
 	tc, err := c.Configuration(ctx)
 	if err != nil || tc.JWKSURI != e.tr.Issuer+"/jwks" || len(tc.DeliveryMethodsSupported) != 2 {
 		t.Fatalf("configuration: %+v %v", tc, err)
@@ -73,7 +73,7 @@ func TestStreamManagementAndVerification(t *testing.T) {
 		t.Fatalf("get after delete: %v", err)
 	}
 	// Without credentials: a clear HTTPError.
-	anon := stream.New(e.tr.Issuer)
+	anon := newClient(t, e.tr.Issuer)
 	if _, err := anon.Status(ctx, "stream-1"); !isStatus(err, http.StatusUnauthorized) {
 		t.Fatalf("anonymous: %v", err)
 	}
@@ -82,7 +82,7 @@ func TestStreamManagementAndVerification(t *testing.T) {
 func TestPollStreamCreation(t *testing.T) {
 	tr := ssftest.New()
 	defer tr.Close()
-	c := stream.New(tr.Issuer, stream.WithBearerToken(ssftest.ManagementToken))
+	c := newClient(t, tr.Issuer, stream.WithBearerToken(ssftest.ManagementToken))
 	s, err := c.CreateStream(context.Background(), &stream.Config{Delivery: &stream.Delivery{Method: stream.DeliveryPoll}, Audience: stream.Audience{"a", "b"}})
 	if err != nil || s.Delivery.EndpointURL != tr.PollURL() || len(s.Audience) != 2 {
 		t.Fatalf("%+v %v", s, err)

@@ -16,7 +16,7 @@
 // # Keys (RFC 8935 answers)
 //
 // A SET whose kid is not among the keys the receiver holds triggers a
-// refresh of the transmitter's JWKS, rate-limited (UnknownKIDRefreshBurst at
+// refresh of the transmitter's JWKS, rate-limited (unknownKIDRefreshBurst at
 // once, then one per WithJWKSRefresh's unknown-kid interval, default 5 s) so
 // that made-up kids cannot hammer the transmitter. Then:
 //

@@ -94,9 +94,9 @@ func errKeysUnavailable(cause error, format string, args ...any) error {
 	return &keysUnavailable{desc: fmt.Sprintf(format, args...), cause: cause}
 }
 
-// CodeOf returns the RFC 8935 code of err, or "" if err is not a rejection
+// codeOf returns the RFC 8935 code of err, or "" if err is not a rejection
 // (nil, a store failure or ErrKeysUnavailable).
-func CodeOf(err error) string {
+func codeOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code

@@ -168,7 +168,7 @@ func TestComplexSubjectWithoutFormat(t *testing.T) {
 		t.Fatalf("{tenant} alone: %+v %v, want acknowledged and unmapped (never every user)", res, err)
 	}
 	set, _ = e.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"nickname": "alice"})
-	if _, err := e.r.Receive(ctx, []byte(set)); receiver.CodeOf(err) != receiver.CodeInvalidRequest || !strings.Contains(err.Error(), "no format") {
+	if _, err := e.r.Receive(ctx, []byte(set)); codeOf(err) != receiver.CodeInvalidRequest || !strings.Contains(err.Error(), "no format") {
 		t.Fatalf("an object with no format and no complex member: %v, want invalid_request", err)
 	}
 	// Keycloak / Apple Business style: subject_type inside the event.
@@ -214,7 +214,7 @@ func TestLegacyRISCStreamAPI(t *testing.T) {
 			`"events_requested":["https://schemas.openid.net/secevent/risc/event-type/account-disabled"]}`))
 	}))
 	defer srv.Close()
-	c := stream.New("https://accounts.google.com/", stream.WithBearerToken("service-account-jwt"), stream.WithLegacyRISCAPI(),
+	c := newClient(t, "https://accounts.google.com/", stream.WithBearerToken("service-account-jwt"), stream.WithLegacyRISCAPI(),
 		stream.WithConfiguration(&ssf.TransmitterConfiguration{Issuer: "https://accounts.google.com/", ConfigurationEndpoint: srv.URL + "/v1beta/stream:update"}))
 	out, err := c.CreateStream(context.Background(), &stream.Config{
 		Delivery:        &stream.Delivery{Method: stream.DeliveryPush, EndpointURL: "https://rp.example.com/risc"},
@@ -231,7 +231,7 @@ func TestLegacyRISCStreamAPI(t *testing.T) {
 		t.Fatalf("read delivery %+v, want push to the url", out.Delivery)
 	}
 	// Without the option the SSF form is sent.
-	plain := stream.New("https://accounts.google.com/", stream.WithConfiguration(&ssf.TransmitterConfiguration{ConfigurationEndpoint: srv.URL}))
+	plain := newClient(t, "https://accounts.google.com/", stream.WithConfiguration(&ssf.TransmitterConfiguration{ConfigurationEndpoint: srv.URL}))
 	if _, err := plain.CreateStream(context.Background(), &stream.Config{Delivery: &stream.Delivery{Method: stream.DeliveryPush, EndpointURL: "https://rp.example.com/risc"}}); err != nil {
 		t.Fatal(err)
 	}

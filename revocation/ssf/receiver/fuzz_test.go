@@ -88,7 +88,7 @@ func FuzzParseSET(f *testing.F) {
 		defer r.Close()
 		res, err := r.Receive(context.Background(), signSET(t, payload))
 		if err != nil {
-			if receiver.CodeOf(err) == "" {
+			if codeOf(err) == "" {
 				t.Fatalf("refusal without a code: %v", err)
 			}
 			return
@@ -138,7 +138,7 @@ func FuzzReceiveCompact(f *testing.F) {
 		res, err := r.Receive(context.Background(), raw)
 		if err != nil {
 			// A kid other than "k" finds no key: temporary, not a refusal.
-			if receiver.CodeOf(err) == "" && !errors.Is(err, receiver.ErrKeysUnavailable) {
+			if codeOf(err) == "" && !errors.Is(err, receiver.ErrKeysUnavailable) {
 				t.Fatalf("refusal without a code: %v", err)
 			}
 			return

@@ -18,6 +18,7 @@ import (
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
+	"github.com/caekit/caekit/revocation/ssf/stream"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -112,18 +113,18 @@ func newEnv(t *testing.T, opts ...receiver.Option) *env {
 }
 
 // push delivers set and returns the status and decoded error body.
-func (e *env) push(t *testing.T, set string) (int, receiver.ErrorResponse) {
+func (e *env) push(t *testing.T, set string) (int, errorResponse) {
 	t.Helper()
 	return pushTo(t, e.srv.URL, pushAuth, set)
 }
 
-func pushTo(t *testing.T, url, auth, set string) (int, receiver.ErrorResponse) {
+func pushTo(t *testing.T, url, auth, set string) (int, errorResponse) {
 	t.Helper()
 	status, body, err := ssftest.Push(context.Background(), url, auth, set)
 	if err != nil {
 		t.Fatalf("push: %v", err)
 	}
-	var er receiver.ErrorResponse
+	var er errorResponse
 	if status != 202 {
 		if err := json.Unmarshal(body, &er); err != nil {
 			t.Fatalf("status %d with non-JSON body %q", status, body)
@@ -155,4 +156,36 @@ func loadSpec(t testing.TB, name string) map[string]any {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return m
+}
+
+// errorResponse is the RFC 8935 §2.3 error body, as a transmitter reads it.
+type errorResponse struct {
+	Err         string `json:"err"`
+	Description string `json:"description"`
+}
+
+// contentTypeSET is the media type of a pushed SET (RFC 8935 §2).
+const contentTypeSET = "application/secevent+jwt"
+
+// unknownKIDRefreshBurst is how many JWKS refreshes unknown kids may trigger
+// back to back (see Limits.UnknownKIDRefresh).
+const unknownKIDRefreshBurst = 3
+
+// codeOf returns the RFC 8935 code of a rejection, "" for any other error.
+func codeOf(err error) string {
+	var e *receiver.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// newClient returns a stream-management client, failing t on an error.
+func newClient(t testing.TB, issuer string, opts ...stream.Option) *stream.Client {
+	t.Helper()
+	c, err := stream.New(issuer, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

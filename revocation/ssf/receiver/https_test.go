@@ -163,7 +163,7 @@ func TestClientBearerStaysOnOrigin(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	c := stream.New(tr.URL, stream.WithBearerToken("secret"))
+	c := newClient(t, tr.URL, stream.WithBearerToken("secret"))
 	if _, err := c.CreateStream(ctx, &stream.Config{}); err == nil || !strings.Contains(err.Error(), "not on the origin") {
 		t.Fatalf("configuration_endpoint on another origin: %v, want a refusal", err)
 	}
@@ -178,7 +178,7 @@ func TestClientBearerStaysOnOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup := stream.New(tr.URL, stream.WithBearerToken("secret"), stream.WithConfiguration(tc))
+	sup := newClient(t, tr.URL, stream.WithBearerToken("secret"), stream.WithConfiguration(tc))
 	if _, err := sup.CreateStream(ctx, &stream.Config{}); err != nil {
 		t.Fatalf("supplied configuration: %v", err)
 	}
@@ -186,7 +186,7 @@ func TestClientBearerStaysOnOrigin(t *testing.T) {
 		t.Fatalf("supplied configuration: the bearer token reached its endpoint %d times, want 1", other.authHits.Load())
 	}
 	// Plain http on a non-loopback host is refused before any request.
-	if _, err := stream.New("http://tr.example.test").Configuration(ctx); err == nil || !strings.Contains(err.Error(), "plain http") {
+	if _, err := stream.New("http://tr.example.test"); err == nil || !strings.Contains(err.Error(), "plain http") {
 		t.Fatalf("plain-http issuer: %v, want a refusal", err)
 	}
 }

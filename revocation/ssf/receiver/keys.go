@@ -23,7 +23,7 @@ import (
 // triggered by an unknown kid.
 const keyLookupTimeout = 10 * time.Second
 
-// UnknownKIDRefreshBurst is how many refreshes of the transmitter's JWKS an
+// unknownKIDRefreshBurst is how many refreshes of the transmitter's JWKS an
 // unknown kid may trigger back to back; after that, one more is allowed per
 // WithJWKSRefresh's unknownKIDMinInterval (default DefaultUnknownKIDRefresh).
 // A SET that arrives while no refresh is allowed is answered with
@@ -32,7 +32,7 @@ const keyLookupTimeout = 10 * time.Second
 // kid before publishing it gets its SETs accepted soon after it does, while
 // a flood of SETs with made-up kids costs its JWKS endpoint at most this
 // many requests plus one per interval.
-const UnknownKIDRefreshBurst = 3
+const unknownKIDRefreshBurst = 3
 
 // refreshFailedKey is the context key under which a key look-up passes an
 // *atomic.Bool for the JWKS refresh error handler to set.
@@ -107,7 +107,7 @@ func (r *Receiver) buildKeys(jwksURL string) error {
 // remoteKeys sets r.keyfunc to look keys up in the transmitter's JWKS at
 // jwksURL, refreshed every WithJWKSRefresh interval in the background and,
 // for a kid it does not hold (or a SET without kid while it holds no key),
-// on demand within the unknown-kid rate limit (UnknownKIDRefreshBurst).
+// on demand within the unknown-kid rate limit (unknownKIDRefreshBurst).
 func (r *Receiver) remoteKeys(jwksURL string) error {
 	hc := limitedClient(r.cfg.httpClient, r.cfg.maxMetadata)
 	logger := r.cfg.logger
@@ -144,7 +144,7 @@ func (r *Receiver) remoteKeys(jwksURL string) error {
 	if err != nil {
 		return fmt.Errorf("ssf: keys: %w", err)
 	}
-	limit := rate.NewLimiter(rate.Every(r.cfg.unknownKID), UnknownKIDRefreshBurst)
+	limit := rate.NewLimiter(rate.Every(r.cfg.unknownKID), unknownKIDRefreshBurst)
 	const src = "the transmitter's JWKS"
 	r.keyfunc = func(ctx context.Context, t *jwt.Token) (any, error) {
 		ctx, cancel := context.WithTimeout(ctx, keyLookupTimeout)
@@ -155,7 +155,7 @@ func (r *Receiver) remoteKeys(jwksURL string) error {
 		}
 		if !limit.Allow() {
 			return lookupResult(t, key, err, src, fmt.Sprintf(
-				"; it was refreshed for unknown keys moments ago (at most %d at once, then one per %v)", UnknownKIDRefreshBurst, r.cfg.unknownKID), false)
+				"; it was refreshed for unknown keys moments ago (at most %d at once, then one per %v)", unknownKIDRefreshBurst, r.cfg.unknownKID), false)
 		}
 		failed := new(atomic.Bool)
 		kid, _ := t.Header["kid"].(string)

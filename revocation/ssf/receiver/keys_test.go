@@ -20,7 +20,7 @@ import (
 
 // pushRaw delivers set and returns the status, the Retry-After header and
 // the decoded error body.
-func pushRaw(t *testing.T, url, set string) (int, string, receiver.ErrorResponse) {
+func pushRaw(t *testing.T, url, set string) (int, string, errorResponse) {
 	t.Helper()
 	status, retry, er, err := tryPush(url, set)
 	if err != nil {
@@ -30,13 +30,13 @@ func pushRaw(t *testing.T, url, set string) (int, string, receiver.ErrorResponse
 }
 
 // tryPush is pushRaw for any goroutine.
-func tryPush(url, set string) (int, string, receiver.ErrorResponse, error) {
-	var er receiver.ErrorResponse
+func tryPush(url, set string) (int, string, errorResponse, error) {
+	var er errorResponse
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(set))
 	if err != nil {
 		return 0, "", er, err
 	}
-	req.Header.Set("Content-Type", receiver.ContentTypeSET)
+	req.Header.Set("Content-Type", contentTypeSET)
 	req.Header.Set("Authorization", pushAuth)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -65,14 +65,14 @@ func TestUnknownKIDIsTemporary(t *testing.T) {
 	if status != http.StatusServiceUnavailable || er.Err != "temporarily_unavailable" {
 		t.Fatalf("push: %d %+v, want 503 temporarily_unavailable", status, er)
 	}
-	if want := strconv.Itoa(int(receiver.DefaultUnknownKIDRefresh / time.Second)); retry != want {
+	if want := strconv.Itoa(int(5 * time.Second / time.Second)); retry != want {
 		t.Fatalf("Retry-After %q, want %q (the unknown-kid refresh interval)", retry, want)
 	}
 	if !strings.Contains(er.Description, `"k2"`) || !strings.Contains(er.Description, "could not be refreshed") {
 		t.Fatalf("description does not say what failed: %q", er.Description)
 	}
 	_, err := e.r.Receive(ctx, []byte(set))
-	if !errors.Is(err, receiver.ErrKeysUnavailable) || errors.Is(err, receiver.ErrStore) || receiver.CodeOf(err) != "" {
+	if !errors.Is(err, receiver.ErrKeysUnavailable) || errors.Is(err, receiver.ErrStore) || codeOf(err) != "" {
 		t.Fatalf("Receive: %v, want ErrKeysUnavailable and no RFC 8935 code", err)
 	}
 	if n := e.obs.count(receiver.OutcomeKeysUnavailable); n != 2 {
@@ -141,11 +141,11 @@ func TestUnknownKIDFloodIsRateLimited(t *testing.T) {
 			t.Fatalf("forged kid %d: status %d, want 400 or 503", i, st)
 		}
 	}
-	if refused != receiver.UnknownKIDRefreshBurst {
-		t.Fatalf("%d forged SETs refused with invalid_key, want %d (one per allowed refresh)", refused, receiver.UnknownKIDRefreshBurst)
+	if refused != unknownKIDRefreshBurst {
+		t.Fatalf("%d forged SETs refused with invalid_key, want %d (one per allowed refresh)", refused, unknownKIDRefreshBurst)
 	}
-	if got := e.tr.JWKSHits() - hits; got != receiver.UnknownKIDRefreshBurst {
-		t.Fatalf("%d SETs with unknown kids caused %d JWKS fetches, want %d", n, got, receiver.UnknownKIDRefreshBurst)
+	if got := e.tr.JWKSHits() - hits; got != unknownKIDRefreshBurst {
+		t.Fatalf("%d SETs with unknown kids caused %d JWKS fetches, want %d", n, got, unknownKIDRefreshBurst)
 	}
 	if elapsed > 4*time.Second {
 		t.Fatalf("the flood took %v: refused SETs waited for the limiter", elapsed)
@@ -166,9 +166,9 @@ func TestUnknownKIDFloodIsRateLimited(t *testing.T) {
 // next try.
 func TestRotatedKeyAcceptedOnRetry(t *testing.T) {
 	const interval = time.Second
-	e := newEnv(t, receiver.WithJWKSRefresh(time.Hour, interval))
+	e := newEnv(t, receiver.WithLimits(receiver.Limits{JWKSRefresh: time.Hour, UnknownKIDRefresh: interval}))
 	start := time.Now()
-	for i := range receiver.UnknownKIDRefreshBurst {
+	for i := range unknownKIDRefreshBurst {
 		forged := e.tr.SignWith(e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": fmt.Sprint("forged-", i)})
 		if st, _, er := pushRaw(t, e.srv.URL, forged); st != http.StatusBadRequest || er.Err != receiver.CodeInvalidKey {
 			t.Fatalf("forged kid, JWKS refreshed without it: %d %+v, want 400 invalid_key", st, er)
@@ -260,7 +260,7 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 		"unknown kid": tr.SignWith(claims(), map[string]any{"kid": "other"}),
 		"no kid":      tr.SignWith(claims(), map[string]any{"kid": nil}),
 	} {
-		if _, err := pub.Receive(ctx, []byte(set)); errors.Is(err, receiver.ErrKeysUnavailable) || receiver.CodeOf(err) != receiver.CodeInvalidKey {
+		if _, err := pub.Receive(ctx, []byte(set)); errors.Is(err, receiver.ErrKeysUnavailable) || codeOf(err) != receiver.CodeInvalidKey {
 			t.Errorf("WithPublicKey, %s: %v, want invalid_key", name, err)
 		}
 	}
@@ -269,14 +269,14 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 	}
 
 	jwks := newR(receiver.WithJWKS(tr.JWKS()))
-	if _, err := jwks.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": "other"}))); errors.Is(err, receiver.ErrKeysUnavailable) || receiver.CodeOf(err) != receiver.CodeInvalidKey {
+	if _, err := jwks.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": "other"}))); errors.Is(err, receiver.ErrKeysUnavailable) || codeOf(err) != receiver.CodeInvalidKey {
 		t.Fatalf("WithJWKS, unknown kid: %v, want invalid_key", err)
 	}
 	if _, err := jwks.Receive(ctx, []byte(tr.Sign(claims()))); err != nil {
 		t.Fatalf("WithJWKS, known kid: %v", err)
 	}
 	empty := newR(receiver.WithJWKS([]byte(`{"keys":[]}`)))
-	if _, err := empty.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": nil}))); receiver.CodeOf(err) != receiver.CodeInvalidKey {
+	if _, err := empty.Receive(ctx, []byte(tr.SignWith(claims(), map[string]any{"kid": nil}))); codeOf(err) != receiver.CodeInvalidKey {
 		t.Fatalf("WithJWKS without keys, no kid: %v, want invalid_key", err)
 	}
 
@@ -286,7 +286,7 @@ func TestStaticKeysUnknownKIDAndBadJWK(t *testing.T) {
 		t.Fatal("test setup: the JWKS has no alg to change")
 	}
 	bad := newR(receiver.WithJWKS([]byte(mismatch)))
-	if _, err := bad.Receive(ctx, []byte(tr.Sign(claims()))); receiver.CodeOf(err) != receiver.CodeInvalidKey || errors.Is(err, receiver.ErrKeysUnavailable) {
+	if _, err := bad.Receive(ctx, []byte(tr.Sign(claims()))); codeOf(err) != receiver.CodeInvalidKey || errors.Is(err, receiver.ErrKeysUnavailable) {
 		t.Fatalf("JWK alg mismatch: %v, want invalid_key", err)
 	}
 }

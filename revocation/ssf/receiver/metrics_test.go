@@ -26,18 +26,18 @@ func eventCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 	out := map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != receiver.MetricEvents {
+			if m.Name != "caekit.ssf.events" {
 				continue
 			}
 			if m.Unit != "{event}" {
 				t.Fatalf("unit %q", m.Unit)
 			}
 			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				typ, _ := dp.Attributes.Value(receiver.AttrEventType)
-				outcome, _ := dp.Attributes.Value(receiver.AttrOutcome)
-				delivery, _ := dp.Attributes.Value(receiver.AttrDelivery)
+				typ, _ := dp.Attributes.Value("caekit.ssf.event_type")
+				outcome, _ := dp.Attributes.Value("caekit.outcome")
+				delivery, _ := dp.Attributes.Value("caekit.ssf.delivery")
 				k := typ.AsString() + " " + outcome.AsString() + " " + delivery.AsString()
-				if code, ok := dp.Attributes.Value(receiver.AttrErrorCode); ok {
+				if code, ok := dp.Attributes.Value("caekit.ssf.error_code"); ok {
 					k += " " + code.AsString()
 				}
 				out[k] = dp.Value
@@ -127,7 +127,7 @@ func TestMetricsJWKSRefreshFailures(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	e := newEnv(t, receiver.WithMeterProvider(mp), receiver.WithJWKSRefresh(20*time.Millisecond, 20*time.Millisecond))
+	e := newEnv(t, receiver.WithMeterProvider(mp), receiver.WithLimits(receiver.Limits{JWKSRefresh: 20 * time.Millisecond, UnknownKIDRefresh: 20 * time.Millisecond}))
 	e.tr.SetJWKSDown(true)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -137,7 +137,7 @@ func TestMetricsJWKSRefreshFailures(t *testing.T) {
 		}
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
-				if m.Name == receiver.MetricJWKSRefreshFailures {
+				if m.Name == "caekit.ssf.jwks.refresh.failures" {
 					if s := m.Data.(metricdata.Sum[int64]); len(s.DataPoints) == 1 && s.DataPoints[0].Value > 0 {
 						return
 					}

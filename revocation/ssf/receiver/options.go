@@ -3,6 +3,8 @@ package receiver
 import (
 	"context"
 	"crypto"
+	"errors"
+	"fmt"
 	"github.com/caekit/caekit/revocation/ssf"
 	"io"
 	"log/slog"
@@ -15,35 +17,91 @@ import (
 	"github.com/caekit/caekit/revocation"
 )
 
-// Defaults.
+// The defaults of Limits (see its fields).
 const (
-	// DefaultMaxBodySize bounds a pushed SET (and a SET over gRPC).
-	DefaultMaxBodySize = 64 << 10
-	// DefaultIATPast is how old a SET's iat may be.
-	DefaultIATPast = 7 * 24 * time.Hour
-	// DefaultIATFuture is how far in the future a SET's iat (and event time) may be.
-	DefaultIATFuture = 5 * time.Minute
-	// DefaultDedupMaxEntries bounds the jti de-duplication memory.
-	DefaultDedupMaxEntries = 100_000
-	// DefaultJWKSRefresh is how often the transmitter's JWKS is refreshed.
-	DefaultJWKSRefresh = time.Hour
-	// DefaultUnknownKIDRefresh is the interval at which refreshes of the
-	// JWKS triggered by SETs signed with an unknown kid are allowed, after a
-	// burst of UnknownKIDRefreshBurst. It is short because a SET whose kid
-	// is unknown is answered as temporarily unavailable (ErrKeysUnavailable)
-	// and redelivered: its retry should find the new key soon after the
-	// transmitter publishes it.
-	DefaultUnknownKIDRefresh = 5 * time.Second
-	// DefaultMaxMetadataSize bounds a fetched JWKS or ssf-configuration document.
-	DefaultMaxMetadataSize = 1 << 20
+	defaultMaxBodySize        = 64 << 10
+	defaultIATPast            = 7 * 24 * time.Hour
+	defaultIATFuture          = 5 * time.Minute
+	defaultDedupMaxEntries    = 100_000
+	defaultJWKSRefresh        = time.Hour
+	defaultUnknownKIDRefresh  = 5 * time.Second
+	defaultMaxMetadataSize    = 1 << 20
+	defaultMinRSAKeyBits      = 2048
+	defaultPollMaxEvents      = 100
+	defaultPollMaxResponse    = 16 << 20
+	defaultPollRequestTimeout = 2 * time.Minute
+	defaultPollMinBackoff     = 500 * time.Millisecond
+	defaultPollMaxBackoff     = time.Minute
+	defaultPollInterval       = 5 * time.Second
 )
 
-// DefaultAlgorithms is the default signature algorithm allow-list. RS256 is
+// defaultAlgorithms is the default signature algorithm allow-list. RS256 is
 // required by the CAEP interoperability profile and always included.
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+var defaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
-// Option configures a Receiver.
+// Option configures a Receiver (New) or a Poller (NewPoller). Each option
+// says which constructor it is for, and the other constructor reports it
+// as a bad option. WithHTTPClient, WithLogger, WithLimits and
+// WithInsecureHTTP are for both: a Poller starts from its Receiver's
+// logger, limits and WithInsecureHTTP, and options given to NewPoller
+// override them for that Poller.
 type Option func(*config)
+
+// Limits bounds what a Receiver and its Pollers accept, hold and wait for.
+// A zero field takes its default (or, for a Poller, its Receiver's value);
+// a negative one is a bad option. Given to NewPoller, only the Poll fields
+// matter.
+type Limits struct {
+	// MaxBodySize bounds a pushed SET (and a SET over gRPC), in bytes.
+	// Default 64 KiB.
+	MaxBodySize int64
+	// MaxMetadataSize bounds a fetched JWKS or ssf-configuration document,
+	// in bytes. Default 1 MiB.
+	MaxMetadataSize int64
+	// IATPast is how old a SET's iat may be. Default 7 days.
+	IATPast time.Duration
+	// IATFuture is how far in the future a SET's iat, and its event's own
+	// time, may be. Default 5 minutes.
+	IATFuture time.Duration
+	// DedupEntries bounds the jti de-duplication memory. Default 100,000.
+	DedupEntries int
+	// DedupTTL is how long a jti is remembered. Default IATPast+IATFuture,
+	// so that a SET is either remembered or too old to be accepted again.
+	DedupTTL time.Duration
+	// MinRSAKeyBits is the smallest RSA key accepted. Default 2048, as the
+	// CAEP interoperability profile requires.
+	MinRSAKeyBits int
+	// JWKSRefresh is how often the transmitter's JWKS is refreshed in the
+	// background. Default 1 hour. The last good key set is kept when a
+	// refresh fails.
+	JWKSRefresh time.Duration
+	// UnknownKIDRefresh rate-limits the JWKS refreshes triggered by SETs
+	// signed with a kid the receiver does not hold: 3 back to back, then
+	// one per UnknownKIDRefresh. Default 5 seconds. A SET that finds no
+	// key, or arrives while no refresh is allowed, is answered with
+	// ErrKeysUnavailable at once (push: 503 with a Retry-After of this
+	// interval) and is not remembered, so its redelivery triggers the next
+	// refresh: a retry finds a new key soon after the transmitter
+	// publishes it, while made-up kids cost the transmitter's JWKS endpoint
+	// at most 3 requests plus one per interval.
+	UnknownKIDRefresh time.Duration
+	// PollMaxEvents is the maxEvents a Poller asks for per request.
+	// Default 100.
+	PollMaxEvents int
+	// PollMaxResponseSize bounds one poll response, in bytes. Default 16 MiB.
+	PollMaxResponseSize int64
+	// PollRequestTimeout bounds one (long-)poll request. Default 2 minutes.
+	PollRequestTimeout time.Duration
+	// PollMinBackoff and PollMaxBackoff bound the exponential backoff, with
+	// jitter, after a failed poll. Defaults 500 ms and 1 minute.
+	PollMinBackoff, PollMaxBackoff time.Duration
+}
+
+// WithLimits sets the non-zero fields of l (see Limits). For New and
+// NewPoller.
+func WithLimits(l Limits) Option {
+	return func(c *config) { c.limitsGiven = append(c.limitsGiven, l) }
+}
 
 type config struct {
 	issuer          string
@@ -78,24 +136,119 @@ type config struct {
 	subjectTenants  []string
 	emailDomains    []string
 	insecureHTTP    bool
+
+	// Poller settings (NewPoller).
+	pollAuth          string
+	pollHTTPClient    *http.Client
+	pollMaxEvents     int
+	pollMaxResp       int64
+	pollTimeout       time.Duration
+	pollMinBackoff    time.Duration
+	pollMaxBackoff    time.Duration
+	returnImmediately bool
+	pollInterval      time.Duration
+
+	// Bookkeeping of the options given, for the constructors' reports.
+	limitsGiven []Limits
+	forNew      []string // options only New takes
+	forPoller   []string // options only NewPoller takes
+	bad         []error  // bad option values
+	nilOptions  []int    // positions of nil options
 }
 
 func defaultConfig() config {
 	return config{
-		algorithms:  append([]string(nil), DefaultAlgorithms...),
-		iatPast:     DefaultIATPast,
-		iatFuture:   DefaultIATFuture,
-		now:         time.Now,
-		dedupMax:    DefaultDedupMaxEntries,
-		maxBody:     DefaultMaxBodySize,
-		maxMetadata: DefaultMaxMetadataSize,
-		logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		observer:    nopObserver{},
-		httpClient:  &http.Client{Timeout: 30 * time.Second},
-		jwksRefresh: DefaultJWKSRefresh,
-		unknownKID:  DefaultUnknownKIDRefresh,
-		stateTTL:    15 * time.Minute,
-		minRSABits:  2048,
+		algorithms:     append([]string(nil), defaultAlgorithms...),
+		iatPast:        defaultIATPast,
+		iatFuture:      defaultIATFuture,
+		now:            time.Now,
+		dedupMax:       defaultDedupMaxEntries,
+		maxBody:        defaultMaxBodySize,
+		maxMetadata:    defaultMaxMetadataSize,
+		logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		observer:       nopObserver{},
+		httpClient:     &http.Client{Timeout: 30 * time.Second},
+		jwksRefresh:    defaultJWKSRefresh,
+		unknownKID:     defaultUnknownKIDRefresh,
+		stateTTL:       15 * time.Minute,
+		minRSABits:     defaultMinRSAKeyBits,
+		pollMaxEvents:  defaultPollMaxEvents,
+		pollMaxResp:    defaultPollMaxResponse,
+		pollTimeout:    defaultPollRequestTimeout,
+		pollMinBackoff: defaultPollMinBackoff,
+		pollMaxBackoff: defaultPollMaxBackoff,
+		pollInterval:   defaultPollInterval,
+	}
+}
+
+// apply applies opts to c, noting nil options, then the limits given.
+func (c *config) apply(opts []Option) {
+	for i, o := range opts {
+		if o == nil {
+			c.nilOptions = append(c.nilOptions, i)
+			continue
+		}
+		o(c)
+	}
+	for _, l := range c.limitsGiven {
+		c.applyLimits(l)
+	}
+}
+
+// applyLimits sets the non-zero fields of l, noting negative ones.
+func (c *config) applyLimits(l Limits) {
+	set := func(name string, v int64, dst func()) {
+		switch {
+		case v < 0:
+			c.bad = append(c.bad, fmt.Errorf("WithLimits: %s is negative (%d)", name, v))
+		case v > 0:
+			dst()
+		}
+	}
+	set("MaxBodySize", l.MaxBodySize, func() { c.maxBody = l.MaxBodySize })
+	set("MaxMetadataSize", l.MaxMetadataSize, func() { c.maxMetadata = l.MaxMetadataSize })
+	set("IATPast", int64(l.IATPast), func() { c.iatPast = l.IATPast })
+	set("IATFuture", int64(l.IATFuture), func() { c.iatFuture = l.IATFuture })
+	set("DedupEntries", int64(l.DedupEntries), func() { c.dedupMax = l.DedupEntries })
+	set("DedupTTL", int64(l.DedupTTL), func() { c.dedupTTL = l.DedupTTL })
+	set("MinRSAKeyBits", int64(l.MinRSAKeyBits), func() { c.minRSABits = l.MinRSAKeyBits })
+	set("JWKSRefresh", int64(l.JWKSRefresh), func() { c.jwksRefresh = l.JWKSRefresh })
+	set("UnknownKIDRefresh", int64(l.UnknownKIDRefresh), func() { c.unknownKID = l.UnknownKIDRefresh })
+	set("PollMaxEvents", int64(l.PollMaxEvents), func() { c.pollMaxEvents = l.PollMaxEvents })
+	set("PollMaxResponseSize", l.PollMaxResponseSize, func() { c.pollMaxResp = l.PollMaxResponseSize })
+	set("PollRequestTimeout", int64(l.PollRequestTimeout), func() { c.pollTimeout = l.PollRequestTimeout })
+	set("PollMinBackoff", int64(l.PollMinBackoff), func() { c.pollMinBackoff = l.PollMinBackoff })
+	set("PollMaxBackoff", int64(l.PollMaxBackoff), func() { c.pollMaxBackoff = l.PollMaxBackoff })
+}
+
+// common reports what every constructor reports: nil options, bad values,
+// and the options meant for the other constructor (others; what names
+// that constructor).
+func (c *config) common(others []string, what string) []error {
+	var errs []error
+	for _, i := range c.nilOptions {
+		errs = append(errs, fmt.Errorf("option %d is nil", i))
+	}
+	errs = append(errs, c.bad...)
+	for _, name := range others {
+		errs = append(errs, fmt.Errorf("%s is an option of %s", name, what))
+	}
+	return errs
+}
+
+// newOnly marks an option as one of New's only.
+func newOnly(name string, f func(*config)) Option {
+	return func(c *config) {
+		c.forNew = append(c.forNew, name)
+		f(c)
+	}
+}
+
+// pollerOnly marks an option as one of NewPoller's only.
+func pollerOnly(name string, f func(*config)) Option {
+	return func(c *config) {
+		c.forPoller = append(c.forPoller, name)
+		f(c)
 	}
 }
 
@@ -103,115 +256,116 @@ func defaultConfig() config {
 // is refused with invalid_issuer. Unless keys are configured directly, the
 // transmitter's /.well-known/ssf-configuration is fetched from this issuer and
 // its jwks_uri used.
-func WithIssuer(issuer string) Option { return func(c *config) { c.issuer = issuer } }
+func WithIssuer(issuer string) Option {
+	return newOnly("WithIssuer", func(c *config) { c.issuer = issuer })
+}
 
 // WithAudience sets the audiences this receiver accepts. Required: a SET is
 // accepted when its aud contains at least one of them.
 func WithAudience(aud ...string) Option {
-	return func(c *config) { c.audiences = append(c.audiences, aud...) }
+	return newOnly("WithAudience", func(c *config) { c.audiences = append(c.audiences, aud...) })
 }
 
 // WithStore sets the revocation store events are Put to. Required.
-func WithStore(s revocation.Store) Option { return func(c *config) { c.store = s } }
+func WithStore(s revocation.Store) Option {
+	return newOnly("WithStore", func(c *config) { c.store = s })
+}
 
 // WithJWKSURL takes the transmitter's signing keys from this JWKS URL instead
 // of discovering jwks_uri from its ssf-configuration.
-func WithJWKSURL(url string) Option { return func(c *config) { c.jwksURL = url } }
+func WithJWKSURL(url string) Option {
+	return newOnly("WithJWKSURL", func(c *config) { c.jwksURL = url })
+}
 
 // WithJWKS takes the signing keys from a JWK Set document (static keys).
 func WithJWKS(jwksJSON []byte) Option {
-	return func(c *config) { c.jwksJSON = append([]byte(nil), jwksJSON...) }
+	return newOnly("WithJWKS", func(c *config) { c.jwksJSON = append([]byte(nil), jwksJSON...) })
 }
 
 // WithKeySet takes the signing keys from a jwkset.Storage the caller manages.
 // Like static keys it is taken as complete: a kid it lacks is refused with
 // invalid_key (a read failure of the storage is ErrKeysUnavailable).
-func WithKeySet(s jwkset.Storage) Option { return func(c *config) { c.keySet = s } }
+func WithKeySet(s jwkset.Storage) Option {
+	return newOnly("WithKeySet", func(c *config) { c.keySet = s })
+}
 
 // WithPublicKey adds a static signing key with key id kid ("" matches a SET
 // without kid). May be given several times. A SET naming another kid is
 // refused with invalid_key.
 func WithPublicKey(kid string, key crypto.PublicKey) Option {
-	return func(c *config) {
+	return newOnly("WithPublicKey", func(c *config) {
 		if c.staticKeys == nil {
 			c.staticKeys = map[string]crypto.PublicKey{}
 		}
 		c.staticKeys[kid] = key
-	}
+	})
 }
 
 // WithAlgorithms replaces the signature algorithm allow-list. "none" and the
 // HMAC algorithms are refused by New; RS256 is always added.
 func WithAlgorithms(algs ...string) Option {
-	return func(c *config) { c.algorithms = append([]string(nil), algs...) }
-}
-
-// WithIATWindow sets how far in the past and the future a SET's iat may be.
-// Defaults DefaultIATPast and DefaultIATFuture. The future bound also applies
-// to the event's own time.
-func WithIATWindow(past, future time.Duration) Option {
-	return func(c *config) { c.iatPast, c.iatFuture = past, future }
+	return newOnly("WithAlgorithms", func(c *config) { c.algorithms = append([]string(nil), algs...) })
 }
 
 // WithClock sets the clock. Default time.Now.
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
-
-// WithDedup bounds the jti de-duplication memory: at most maxEntries jtis,
-// each remembered for ttl (default: the iat past window, so that a SET is
-// either remembered or too old to be accepted again).
-func WithDedup(maxEntries int, ttl time.Duration) Option {
-	return func(c *config) { c.dedupMax, c.dedupTTL = maxEntries, ttl }
+func WithClock(now func() time.Time) Option {
+	return newOnly("WithClock", func(c *config) { c.now = now })
 }
-
-// WithMaxBodySize bounds a SET's size in bytes. Default DefaultMaxBodySize.
-func WithMaxBodySize(n int64) Option { return func(c *config) { c.maxBody = n } }
-
-// WithMaxMetadataSize bounds the size of a fetched JWKS or configuration
-// document. Default DefaultMaxMetadataSize.
-func WithMaxMetadataSize(n int64) Option { return func(c *config) { c.maxMetadata = n } }
 
 // WithSubjectMapper sets how subjects map onto revocation Keys. Default:
 // DefaultMapper{} (see its documentation).
-func WithSubjectMapper(m ssf.SubjectMapper) Option { return func(c *config) { c.mapper = m } }
+func WithSubjectMapper(m ssf.SubjectMapper) Option {
+	return newOnly("WithSubjectMapper", func(c *config) { c.mapper = m })
+}
 
 // WithObserver sets the metrics and audit hook. Default: none.
-func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }
+func WithObserver(o Observer) Option {
+	return newOnly("WithObserver", func(c *config) { c.observer = o })
+}
 
 // WithMeterProvider sets the OpenTelemetry MeterProvider of the Receiver's
-// metrics (MetricEvents, MetricJWKSRefreshFailures). Default:
+// metrics (metricEvents, metricJWKSRefreshFailures). Default:
 // otel.GetMeterProvider(), the global provider, which records nothing until an
 // SDK is installed. The metrics are recorded in addition to WithObserver's
 // Observer.
 func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(c *config) { c.meterProvider = mp }
+	return newOnly("WithMeterProvider", func(c *config) { c.meterProvider = mp })
 }
 
-// WithLogger sets the logger. Default: discard.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+// WithLogger sets the logger. Default: discard; a Poller's default is its
+// Receiver's. For New and NewPoller.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		c.logger = l
+		if l == nil {
+			c.bad = append(c.bad, errors.New("WithLogger: nil logger"))
+		}
+	}
+}
 
-// WithHTTPClient sets the client used to fetch the ssf-configuration and the
-// JWKS. Default: a client with a 30 s timeout. Responses are size-bounded
-// and redirects held to the https rule (see WithInsecureHTTP) regardless.
-func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
-
-// WithJWKSRefresh sets the periodic JWKS refresh interval (default
-// DefaultJWKSRefresh) and the rate limit of refreshes triggered by a SET
-// signed with a kid the receiver does not hold: UnknownKIDRefreshBurst back
-// to back, then one per unknownKIDMinInterval (default
-// DefaultUnknownKIDRefresh). A SET that finds no key, or arrives while no
-// refresh is allowed, is answered with ErrKeysUnavailable at once (push:
-// 503 with a Retry-After of unknownKIDMinInterval) and is not remembered,
-// so its redelivery triggers the next refresh. The last good key set is
-// kept when a refresh fails.
-func WithJWKSRefresh(every, unknownKIDMinInterval time.Duration) Option {
-	return func(c *config) { c.jwksRefresh, c.unknownKID = every, unknownKIDMinInterval }
+// WithHTTPClient sets the HTTP client. Given to New, it fetches the
+// ssf-configuration and the JWKS (default: a client with a 30 s timeout);
+// given to NewPoller, it makes the poll requests (default: a client
+// without timeout, each request bounded by Limits.PollRequestTimeout, since
+// a long poll is held open; its own Timeout, if any, must exceed the
+// transmitter's hold). Responses are size-bounded and redirects held to
+// the https rule (see WithInsecureHTTP) regardless. For New and NewPoller.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) {
+		c.httpClient, c.pollHTTPClient = hc, hc
+		if hc == nil {
+			c.bad = append(c.bad, errors.New("WithHTTPClient: nil client"))
+		}
+	}
 }
 
 // WithPushAuthorization sets the exact Authorization header value the
 // transmitter sends with pushed SETs (the stream's authorization_header),
 // e.g. "Bearer 3f9c...". It is compared in constant time. Without it, or
 // WithInsecurePushWithoutAuthorization, the push handler refuses every request.
-func WithPushAuthorization(header string) Option { return func(c *config) { c.pushAuth = header } }
+func WithPushAuthorization(header string) Option {
+	return newOnly("WithPushAuthorization", func(c *config) { c.pushAuth = header })
+}
 
 // WithInsecurePushWithoutAuthorization lets the push handler accept requests
 // without an Authorization header: the Google mode. Google's Cross-Account
@@ -224,13 +378,15 @@ func WithPushAuthorization(header string) Option { return func(c *config) { c.pu
 // endpoint can make the receiver verify signatures and fill its logs (bounded
 // by WithMaxBodySize and the unknown-kid refresh limit). Prefer
 // WithPushAuthorization wherever the transmitter supports it.
-func WithInsecurePushWithoutAuthorization() Option { return func(c *config) { c.pushNoAuth = true } }
+func WithInsecurePushWithoutAuthorization() Option {
+	return newOnly("WithInsecurePushWithoutAuthorization", func(c *config) { c.pushNoAuth = true })
+}
 
 // WithVerificationState sets a function that accepts or refuses the state of
 // an SSF verification event, in addition to the states registered with
 // Receiver.ExpectState.
 func WithVerificationState(f func(ctx context.Context, state string) bool) Option {
-	return func(c *config) { c.stateFunc = f }
+	return newOnly("WithVerificationState", func(c *config) { c.stateFunc = f })
 }
 
 // WithCriticalSubjectMembers sets the transmitter's critical_subject_members
@@ -239,12 +395,8 @@ func WithVerificationState(f func(ctx context.Context, state string) bool) Optio
 // (org_unit, group, or any unknown member) is discarded: acknowledged and
 // counted as OutcomeUnmapped, never enforced partially.
 func WithCriticalSubjectMembers(members ...string) Option {
-	return func(c *config) { c.criticalMembers = append(c.criticalMembers, members...) }
+	return newOnly("WithCriticalSubjectMembers", func(c *config) { c.criticalMembers = append(c.criticalMembers, members...) })
 }
-
-// WithMinRSAKeyBits sets the smallest RSA key accepted. Default 2048, as the
-// CAEP interoperability profile requires.
-func WithMinRSAKeyBits(bits int) Option { return func(c *config) { c.minRSABits = bits } }
 
 // WithSubjectIssuers lets this transmitter name the subjects, sessions,
 // tokens, devices and clients of these further token issuers. By default
@@ -255,7 +407,7 @@ func WithMinRSAKeyBits(bits int) Option { return func(c *config) { c.minRSABits 
 // transmitter, or a leak of its signing key, cannot revoke the users of an
 // issuer it does not speak for.
 func WithSubjectIssuers(issuers ...string) Option {
-	return func(c *config) { c.subjectIssuers = append(c.subjectIssuers, issuers...) }
+	return newOnly("WithSubjectIssuers", func(c *config) { c.subjectIssuers = append(c.subjectIssuers, issuers...) })
 }
 
 // WithSubjectTenants lets this transmitter name the users and service
@@ -265,7 +417,7 @@ func WithSubjectIssuers(issuers ...string) Option {
 // another tenant (a complex {tenant, user}) is refused with invalid_request
 // naming the tenant.
 func WithSubjectTenants(tenants ...string) Option {
-	return func(c *config) { c.subjectTenants = append(c.subjectTenants, tenants...) }
+	return newOnly("WithSubjectTenants", func(c *config) { c.subjectTenants = append(c.subjectTenants, tenants...) })
 }
 
 // WithEmailDomains lets this transmitter name e-mail (and account acct:)
@@ -276,7 +428,7 @@ func WithSubjectTenants(tenants ...string) Option {
 // an e-mail subject of another domain is refused with invalid_request
 // naming the domain.
 func WithEmailDomains(domains ...string) Option {
-	return func(c *config) { c.emailDomains = append(c.emailDomains, domains...) }
+	return newOnly("WithEmailDomains", func(c *config) { c.emailDomains = append(c.emailDomains, domains...) })
 }
 
 // WithInsecureHTTP allows plain-http URLs on non-loopback hosts for the
@@ -284,5 +436,24 @@ func WithEmailDomains(domains ...string) Option {
 // redirects they follow. By default every such URL must be https (plain
 // http only on a loopback address), so that a network attacker cannot
 // substitute the transmitter's keys and forge lock-outs. Use it only in
-// closed test networks.
+// closed test networks. For New and NewPoller (a Poller of a Receiver
+// with WithInsecureHTTP has it too).
 func WithInsecureHTTP() Option { return func(c *config) { c.insecureHTTP = true } }
+
+// WithPollAuthorization sets the Authorization header a Poller sends to the
+// poll endpoint, e.g. "Bearer 3f9c...". For NewPoller.
+func WithPollAuthorization(header string) Option {
+	return pollerOnly("WithPollAuthorization", func(c *config) { c.pollAuth = header })
+}
+
+// WithReturnImmediately asks the transmitter not to hold a poll request
+// open (short polling); the Poller then waits interval between empty
+// polls. For NewPoller.
+func WithReturnImmediately(interval time.Duration) Option {
+	return pollerOnly("WithReturnImmediately", func(c *config) {
+		c.returnImmediately, c.pollInterval = true, interval
+		if interval < 0 {
+			c.bad = append(c.bad, fmt.Errorf("WithReturnImmediately: interval %v is negative", interval))
+		}
+	})
+}

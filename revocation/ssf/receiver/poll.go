@@ -15,46 +15,6 @@ import (
 	"github.com/caekit/caekit/internal/jose"
 )
 
-// Poll defaults.
-const (
-	DefaultPollMaxEvents      = 100                    // maxEvents asked for per request
-	DefaultPollMaxResponse    = 16 << 20               // bytes of one poll response
-	DefaultPollRequestTimeout = 2 * time.Minute        // bound of one (long-)poll request
-	DefaultPollMinBackoff     = 500 * time.Millisecond // first wait after a failed poll
-	DefaultPollMaxBackoff     = time.Minute            // longest wait after failed polls
-	DefaultPollInterval       = 5 * time.Second        // wait between empty short polls
-)
-
-// PollOption configures a Poller.
-type PollOption func(*Poller)
-
-// WithPollAuthorization sets the Authorization header sent to the poll endpoint.
-func WithPollAuthorization(header string) PollOption { return func(p *Poller) { p.auth = header } }
-
-// WithPollHTTPClient sets the HTTP client. Its Timeout, if any, must exceed
-// the transmitter's long-poll hold; WithPollRequestTimeout bounds each request.
-func WithPollHTTPClient(hc *http.Client) PollOption { return func(p *Poller) { p.hc = hc } }
-
-// WithPollMaxEvents sets maxEvents per request. Default DefaultPollMaxEvents.
-func WithPollMaxEvents(n int) PollOption { return func(p *Poller) { p.maxEvents = n } }
-
-// WithReturnImmediately asks the transmitter not to hold the request open
-// (short polling); the Poller then waits interval between empty polls.
-func WithReturnImmediately(interval time.Duration) PollOption {
-	return func(p *Poller) { p.returnImmediately, p.interval = true, interval }
-}
-
-// WithPollRequestTimeout bounds one poll request. Default DefaultPollRequestTimeout.
-func WithPollRequestTimeout(d time.Duration) PollOption { return func(p *Poller) { p.timeout = d } }
-
-// WithPollBackoff sets the exponential backoff bounds after a failed poll.
-func WithPollBackoff(min, max time.Duration) PollOption {
-	return func(p *Poller) { p.minBackoff, p.maxBackoff = min, max }
-}
-
-// WithPollMaxResponseSize bounds a poll response. Default DefaultPollMaxResponse.
-func WithPollMaxResponseSize(n int64) PollOption { return func(p *Poller) { p.maxResp = n } }
-
 // Poller receives SETs by RFC 8936 polling and feeds them to a Receiver. It
 // acknowledges a SET only once the Receiver stored (or deliberately
 // recorded) it, reports refused SETs in setErrs, and leaves SETs whose
@@ -78,43 +38,55 @@ type Poller struct {
 	log               *slog.Logger
 
 	ack     []string
-	setErrs map[string]ErrorResponse
+	setErrs map[string]errorResponse
 }
 
 // NewPoller returns a Poller for the transmitter's poll endpoint (the
-// stream's delivery endpoint_url).
-func NewPoller(r *Receiver, endpoint string, opts ...PollOption) (*Poller, error) {
-	p := &Poller{
-		r: r, endpoint: endpoint, hc: &http.Client{},
-		maxEvents: DefaultPollMaxEvents, interval: DefaultPollInterval, timeout: DefaultPollRequestTimeout,
-		minBackoff: DefaultPollMinBackoff, maxBackoff: DefaultPollMaxBackoff, maxResp: DefaultPollMaxResponse,
-		setErrs: map[string]ErrorResponse{},
+// stream's delivery endpoint_url) that feeds r. It starts from r's logger,
+// limits and WithInsecureHTTP; opts (WithPollAuthorization,
+// WithReturnImmediately, WithHTTPClient, WithLogger, WithLimits,
+// WithInsecureHTTP) override them. Every bad option is reported, joined
+// with errors.Join. A Poller owns no goroutine: its lifetime is Run's ctx.
+func NewPoller(r *Receiver, endpoint string, opts ...Option) (*Poller, error) {
+	if r == nil {
+		return nil, errors.New("ssf poller: nil Receiver")
 	}
-	if r != nil {
-		p.log = r.cfg.logger
+	cfg := r.cfg
+	cfg.limitsGiven, cfg.forNew, cfg.forPoller, cfg.bad, cfg.nilOptions = nil, nil, nil, nil, nil
+	cfg.pollHTTPClient = nil
+	cfg.apply(opts)
+	errs := cfg.common(cfg.forNew, "New, not NewPoller")
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if endpoint == "" {
+		bad("the poll endpoint is empty")
+	} else if err := jose.CheckURL(endpoint, cfg.insecureHTTP, ssfhttp.InsecureOption); err != nil {
+		// https, or plain http on loopback or with WithInsecureHTTP;
+		// redirects likewise (below).
+		bad("poll endpoint: %v", err)
 	}
-	for _, o := range opts {
-		o(p)
+	if cfg.pollMaxResp <= 0 || cfg.pollTimeout <= 0 || cfg.pollMaxEvents <= 0 {
+		bad("poll bounds must be positive (max events %d, max response %d, request timeout %v)", cfg.pollMaxEvents, cfg.pollMaxResp, cfg.pollTimeout)
 	}
-	switch {
-	case r == nil || endpoint == "" || p.hc == nil:
-		return nil, fmt.Errorf("ssf: poller needs a receiver, an endpoint and an HTTP client (receiver nil: %t, endpoint empty: %t, HTTP client nil: %t)",
-			r == nil, endpoint == "", p.hc == nil)
-	case p.maxEvents < 0 || p.maxResp <= 0 || p.timeout <= 0:
-		return nil, fmt.Errorf("ssf: poller bounds must be positive (max events %d, max response %d, request timeout %v)",
-			p.maxEvents, p.maxResp, p.timeout)
-	case p.minBackoff <= 0 || p.maxBackoff < p.minBackoff || p.interval < 0:
-		return nil, fmt.Errorf("ssf: invalid poller backoff %v..%v or interval %v (backoff must be positive and ordered, interval not negative)",
-			p.minBackoff, p.maxBackoff, p.interval)
+	if cfg.pollMinBackoff <= 0 || cfg.pollMaxBackoff < cfg.pollMinBackoff {
+		bad("invalid poll backoff %v..%v (must be positive and ordered)", cfg.pollMinBackoff, cfg.pollMaxBackoff)
 	}
-	// https, or plain http on loopback or with the Receiver's
-	// WithInsecureHTTP; redirects likewise, and never to another origin
-	// while an Authorization header rides along.
-	if err := jose.CheckURL(endpoint, r.cfg.insecureHTTP, ssfhttp.InsecureOption); err != nil {
-		return nil, fmt.Errorf("ssf: poll endpoint: %w", err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("ssf poller: %w", err)
 	}
-	p.hc = ssfhttp.Guard(p.hc, r.cfg.insecureHTTP, p.auth != "")
-	return p, nil
+	hc := cfg.pollHTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Poller{
+		r: r, endpoint: endpoint, auth: cfg.pollAuth,
+		// Redirects never go to another origin while an Authorization
+		// header rides along.
+		hc:        ssfhttp.Guard(hc, cfg.insecureHTTP, cfg.pollAuth != ""),
+		maxEvents: cfg.pollMaxEvents, returnImmediately: cfg.returnImmediately, interval: cfg.pollInterval,
+		timeout: cfg.pollTimeout, minBackoff: cfg.pollMinBackoff, maxBackoff: cfg.pollMaxBackoff,
+		maxResp: cfg.pollMaxResp, log: cfg.logger,
+		setErrs: map[string]errorResponse{},
+	}, nil
 }
 
 // PollResult sums up one poll.
@@ -137,7 +109,7 @@ type pollRequest struct {
 	MaxEvents         *int                     `json:"maxEvents,omitempty"`
 	ReturnImmediately bool                     `json:"returnImmediately"`
 	Ack               []string                 `json:"ack,omitempty"`
-	SetErrs           map[string]ErrorResponse `json:"setErrs,omitempty"`
+	SetErrs           map[string]errorResponse `json:"setErrs,omitempty"`
 }
 
 type pollResponse struct {
@@ -172,7 +144,7 @@ func (p *Poller) poll(ctx context.Context, maxEvents int, immediate bool) (PollR
 	}
 	// Delivered: the transmitter has our acknowledgements and errors.
 	p.ack = nil
-	p.setErrs = map[string]ErrorResponse{}
+	p.setErrs = map[string]errorResponse{}
 	res.MoreAvailable = out.MoreAvailable
 	res.Received = len(out.Sets)
 	jtis := make([]string, 0, len(out.Sets))
@@ -184,7 +156,7 @@ func (p *Poller) poll(ctx context.Context, maxEvents int, immediate bool) (PollR
 	for _, jti := range jtis {
 		var raw string
 		if err := json.Unmarshal(out.Sets[jti], &raw); err != nil {
-			p.setErrs[jti] = ErrorResponse{Err: CodeInvalidRequest, Description: "SET is not a JSON string"}
+			p.setErrs[jti] = errorResponse{Err: CodeInvalidRequest, Description: "SET is not a JSON string"}
 			res.Rejected++
 			continue
 		}
@@ -198,7 +170,7 @@ func (p *Poller) poll(ctx context.Context, maxEvents int, immediate bool) (PollR
 			p.ack = append(p.ack, jti)
 			res.Acknowledged++
 		case errors.As(err, &se):
-			p.setErrs[jti] = ErrorResponse{Err: se.Code, Description: se.Description}
+			p.setErrs[jti] = errorResponse{Err: se.Code, Description: se.Description}
 			res.Rejected++
 		case errors.Is(err, ErrKeysUnavailable):
 			res.Unstored++

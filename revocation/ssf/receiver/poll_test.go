@@ -16,9 +16,9 @@ import (
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
-func newPoller(t *testing.T, e *env, opts ...receiver.PollOption) *receiver.Poller {
+func newPoller(t *testing.T, e *env, opts ...receiver.Option) *receiver.Poller {
 	t.Helper()
-	base := []receiver.PollOption{receiver.WithPollAuthorization("Bearer " + ssftest.ManagementToken), receiver.WithPollBackoff(time.Millisecond, 10*time.Millisecond)}
+	base := []receiver.Option{receiver.WithPollAuthorization("Bearer " + ssftest.ManagementToken), receiver.WithLimits(receiver.Limits{PollMinBackoff: time.Millisecond, PollMaxBackoff: 10 * time.Millisecond})}
 	p, err := receiver.NewPoller(e.r, e.tr.PollURL(), append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestPollPagingAndAcks(t *testing.T) {
 	badClaims["aud"] = "https://someone-else"
 	e.tr.Enqueue(badClaims["jti"].(string), e.tr.Sign(badClaims))
 
-	p := newPoller(t, e, receiver.WithPollMaxEvents(2), receiver.WithReturnImmediately(time.Millisecond))
+	p := newPoller(t, e, receiver.WithLimits(receiver.Limits{PollMaxEvents: 2}), receiver.WithReturnImmediately(time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -127,8 +127,8 @@ func TestPollBadTransmitter(t *testing.T) {
 		}
 	}))
 	defer bad.Close()
-	p, err := receiver.NewPoller(e.r, bad.URL, receiver.WithPollBackoff(time.Millisecond, 2*time.Millisecond),
-		receiver.WithReturnImmediately(time.Millisecond), receiver.WithPollMaxResponseSize(1024))
+	p, err := receiver.NewPoller(e.r, bad.URL, receiver.WithLimits(receiver.Limits{PollMinBackoff: time.Millisecond, PollMaxBackoff: 2 * time.Millisecond}),
+		receiver.WithReturnImmediately(time.Millisecond), receiver.WithLimits(receiver.Limits{PollMaxResponseSize: 1024}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ContentTypeSET is the media type of a pushed SET.
-const ContentTypeSET = "application/secevent+jwt"
+// contentTypeSET is the media type of a pushed SET.
+const contentTypeSET = "application/secevent+jwt"
 
 // ServeHTTP implements RFC 8935 push delivery.
 //
@@ -41,8 +41,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
-	if err != nil || mt != ContentTypeSET {
-		err := reject(CodeInvalidRequest, "Content-Type is %q, expected %q", req.Header.Get("Content-Type"), ContentTypeSET)
+	if err != nil || mt != contentTypeSET {
+		err := reject(CodeInvalidRequest, "Content-Type is %q, expected %q", req.Header.Get("Content-Type"), contentTypeSET)
 		r.rejected(req.Context(), "push", nil, "", err)
 		writeError(w, http.StatusBadRequest, err.Code, err.Description)
 		return
@@ -95,8 +95,8 @@ func (r *Receiver) authorized(req *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
-// ErrorResponse is the RFC 8935 §2.3 error body.
-type ErrorResponse struct {
+// errorResponse is the RFC 8935 §2.3 error body.
+type errorResponse struct {
 	Err         string `json:"err"`         // the RFC 8935 error code, e.g. invalid_key
 	Description string `json:"description"` // human-readable; never contains the SET
 }
@@ -105,5 +105,5 @@ func writeError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(ErrorResponse{Err: code, Description: desc})
+	_ = json.NewEncoder(w).Encode(errorResponse{Err: code, Description: desc})
 }

@@ -57,7 +57,7 @@ func TestPushFloodMemoryBounded(t *testing.T) {
 		v, _ := outcomes.LoadOrStore(o.Outcome, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
 	})
-	r, store := fuzzReceiver(t, receiver.WithDedup(dedupMax, time.Hour), receiver.WithObserver(obs), receiver.WithPushAuthorization(pushAuth))
+	r, store := fuzzReceiver(t, receiver.WithLimits(receiver.Limits{DedupEntries: dedupMax, DedupTTL: time.Hour}), receiver.WithObserver(obs), receiver.WithPushAuthorization(pushAuth))
 	defer r.Close()
 	srv := httptest.NewServer(r)
 	defer srv.Close()
@@ -92,7 +92,7 @@ func TestPushFloodMemoryBounded(t *testing.T) {
 			t.Error(err)
 			return 0
 		}
-		req.Header.Set("Content-Type", receiver.ContentTypeSET)
+		req.Header.Set("Content-Type", contentTypeSET)
 		req.Header.Set("Authorization", pushAuth)
 		resp, err := client.Do(req)
 		if err != nil {

@@ -61,29 +61,16 @@ type Result struct {
 // required. Unless keys are configured directly (WithJWKSURL, WithJWKS,
 // WithKeySet, WithPublicKey), New fetches the transmitter's
 // /.well-known/ssf-configuration from the issuer, within ctx, and uses its
-// jwks_uri and critical_subject_members.
+// jwks_uri and critical_subject_members. ctx bounds that initialisation
+// only: the Receiver's background JWKS refresh lives until Close.
+//
+// Every bad option is reported, joined with errors.Join: nil options,
+// missing required ones, bad values, and options of NewPoller.
 func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	switch {
-	case cfg.issuer == "":
-		return nil, errors.New("ssf: WithIssuer is required")
-	case len(cfg.audiences) == 0:
-		return nil, errors.New("ssf: WithAudience is required")
-	case cfg.store == nil:
-		return nil, errors.New("ssf: WithStore is required")
-	case cfg.now == nil || cfg.logger == nil || cfg.httpClient == nil:
-		return nil, fmt.Errorf("ssf: clock, logger and HTTP client must not be nil (clock nil: %t, logger nil: %t, HTTP client nil: %t)",
-			cfg.now == nil, cfg.logger == nil, cfg.httpClient == nil)
-	case cfg.iatPast <= 0 || cfg.iatFuture < 0:
-		return nil, fmt.Errorf("ssf: invalid iat window %v/%v (past must be positive, future not negative)", cfg.iatPast, cfg.iatFuture)
-	case cfg.maxBody <= 0 || cfg.maxMetadata <= 0 || cfg.dedupMax <= 0:
-		return nil, fmt.Errorf("ssf: size and dedup bounds must be positive (body %d, metadata %d, dedup %d)",
-			cfg.maxBody, cfg.maxMetadata, cfg.dedupMax)
-	case cfg.jwksRefresh <= 0 || cfg.unknownKID <= 0:
-		return nil, fmt.Errorf("ssf: JWKS refresh intervals must be positive (refresh %v, unknown-kid %v)", cfg.jwksRefresh, cfg.unknownKID)
+	cfg.apply(opts)
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("ssf receiver: %w", err)
 	}
 	if cfg.dedupTTL <= 0 {
 		cfg.dedupTTL = cfg.iatPast + cfg.iatFuture
@@ -116,12 +103,6 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		met:      met,
 	}
 	for _, a := range cfg.algorithms {
-		if strings.EqualFold(a, "none") || strings.HasPrefix(strings.ToUpper(a), "HS") {
-			return nil, fmt.Errorf("ssf: algorithm %q is never accepted", a)
-		}
-		if jwt.GetSigningMethod(a) == nil {
-			return nil, fmt.Errorf("ssf: unknown algorithm %q", a)
-		}
 		r.algs[a] = true
 	}
 	for _, m := range cfg.criticalMembers {
@@ -165,13 +146,6 @@ func (r *Receiver) Close() error {
 	return nil
 }
 
-// Configuration returns the transmitter configuration fetched by New, or nil
-// when keys were configured directly.
-func (r *Receiver) Configuration() *ssf.TransmitterConfiguration { return r.tc }
-
-// Issuer returns the configured transmitter issuer.
-func (r *Receiver) Issuer() string { return r.cfg.issuer }
-
 // ExpectState registers the state of a verification request, so that the
 // verification event that answers it is accepted. States expire after 15
 // minutes; at most 64 are held.
@@ -194,7 +168,7 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 	set, err := r.parse(ctx, raw)
 	if errors.Is(err, ErrKeysUnavailable) {
 		r.cfg.logger.WarnContext(ctx, "ssf: signing key unavailable; SET not acknowledged, the transmitter must deliver it again",
-			"delivery", delivery, "outcome", OutcomeKeysUnavailable.String(), "set", Hash(raw), "error", err)
+			"delivery", delivery, "outcome", OutcomeKeysUnavailable.String(), "set", setHash(raw), "error", err)
 		r.cfg.observer.Observe(Observation{Delivery: delivery, Outcome: OutcomeKeysUnavailable})
 		return nil, err
 	}
@@ -274,7 +248,7 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 }
 
 func (r *Receiver) mapKeys(set *ssf.SET) ([]revocation.Key, string) {
-	if s := set.Subject; s.Format == ssf.FormatComplex {
+	if s := set.Subject; s.Format == "complex" {
 		for _, m := range s.Unknown {
 			if r.critical[m] {
 				return nil, "critical subject member " + m + " is not supported"
@@ -313,7 +287,7 @@ func (r *Receiver) stateOK(ctx context.Context, state string) bool {
 }
 
 func (r *Receiver) rejected(ctx context.Context, delivery string, set *ssf.SET, jti string, err error) {
-	code := CodeOf(err)
+	code := codeOf(err)
 	et := ""
 	hash := ""
 	if set != nil {
@@ -432,3 +406,43 @@ func (s *stateSet) has(state string) bool {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// validate reports every bad option of New, joined.
+func (c *config) validate() error {
+	errs := c.common(c.forPoller, "NewPoller, not New")
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.issuer == "" {
+		bad("WithIssuer is required")
+	}
+	if len(c.audiences) == 0 {
+		bad("WithAudience is required")
+	}
+	for _, a := range c.audiences {
+		if a == "" {
+			bad("WithAudience: empty audience")
+		}
+	}
+	if c.store == nil {
+		bad("WithStore is required (and must not be nil)")
+	}
+	if c.now == nil {
+		bad("WithClock: nil clock")
+	}
+	if c.iatPast <= 0 || c.iatFuture < 0 {
+		bad("invalid iat window %v/%v (past must be positive, future not negative)", c.iatPast, c.iatFuture)
+	}
+	if c.maxBody <= 0 || c.maxMetadata <= 0 || c.dedupMax <= 0 {
+		bad("size and dedup bounds must be positive (body %d, metadata %d, dedup %d)", c.maxBody, c.maxMetadata, c.dedupMax)
+	}
+	if c.jwksRefresh <= 0 || c.unknownKID <= 0 {
+		bad("JWKS refresh intervals must be positive (refresh %v, unknown-kid %v)", c.jwksRefresh, c.unknownKID)
+	}
+	for _, a := range c.algorithms {
+		if strings.EqualFold(a, "none") || strings.HasPrefix(strings.ToUpper(a), "HS") {
+			bad("WithAlgorithms: algorithm %q is never accepted", a)
+		} else if jwt.GetSigningMethod(a) == nil {
+			bad("WithAlgorithms: unknown algorithm %q", a)
+		}
+	}
+	return errors.Join(errs...)
+}

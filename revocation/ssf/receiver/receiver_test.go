@@ -56,7 +56,7 @@ func TestEventTypes(t *testing.T) {
 		{"risc credential-compromise", ssf.RISCCredentialCompromise, map[string]any{"credential_type": "password"}, userSub, receiver.OutcomeStored, revocation.TypeCredentialCompromised, userKey},
 		{"risc sessions-revoked", ssf.RISCSessionsRevoked, nil, userSub, receiver.OutcomeStored, revocation.TypeRefreshTokensRevoked, userKey},
 		{"risc account-enabled", ssf.RISCAccountEnabled, nil, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
-		{"risc identifier-changed", ssf.RISCIdentifierChanged, nil, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
+		{"risc identifier-changed", "https://schemas.openid.net/secevent/risc/event-type/identifier-changed", nil, userSub, receiver.OutcomeRecorded, 0, revocation.Key{}},
 		{"ssf stream-updated", ssf.SSFStreamUpdated, map[string]any{"status": "paused", "reason": "maintenance"}, map[string]any{"format": "opaque", "id": "stream-1"}, receiver.OutcomeRecorded, 0, revocation.Key{}},
 		{"ssf verification without state", ssf.SSFVerification, nil, map[string]any{"format": "opaque", "id": "stream-1"}, receiver.OutcomeRecorded, 0, revocation.Key{}},
 		{"unknown type", "https://example.test/event-type/custom", map[string]any{"x": 1}, userSub, receiver.OutcomeUnknownType, 0, revocation.Key{}},
@@ -169,7 +169,7 @@ func TestOpaqueTenantAndLegacySubject(t *testing.T) {
 
 func TestCustomMapper(t *testing.T) {
 	m := ssf.SubjectMapperFunc(func(set *ssf.SET, s *ssf.Subject) ([]revocation.Key, error) {
-		if s.Format == ssf.FormatPhoneNumber {
+		if s.Format == "phone_number" {
 			return []revocation.Key{revocation.ObjectKey("t", "phone:"+s.PhoneNumber)}, nil
 		}
 		return nil, errors.New("unsupported")
@@ -261,7 +261,7 @@ func TestSpecExamples(t *testing.T) {
 }
 
 func TestPushErrors(t *testing.T) {
-	e := newEnv(t, receiver.WithMaxBodySize(4096))
+	e := newEnv(t, receiver.WithLimits(receiver.Limits{MaxBodySize: 4096}))
 	tr := e.tr
 	good := func() map[string]any { return tr.Claims(ssf.RISCAccountDisabled, nil, userSub) }
 	with := func(f func(c map[string]any)) string { c := good(); f(c); return tr.Sign(c) }
@@ -344,7 +344,7 @@ func TestPushHTTPErrors(t *testing.T) {
 		r, _ := newRequest(method, e.srv.URL, ct, set)
 		return r
 	}
-	if got := req("GET", receiver.ContentTypeSET); got != 405 {
+	if got := req("GET", contentTypeSET); got != 405 {
 		t.Fatalf("GET: %d", got)
 	}
 	if got := req("POST", "application/jwt"); got != 400 {
@@ -391,7 +391,7 @@ func TestRedelivery(t *testing.T) {
 }
 
 func TestDedupBounded(t *testing.T) {
-	e := newEnv(t, receiver.WithDedup(2, time.Hour))
+	e := newEnv(t, receiver.WithLimits(receiver.Limits{DedupEntries: 2, DedupTTL: time.Hour}))
 	var sets []string
 	for i := range 3 {
 		s, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, map[string]any{"format": "email", "email": fmt.Sprintf("u%d@example.com", i)})
@@ -438,7 +438,7 @@ func TestStoreOutage(t *testing.T) {
 			t.Fatalf("outage: %d %s %v", status, body, err)
 		}
 	}
-	if _, err := e.r.Receive(context.Background(), []byte(set)); !errors.Is(err, receiver.ErrStore) || receiver.CodeOf(err) != "" {
+	if _, err := e.r.Receive(context.Background(), []byte(set)); !errors.Is(err, receiver.ErrStore) || codeOf(err) != "" {
 		t.Fatalf("Receive during outage: %v", err)
 	}
 	if e.obs.count(receiver.OutcomeStoreFailed) != 3 {
@@ -457,7 +457,7 @@ func TestStoreOutage(t *testing.T) {
 }
 
 func TestJWKSRotationAndKeepLastGood(t *testing.T) {
-	e := newEnv(t, receiver.WithJWKSRefresh(time.Hour, time.Millisecond))
+	e := newEnv(t, receiver.WithLimits(receiver.Limits{JWKSRefresh: time.Hour, UnknownKIDRefresh: time.Millisecond}))
 	set, _ := e.tr.Event(ssf.RISCAccountDisabled, nil, userSub)
 	if status, _ := e.push(t, set); status != 202 {
 		t.Fatal(status)
@@ -504,13 +504,13 @@ func TestRSAKeyTooSmall(t *testing.T) {
 	defer tr.Close()
 	kid, priv := tr.PrivateKey()
 	r, err := receiver.New(context.Background(), receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience),
-		receiver.WithStore(revocation.NewMemory()), receiver.WithPublicKey(kid, &priv.PublicKey), receiver.WithMinRSAKeyBits(3072))
+		receiver.WithStore(revocation.NewMemory()), receiver.WithPublicKey(kid, &priv.PublicKey), receiver.WithLimits(receiver.Limits{MinRSAKeyBits: 3072}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	set, _ := tr.Event(ssf.RISCAccountDisabled, nil, userSub)
-	if _, err := r.Receive(context.Background(), []byte(set)); receiver.CodeOf(err) != receiver.CodeInvalidKey {
+	if _, err := r.Receive(context.Background(), []byte(set)); codeOf(err) != receiver.CodeInvalidKey {
 		t.Fatalf("small key: %v", err)
 	}
 }

@@ -40,8 +40,8 @@ func TestReviewKeyLookupFailureIsNotPermanent(t *testing.T) {
 	if status == 400 {
 		t.Errorf("SET signed with a key that could not be fetched: 400 %+v (permanent refusal: the transmitter drops it); want 503", er)
 	}
-	if _, err := e.r.Receive(context.Background(), []byte(set)); receiver.CodeOf(err) != "" {
-		t.Errorf("Receive: %v is a rejection (%s); want a transient error that is not acknowledged", err, receiver.CodeOf(err))
+	if _, err := e.r.Receive(context.Background(), []byte(set)); codeOf(err) != "" {
+		t.Errorf("Receive: %v is a rejection (%s); want a transient error that is not acknowledged", err, codeOf(err))
 	}
 
 	// The JWKS is back and publishes k2: the next SET must be accepted,
@@ -58,7 +58,7 @@ func TestReviewKeyLookupFailureIsNotPermanent(t *testing.T) {
 // carries its own event time, so it neither moves the revocation forward
 // (which would lock out tokens issued since) nor backward.
 func TestReviewReplayAfterDedupEvictionIsHarmless(t *testing.T) {
-	e := newEnv(t, receiver.WithDedup(1, time.Hour))
+	e := newEnv(t, receiver.WithLimits(receiver.Limits{DedupEntries: 1, DedupTTL: time.Hour}))
 	ctx := context.Background()
 	evTime := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	c := e.tr.Claims(ssf.RISCAccountDisabled, map[string]any{"event_timestamp": evTime.Unix()}, userSub)
@@ -148,13 +148,13 @@ func TestReviewTokenTypedSETRefused(t *testing.T) {
 	ctx := context.Background()
 	for _, typ := range []string{"JWT", "at+jwt", "application/at+jwt", ""} {
 		set := e.tr.SignWith(e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"typ": typ})
-		if _, err := e.r.Receive(ctx, []byte(set)); receiver.CodeOf(err) != receiver.CodeInvalidRequest {
+		if _, err := e.r.Receive(ctx, []byte(set)); codeOf(err) != receiver.CodeInvalidRequest {
 			t.Errorf("typ %q: %v, want invalid_request", typ, err)
 		}
 	}
 	c := e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub)
 	c["toe"] = time.Now().Add(24 * time.Hour).Unix()
-	if _, err := e.r.Receive(ctx, []byte(e.tr.Sign(c))); receiver.CodeOf(err) != receiver.CodeInvalidRequest {
+	if _, err := e.r.Receive(ctx, []byte(e.tr.Sign(c))); codeOf(err) != receiver.CodeInvalidRequest {
 		t.Errorf("toe a day ahead: %v, want invalid_request", err)
 	}
 	if _, ok := e.store.Lookup(userKey); ok {

@@ -19,8 +19,8 @@ import (
 	"github.com/caekit/caekit/internal/jose"
 )
 
-// Hash returns a short SHA-256 prefix of a raw SET (or any token), safe to log.
-func Hash(raw []byte) string {
+// setHash returns a short SHA-256 prefix of a raw SET (or any token), safe to log.
+func setHash(raw []byte) string {
 	h := sha256.Sum256(raw)
 	return hex.EncodeToString(h[:6])
 }
@@ -45,7 +45,7 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*ssf.SET, error) {
 	default:
 		return nil, reject(CodeInvalidRequest, "not a compact JWS: %d dot-separated parts, expected 3", len(parts))
 	}
-	set := &ssf.SET{Hash: Hash(raw)}
+	set := &ssf.SET{Hash: setHash(raw)}
 
 	// Header.
 	hb, err := b64.DecodeString(parts[0])

@@ -118,7 +118,7 @@ func TestSETKeyMustFitAlg(t *testing.T) {
 		t.Errorf("ES384 with a P-384 key: %v", err)
 	}
 	// RS256 header naming the EC key.
-	if _, err := r.Receive(context.Background(), []byte(tr.SignWith(tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": "ec"}))); receiver.CodeOf(err) != receiver.CodeInvalidKey || !strings.Contains(err.Error(), "needs an RSA key") {
+	if _, err := r.Receive(context.Background(), []byte(tr.SignWith(tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"kid": "ec"}))); codeOf(err) != receiver.CodeInvalidKey || !strings.Contains(err.Error(), "needs an RSA key") {
 		t.Errorf("RS256 naming an EC key: %v, want invalid_key saying it needs an RSA key", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caekit/caekit/revocation/ssf/internal/ssfhttp"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,11 +165,23 @@ type Status struct {
 type Option func(*Client)
 
 // WithHTTPClient sets the HTTP client. Default: 30 s timeout.
-func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		c.hc = hc
+		if hc == nil {
+			c.bad = append(c.bad, errors.New("WithHTTPClient: nil client"))
+		}
+	}
+}
 
 // WithBearerToken authenticates management calls with "Bearer token".
 func WithBearerToken(token string) Option {
-	return func(c *Client) { c.auth = "Bearer " + token }
+	return func(c *Client) {
+		c.auth = "Bearer " + token
+		if token == "" || strings.ContainsAny(token, " \t\r\n") {
+			c.bad = append(c.bad, errors.New("WithBearerToken: the token is empty or contains white space"))
+		}
+	}
 }
 
 // WithConfiguration uses tc instead of fetching the ssf-configuration.
@@ -177,7 +190,12 @@ func WithBearerToken(token string) Option {
 // issuer's origin (Google's RISC API, for one, serves its stream
 // management on another host than its issuer). They must still be https.
 func WithConfiguration(tc *ssf.TransmitterConfiguration) Option {
-	return func(c *Client) { c.tc, c.supplied = tc, tc != nil }
+	return func(c *Client) {
+		c.tc, c.supplied = tc, tc != nil
+		if tc == nil {
+			c.bad = append(c.bad, errors.New("WithConfiguration: nil configuration"))
+		}
+	}
 }
 
 // WithLegacyRISCAPI writes stream configurations in the legacy RISC form
@@ -213,19 +231,31 @@ type Client struct {
 	legacy   bool
 	mu       sync.Mutex
 	tc       *ssf.TransmitterConfiguration
+	bad      []error // bad options, reported by New
 }
 
-// NewClient returns a stream management client for the transmitter issuer.
-func New(issuer string, opts ...Option) *Client {
+// New returns a stream management client for the transmitter issuer. It
+// makes no request; the transmitter's configuration is fetched on first
+// use (Configuration). Every bad option, and a bad issuer, is reported,
+// joined with errors.Join.
+func New(issuer string, opts ...Option) (*Client, error) {
 	c := &Client{issuer: issuer, hc: &http.Client{Timeout: 30 * time.Second}}
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			c.bad = append(c.bad, fmt.Errorf("option %d is nil", i))
+			continue
+		}
 		o(c)
 	}
-	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 30 * time.Second}
+	if err := jose.CheckURL(issuer, c.insecure, ssfhttp.InsecureOption); err != nil {
+		c.bad = append(c.bad, fmt.Errorf("issuer: %w", err))
 	}
+	if err := errors.Join(c.bad...); err != nil {
+		return nil, fmt.Errorf("ssf stream client: %w", err)
+	}
+	c.bad = nil
 	c.hc = ssfhttp.Guard(c.hc, c.insecure, c.auth != "")
-	return c
+	return c, nil
 }
 
 // Configuration returns the transmitter configuration, fetching it on first use.
@@ -255,7 +285,7 @@ func (c *Client) endpoint(ctx context.Context, pick func(*ssf.TransmitterConfigu
 	if e == "" {
 		return "", fmt.Errorf("ssf: transmitter %s has no %s", c.issuer, name)
 	}
-	if err := jose.CheckURL(e, c.insecure, "WithInsecureHTTP"); err != nil {
+	if err := jose.CheckURL(e, c.insecure, ssfhttp.InsecureOption); err != nil {
 		return "", fmt.Errorf("ssf: %s: %w", name, err)
 	}
 	if c.auth != "" && !c.supplied && !jose.SameOrigin(e, c.issuer) {
