@@ -15,7 +15,11 @@ const (
 	ssfPrefix  = "https://schemas.openid.net/secevent/ssf/event-type/"
 )
 
-// Event-type URIs this package knows.
+// The event-type URIs a reader of this package needs: every CAEP event
+// type, the RISC ones that revoke, and SSF's own. Classify knows the other
+// RISC event types too (account-enabled, identifier-changed and -recycled,
+// recovery-activated, recovery-information-changed, opt-in, opt-out-*), and
+// the deprecated RISC sessions-revoked (use CAEPSessionRevoked).
 const (
 	CAEPSessionRevoked         = caepPrefix + "session-revoked"
 	CAEPTokenClaimsChange      = caepPrefix + "token-claims-change"
@@ -27,28 +31,32 @@ const (
 	CAEPRiskLevelChange        = caepPrefix + "risk-level-change"
 
 	RISCAccountDisabled                = riscPrefix + "account-disabled"
-	RISCAccountEnabled                 = riscPrefix + "account-enabled"
 	RISCAccountPurged                  = riscPrefix + "account-purged"
 	RISCAccountCredentialChangeRequire = riscPrefix + "account-credential-change-required"
 	RISCCredentialCompromise           = riscPrefix + "credential-compromise"
-	riscIdentifierChanged              = riscPrefix + "identifier-changed"
-	riscIdentifierRecycled             = riscPrefix + "identifier-recycled"
-	riscRecoveryActivated              = riscPrefix + "recovery-activated"
-	riscRecoveryInformationChanged     = riscPrefix + "recovery-information-changed"
-	riscOptIn                          = riscPrefix + "opt-in"
-	riscOptOutInitiated                = riscPrefix + "opt-out-initiated"
-	riscOptOutCancelled                = riscPrefix + "opt-out-cancelled"
-	riscOptOutEffective                = riscPrefix + "opt-out-effective"
-	RISCSessionsRevoked                = riscPrefix + "sessions-revoked" // deprecated: use CAEPSessionRevoked
 
 	SSFVerification  = ssfPrefix + "verification"
 	SSFStreamUpdated = ssfPrefix + "stream-updated"
 )
 
+// The RISC event types Classify knows that a caller need not name.
+const (
+	riscAccountEnabled             = riscPrefix + "account-enabled"
+	riscIdentifierChanged          = riscPrefix + "identifier-changed"
+	riscIdentifierRecycled         = riscPrefix + "identifier-recycled"
+	riscRecoveryActivated          = riscPrefix + "recovery-activated"
+	riscRecoveryInformationChanged = riscPrefix + "recovery-information-changed"
+	riscOptIn                      = riscPrefix + "opt-in"
+	riscOptOutInitiated            = riscPrefix + "opt-out-initiated"
+	riscOptOutCancelled            = riscPrefix + "opt-out-cancelled"
+	riscOptOutEffective            = riscPrefix + "opt-out-effective"
+	riscSessionsRevoked            = riscPrefix + "sessions-revoked" // deprecated: use CAEPSessionRevoked
+)
+
 // recordedTypes are known events that never revoke.
 var recordedTypes = map[string]bool{
 	CAEPSessionEstablished: true, CAEPSessionPresented: true,
-	RISCAccountEnabled: true, riscIdentifierChanged: true, riscIdentifierRecycled: true,
+	riscAccountEnabled: true, riscIdentifierChanged: true, riscIdentifierRecycled: true,
 	riscRecoveryActivated: true, riscRecoveryInformationChanged: true, riscOptIn: true,
 	riscOptOutInitiated: true, riscOptOutCancelled: true, riscOptOutEffective: true,
 	SSFVerification: true, SSFStreamUpdated: true,
@@ -78,6 +86,11 @@ type Classification struct {
 	Known bool
 	// Note says, for a known event that does not revoke, why (for logs).
 	Note string
+	// Name is the event type's short name, as metrics and logs use it:
+	// "caep.session-revoked", "risc.account-disabled", "ssf.verification",
+	// ...; "_OTHER" for a type this package does not know, so that a
+	// transmitter cannot grow a metric's cardinality.
+	Name string
 }
 
 // Revokes reports whether the event revokes tokens.
@@ -86,6 +99,12 @@ func (c Classification) Revokes() bool { return c.Type != revocation.TypeUnknown
 // Classify maps an event type URI and its payload onto a revocation type. It
 // never fails: a payload field of the wrong type reads as absent.
 func Classify(eventType string, payload map[string]json.RawMessage) Classification {
+	c := classify(eventType, payload)
+	c.Name = eventTypeName(eventType)
+	return c
+}
+
+func classify(eventType string, payload map[string]json.RawMessage) Classification {
 	get := func(name string) string {
 		v, _ := setjson.String(payload, name)
 		return v
@@ -128,7 +147,7 @@ func Classify(eventType string, payload map[string]json.RawMessage) Classificati
 		return Classification{Type: revocation.TypeUserDeleted, Known: true}
 	case RISCAccountCredentialChangeRequire, RISCCredentialCompromise:
 		return Classification{Type: revocation.TypeCredentialCompromised, Known: true}
-	case RISCSessionsRevoked:
+	case riscSessionsRevoked:
 		return Classification{Type: revocation.TypeRefreshTokensRevoked, Known: true}
 	}
 	if recordedTypes[eventType] {
@@ -137,7 +156,7 @@ func Classify(eventType string, payload map[string]json.RawMessage) Classificati
 	return Classification{}
 }
 
-// eventTypeOther is the EventTypeName of event types this package does not
+// eventTypeOther is the Classification.Name of event types this package does not
 // know.
 const eventTypeOther = "_OTHER"
 
@@ -147,10 +166,10 @@ var shortTypes = func() map[string]string {
 	for _, uri := range []string{
 		CAEPSessionRevoked, CAEPTokenClaimsChange, CAEPCredentialChange, CAEPAssuranceLevelChange,
 		CAEPDeviceComplianceChange, CAEPSessionEstablished, CAEPSessionPresented, CAEPRiskLevelChange,
-		RISCAccountDisabled, RISCAccountEnabled, RISCAccountPurged, RISCAccountCredentialChangeRequire,
+		RISCAccountDisabled, riscAccountEnabled, RISCAccountPurged, RISCAccountCredentialChangeRequire,
 		RISCCredentialCompromise, riscIdentifierChanged, riscIdentifierRecycled, riscRecoveryActivated,
 		riscRecoveryInformationChanged, riscOptIn, riscOptOutInitiated, riscOptOutCancelled,
-		riscOptOutEffective, RISCSessionsRevoked, SSFVerification, SSFStreamUpdated,
+		riscOptOutEffective, riscSessionsRevoked, SSFVerification, SSFStreamUpdated,
 	} {
 		for prefix, name := range map[string]string{caepPrefix: "caep.", riscPrefix: "risc.", ssfPrefix: ""} {
 			if rest, ok := strings.CutPrefix(uri, prefix); ok {
@@ -161,12 +180,8 @@ var shortTypes = func() map[string]string {
 	return m
 }()
 
-// EventTypeName returns the short name of an event-type URI, as metrics and
-// logs use it: "caep.session-revoked" for CAEPSessionRevoked,
-// "risc.account-disabled", "ssf.verification", ...; "_OTHER" for a type this
-// package does not know, so that a transmitter cannot grow a metric's
-// cardinality.
-func EventTypeName(uri string) string {
+// eventTypeName returns the Name of an event-type URI (see Classification).
+func eventTypeName(uri string) string {
 	if n, ok := shortTypes[uri]; ok {
 		return n
 	}

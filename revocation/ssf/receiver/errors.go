@@ -22,8 +22,8 @@ const (
 	CodeInvalidAudience = "invalid_audience"
 	// CodeAuthenticationFailed: the caller's own credential (Authorization header) is missing or wrong.
 	CodeAuthenticationFailed = "authentication_failed"
-	// CodeAccessDenied: the caller is authenticated but not allowed.
-	CodeAccessDenied = "access_denied"
+	// codeAccessDenied: the caller is authenticated but not allowed.
+	codeAccessDenied = "access_denied"
 	// CodeInvalidState: an SSF verification event carries a state we did not ask for.
 	CodeInvalidState = "invalid_state"
 )

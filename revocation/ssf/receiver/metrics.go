@@ -46,7 +46,7 @@ const meterName = "github.com/caekit/caekit/revocation/ssf"
 
 var knownCodes = map[string]bool{
 	CodeInvalidRequest: true, CodeInvalidKey: true, CodeInvalidIssuer: true, CodeInvalidAudience: true,
-	CodeAuthenticationFailed: true, CodeAccessDenied: true, CodeInvalidState: true,
+	CodeAuthenticationFailed: true, codeAccessDenied: true, CodeInvalidState: true,
 }
 
 // metrics is the Observer that records metricEvents; it passes every
@@ -85,7 +85,7 @@ func (m *metrics) Observe(o Observation) {
 	}
 	attrs := make([]attribute.KeyValue, 0, 4)
 	attrs = append(attrs,
-		attribute.String(attrEventType, ssf.EventTypeName(o.EventType)),
+		attribute.String(attrEventType, ssf.Classify(o.EventType, nil).Name),
 		attribute.String(attrOutcome, o.Outcome.String()),
 		attribute.String(attrDelivery, delivery),
 	)

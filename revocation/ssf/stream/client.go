@@ -418,15 +418,11 @@ func (c *Client) RequestVerification(ctx context.Context, streamID, state string
 	return ssfhttp.DoJSON(ctx, c.hc, http.MethodPost, e, c.auth, body, nil, ssfhttp.MaxDocument)
 }
 
-// StateExpecter is what Verify registers a state with; *Receiver is one.
-type StateExpecter interface {
-	// ExpectState makes a verification event carrying state acceptable.
-	ExpectState(state string)
-}
-
-// Verify generates a random state, registers it with r so that the answering
-// verification event is accepted, and requests verification. It returns the state.
-func (c *Client) Verify(ctx context.Context, streamID string, r StateExpecter) (string, error) {
+// Verify generates a random state, registers it with r (a
+// *receiver.Receiver, or anything with its ExpectState method) so that the
+// answering verification event is accepted, and requests verification. It
+// returns the state.
+func (c *Client) Verify(ctx context.Context, streamID string, r interface{ ExpectState(state string) }) (string, error) {
 	var b [18]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("ssf: state: %w", err)
