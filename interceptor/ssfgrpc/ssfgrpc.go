@@ -1,6 +1,6 @@
 // Package ssfgrpc serves cae.v1.SecurityEventService: the gRPC way in for
 // Security Event Tokens, on top of the same validation and store path as SSF
-// push and poll (package revocation/ssf).
+// push and poll (package revocation/ssf/receiver).
 //
 // The service is protected by caekit's own server interceptors plus a role
 // check: register RequireRole with interceptor.WithChecks so that only
