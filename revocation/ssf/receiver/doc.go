@@ -16,8 +16,8 @@
 // # Keys (RFC 8935 answers)
 //
 // A SET whose kid is not among the keys the receiver holds triggers a
-// refresh of the transmitter's JWKS, rate-limited (unknownKIDRefreshBurst at
-// once, then one per WithJWKSRefresh's unknown-kid interval, default 5 s) so
+// refresh of the transmitter's JWKS, rate-limited (3 at
+// once, then one per Limits.UnknownKIDRefresh, default 5 s) so
 // that made-up kids cannot hammer the transmitter. Then:
 //
 //   - the refresh succeeded and the kid is still absent: the SET is refused
@@ -37,7 +37,7 @@
 // answering "try again" instead would let any forged kid buy an unbounded
 // retry loop. A known key with a bad
 // signature, or an unacceptable key (a disallowed alg, a key type or curve
-// that does not fit the alg, an RSA key under WithMinRSAKeyBits), is
+// that does not fit the alg, an RSA key under Limits.MinRSAKeyBits), is
 // refused with invalid_key too.
 //
 // # Strict parsing
@@ -114,7 +114,7 @@
 //     WithInsecurePushWithoutAuthorization (the Google mode; off by
 //     default), checked by signature and aud alone;
 //   - the legacy RISC stream API's delivery ({"delivery_method", "url"}),
-//     read always and written with WithLegacyStreamAPI.
+//     read always and written with stream.WithLegacyRISCAPI.
 //
 // ssf.DefaultMapper documents how each maps onto token claims. An event whose
 // subject maps onto no Key is acknowledged (it is valid; we just cannot

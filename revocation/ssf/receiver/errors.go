@@ -64,7 +64,7 @@ var ErrStore = errors.New("ssf: event not stored")
 // ErrKeysUnavailable is wrapped by Receive when no key to check the SET's
 // signature could be obtained because the transmitter's JWKS could not be
 // read: it could not be fetched, or the refresh of the JWKS for an unknown
-// kid is rate-limited (see WithJWKSRefresh). A kid still absent after a
+// kid is rate-limited (see Limits.UnknownKIDRefresh). A kid still absent after a
 // successful refresh is a CodeInvalidKey rejection instead. Nothing is known to be wrong with the
 // SET, so like ErrStore it is temporary: the SET is neither acknowledged nor
 // remembered, and the transmitter must deliver it again. Push answers 503

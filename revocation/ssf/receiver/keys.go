@@ -25,7 +25,7 @@ const keyLookupTimeout = 10 * time.Second
 
 // unknownKIDRefreshBurst is how many refreshes of the transmitter's JWKS an
 // unknown kid may trigger back to back; after that, one more is allowed per
-// WithJWKSRefresh's unknownKIDMinInterval (default DefaultUnknownKIDRefresh).
+// Limits.UnknownKIDRefresh (default 5 s).
 // A SET that arrives while no refresh is allowed is answered with
 // ErrKeysUnavailable at once (it never waits for the limiter), and its
 // redelivery triggers the next refresh. So a transmitter that pushes a new
@@ -105,7 +105,7 @@ func (r *Receiver) buildKeys(jwksURL string) error {
 }
 
 // remoteKeys sets r.keyfunc to look keys up in the transmitter's JWKS at
-// jwksURL, refreshed every WithJWKSRefresh interval in the background and,
+// jwksURL, refreshed every Limits.JWKSRefresh in the background and,
 // for a kid it does not hold (or a SET without kid while it holds no key),
 // on demand within the unknown-kid rate limit (unknownKIDRefreshBurst).
 func (r *Receiver) remoteKeys(jwksURL string) error {

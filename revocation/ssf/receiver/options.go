@@ -376,7 +376,7 @@ func WithPushAuthorization(header string) Option {
 // the transmitter's keys, iss, aud, iat and the subject scope; only the
 // caller's own credential is not. The cost: anyone who can reach the
 // endpoint can make the receiver verify signatures and fill its logs (bounded
-// by WithMaxBodySize and the unknown-kid refresh limit). Prefer
+// by Limits.MaxBodySize and the unknown-kid refresh limit). Prefer
 // WithPushAuthorization wherever the transmitter supports it.
 func WithInsecurePushWithoutAuthorization() Option {
 	return newOnly("WithInsecurePushWithoutAuthorization", func(c *config) { c.pushNoAuth = true })

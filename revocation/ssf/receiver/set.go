@@ -146,7 +146,7 @@ func verify(method jwt.SigningMethod, signing string, sig []byte, keys []any) er
 
 // fitting returns the keys that may verify alg (jose.KeyFits, the access
 // tokens' rule: the key type and curve match the algorithm, RSA keys have
-// at least WithMinRSAKeyBits bits; a symmetric key never fits). A
+// at least Limits.MinRSAKeyBits bits; a symmetric key never fits). A
 // VerificationKeySet (a SET without kid) keeps the keys that fit, and is
 // refused when none does.
 func (r *Receiver) fitting(alg string, key any) ([]any, error) {
