@@ -15,7 +15,6 @@ import (
 
 	"github.com/caekit/caekit/internal/testclock"
 	"github.com/caekit/caekit/revocation"
-	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/receiver"
 )
 
@@ -151,34 +150,6 @@ func FuzzReceiveCompact(f *testing.F) {
 		sig, err := base64.RawURLEncoding.DecodeString(p[2])
 		if err != nil || !ed25519.Verify(fuzzKey.Public().(ed25519.PublicKey), []byte(p[0]+"."+p[1]), sig) {
 			t.Fatalf("accepted a SET without a valid signature: %q", raw)
-		}
-	})
-}
-
-// FuzzParseSubject fuzzes subject identifier parsing and the default mapping
-// onto revocation keys: no panic, and every key produced is valid.
-func FuzzParseSubject(f *testing.F) {
-	for _, s := range []string{
-		`{"format":"opaque","id":"x"}`, `{"format":"email","email":"a@b"}`, `{"format":"iss_sub","iss":"i","sub":"s"}`,
-		`{"format":"complex","user":{"format":"opaque","id":"u"},"session":{"format":"opaque","id":"s"}}`,
-		`{"format":"aliases","identifiers":[{"format":"email","email":"a@b"},{"format":"aliases","identifiers":[]}]}`,
-		`{"subject_type":"ip-addresses","ip-addresses":["::1"]}`, `{"format":"jwt_id","iss":"i","jti":"j"}`, `null`, `[]`,
-	} {
-		f.Add([]byte(s))
-	}
-	set := &ssf.SET{Issuer: fuzzIssuer, EventType: ssf.CAEPSessionRevoked}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		s, err := ssf.ParseSubject(raw)
-		if err != nil || s == nil {
-			return
-		}
-		_ = s.String()
-		keys, err := ssf.DefaultMapper{}.MapSubject(set, s)
-		if err != nil {
-			return
-		}
-		for _, k := range keys {
-			_ = k.String()
 		}
 	})
 }
