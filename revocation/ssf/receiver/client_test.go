@@ -79,16 +79,6 @@ func TestStreamManagementAndVerification(t *testing.T) {
 	}
 }
 
-func TestPollStreamCreation(t *testing.T) {
-	tr := ssftest.New()
-	defer tr.Close()
-	c := newClient(t, tr.Issuer, stream.WithBearerToken(ssftest.ManagementToken))
-	s, err := c.CreateStream(context.Background(), &stream.Config{Delivery: &stream.Delivery{Method: stream.DeliveryPoll}, Audience: stream.Audience{"a", "b"}})
-	if err != nil || s.Delivery.EndpointURL != tr.PollURL() || len(s.Audience) != 2 {
-		t.Fatalf("%+v %v", s, err)
-	}
-}
-
 func isStatus(err error, code int) bool {
 	var he *ssf.HTTPError
 	return errors.As(err, &he) && he.StatusCode == code

@@ -2,8 +2,6 @@ package receiver_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"github.com/caekit/caekit/revocation/ssf"
 	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
-	"github.com/caekit/caekit/revocation/ssf/stream"
 )
 
 // Test vectors of deployed transmitters (issue 12 item 5). Each cites where
@@ -197,46 +194,6 @@ func TestSETTypHeader(t *testing.T) {
 	set := e.tr.SignWith(e.tr.Claims(ssf.RISCAccountDisabled, nil, userSub), map[string]any{"typ": nil})
 	if st, _ := e.push(t, set); st != http.StatusBadRequest {
 		t.Errorf("no typ: %d, want 400", st)
-	}
-}
-
-// TestLegacyRISCStreamAPI: Google's stream API takes and returns delivery as
-// {"delivery_method": "https://schemas.openid.net/secevent/risc/delivery-method/push",
-// "url": ...} (https://developers.google.com/identity/protocols/risc,
-// "Register your receiver"). A Client with WithLegacyStreamAPI writes that
-// form; answers are read in either form.
-func TestLegacyRISCStreamAPI(t *testing.T) {
-	var got map[string]any
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(b, &got)
-		_, _ = w.Write([]byte(`{"delivery":{"delivery_method":"https://schemas.openid.net/secevent/risc/delivery-method/push","url":"https://rp.example.com/risc"},` +
-			`"events_requested":["https://schemas.openid.net/secevent/risc/event-type/account-disabled"]}`))
-	}))
-	defer srv.Close()
-	c := newClient(t, "https://accounts.google.com/", stream.WithBearerToken("service-account-jwt"), stream.WithLegacyRISCAPI(),
-		stream.WithConfiguration(&ssf.TransmitterConfiguration{Issuer: "https://accounts.google.com/", ConfigurationEndpoint: srv.URL + "/v1beta/stream:update"}))
-	out, err := c.CreateStream(context.Background(), &stream.Config{
-		Delivery:        &stream.Delivery{Method: stream.DeliveryPush, EndpointURL: "https://rp.example.com/risc"},
-		EventsRequested: []string{ssf.RISCAccountDisabled},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _ := got["delivery"].(map[string]any)
-	if d["delivery_method"] != "https://schemas.openid.net/secevent/risc/delivery-method/push" || d["url"] != "https://rp.example.com/risc" || d["method"] != nil {
-		t.Fatalf("sent delivery %v, want the legacy form", d)
-	}
-	if out.Delivery == nil || out.Delivery.Method != stream.DeliveryPush || out.Delivery.EndpointURL != "https://rp.example.com/risc" {
-		t.Fatalf("read delivery %+v, want push to the url", out.Delivery)
-	}
-	// Without the option the SSF form is sent.
-	plain := newClient(t, "https://accounts.google.com/", stream.WithConfiguration(&ssf.TransmitterConfiguration{ConfigurationEndpoint: srv.URL}))
-	if _, err := plain.CreateStream(context.Background(), &stream.Config{Delivery: &stream.Delivery{Method: stream.DeliveryPush, EndpointURL: "https://rp.example.com/risc"}}); err != nil {
-		t.Fatal(err)
-	}
-	if d, _ := got["delivery"].(map[string]any); d["method"] != stream.DeliveryPush || d["endpoint_url"] != "https://rp.example.com/risc" {
-		t.Fatalf("SSF form: sent %v", d)
 	}
 }
 
