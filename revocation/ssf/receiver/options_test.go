@@ -39,6 +39,7 @@ func TestNewReportsEveryBadOption(t *testing.T) {
 		receiver.WithLogger(nil),
 		receiver.WithAlgorithms("none", "RS256"),
 		receiver.WithPollAuthorization("Bearer x"),
+		receiver.WithEmailDomains(""),
 	)
 	wantAll(t, err,
 		"option 0 is nil",
@@ -49,6 +50,7 @@ func TestNewReportsEveryBadOption(t *testing.T) {
 		"WithLogger: nil logger",
 		`algorithm "none" is never accepted`,
 		"WithPollAuthorization is an option of NewPoller",
+		"WithEmailDomains: ",
 	)
 }
 

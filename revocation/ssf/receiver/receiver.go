@@ -69,14 +69,15 @@ type Result struct {
 func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	cfg := defaultConfig()
 	cfg.apply(opts)
-	if err := cfg.validate(); err != nil {
+	if cfg.mapper == nil {
+		cfg.mapper = ssf.DefaultMapper{}
+	}
+	sc, scopeErr := newScope(&cfg)
+	if err := errors.Join(cfg.validate(), scopeErr); err != nil {
 		return nil, fmt.Errorf("ssf receiver: %w", err)
 	}
 	if cfg.dedupTTL <= 0 {
 		cfg.dedupTTL = cfg.iatPast + cfg.iatFuture
-	}
-	if cfg.mapper == nil {
-		cfg.mapper = ssf.DefaultMapper{}
 	}
 	if cfg.observer == nil {
 		cfg.observer = nopObserver{}
@@ -89,10 +90,6 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		return nil, fmt.Errorf("ssf: metrics: %w", err)
 	}
 	cfg.observer = met
-	sc, err := newScope(&cfg)
-	if err != nil {
-		return nil, err
-	}
 	r := &Receiver{
 		scope:    sc,
 		cfg:      cfg,
@@ -112,11 +109,6 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	// https, or plain http on loopback or with WithInsecureHTTP.
 	r.cfg.httpClient = ssfhttp.Guard(cfg.httpClient, cfg.insecureHTTP, false)
 	jwksURL := cfg.jwksURL
-	if jwksURL != "" {
-		if err := jose.CheckURL(jwksURL, cfg.insecureHTTP, ssfhttp.InsecureOption); err != nil {
-			return nil, fmt.Errorf("ssf: WithJWKSURL: %w", err)
-		}
-	}
 	direct := cfg.jwksURL != "" || cfg.jwksJSON != nil || cfg.keySet != nil || cfg.staticKeys != nil
 	if !direct {
 		tc, err := ssfhttp.FetchConfiguration(ctx, limitedClient(r.cfg.httpClient, cfg.maxMetadata), cfg.issuer, cfg.insecureHTTP)
@@ -433,6 +425,11 @@ func (c *config) validate() error {
 	}
 	if c.maxBody <= 0 || c.maxMetadata <= 0 || c.dedupMax <= 0 {
 		bad("size and dedup bounds must be positive (body %d, metadata %d, dedup %d)", c.maxBody, c.maxMetadata, c.dedupMax)
+	}
+	if c.jwksURL != "" {
+		if err := jose.CheckURL(c.jwksURL, c.insecureHTTP, ssfhttp.InsecureOption); err != nil {
+			bad("WithJWKSURL: %v", err)
+		}
 	}
 	if c.jwksRefresh <= 0 || c.unknownKID <= 0 {
 		bad("JWKS refresh intervals must be positive (refresh %v, unknown-kid %v)", c.jwksRefresh, c.unknownKID)

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"errors"
 	"fmt"
 	"github.com/caekit/caekit/revocation/ssf"
 
@@ -34,20 +35,24 @@ func newScope(cfg *config) (*subjectScope, error) {
 			_ = s.AddTenant(dm.OpaqueTenant)
 		}
 	}
+	var errs []error
 	for _, iss := range cfg.subjectIssuers {
 		if err := s.AddIssuer(iss); err != nil {
-			return nil, fmt.Errorf("ssf: WithSubjectIssuers: %w", err)
+			errs = append(errs, fmt.Errorf("WithSubjectIssuers: %w", err))
 		}
 	}
 	for _, tid := range cfg.subjectTenants {
 		if err := s.AddTenant(tid); err != nil {
-			return nil, fmt.Errorf("ssf: WithSubjectTenants: %w", err)
+			errs = append(errs, fmt.Errorf("WithSubjectTenants: %w", err))
 		}
 	}
 	for _, d := range cfg.emailDomains {
 		if err := s.AddDomain(d); err != nil {
-			return nil, fmt.Errorf("ssf: WithEmailDomains: %w", err)
+			errs = append(errs, fmt.Errorf("WithEmailDomains: %w", err))
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return &subjectScope{s}, nil
 }
