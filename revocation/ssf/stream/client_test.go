@@ -26,7 +26,7 @@ func newClient(t testing.TB, issuer string, opts ...stream.Option) *stream.Clien
 // TestLegacyRISCStreamAPI: Google's stream API takes and returns delivery as
 // {"delivery_method": "https://schemas.openid.net/secevent/risc/delivery-method/push",
 // "url": ...} (https://developers.google.com/identity/protocols/risc,
-// "Register your receiver"). A Client with WithLegacyStreamAPI writes that
+// "Register your receiver"). A Client with WithLegacyRISCAPI writes that
 // form; answers are read in either form.
 func TestLegacyRISCStreamAPI(t *testing.T) {
 	var got map[string]any
