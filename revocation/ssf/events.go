@@ -21,22 +21,22 @@ const (
 // recovery-activated, recovery-information-changed, opt-in, opt-out-*), and
 // the deprecated RISC sessions-revoked (use CAEPSessionRevoked).
 const (
-	CAEPSessionRevoked         = caepPrefix + "session-revoked"
-	CAEPTokenClaimsChange      = caepPrefix + "token-claims-change"
-	CAEPCredentialChange       = caepPrefix + "credential-change"
-	CAEPAssuranceLevelChange   = caepPrefix + "assurance-level-change"
-	CAEPDeviceComplianceChange = caepPrefix + "device-compliance-change"
-	CAEPSessionEstablished     = caepPrefix + "session-established"
-	CAEPSessionPresented       = caepPrefix + "session-presented"
-	CAEPRiskLevelChange        = caepPrefix + "risk-level-change"
+	CAEPSessionRevoked         = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+	CAEPTokenClaimsChange      = "https://schemas.openid.net/secevent/caep/event-type/token-claims-change"
+	CAEPCredentialChange       = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
+	CAEPAssuranceLevelChange   = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
+	CAEPDeviceComplianceChange = "https://schemas.openid.net/secevent/caep/event-type/device-compliance-change"
+	CAEPSessionEstablished     = "https://schemas.openid.net/secevent/caep/event-type/session-established"
+	CAEPSessionPresented       = "https://schemas.openid.net/secevent/caep/event-type/session-presented"
+	CAEPRiskLevelChange        = "https://schemas.openid.net/secevent/caep/event-type/risk-level-change"
 
-	RISCAccountDisabled                = riscPrefix + "account-disabled"
-	RISCAccountPurged                  = riscPrefix + "account-purged"
-	RISCAccountCredentialChangeRequire = riscPrefix + "account-credential-change-required"
-	RISCCredentialCompromise           = riscPrefix + "credential-compromise"
+	RISCAccountDisabled                = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
+	RISCAccountPurged                  = "https://schemas.openid.net/secevent/risc/event-type/account-purged"
+	RISCAccountCredentialChangeRequire = "https://schemas.openid.net/secevent/risc/event-type/account-credential-change-required"
+	RISCCredentialCompromise           = "https://schemas.openid.net/secevent/risc/event-type/credential-compromise"
 
-	SSFVerification  = ssfPrefix + "verification"
-	SSFStreamUpdated = ssfPrefix + "stream-updated"
+	SSFVerification  = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+	SSFStreamUpdated = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated"
 )
 
 // The RISC event types Classify knows that a caller need not name.
