@@ -16,7 +16,7 @@
 //
 // Memory is the embedded in-memory Store, the default. Other stores (Redis,
 // in revocation/redisstore) keep a Memory as their local mirror, so the call
-// path never leaves the process. The SSF receiver (revocation/ssf) turns
+// path never leaves the process. The SSF receiver (revocation/ssf/receiver) turns
 // Security Event Tokens into Events and Puts them; revocation/logout does the
 // same for OpenID Connect Back-Channel Logout tokens and Global Token
 // Revocation requests.

@@ -28,6 +28,7 @@ import (
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -90,11 +91,11 @@ func setup(t *testing.T) *world {
 	w := &world{tr: ssftest.New(), key: key, store: &failStore{Memory: teststore.Memory(t)}}
 	t.Cleanup(w.tr.Close)
 
-	rcv, err := ssf.New(ctx, ssf.WithIssuer(w.tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(w.store), ssf.WithPushAuthorization(pushAuth),
+	rcv, err := receiver.New(ctx, receiver.WithIssuer(w.tr.Issuer), receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(w.store), receiver.WithPushAuthorization(pushAuth),
 		// The transmitter's session ids are those of the IdP's access tokens.
-		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: idpIssuer}),
-		ssf.WithEmailDomains("example.com"))
+		receiver.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: idpIssuer}),
+		receiver.WithEmailDomains("example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestPublishOverGRPC(t *testing.T) {
 	// Once the JWKS is fetched successfully and still lacks the kid: RFC
 	// 8935 invalid_key (issue 12 item 3).
 	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: unknownKID}, withRole)
-	if status.Code(err) != codes.InvalidArgument || reason(err) != ssf.CodeInvalidKey {
+	if status.Code(err) != codes.InvalidArgument || reason(err) != receiver.CodeInvalidKey {
 		t.Fatalf("unknown kid after a successful refresh: %v (reason %q), want InvalidArgument invalid_key", err, reason(err))
 	}
 	if _, ok := w.store.Lookup(revocation.IssuerSubjectKey(idpIssuer, "carol")); ok {
@@ -239,11 +240,11 @@ func TestPublishOverGRPC(t *testing.T) {
 	c := w.tr.Claims(ssf.RISCAccountDisabled, nil, map[string]any{"format": "email", "email": "x@example.com"})
 	c["aud"] = "https://wrong"
 	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: w.tr.Sign(c)}, withRole)
-	if reason(err) != ssf.CodeInvalidAudience || status.Code(err) != codes.InvalidArgument {
+	if reason(err) != receiver.CodeInvalidAudience || status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("wrong audience: %v (reason %q)", err, reason(err))
 	}
 	_, err = pub.Publish(ctx, &caev1.PublishRequest{Set: "garbage"}, withRole)
-	if reason(err) != ssf.CodeInvalidRequest || strings.Contains(status.Convert(err).Message(), "garbage") {
+	if reason(err) != receiver.CodeInvalidRequest || strings.Contains(status.Convert(err).Message(), "garbage") {
 		t.Fatalf("garbage: %v", err)
 	}
 }
@@ -269,8 +270,8 @@ func TestOtherTransmitterCannotRevoke(t *testing.T) {
 	defer cancel()
 	trB := ssftest.New()
 	defer trB.Close()
-	rcvB, err := ssf.New(ctx, ssf.WithIssuer(trB.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(w.store), ssf.WithPushAuthorization(pushAuth), ssf.WithEmailDomains("b.example"))
+	rcvB, err := receiver.New(ctx, receiver.WithIssuer(trB.Issuer), receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(w.store), receiver.WithPushAuthorization(pushAuth), receiver.WithEmailDomains("b.example"))
 	if err != nil {
 		t.Fatal(err)
 	}

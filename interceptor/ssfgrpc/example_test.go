@@ -11,10 +11,11 @@ import (
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
-// A Server publishes SETs into the store of an ssf.Receiver. In production it
+// A Server publishes SETs into the store of an receiver.Receiver. In production it
 // is registered on a grpc.Server (caev1.RegisterSecurityEventServiceServer)
 // behind caekit's interceptors with RequireRole among the checks; here its
 // method is called directly.
@@ -26,10 +27,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	r, err := ssf.New(context.Background(),
-		ssf.WithIssuer(tr.Issuer),
-		ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(store),
+	r, err := receiver.New(context.Background(),
+		receiver.WithIssuer(tr.Issuer),
+		receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(store),
 	)
 	if err != nil {
 		fmt.Println(err)

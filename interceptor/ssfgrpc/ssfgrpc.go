@@ -1,6 +1,6 @@
 // Package ssfgrpc serves cae.v1.SecurityEventService: the gRPC way in for
 // Security Event Tokens, on top of the same validation and store path as SSF
-// push and poll (package revocation/ssf).
+// push and poll (package revocation/ssf/receiver).
 //
 // The service is protected by caekit's own server interceptors plus a role
 // check: register RequireRole with interceptor.WithChecks so that only
@@ -19,7 +19,7 @@ import (
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/check"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
-	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 )
 
 // DefaultRole is the roles claim value RequireRole asks for by default.
@@ -28,14 +28,14 @@ const DefaultRole = "SecurityEvents.Publish"
 // ServicePrefix is the full-method prefix of cae.v1.SecurityEventService.
 const ServicePrefix = "/cae.v1.SecurityEventService/"
 
-// Server implements caev1.SecurityEventServiceServer over an ssf.Receiver.
+// Server implements caev1.SecurityEventServiceServer over an receiver.Receiver.
 type Server struct {
 	caev1.UnimplementedSecurityEventServiceServer
-	r *ssf.Receiver
+	r *receiver.Receiver
 }
 
 // New returns a Server that validates and stores SETs with r.
-func New(r *ssf.Receiver) *Server { return &Server{r: r} }
+func New(r *receiver.Receiver) *Server { return &Server{r: r} }
 
 // Publish validates one SET and stores its event, returning only once it is
 // stored. A redelivered SET is answered like the first, with Duplicate set.
@@ -45,7 +45,7 @@ func New(r *ssf.Receiver) *Server { return &Server{r: r} }
 // invalid_state) for a refused SET, including invalid_key for a kid absent
 // from the transmitter's JWKS right after a successful refresh; Unavailable,
 // to be retried, when the store failed or when the SET's signing key could
-// not be looked up (ssf.ErrKeysUnavailable: the JWKS could not be fetched,
+// not be looked up (receiver.ErrKeysUnavailable: the JWKS could not be fetched,
 // or its refresh for an unknown kid is rate-limited).
 func (s *Server) Publish(ctx context.Context, req *caev1.PublishRequest) (*caev1.PublishResponse, error) {
 	res, err := s.r.ReceiveVia(ctx, "grpc", []byte(req.GetSet()))
@@ -56,7 +56,7 @@ func (s *Server) Publish(ctx context.Context, req *caev1.PublishRequest) (*caev1
 }
 
 func toStatus(err error) error {
-	var se *ssf.Error
+	var se *receiver.Error
 	if errors.As(err, &se) {
 		st := status.New(codes.InvalidArgument, se.Description)
 		if d, derr := st.WithDetails(&errdetails.ErrorInfo{
@@ -68,10 +68,10 @@ func toStatus(err error) error {
 		}
 		return st.Err()
 	}
-	if errors.Is(err, ssf.ErrKeysUnavailable) {
+	if errors.Is(err, receiver.ErrKeysUnavailable) {
 		return status.Error(codes.Unavailable, "the signing key of the SET could not be obtained; publish it again later")
 	}
-	if errors.Is(err, ssf.ErrStore) {
+	if errors.Is(err, receiver.ErrStore) {
 		return status.Error(codes.Unavailable, "the event could not be stored; publish it again")
 	}
 	return status.Error(codes.Internal, "the SET could not be processed")

@@ -15,6 +15,7 @@ import (
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -172,8 +173,8 @@ func TestAckedEventSurvivesFailoverOnlyWithReplicaAcks(t *testing.T) {
 	// The WAIT 1 replica receives its event as a CAEP SET over SSF push.
 	tr := ssftest.New()
 	t.Cleanup(tr.Close)
-	rcv, err := ssf.New(context.Background(), ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience),
-		ssf.WithStore(wait1), ssf.WithPushAuthorization("Bearer d"), ssf.WithLogger(quiet))
+	rcv, err := receiver.New(context.Background(), receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience),
+		receiver.WithStore(wait1), receiver.WithPushAuthorization("Bearer d"), receiver.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ import (
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/redisstore/redistest"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 	"github.com/caekit/caekit/revocation/ssf/ssftest"
 )
 
@@ -80,11 +81,11 @@ func viaSSF(t *testing.T, plan loadPlan, rs []*replica) loadPlan {
 	t.Cleanup(tr.Close)
 	urls := make([]string, len(rs))
 	for i, r := range rs {
-		rcv, err := ssf.New(context.Background(),
-			ssf.WithIssuer(tr.Issuer), ssf.WithAudience(ssftest.Audience), ssf.WithStore(r.store),
-			ssf.WithPushAuthorization("Bearer failover"), ssf.WithLogger(quiet),
+		rcv, err := receiver.New(context.Background(),
+			receiver.WithIssuer(tr.Issuer), receiver.WithAudience(ssftest.Audience), receiver.WithStore(r.store),
+			receiver.WithPushAuthorization("Bearer failover"), receiver.WithLogger(quiet),
 			// The sessions are those of the gRPC replicas' tokens.
-			ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: e2eIssuer}))
+			receiver.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: e2eIssuer}))
 		if err != nil {
 			t.Fatal(err)
 		}

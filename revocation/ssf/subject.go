@@ -1,9 +1,9 @@
 package ssf
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/caekit/caekit/revocation/ssf/internal/setjson"
 	"net/netip"
 	"strings"
 
@@ -12,30 +12,32 @@ import (
 
 // The subject identifier formats of RFC 9493 and SSF.
 const (
-	FormatAccount         = "account"
-	FormatEmail           = "email"
-	FormatIssSub          = "iss_sub"
-	FormatOpaque          = "opaque"
-	FormatPhoneNumber     = "phone_number"
-	FormatDID             = "did"
-	FormatURI             = "uri"
-	FormatAliases         = "aliases"
-	FormatComplex         = "complex"
-	FormatJWTID           = "jwt_id"
-	FormatIPAddresses     = "ip-addresses"
-	FormatSAMLAssertionID = "saml_assertion_id"
+	formatAccount         = "account"
+	formatEmail           = "email"
+	formatIssSub          = "iss_sub"
+	formatOpaque          = "opaque"
+	formatPhoneNumber     = "phone_number"
+	formatDID             = "did"
+	formatURI             = "uri"
+	formatAliases         = "aliases"
+	formatComplex         = "complex"
+	formatJWTID           = "jwt_id"
+	formatIPAddresses     = "ip-addresses"
+	formatSAMLAssertionID = "saml_assertion_id"
 )
 
 const (
 	maxAliases     = 32
 	maxIPAddresses = 64
-	maxMemberLen   = 2048
 )
 
 // Subject is a parsed subject identifier (RFC 9493 sub_id, or the legacy
 // in-event "subject"). Only the members of its Format are set.
 type Subject struct {
-	// Format is the identifier format. For a legacy subject_type it is the
+	// Format is the identifier format: one of RFC 9493's "account",
+	// "email", "iss_sub", "opaque", "phone_number", "did", "uri" and
+	// "aliases", or SSF's "complex", "jwt_id", "ip-addresses" and
+	// "saml_assertion_id". For a legacy subject_type it is the
 	// equivalent RFC 9493 format ("iss-sub" becomes "iss_sub", "phone"
 	// becomes "phone_number", "id_token_claims" becomes "iss_sub").
 	Format string
@@ -76,31 +78,31 @@ func (s *Subject) String() string {
 		return "<none>"
 	}
 	switch s.Format {
-	case FormatAccount, FormatURI:
+	case formatAccount, formatURI:
 		return s.Format + ":" + s.URI
-	case FormatEmail:
+	case formatEmail:
 		return "email:" + s.Email
-	case FormatIssSub:
+	case formatIssSub:
 		return "iss_sub:" + s.Iss + "|" + s.Sub
-	case FormatOpaque:
+	case formatOpaque:
 		return "opaque:" + s.ID
-	case FormatPhoneNumber:
+	case formatPhoneNumber:
 		return "phone_number:" + s.PhoneNumber
-	case FormatDID:
+	case formatDID:
 		return "did:" + s.URL
-	case FormatJWTID:
+	case formatJWTID:
 		return "jwt_id:" + s.Iss + "|" + s.JTI
-	case FormatSAMLAssertionID:
+	case formatSAMLAssertionID:
 		return "saml_assertion_id:" + s.Issuer + "|" + s.AssertionID
-	case FormatIPAddresses:
+	case formatIPAddresses:
 		return fmt.Sprintf("ip-addresses:%v", s.IPAddresses)
-	case FormatAliases:
+	case formatAliases:
 		parts := make([]string, len(s.Identifiers))
 		for i, id := range s.Identifiers {
 			parts[i] = id.String()
 		}
 		return "aliases[" + strings.Join(parts, ",") + "]"
-	case FormatComplex:
+	case formatComplex:
 		var b strings.Builder
 		b.WriteString("complex{")
 		for _, m := range s.members() {
@@ -143,12 +145,12 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 		return nil, fmt.Errorf("subject identifier is not a JSON object")
 	}
 	s := &Subject{}
-	format, err := str(m, "format")
+	format, err := setjson.String(m, "format")
 	if err != nil {
 		return nil, err
 	}
 	if format == "" {
-		legacy, err := str(m, "subject_type")
+		legacy, err := setjson.String(m, "subject_type")
 		if err != nil {
 			return nil, err
 		}
@@ -161,40 +163,40 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 			// §3.3.1), which the DefaultMapper never widens to "every
 			// user" (a subject with no user, session, device or
 			// application maps to nothing).
-			format = FormatComplex
+			format = formatComplex
 		case legacy == "":
 			return nil, fmt.Errorf("subject identifier has no format (nor subject_type, nor a complex subject member)")
 		}
 	}
 	if format == "" {
-		legacy, _ := str(m, "subject_type")
+		legacy, _ := setjson.String(m, "subject_type")
 		s.Legacy = true
 		switch legacy {
 		case "iss-sub", "iss_sub":
 			// Google RISC and login.gov send "iss-sub"; the RFC 9493 name
 			// is "iss_sub".
-			format = FormatIssSub
+			format = formatIssSub
 		case "id_token_claims":
 			// Google RISC: the claims of the user's ID token, iss and sub
 			// (or, without them, email).
-			format = FormatIssSub
-			if iss, _ := str(m, "iss"); iss == "" {
-				if email, _ := str(m, "email"); email != "" {
-					format = FormatEmail
+			format = formatIssSub
+			if iss, _ := setjson.String(m, "iss"); iss == "" {
+				if email, _ := setjson.String(m, "email"); email != "" {
+					format = formatEmail
 				}
 			}
 		case "phone":
-			format = FormatPhoneNumber
+			format = formatPhoneNumber
 		default:
 			format = strings.ReplaceAll(legacy, "-", "_")
-			if legacy == FormatIPAddresses {
+			if legacy == formatIPAddresses {
 				format = legacy
 			}
 		}
 	}
 	s.Format = format
 	need := func(name string, dst *string) error {
-		v, err := str(m, name)
+		v, err := setjson.String(m, name)
 		if err != nil {
 			return err
 		}
@@ -205,36 +207,36 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 		return nil
 	}
 	switch format {
-	case FormatAccount:
+	case formatAccount:
 		if err := need("uri", &s.URI); err != nil {
 			return nil, err
 		}
 		if !strings.HasPrefix(s.URI, "acct:") {
 			return nil, fmt.Errorf("account subject uri must be an acct: URI")
 		}
-	case FormatURI:
+	case formatURI:
 		err = need("uri", &s.URI)
-	case FormatEmail:
+	case formatEmail:
 		err = need("email", &s.Email)
-	case FormatIssSub:
+	case formatIssSub:
 		if err = need("iss", &s.Iss); err == nil {
 			err = need("sub", &s.Sub)
 		}
-	case FormatOpaque:
+	case formatOpaque:
 		err = need("id", &s.ID)
-	case FormatPhoneNumber:
+	case formatPhoneNumber:
 		err = need("phone_number", &s.PhoneNumber)
-	case FormatDID:
+	case formatDID:
 		err = need("url", &s.URL)
-	case FormatJWTID:
+	case formatJWTID:
 		if err = need("iss", &s.Iss); err == nil {
 			err = need("jti", &s.JTI)
 		}
-	case FormatSAMLAssertionID:
+	case formatSAMLAssertionID:
 		if err = need("issuer", &s.Issuer); err == nil {
 			err = need("assertion_id", &s.AssertionID)
 		}
-	case FormatIPAddresses:
+	case formatIPAddresses:
 		var ips []string
 		if err := strictArray(m, "ip-addresses", &ips); err != nil {
 			return nil, err
@@ -249,7 +251,7 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 			}
 			s.IPAddresses = append(s.IPAddresses, a)
 		}
-	case FormatAliases:
+	case formatAliases:
 		if depth > 0 {
 			return nil, fmt.Errorf("aliases subject must not be nested")
 		}
@@ -265,12 +267,12 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 			if err != nil {
 				return nil, fmt.Errorf("aliases identifier %d: %w", i, err)
 			}
-			if id.Format == FormatAliases {
+			if id.Format == formatAliases {
 				return nil, fmt.Errorf("aliases identifier %d: aliases must not be nested", i)
 			}
 			s.Identifiers = append(s.Identifiers, id)
 		}
-	case FormatComplex:
+	case formatComplex:
 		if depth > 0 {
 			return nil, fmt.Errorf("complex subject must not be nested")
 		}
@@ -289,7 +291,7 @@ func parseSubject(raw []byte, depth int) (*Subject, error) {
 			if err != nil {
 				return nil, fmt.Errorf("complex member %q: %w", name, err)
 			}
-			if sub.Format == FormatComplex {
+			if sub.Format == formatComplex {
 				return nil, fmt.Errorf("complex member %q must not be complex", name)
 			}
 			*dst = sub
@@ -315,22 +317,6 @@ func hasComplexMember(m map[string]json.RawMessage) bool {
 		}
 	}
 	return false
-}
-
-// str reads an optional string member; absent or null gives "".
-func str(m map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := m[name]
-	if !ok || bytes.Equal(raw, []byte("null")) {
-		return "", nil
-	}
-	var v string
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", fmt.Errorf("member %q must be a string", name)
-	}
-	if len(v) > maxMemberLen {
-		return "", fmt.Errorf("member %q is longer than %d bytes", name, maxMemberLen)
-	}
-	return v, nil
 }
 
 func strictArray(m map[string]json.RawMessage, name string, dst any) error {
@@ -425,7 +411,7 @@ func (d DefaultMapper) MapSubject(set *SET, s *Subject) ([]revocation.Key, error
 		if d.TokenIssuer != "" {
 			setIss = set.Issuer
 		}
-		if set.EventType == CAEPSessionRevoked && s.Format == FormatOpaque {
+		if set.EventType == CAEPSessionRevoked && s.Format == formatOpaque {
 			return []revocation.Key{revocation.SessionKey(iss, s.ID)}, nil
 		}
 	}
@@ -440,37 +426,37 @@ func (d DefaultMapper) mapOne(iss string, s *Subject) []revocation.Key {
 // token issuer iss.
 func (d DefaultMapper) mapIn(iss, setIss string, s *Subject) []revocation.Key {
 	switch s.Format {
-	case FormatIssSub:
+	case formatIssSub:
 		if setIss != "" && s.Iss == setIss {
 			return []revocation.Key{revocation.IssuerSubjectKey(iss, s.Sub)}
 		}
 		return []revocation.Key{revocation.IssuerSubjectKey(s.Iss, s.Sub)}
-	case FormatEmail:
+	case formatEmail:
 		return []revocation.Key{revocation.EmailKey(s.Email)}
-	case FormatAccount:
+	case formatAccount:
 		return []revocation.Key{revocation.EmailKey(strings.TrimPrefix(s.URI, "acct:"))}
-	case FormatJWTID:
+	case formatJWTID:
 		if setIss != "" && s.Iss == setIss {
 			return []revocation.Key{revocation.TokenKey(iss, s.JTI)}
 		}
 		return []revocation.Key{revocation.TokenKey(s.Iss, s.JTI)}
-	case FormatOpaque:
+	case formatOpaque:
 		if d.OpaqueTenant != "" {
 			return []revocation.Key{revocation.ObjectKey(d.OpaqueTenant, s.ID)}
 		}
 		return []revocation.Key{revocation.IssuerSubjectKey(iss, s.ID)}
-	case FormatAliases:
+	case formatAliases:
 		var ks []revocation.Key
 		for _, id := range s.Identifiers {
 			ks = appendUnique(ks, d.mapIn(iss, setIss, id)...)
 		}
 		return ks
-	case FormatComplex:
+	case formatComplex:
 		if id := memberID(s.Session); id != "" {
 			return []revocation.Key{revocation.SessionKey(iss, id)}
 		}
 		if s.User != nil {
-			if !d.NoComplexObjectKey && s.Tenant != nil && s.Tenant.Format == FormatOpaque && s.User.Format == FormatOpaque {
+			if !d.NoComplexObjectKey && s.Tenant != nil && s.Tenant.Format == formatOpaque && s.User.Format == formatOpaque {
 				return []revocation.Key{revocation.ObjectKey(s.Tenant.ID, s.User.ID)}
 			}
 			if ks := d.mapIn(iss, setIss, s.User); len(ks) > 0 {
@@ -506,13 +492,13 @@ func memberID(s *Subject) string {
 		return ""
 	}
 	switch s.Format {
-	case FormatOpaque:
+	case formatOpaque:
 		return s.ID
-	case FormatIssSub:
+	case formatIssSub:
 		return s.Sub
-	case FormatURI, FormatAccount:
+	case formatURI, formatAccount:
 		return s.URI
-	case FormatDID:
+	case formatDID:
 		return s.URL
 	}
 	return ""

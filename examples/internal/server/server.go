@@ -40,6 +40,7 @@ import (
 	"github.com/caekit/caekit/revocation/logout"
 	"github.com/caekit/caekit/revocation/redisstore"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/receiver"
 )
 
 // Defaults of Config.
@@ -144,7 +145,7 @@ type Server struct {
 	validator *token.Validator
 	store     revocation.Store
 	redis     *redisstore.Store
-	receiver  *ssf.Receiver
+	receiver  *receiver.Receiver
 	logout    *logout.Receiver
 	engine    *policy.Engine
 	watcher   *policy.Watcher
@@ -305,25 +306,25 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 		return nil, fmt.Errorf("server: interceptor: %w", err)
 	}
 
-	ropts := []ssf.Option{
-		ssf.WithIssuer(cfg.EventsIssuer),
-		ssf.WithAudience(cfg.EventsAudience),
-		ssf.WithStore(s.store),
-		ssf.WithLogger(s.log.With("component", "ssf")),
-		ssf.WithMeterProvider(mp),
+	ropts := []receiver.Option{
+		receiver.WithIssuer(cfg.EventsIssuer),
+		receiver.WithAudience(cfg.EventsAudience),
+		receiver.WithStore(s.store),
+		receiver.WithLogger(s.log.With("component", "ssf")),
+		receiver.WithMeterProvider(mp),
 		// Session, device and client ids in SETs are those of cfg.Issuer's tokens.
-		ssf.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: cfg.Issuer}),
+		receiver.WithSubjectMapper(ssf.DefaultMapper{TokenIssuer: cfg.Issuer}),
 	}
 	if cfg.EventsJWKS != "" {
-		ropts = append(ropts, ssf.WithJWKSURL(cfg.EventsJWKS))
+		ropts = append(ropts, receiver.WithJWKSURL(cfg.EventsJWKS))
 	}
 	if cfg.EventsAuth != "" {
-		ropts = append(ropts, ssf.WithPushAuthorization(cfg.EventsAuth))
+		ropts = append(ropts, receiver.WithPushAuthorization(cfg.EventsAuth))
 	} else {
 		s.log.Warn("server: -events-auth is not set: pushes are accepted without an Authorization header (SETs are still signature-checked)")
-		ropts = append(ropts, ssf.WithInsecurePushWithoutAuthorization())
+		ropts = append(ropts, receiver.WithInsecurePushWithoutAuthorization())
 	}
-	if s.receiver, err = ssf.New(ctx, ropts...); err != nil {
+	if s.receiver, err = receiver.New(ctx, ropts...); err != nil {
 		return nil, fmt.Errorf("server: SSF receiver for %s: %w", cfg.EventsIssuer, err)
 	}
 	if s.eventsLis, err = net.Listen("tcp", cfg.EventsAddr); err != nil {
