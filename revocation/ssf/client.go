@@ -107,11 +107,16 @@ func (tc *TransmitterConfiguration) checkURLs(insecure bool) error {
 // Audience is a JSON string-or-array of strings.
 type Audience []string
 
-// UnmarshalJSON accepts a string or an array of strings.
+// UnmarshalJSON accepts a string or an array of strings (the claim rule
+// of jose.ClaimStrings); null, by encoding/json's convention, leaves a
+// unchanged.
 func (a *Audience) UnmarshalJSON(b []byte) error {
-	v, err := audience(b)
+	if string(b) == "null" {
+		return nil
+	}
+	v, _, err := jose.ClaimStrings(map[string]json.RawMessage{"aud": b}, "aud")
 	if err != nil {
-		return fmt.Errorf("aud %w", err)
+		return err
 	}
 	*a = v
 	return nil
