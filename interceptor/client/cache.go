@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/internal/backoff"
 	"github.com/caekit/caekit/internal/jose"
 )
 
@@ -432,16 +432,10 @@ func (c *cache) refreshTime(t *Token, now time.Time, same bool) time.Time {
 	return r
 }
 
-// backoff is the wait after n consecutive failures: min·2^(n-1), capped,
-// with ±20% jitter.
+// backoff is the wait after n consecutive failures: the kit's backoff
+// (min·2^(n-1), capped at max, shortened by up to 20% at random).
 func (c *cache) backoff(n int) time.Duration {
-	d := c.o.backoffMin
-	for i := 1; i < n && d < c.o.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.o.backoffMax)
-	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) * 2
-	return d - d/5 + jitter
+	return backoff.Policy{Min: c.o.backoffMin, Max: c.o.backoffMax, Jitter: 0.2}.Delay(n)
 }
 
 // TokenHash returns a short, non-reversible hash prefix of a token that is

@@ -16,6 +16,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 
+	"github.com/caekit/caekit/internal/backoff"
 	"github.com/caekit/caekit/internal/jose"
 )
 
@@ -259,12 +260,14 @@ func (r *remote) run(ctx context.Context, failed bool) {
 	}
 }
 
+// delay is the wait before the next refresh: refreshEvery after a success,
+// else the kit's backoff from one second up to maxRetryBackoff (and never
+// past refreshEvery).
 func (r *remote) delay(failures int) time.Duration {
 	if failures == 0 {
 		return r.refreshEvery
 	}
-	d := time.Second << min(failures-1, 6)
-	return min(d, maxRetryBackoff, r.refreshEvery)
+	return backoff.Policy{Min: min(time.Second, r.refreshEvery), Max: min(maxRetryBackoff, r.refreshEvery)}.Delay(failures)
 }
 
 // refresh fetches the JWK Set (after discovery, if needed) and replaces the
