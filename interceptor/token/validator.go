@@ -63,10 +63,12 @@ func (t *tenantMatcher) match(iss, tid string) bool {
 func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 	cfg := defaultConfig()
 	var ownClient *http.Client
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+	for i, o := range opts {
+		if o == nil {
+			cfg.fail("option %d is nil", i)
+			continue
 		}
+		o(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("token: invalid options: %w", err)
@@ -136,7 +138,7 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 	for _, src := range cfg.discovery {
 		var b *issuerBinding // the discovery document decides
 		if src.issuers != nil {
-			b = bound(fmt.Sprintf("WithDiscoveryFor(%q)", src.url), src.issuers)
+			b = bound(fmt.Sprintf("WithDiscovery(%q)", src.url), src.issuers)
 		}
 		r, err := newRemote(&cfg, src.url, "", b)
 		if err != nil {
