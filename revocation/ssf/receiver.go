@@ -27,6 +27,7 @@ type Receiver struct {
 	keyfunc  func(ctx context.Context, t *jwt.Token) (any, error)
 	ctx      context.Context
 	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the JWKS refresher
 	dedup    *dedup
 	states   *stateSet
 	critical map[string]bool
@@ -155,9 +156,11 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	return r, nil
 }
 
-// Close stops the background JWKS refresh. It is safe to call more than once.
+// Close stops the background JWKS refresh and waits for it to end. It is
+// safe to call more than once.
 func (r *Receiver) Close() error {
 	r.cancel()
+	r.wg.Wait()
 	return nil
 }
 
