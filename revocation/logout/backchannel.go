@@ -91,18 +91,15 @@ func (r *Receiver) logoutClaims(s *token.Signed) (*LogoutToken, error) {
 		return nil, fmt.Errorf("aud %q does not name this relying party (WithAudience)", jose.Clip(strings.Join(aud, " ")))
 	}
 	now := r.cfg.now()
-	iat, has, err := jose.ClaimTime(c, "iat")
+	iat, err := r.issuedAt(c, now)
 	switch {
 	case err != nil:
 		return nil, err
-	case !has:
-		return nil, errors.New("required claim iat is missing")
-	case iat.After(now.Add(r.cfg.leeway)):
-		return nil, fmt.Errorf("iat %s is after now %s (leeway %s)", iat.Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.cfg.leeway)
 	case iat.Before(now.Add(-r.cfg.iatPast)):
 		return nil, fmt.Errorf("iat %s is more than %s before now %s (WithIATWindow)", iat.Format(time.RFC3339), r.cfg.iatPast, now.UTC().Format(time.RFC3339))
 	}
 	t.IssuedAt = iat
+	var has bool
 	if t.ExpiresAt, has, err = jose.ClaimTime(c, "exp"); err != nil {
 		return nil, err
 	} else if has && !now.Before(t.ExpiresAt.Add(r.cfg.leeway)) {
@@ -249,6 +246,21 @@ func audience(c map[string]json.RawMessage) ([]string, error) {
 		err = errors.New("required claim aud is missing")
 	}
 	return aud, err
+}
+
+// issuedAt reads the required iat claim, which must not lie after now
+// (with the leeway).
+func (r *Receiver) issuedAt(c map[string]json.RawMessage, now time.Time) (time.Time, error) {
+	iat, has, err := jose.ClaimTime(c, "iat")
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case !has:
+		return time.Time{}, errors.New("required claim iat is missing")
+	case iat.After(now.Add(r.cfg.leeway)):
+		return time.Time{}, fmt.Errorf("iat %s is after now %s (leeway %s)", iat.Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.cfg.leeway)
+	}
+	return iat, nil
 }
 
 // nonEmpty reads an optional string claim; present it must be a string,

@@ -231,14 +231,10 @@ func (r *Receiver) gtrJWT(raw string, now time.Time) (*GTRRequest, error) {
 	case exp.Sub(now) > r.cfg.maxGTRLifetime+r.cfg.leeway:
 		return nil, fmt.Errorf("exp %s is more than %s ahead: the JWT must be short-lived (WithMaxGTRLifetime)", exp.Format(time.RFC3339), r.cfg.maxGTRLifetime)
 	}
-	iat, has, err := jose.ClaimTime(c, "iat")
+	iat, err := r.issuedAt(c, now)
 	switch {
 	case err != nil:
 		return nil, err
-	case !has:
-		return nil, errors.New("required claim iat is missing")
-	case iat.After(now.Add(r.cfg.leeway)):
-		return nil, fmt.Errorf("iat %s is after now %s (leeway %s)", iat.Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.cfg.leeway)
 	case exp.Sub(iat) > r.cfg.maxGTRLifetime:
 		return nil, fmt.Errorf("exp - iat is %s, more than %s (WithMaxGTRLifetime)", exp.Sub(iat), r.cfg.maxGTRLifetime)
 	}
