@@ -422,8 +422,10 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithHTTPClient sets the client for discovery and JWKS requests (default: a
-// client with a DefaultHTTPTimeout timeout). Responses are size-bounded
-// whatever the client.
+// client with a DefaultHTTPTimeout timeout). Whatever the client, responses
+// are size-bounded and redirects are held to the URL rule of configured URLs
+// (https, plain http only on loopback or with WithInsecureHTTP); the client
+// itself is not modified.
 func WithHTTPClient(client *http.Client) Option {
 	return func(c *config) {
 		if client == nil {

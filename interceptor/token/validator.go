@@ -3,7 +3,6 @@ package token
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -77,21 +76,16 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 		ctx = context.Background()
 	}
 	if cfg.httpClient == nil {
-		// An own transport, so that Close can drop its idle connections, and
-		// redirects held to the same URL rules as configured URLs.
-		insecure := cfg.insecureHTTP
+		// An own transport, so that Close can drop its idle connections.
 		cfg.httpClient = &http.Client{
 			Timeout:   DefaultHTTPTimeout,
 			Transport: http.DefaultTransport.(*http.Transport).Clone(),
-			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if len(via) >= 5 {
-					return errors.New("too many redirects")
-				}
-				return checkURL(req.URL.String(), insecure)
-			},
 		}
 		ownClient = cfg.httpClient
 	}
+	// Redirects are held to the same URL rule as configured URLs, with the
+	// default client and with WithHTTPClient's.
+	cfg.httpClient = jose.GuardRedirects(cfg.httpClient, cfg.insecureHTTP, "WithInsecureHTTP", false)
 	v := &Validator{
 		ownClient:    ownClient,
 		allowed:      map[string]bool{},
