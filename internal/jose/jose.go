@@ -1,13 +1,19 @@
 // Package jose holds the strict JOSE primitives that caekit's access-token
-// validator (interceptor/token) and its Security Event Token receiver
-// (revocation/ssf) share, so that both parse a compact JWS the same way:
+// validator (interceptor/token), its Security Event Token receiver
+// (revocation/ssf) and its logout receivers (revocation/logout) share, so
+// that all three read a token the same way:
 //
+//   - SplitJWS, CheckAlg, PayloadJSON/Payload, VerifyJWS (and ParseJWS, all
+//     of them at once): the one compact-JWS split;
 //   - CheckJSON: UTF-8, no duplicate member names, bounded nesting;
 //   - B64: canonical, unpadded base64url;
+//   - ClaimString, ClaimStrings, ClaimTime: the one claim rule (absent is
+//     absent, null is the wrong type, NumericDate in [0, 2^33]);
 //   - Methods and KeyFits: a private alg table and the rule that a key's type
 //     (and curve, and size) matches the algorithm;
-//   - CheckURL: https only, plain http only on loopback or when the caller
-//     opted in.
+//   - Hash: the short token hash logged in place of a token;
+//   - CheckURL and GuardRedirects: https only, plain http only on loopback
+//     or when the caller opted in, redirects held to the same rule.
 package jose
 
 import (
