@@ -2,12 +2,9 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +12,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/internal/backoff"
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // ErrClosed is returned for token requests after Client.Close.
@@ -357,13 +356,13 @@ func checkToken(t *Token, now time.Time) error {
 	case len(t.AccessToken) > MaxTokenLen:
 		return fmt.Errorf("caekit/client: token source returned a %d-byte access token, limit %d", len(t.AccessToken), MaxTokenLen)
 	case t.ExpiresAt.IsZero():
-		return fmt.Errorf("caekit/client: token source returned token %s without an expiry time", TokenHash(t.AccessToken))
+		return fmt.Errorf("caekit/client: token source returned token %s without an expiry time", jose.Hash(t.AccessToken))
 	case !t.ExpiresAt.After(now):
-		return fmt.Errorf("caekit/client: token source returned token %s that already expired at %s", TokenHash(t.AccessToken), t.ExpiresAt.UTC().Format(time.RFC3339))
+		return fmt.Errorf("caekit/client: token source returned token %s that already expired at %s", jose.Hash(t.AccessToken), t.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	for i := 0; i < len(t.AccessToken); i++ {
 		if b := t.AccessToken[i]; b <= ' ' || b >= 0x7f {
-			return fmt.Errorf("caekit/client: token source returned token %s with a byte 0x%02x not allowed in a bearer token", TokenHash(t.AccessToken), b)
+			return fmt.Errorf("caekit/client: token source returned token %s with a byte 0x%02x not allowed in a bearer token", jose.Hash(t.AccessToken), b)
 		}
 	}
 	return nil
@@ -413,7 +412,7 @@ func (c *cache) finish(ctx context.Context, e *entry, f *fetch, req TokenRequest
 	defer close(f.done)
 
 	if err == nil {
-		ev = Event{Kind: EventTokenFetched, Scopes: req.Scopes, Claims: req.Claims, TokenHash: TokenHash(tok.AccessToken)}
+		ev = Event{Kind: EventTokenFetched, Scopes: req.Scopes, Claims: req.Claims, TokenHash: jose.Hash(tok.AccessToken)}
 		if recovered {
 			c.log.InfoContext(ctx, "caekit: token refresh recovered", "scopes", req.Scopes, "token", ev.TokenHash)
 		} else {
@@ -472,21 +471,15 @@ func (c *cache) refreshTime(t *Token, now time.Time, same bool) time.Time {
 	return r
 }
 
-// backoff is the wait after n consecutive failures: min·2^(n-1), capped,
-// with ±20% jitter.
+// backoff is the wait after n consecutive failures: the kit's backoff
+// (min·2^(n-1), capped at max, shortened by up to 20% at random).
 func (c *cache) backoff(n int) time.Duration {
-	d := c.o.backoffMin
-	for i := 1; i < n && d < c.o.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.o.backoffMax)
-	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) * 2
-	return d - d/5 + jitter
+	return backoff.Policy{Min: c.o.backoffMin, Max: c.o.backoffMax, Jitter: 0.2}.Delay(n)
 }
 
 // TokenHash returns a short, non-reversible hash prefix of a token that is
-// safe to log.
-func TokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:6])
-}
+// safe to log: the kit's one token hash, the same as token.Hash.
+//
+// Deprecated: use token.Hash (github.com/caekit/caekit/interceptor/token);
+// TokenHash stays until the next minor release.
+func TokenHash(token string) string { return jose.Hash(token) }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/internal/jose"
 )
 
 // Client attaches CAE-capable access tokens to outgoing gRPC calls and
@@ -276,7 +277,7 @@ func (c *Client) notRetried(ctx context.Context, method string, ch *challenge.Ch
 }
 
 func (c *Client) retrying(ctx context.Context, method string, ch *challenge.Challenge, tok *Token) {
-	h := TokenHash(tok.AccessToken)
+	h := jose.Hash(tok.AccessToken)
 	c.log.InfoContext(ctx, "caekit: retrying with a new token", "method", method, "token", h)
 	c.observe(ctx, Event{Kind: EventRetry, Method: method, Challenge: ch, TokenHash: h})
 }

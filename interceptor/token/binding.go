@@ -145,6 +145,6 @@ func discoveryBinding(discoveryURL, docIssuer string) (*issuerBinding, string) {
 			return b, ""
 		}
 	}
-	return b, fmt.Sprintf("the discovery document names issuer %q, which is neither the discovery URL nor a %s template of which it is an instance; its keys verify only tokens with iss %q (bind other issuers explicitly with WithDiscoveryFor)",
+	return b, fmt.Sprintf("the discovery document names issuer %q, which is neither the discovery URL nor a %s template of which it is an instance; its keys verify only tokens with iss %q (bind other issuers explicitly with WithDiscovery(url, ForIssuers(...)))",
 		jose.Clip(docIssuer), DiscoveryTenantPlaceholder, discoveryURL)
 }

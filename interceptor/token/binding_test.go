@@ -172,9 +172,9 @@ func TestExplicitBindings(t *testing.T) {
 	secret := []byte(strings.Repeat("k", 32))
 	idpA := newIDP(t, a)
 	v := newValidator(t, token.WithIssuer(idpA.issuer(), issB, issC),
-		token.WithJWKSURLFor(idpA.issuer()+"/keys", idpA.issuer()),
-		token.WithStaticKeyFor("b1", b.key.Public(), issB),
-		token.WithHMACKeyFor("h1", secret, issC),
+		token.WithJWKSURL(idpA.issuer()+"/keys", token.ForIssuers(idpA.issuer())),
+		token.WithStaticKey("b1", b.key.Public(), token.ForIssuers(issB)),
+		token.WithHMACKey("h1", secret, token.ForIssuers(issC)),
 		token.WithAlgorithms("RS256", "ES256", "HS256"))
 	ctx := context.Background()
 	hs := func(claims map[string]any) string {
@@ -204,7 +204,7 @@ func TestExplicitBindings(t *testing.T) {
 	}
 
 	// WithDiscoveryFor: one provider signing for two issuers.
-	v2 := newValidator(t, token.WithIssuer(idpA.issuer(), issB), token.WithDiscoveryFor(idpA.issuer(), idpA.issuer(), issB))
+	v2 := newValidator(t, token.WithIssuer(idpA.issuer(), issB), token.WithDiscovery(idpA.issuer(), token.ForIssuers(idpA.issuer(), issB)))
 	for _, iss := range []string{idpA.issuer(), issB} {
 		if _, err := v2.Validate(ctx, a.sign(t, claimsFor(iss), nil)); err != nil {
 			t.Errorf("WithDiscoveryFor, iss %s: %v", iss, err)
@@ -244,25 +244,25 @@ func TestMultiIssuerConfigNeedsBindings(t *testing.T) {
 		want []string
 	}{
 		{"unbound JWKS URL", []token.Option{two, token.WithJWKSURL(p.issuer() + "/keys")},
-			[]string{"2 issuers are accepted", `not bound: WithJWKSURL("` + p.issuer() + `/keys")`, "WithJWKSURLFor"}},
+			[]string{"2 issuers are accepted", `not bound: WithJWKSURL("` + p.issuer() + `/keys")`, "ForIssuers"}},
 		{"unbound static key", []token.Option{two, token.WithStaticKey("rs", rs.key.Public())},
-			[]string{`not bound: WithStaticKey("rs")`, "WithStaticKeyFor"}},
+			[]string{`not bound: WithStaticKey("rs")`, "ForIssuers"}},
 		{"unbound HMAC key", []token.Option{two, token.WithHMACKey("h", secret), token.WithAlgorithms("HS256")},
-			[]string{`not bound: WithHMACKey("h")`, "WithHMACKeyFor"}},
+			[]string{`not bound: WithHMACKey("h")`, "ForIssuers"}},
 		{"issuer and tenant template", []token.Option{token.WithIssuer("https://a.example"), tmpl, token.WithStaticKey("rs", rs.key.Public())},
 			[]string{"2 issuers are accepted", `WithStaticKey("rs")`}},
-		{"one bound, one not", []token.Option{two, token.WithStaticKeyFor("rs", rs.key.Public(), "https://a.example"),
+		{"one bound, one not", []token.Option{two, token.WithStaticKey("rs", rs.key.Public(), token.ForIssuers("https://a.example")),
 			token.WithJWKSURL(p.issuer() + "/keys")}, []string{`not bound: WithJWKSURL(`}},
-		{"bound to an issuer not accepted", []token.Option{two, token.WithStaticKeyFor("rs", rs.key.Public(), "https://c.example")},
-			[]string{`WithStaticKeyFor("rs"): issuer "https://c.example" is not accepted`}},
-		{"bound to a template not configured", []token.Option{tmpl, token.WithJWKSURLFor(p.issuer()+"/keys", "https://other/{tid}/")},
+		{"bound to an issuer not accepted", []token.Option{two, token.WithStaticKey("rs", rs.key.Public(), token.ForIssuers("https://c.example"))},
+			[]string{`WithStaticKey("rs"): issuer "https://c.example" is not accepted`}},
+		{"bound to a template not configured", []token.Option{tmpl, token.WithJWKSURL(p.issuer()+"/keys", token.ForIssuers("https://other/{tid}/"))},
 			[]string{`issuer template "https://other/{tid}/" is not given to WithTenantIssuer`}},
-		{"bound to an unlisted tenant", []token.Option{tmpl, token.WithStaticKeyFor("rs", rs.key.Public(), "https://login.example/t2/v2.0")},
+		{"bound to an unlisted tenant", []token.Option{tmpl, token.WithStaticKey("rs", rs.key.Public(), token.ForIssuers("https://login.example/t2/v2.0"))},
 			[]string{"is not accepted"}},
-		{"discovery bound to nothing", []token.Option{two, token.WithDiscoveryFor(p.issuer())}, []string{"no issuer given"}},
-		{"JWKS URL bound to nothing", []token.Option{two, token.WithJWKSURLFor(p.issuer() + "/keys")}, []string{"no issuer given"}},
-		{"static key bound to nothing", []token.Option{two, token.WithStaticKeyFor("rs", rs.key.Public())}, []string{"no issuer given"}},
-		{"HMAC key bound to nothing", []token.Option{two, token.WithHMACKeyFor("h", secret), token.WithAlgorithms("HS256")}, []string{"no issuer given"}},
+		{"discovery bound to nothing", []token.Option{two, token.WithDiscovery(p.issuer(), token.ForIssuers())}, []string{"no issuer given"}},
+		{"JWKS URL bound to nothing", []token.Option{two, token.WithJWKSURL(p.issuer()+"/keys", token.ForIssuers())}, []string{"no issuer given"}},
+		{"static key bound to nothing", []token.Option{two, token.WithStaticKey("rs", rs.key.Public(), token.ForIssuers())}, []string{"no issuer given"}},
+		{"HMAC key bound to nothing", []token.Option{two, token.WithHMACKey("h", secret, token.ForIssuers()), token.WithAlgorithms("HS256")}, []string{"no issuer given"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,10 +281,10 @@ func TestMultiIssuerConfigNeedsBindings(t *testing.T) {
 	// Controls: the same sources bound explicitly are fine, as is discovery
 	// with several issuers and a binding to a listed tenant's issuer.
 	for name, opts := range map[string][]token.Option{
-		"bound":             {two, token.WithStaticKeyFor("rs", rs.key.Public(), "https://a.example"), token.WithJWKSURLFor(p.issuer()+"/keys", "https://b.example")},
+		"bound":             {two, token.WithStaticKey("rs", rs.key.Public(), token.ForIssuers("https://a.example")), token.WithJWKSURL(p.issuer()+"/keys", token.ForIssuers("https://b.example"))},
 		"discovery":         {two, token.WithDiscovery(p.issuer())},
-		"tenant's issuer":   {tmpl, token.WithIssuer("https://a.example"), token.WithStaticKeyFor("rs", rs.key.Public(), "https://login.example/T1/v2.0")},
-		"template and more": {tmpl, two, token.WithStaticKeyFor("rs", rs.key.Public(), "https://login.example/{tid}/v2.0", "https://b.example")},
+		"tenant's issuer":   {tmpl, token.WithIssuer("https://a.example"), token.WithStaticKey("rs", rs.key.Public(), token.ForIssuers("https://login.example/T1/v2.0"))},
+		"template and more": {tmpl, two, token.WithStaticKey("rs", rs.key.Public(), token.ForIssuers("https://login.example/{tid}/v2.0", "https://b.example"))},
 	} {
 		v, err := token.NewValidator(context.Background(), append([]token.Option{aud, token.WithLogger(discard)}, opts...)...)
 		if err != nil {

@@ -41,9 +41,8 @@
 // multi-tenant endpoints; the token's tid fills the placeholder). Sources
 // that do not say whose keys they hold (WithJWKSURL, WithStaticKey,
 // WithHMACKey) are bound to the single accepted issuer; with several
-// accepted issuers NewValidator refuses them, and WithJWKSURLFor,
-// WithStaticKeyFor, WithHMACKeyFor or WithDiscoveryFor must name the
-// issuers instead. The binding is checked when a token is verified; cache
+// accepted issuers NewValidator refuses them, and the key source option's
+// ForIssuers must name the issuers instead (as it may for WithDiscovery). The binding is checked when a token is verified; cache
 // hits were verified with it and cost nothing more.
 //
 // # Algorithms

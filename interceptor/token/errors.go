@@ -35,7 +35,7 @@ var (
 	ErrIssuer = errors.New("token: issuer not accepted")
 	// ErrKeyIssuer means the signature verifies, but with a key whose source
 	// is bound to other issuers than the token's iss (see WithDiscovery and
-	// WithJWKSURLFor): one identity provider's key cannot sign tokens for
+	// ForIssuers): one identity provider's key cannot sign tokens for
 	// another. Errors wrapping it also wrap ErrIssuer.
 	ErrKeyIssuer = errors.New("token: signing key not bound to the token's issuer")
 	// ErrAudience means no aud value is one of the configured audiences.

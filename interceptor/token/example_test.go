@@ -61,15 +61,15 @@ func Example() {
 
 // Two identity providers: each key is bound to its own issuer, so that
 // neither can sign tokens for the other.
-func ExampleWithStaticKeyFor() {
+func ExampleForIssuers() {
 	keyA := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	keyB := ed25519.NewKeyFromSeed([]byte("0123456789abcdef0123456789abcdef"))
 	now := testclock.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
 	v, err := token.NewValidator(context.Background(),
 		token.WithIssuer("https://idp-a.example", "https://idp-b.example"),
-		token.WithStaticKeyFor("a-1", keyA.Public(), "https://idp-a.example"),
-		token.WithStaticKeyFor("b-1", keyB.Public(), "https://idp-b.example"),
+		token.WithStaticKey("a-1", keyA.Public(), token.ForIssuers("https://idp-a.example")),
+		token.WithStaticKey("b-1", keyB.Public(), token.ForIssuers("https://idp-b.example")),
 		token.WithAudience("api://inbox"),
 		token.WithClock(func() time.Time { return now }),
 	)

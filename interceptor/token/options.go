@@ -202,6 +202,56 @@ func WithAudience(aud ...string) Option {
 	}
 }
 
+// KeyOption refines one key source: WithDiscovery, WithJWKSURL,
+// WithStaticKey or WithHMACKey. The only one is ForIssuers.
+type KeyOption func(*keyOptions)
+
+type keyOptions struct {
+	issuers []string // nil: unbound (or, for discovery, bound by its document)
+	errs    []string
+}
+
+// ForIssuers binds a key source to issuers: its keys verify only tokens
+// whose iss is one of issuers, and a token they verify with another iss is
+// refused with ErrKeyIssuer, so that one identity provider's key cannot
+// sign tokens for another. An issuer holding TenantPlaceholder ("{tid}") is
+// a template matched with the token's tid claim substituted; it must be a
+// template given to WithTenantIssuer. Other issuers must be accepted by
+// WithIssuer or WithTenantIssuer. At least one issuer is required.
+//
+// Without ForIssuers a JWKS URL, static key or HMAC secret is bound to the
+// single accepted issuer (NewValidator refuses it when there are several),
+// and a discovery source to the issuers its discovery document speaks for.
+// Use it when one provider signs for several issuers, e.g. Entra v1
+// (https://sts.windows.net/{tid}/) and v2 tokens:
+//
+//	token.WithDiscovery(url, token.ForIssuers(v2Template, v1Template))
+func ForIssuers(issuers ...string) KeyOption {
+	return func(o *keyOptions) {
+		if len(issuers) == 0 {
+			o.errs = append(o.errs, "ForIssuers: no issuer given")
+			return
+		}
+		o.issuers = append(o.issuers[:0:0], issuers...)
+	}
+}
+
+// keyOpts applies opts, reporting a nil one and every problem under name.
+func (c *config) keyOpts(name string, opts []KeyOption) (keyOptions, bool) {
+	var o keyOptions
+	for i, opt := range opts {
+		if opt == nil {
+			o.errs = append(o.errs, fmt.Sprintf("KeyOption %d is nil", i))
+			continue
+		}
+		opt(&o)
+	}
+	for _, e := range o.errs {
+		c.fail("%s: %s", name, e)
+	}
+	return o, len(o.errs) == 0
+}
+
 // WithDiscovery fetches keys from the jwks_uri of the OpenID Provider whose
 // issuer URL is issuerURL, found at issuerURL + "/.well-known/openid-configuration".
 //
@@ -214,33 +264,25 @@ func WithAudience(aud ...string) Option {
 // instance: Entra's https://login.microsoftonline.com/organizations/v2.0
 // publishes https://login.microsoftonline.com/{tenantid}/v2.0, which then
 // matches a token's iss with its tid claim substituted. Any other document
-// issuer is ignored (and logged); use WithDiscoveryFor to name the issuers
+// issuer is ignored (and logged); use ForIssuers to name the issuers
 // explicitly. Which issuers are accepted at all is still configured with
 // WithIssuer or WithTenantIssuer.
 //
 // The URL must be https unless it is on a loopback address or
 // WithInsecureHTTP is given. May be given more than once.
-func WithDiscovery(issuerURL string) Option {
+func WithDiscovery(issuerURL string, opts ...KeyOption) Option {
 	return func(c *config) {
-		c.discovery = append(c.discovery, keySource{url: issuerURL})
+		if o, ok := c.keyOpts(fmt.Sprintf("WithDiscovery(%q)", issuerURL), opts); ok {
+			c.discovery = append(c.discovery, keySource{url: issuerURL, issuers: o.issuers})
+		}
 	}
 }
 
-// WithDiscoveryFor is WithDiscovery with an explicit issuer binding: keys
-// from the discovery document of discoveryURL verify only tokens whose iss
-// is one of issuers. An issuer holding TenantPlaceholder ("{tid}") is a
-// template matched with the token's tid claim substituted; it must be a
-// template given to WithTenantIssuer. Other issuers must be accepted by
-// WithIssuer or WithTenantIssuer. Use it when one provider signs for several
-// issuers, e.g. Entra v1 (https://sts.windows.net/{tid}/) and v2 tokens.
+// WithDiscoveryFor is WithDiscovery(discoveryURL, ForIssuers(issuers...)).
+//
+// Deprecated: use WithDiscovery with ForIssuers.
 func WithDiscoveryFor(discoveryURL string, issuers ...string) Option {
-	return func(c *config) {
-		if len(issuers) == 0 {
-			c.fail("WithDiscoveryFor(%q): no issuer given", discoveryURL)
-			return
-		}
-		c.discovery = append(c.discovery, keySource{url: discoveryURL, issuers: append([]string(nil), issuers...)})
-	}
+	return WithDiscovery(discoveryURL, ForIssuers(issuers...))
 }
 
 // WithJWKSURL fetches keys from a JWK Set URL. The URL must be https unless it
@@ -249,25 +291,21 @@ func WithDiscoveryFor(discoveryURL string, issuers ...string) Option {
 //
 // A JWK Set does not say whose keys it holds: with a single accepted issuer
 // (one WithIssuer value or one WithTenantIssuer template) its keys are bound
-// to that issuer; with several, NewValidator refuses it and WithJWKSURLFor
-// must be used instead.
-func WithJWKSURL(url string) Option {
+// to that issuer; with several, NewValidator refuses it unless ForIssuers
+// names the issuers.
+func WithJWKSURL(url string, opts ...KeyOption) Option {
 	return func(c *config) {
-		c.jwksURLs = append(c.jwksURLs, keySource{url: url})
+		if o, ok := c.keyOpts(fmt.Sprintf("WithJWKSURL(%q)", url), opts); ok {
+			c.jwksURLs = append(c.jwksURLs, keySource{url: url, issuers: o.issuers})
+		}
 	}
 }
 
-// WithJWKSURLFor is WithJWKSURL bound to issuers: its keys verify only
-// tokens whose iss is one of issuers (see WithDiscoveryFor for templates).
-// A token its keys verify with another iss is refused with ErrKeyIssuer.
+// WithJWKSURLFor is WithJWKSURL(url, ForIssuers(issuers...)).
+//
+// Deprecated: use WithJWKSURL with ForIssuers.
 func WithJWKSURLFor(url string, issuers ...string) Option {
-	return func(c *config) {
-		if len(issuers) == 0 {
-			c.fail("WithJWKSURLFor(%q): no issuer given", url)
-			return
-		}
-		c.jwksURLs = append(c.jwksURLs, keySource{url: url, issuers: append([]string(nil), issuers...)})
-	}
+	return WithJWKSURL(url, ForIssuers(issuers...))
 }
 
 // WithStaticKey adds a fixed public key (*rsa.PublicKey of at least 2048 bits,
@@ -277,22 +315,20 @@ func WithJWKSURLFor(url string, issuers ...string) Option {
 // Kids are unique across all static keys.
 //
 // With a single accepted issuer the key is bound to it; with several,
-// NewValidator refuses it and WithStaticKeyFor must be used instead.
-func WithStaticKey(kid string, key crypto.PublicKey) Option {
-	return func(c *config) { c.addStaticKey("WithStaticKey", kid, key, nil) }
+// NewValidator refuses it unless ForIssuers names the issuers.
+func WithStaticKey(kid string, key crypto.PublicKey, opts ...KeyOption) Option {
+	return func(c *config) {
+		if o, ok := c.keyOpts(fmt.Sprintf("WithStaticKey(%q)", kid), opts); ok {
+			c.addStaticKey("WithStaticKey", kid, key, o.issuers)
+		}
+	}
 }
 
-// WithStaticKeyFor is WithStaticKey bound to issuers: the key verifies only
-// tokens whose iss is one of issuers (see WithDiscoveryFor for templates).
-// A token it verifies with another iss is refused with ErrKeyIssuer.
+// WithStaticKeyFor is WithStaticKey(kid, key, ForIssuers(issuers...)).
+//
+// Deprecated: use WithStaticKey with ForIssuers.
 func WithStaticKeyFor(kid string, key crypto.PublicKey, issuers ...string) Option {
-	return func(c *config) {
-		if len(issuers) == 0 {
-			c.fail("WithStaticKeyFor(%q): no issuer given", kid)
-			return
-		}
-		c.addStaticKey("WithStaticKeyFor", kid, key, append([]string(nil), issuers...))
-	}
+	return WithStaticKey(kid, key, ForIssuers(issuers...))
 }
 
 func (c *config) addStaticKey(opt, kid string, key crypto.PublicKey, issuers []string) {
@@ -316,21 +352,20 @@ func (c *config) addStaticKey(opt, kid string, key crypto.PublicKey, issuers []s
 // never with the bytes of a public key. The secret is copied.
 //
 // With a single accepted issuer the secret is bound to it; with several,
-// NewValidator refuses it and WithHMACKeyFor must be used instead.
-func WithHMACKey(kid string, secret []byte) Option {
-	return func(c *config) { c.addHMACKey("WithHMACKey", kid, secret, nil) }
+// NewValidator refuses it unless ForIssuers names the issuers.
+func WithHMACKey(kid string, secret []byte, opts ...KeyOption) Option {
+	return func(c *config) {
+		if o, ok := c.keyOpts(fmt.Sprintf("WithHMACKey(%q)", kid), opts); ok {
+			c.addHMACKey("WithHMACKey", kid, secret, o.issuers)
+		}
+	}
 }
 
-// WithHMACKeyFor is WithHMACKey bound to issuers: the secret verifies only
-// tokens whose iss is one of issuers (see WithDiscoveryFor for templates).
+// WithHMACKeyFor is WithHMACKey(kid, secret, ForIssuers(issuers...)).
+//
+// Deprecated: use WithHMACKey with ForIssuers.
 func WithHMACKeyFor(kid string, secret []byte, issuers ...string) Option {
-	return func(c *config) {
-		if len(issuers) == 0 {
-			c.fail("WithHMACKeyFor(%q): no issuer given", kid)
-			return
-		}
-		c.addHMACKey("WithHMACKeyFor", kid, secret, append([]string(nil), issuers...))
-	}
+	return WithHMACKey(kid, secret, ForIssuers(issuers...))
 }
 
 func (c *config) addHMACKey(opt, kid string, secret []byte, issuers []string) {
@@ -387,8 +422,10 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithHTTPClient sets the client for discovery and JWKS requests (default: a
-// client with a DefaultHTTPTimeout timeout). Responses are size-bounded
-// whatever the client.
+// client with a DefaultHTTPTimeout timeout). Whatever the client, responses
+// are size-bounded and redirects are held to the URL rule of configured URLs
+// (https, plain http only on loopback or with WithInsecureHTTP); the client
+// itself is not modified.
 func WithHTTPClient(client *http.Client) Option {
 	return func(c *config) {
 		if client == nil {
@@ -598,32 +635,32 @@ func (c *config) checkBindings() []error {
 	}
 	var unbound []string
 	for _, src := range c.discovery {
-		check(fmt.Sprintf("WithDiscoveryFor(%q)", src.url), src.issuers)
+		check(fmt.Sprintf("WithDiscovery(%q)", src.url), src.issuers)
 	}
 	for _, src := range c.jwksURLs {
 		if src.issuers == nil {
 			unbound = append(unbound, fmt.Sprintf("WithJWKSURL(%q)", src.url))
 		}
-		check(fmt.Sprintf("WithJWKSURLFor(%q)", src.url), src.issuers)
+		check(fmt.Sprintf("WithJWKSURL(%q)", src.url), src.issuers)
 	}
 	for _, kid := range slices.Sorted(maps.Keys(c.staticKeys)) {
 		k := c.staticKeys[kid]
 		if k.issuers == nil {
 			unbound = append(unbound, fmt.Sprintf("WithStaticKey(%q)", kid))
 		}
-		check(fmt.Sprintf("WithStaticKeyFor(%q)", kid), k.issuers)
+		check(fmt.Sprintf("WithStaticKey(%q)", kid), k.issuers)
 	}
 	for _, kid := range slices.Sorted(maps.Keys(c.hmacKeys)) {
 		k := c.hmacKeys[kid]
 		if k.issuers == nil {
 			unbound = append(unbound, fmt.Sprintf("WithHMACKey(%q)", kid))
 		}
-		check(fmt.Sprintf("WithHMACKeyFor(%q)", kid), k.issuers)
+		check(fmt.Sprintf("WithHMACKey(%q)", kid), k.issuers)
 	}
 	if n := len(c.distinctIssuers()); n > 1 && len(unbound) > 0 {
 		errs = append(errs, fmt.Errorf("%d issuers are accepted, so every key source must name the issuers it signs for, "+
-			"or any of them could sign tokens for the others; not bound: %s (use WithDiscovery, WithDiscoveryFor, "+
-			"WithJWKSURLFor, WithStaticKeyFor or WithHMACKeyFor)", n, strings.Join(unbound, ", ")))
+			"or any of them could sign tokens for the others; not bound: %s (bind each with ForIssuers, e.g. "+
+			"WithJWKSURL(url, ForIssuers(iss)))", n, strings.Join(unbound, ", ")))
 	}
 	return errs
 }

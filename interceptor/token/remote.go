@@ -3,28 +3,18 @@ package token
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
-	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/internal/jwks"
 )
-
-// maxJWKSKeys bounds the number of keys taken from one JWK Set.
-const maxJWKSKeys = 100
-
-// maxRetryBackoff caps the retry delay after failed fetches (and the
-// refresh interval caps it further).
-const maxRetryBackoff = time.Minute
 
 // remote is one remote key source: a JWKS URL, possibly found by OIDC
 // discovery. Its keys are an immutable snapshot swapped atomically on each
@@ -40,14 +30,12 @@ type remote struct {
 	jwksURL      atomic.Pointer[string]
 	source       string // for logs and errors
 
-	client       *http.Client
-	maxBody      int64
-	insecureHTTP bool
-	refreshEvery time.Duration
-	minGap       time.Duration // least time between kid-triggered refreshes; 0 = none
-	grace        time.Duration // how long a withdrawn key stays accepted
-	now          func() time.Time
-	log          *slog.Logger
+	fetch     *jwks.Fetcher
+	refresher *jwks.Refresher
+	minGap    time.Duration // least time between kid-triggered refreshes; 0 = none
+	grace     time.Duration // how long a withdrawn key stays accepted
+	now       func() time.Time
+	log       *slog.Logger
 
 	keys atomic.Pointer[keySnapshot]
 	// bind is the issuer binding given to newly installed keys: fixed for a
@@ -55,7 +43,6 @@ type remote struct {
 	bind      atomic.Pointer[issuerBinding]
 	fixedBind bool
 
-	trigger     chan struct{}
 	lastTrigger atomic.Int64 // unix nanos of the last accepted trigger
 	loaded      atomic.Bool
 }
@@ -66,14 +53,9 @@ type remote struct {
 func newRemote(cfg *config, discoveryURL, jwksURL string, bind *issuerBinding) (*remote, error) {
 	r := &remote{
 		discoveryURL: discoveryURL,
-		client:       cfg.httpClient,
-		maxBody:      cfg.maxJWKSSize,
-		insecureHTTP: cfg.insecureHTTP,
-		refreshEvery: cfg.refreshInterval,
 		minGap:       cfg.unknownKIDLimit,
 		grace:        cfg.rotationGrace,
 		now:          cfg.now,
-		trigger:      make(chan struct{}, 1),
 	}
 	if discoveryURL != "" {
 		r.source = discoveryURL
@@ -88,6 +70,14 @@ func newRemote(cfg *config, discoveryURL, jwksURL string, bind *issuerBinding) (
 		return nil, fmt.Errorf("JWKS URL %s has no issuer binding", jwksURL)
 	}
 	r.log = cfg.logger.With("component", "caekit/token", "source", r.source)
+	r.fetch = &jwks.Fetcher{
+		Client: cfg.httpClient, MaxBody: cfg.maxJWKSSize,
+		Insecure: cfg.insecureHTTP, InsecureOption: "WithInsecureHTTP",
+		CheckKey: checkPublicKey, Log: r.log,
+	}
+	r.refresher = jwks.NewRefresher(cfg.refreshInterval, r.refresh, func(ctx context.Context, err error, failures int) {
+		r.log.WarnContext(ctx, "key refresh failed; keeping the last good keys", "error", err, "failures", failures, "have_keys", r.loaded.Load())
+	})
 	return r, nil
 }
 
@@ -217,55 +207,12 @@ func (r *remote) requestRefresh() {
 	if !r.lastTrigger.CompareAndSwap(last, now) {
 		return
 	}
-	select {
-	case r.trigger <- struct{}{}:
-	default:
-	}
+	r.log.Debug("refreshing keys for an unknown kid")
+	r.refresher.Trigger()
 }
 
-// run refreshes the keys every refreshEvery, sooner (with backoff) after a
-// failure, and whenever requestRefresh asks, until ctx ends.
-func (r *remote) run(ctx context.Context, failed bool) {
-	failures := 0
-	if failed {
-		failures = 1
-	}
-	timer := time.NewTimer(r.delay(failures))
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-r.trigger:
-			r.log.DebugContext(ctx, "refreshing keys for an unknown kid")
-		}
-		if err := r.refresh(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			failures++
-			r.log.WarnContext(ctx, "key refresh failed; keeping the last good keys", "error", err, "failures", failures, "have_keys", r.loaded.Load())
-		} else {
-			failures = 0
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(r.delay(failures))
-	}
-}
-
-func (r *remote) delay(failures int) time.Duration {
-	if failures == 0 {
-		return r.refreshEvery
-	}
-	d := time.Second << min(failures-1, 6)
-	return min(d, maxRetryBackoff, r.refreshEvery)
-}
+// run refreshes the keys until ctx ends (jwks.Refresher.Run).
+func (r *remote) run(ctx context.Context, failed bool) { r.refresher.Run(ctx, failed) }
 
 // refresh fetches the JWK Set (after discovery, if needed) and replaces the
 // stored keys. On any failure the previous keys stay.
@@ -281,7 +228,7 @@ func (r *remote) refresh(ctx context.Context) error {
 		u = &found
 		r.jwksURL.Store(u)
 	}
-	keys, err := r.fetchKeys(ctx, *u)
+	keys, err := r.fetch.Keys(ctx, *u)
 	if err != nil {
 		if r.discoveryURL != "" {
 			r.jwksURL.Store(nil) // the jwks_uri may have moved: discover again next time
@@ -294,25 +241,13 @@ func (r *remote) refresh(ctx context.Context) error {
 	return nil
 }
 
-// discover reads the jwks_uri from the OpenID Provider configuration.
+// discover reads the jwks_uri from the OpenID Provider configuration and,
+// unless the binding is fixed, binds the keys to the issuers the document
+// speaks for.
 func (r *remote) discover(ctx context.Context) (string, error) {
-	u := strings.TrimSuffix(r.discoveryURL, "/") + "/.well-known/openid-configuration"
-	body, err := r.get(ctx, u)
+	doc, err := r.fetch.Discover(ctx, r.discoveryURL)
 	if err != nil {
-		return "", fmt.Errorf("OIDC discovery: %w", err)
-	}
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("OIDC discovery %s: invalid JSON: %w", u, err)
-	}
-	if doc.JWKSURI == "" {
-		return "", fmt.Errorf("OIDC discovery %s: no jwks_uri", u)
-	}
-	if err := checkURL(doc.JWKSURI, r.insecureHTTP); err != nil {
-		return "", fmt.Errorf("OIDC discovery %s: jwks_uri: %w", u, err)
+		return "", err
 	}
 	if !r.fixedBind {
 		b, note := discoveryBinding(r.discoveryURL, doc.Issuer)
@@ -324,78 +259,4 @@ func (r *remote) discover(ctx context.Context) (string, error) {
 		}
 	}
 	return doc.JWKSURI, nil
-}
-
-// fetchKeys downloads and parses a JWK Set. Keys that are not for signatures,
-// symmetric keys and keys that fail to parse are skipped (and logged); an
-// x5u member is never fetched. A set with no usable key is an error.
-func (r *remote) fetchKeys(ctx context.Context, u string) ([]jwkset.JWK, error) {
-	body, err := r.get(ctx, u)
-	if err != nil {
-		return nil, fmt.Errorf("JWKS: %w", err)
-	}
-	var set jwkset.JWKSMarshal
-	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("JWKS %s: invalid JSON: %w", u, err)
-	}
-	if len(set.Keys) > maxJWKSKeys {
-		return nil, fmt.Errorf("JWKS %s: %d keys, at most %d accepted", u, len(set.Keys), maxJWKSKeys)
-	}
-	keys := make([]jwkset.JWK, 0, len(set.Keys))
-	for _, m := range set.Keys {
-		if m.USE != "" && m.USE != jwkset.UseSig {
-			continue
-		}
-		if m.KTY == jwkset.KtyOct {
-			r.log.WarnContext(ctx, "ignoring a symmetric key in a JWK Set", "kid", jose.Clip(m.KID))
-			continue
-		}
-		m.X5U = ""
-		m.D, m.P, m.Q, m.DP, m.DQ, m.QI, m.OTH, m.K = "", "", "", "", "", "", nil, ""
-		jwk, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
-		if err != nil {
-			if !errors.Is(err, jwkset.ErrUnsupportedKey) {
-				r.log.WarnContext(ctx, "ignoring an invalid key in a JWK Set", "kid", jose.Clip(m.KID), "error", err)
-			}
-			continue
-		}
-		if checkPublicKey(jwk.Key()) != nil {
-			r.log.WarnContext(ctx, "ignoring an unusable key in a JWK Set", "kid", jose.Clip(m.KID), "error", checkPublicKey(jwk.Key()))
-			continue
-		}
-		keys = append(keys, jwk)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("JWKS %s: no usable signing key among %d", u, len(set.Keys))
-	}
-	return keys, nil
-}
-
-// get fetches u, requiring 200 and at most maxBody bytes.
-func (r *remote) get(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return nil, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
-	}
-	if resp.ContentLength > r.maxBody {
-		return nil, fmt.Errorf("GET %s: response of %d bytes exceeds the %d-byte limit", u, resp.ContentLength, r.maxBody)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, r.maxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
-	if int64(len(body)) > r.maxBody {
-		return nil, fmt.Errorf("GET %s: response exceeds the %d-byte limit", u, r.maxBody)
-	}
-	return body, nil
 }

@@ -1,15 +1,10 @@
 package token
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,9 +14,6 @@ import (
 	"github.com/caekit/caekit/internal/jose"
 	"github.com/caekit/caekit/revocation"
 )
-
-// b64 decodes base64url without padding, refusing non-canonical encodings.
-var b64 = jose.B64
 
 // Validator validates JWT access tokens locally. It is safe for concurrent
 // use. Validate never touches the network: remote key sets are fetched and
@@ -70,10 +62,12 @@ func (t *tenantMatcher) match(iss, tid string) bool {
 func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 	cfg := defaultConfig()
 	var ownClient *http.Client
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+	for i, o := range opts {
+		if o == nil {
+			cfg.fail("option %d is nil", i)
+			continue
 		}
+		o(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("token: invalid options: %w", err)
@@ -82,21 +76,16 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 		ctx = context.Background()
 	}
 	if cfg.httpClient == nil {
-		// An own transport, so that Close can drop its idle connections, and
-		// redirects held to the same URL rules as configured URLs.
-		insecure := cfg.insecureHTTP
+		// An own transport, so that Close can drop its idle connections.
 		cfg.httpClient = &http.Client{
 			Timeout:   DefaultHTTPTimeout,
 			Transport: http.DefaultTransport.(*http.Transport).Clone(),
-			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if len(via) >= 5 {
-					return errors.New("too many redirects")
-				}
-				return checkURL(req.URL.String(), insecure)
-			},
 		}
 		ownClient = cfg.httpClient
 	}
+	// Redirects are held to the same URL rule as configured URLs, with the
+	// default client and with WithHTTPClient's.
+	cfg.httpClient = jose.GuardRedirects(cfg.httpClient, cfg.insecureHTTP, "WithInsecureHTTP", false)
 	v := &Validator{
 		ownClient:    ownClient,
 		allowed:      map[string]bool{},
@@ -143,7 +132,7 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 	for _, src := range cfg.discovery {
 		var b *issuerBinding // the discovery document decides
 		if src.issuers != nil {
-			b = bound(fmt.Sprintf("WithDiscoveryFor(%q)", src.url), src.issuers)
+			b = bound(fmt.Sprintf("WithDiscovery(%q)", src.url), src.issuers)
 		}
 		r, err := newRemote(&cfg, src.url, "", b)
 		if err != nil {
@@ -221,12 +210,13 @@ func (v *Validator) RetentionNeeded() time.Duration {
 	return v.maxLifetime + v.leeway + time.Second
 }
 
-// Hash returns the short hash prefix of a raw token that Claims.Hash holds:
-// the first 12 hex digits of its SHA-256. It is safe to log.
-func Hash(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:6])
-}
+// Hash returns the short hash of a raw token that Claims.Hash holds, and
+// that every caekit component logs in place of a token: the first 12 hex
+// digits of its SHA-256. It is safe to log.
+func Hash(raw string) string { return jose.Hash(raw) }
+
+// allowedAlg reports whether alg is in the allow-list (WithAlgorithms).
+func (v *Validator) allowedAlg(alg string) bool { return v.allowed[alg] }
 
 // Validate checks raw, a compact JWS access token (without a "Bearer "
 // prefix), and returns its claims. Errors wrap one of the package's sentinel
@@ -264,75 +254,42 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 // verify does the full check of a token that is not in the cache and returns
 // its claims and the key that verified it.
 func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) {
-	dot1 := strings.IndexByte(raw, '.')
-	dot2 := strings.LastIndexByte(raw, '.')
-	if dot1 < 0 || dot1 == dot2 {
-		return nil, nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
-	}
-	if strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
-		if strings.Count(raw, ".") == 4 {
-			return nil, nil, fmt.Errorf("%w: encrypted tokens (JWE) are not supported", ErrMalformed)
-		}
-		return nil, nil, fmt.Errorf("%w: not a compact JWS (want three dot-separated parts)", ErrMalformed)
-	}
-
-	// Header.
-	hb, err := b64.DecodeString(raw[:dot1])
+	j, err := jose.SplitJWS(raw, v.maxTokenSize)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: header is not base64url: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if err := jose.CheckJSON(hb); err != nil {
-		return nil, nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	if err := j.CheckAlg(v.allowedAlg); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrAlgorithm, err)
 	}
-	h, err := parseHeader(hb)
-	if err != nil {
-		return nil, nil, err
-	}
-	if strings.EqualFold(h.alg, "none") {
-		return nil, nil, fmt.Errorf("%w: alg %q is never accepted", ErrAlgorithm, jose.Clip(h.alg))
-	}
-	if !v.allowed[h.alg] {
-		return nil, nil, fmt.Errorf("%w: alg %q is not in the allow-list", ErrAlgorithm, jose.Clip(h.alg))
-	}
-	if h.crit {
-		return nil, nil, fmt.Errorf("%w: header has crit, and no critical extension is supported", ErrMalformed)
-	}
-	if !accessTokenType(h.typ) {
-		return nil, nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, jose.Clip(h.typ))
+	if !accessTokenType(j.Typ) {
+		return nil, nil, fmt.Errorf("%w: typ %q is not an access token type", ErrMalformed, jose.Clip(j.Typ))
 	}
 
 	// Keys and signature, before the payload is parsed. Several keys may
 	// share the kid (from independent sources): keep every one that
 	// verifies, and pick the one bound to the token's issuer below.
 	var keyBuf, verBuf [maxKeyCandidates]*keyRec
-	keys, err := v.lookupKeys(keyBuf[:0], h.alg, h.kid, h.hasKID, now)
+	keys, err := v.lookupKeys(keyBuf[:0], j.Alg, j.Kid, j.HasKID, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	sig, err := b64.DecodeString(raw[dot2+1:])
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: signature is not base64url: %v", ErrMalformed, err)
-	}
 	verified := verBuf[:0]
 	for _, k := range keys {
-		if methods[h.alg].Verify(raw[:dot2], sig, k.key) == nil {
+		if j.Verify(k.key) {
 			verified = append(verified, k)
 		}
 	}
 	if len(verified) == 0 {
 		if len(keys) > 1 {
-			return nil, nil, fmt.Errorf("%w: %s signature verifies with none of the %d keys with kid %q", ErrSignature, h.alg, len(keys), jose.Clip(h.kid))
+			return nil, nil, fmt.Errorf("%w: %s signature verifies with none of the %d keys with kid %q", ErrSignature, j.Alg, len(keys), jose.Clip(j.Kid))
 		}
-		return nil, nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, h.alg, jose.Clip(h.kid))
+		return nil, nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, j.Alg, jose.Clip(j.Kid))
 	}
 
 	// Payload.
-	pb, err := b64.DecodeString(raw[dot1+1 : dot2])
+	pb, err := j.PayloadJSON()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: payload is not base64url: %v", ErrMalformed, err)
-	}
-	if err := jose.CheckJSON(pb); err != nil {
-		return nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(pb, &m); err != nil || m == nil {
@@ -355,7 +312,7 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 		return nil, nil, err
 	}
 	if !v.acceptIDTok {
-		if why := notAccessToken(h.typ, m); why != "" {
+		if why := notAccessToken(j.Typ, m); why != "" {
 			return nil, nil, fmt.Errorf("%w: %s (WithAcceptIDTokens accepts such tokens)", ErrNotAccessToken, why)
 		}
 	}
@@ -365,55 +322,6 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	}
 	cl.Hash = Hash(raw)
 	return cl, key, nil
-}
-
-// header is the part of a JWS header the validator reads. Member names are
-// matched exactly, as RFC 7515 and other JOSE libraries do ("ALG" is not
-// "alg"); encoding/json's case-insensitive struct matching is not used.
-type header struct {
-	alg, kid, typ string
-	hasKID, crit  bool
-}
-
-func parseHeader(hb []byte) (header, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(hb, &m); err != nil || m == nil {
-		return header{}, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
-	}
-	var h header
-	var err error
-	if h.alg, _, err = headerString(m, "alg"); err != nil {
-		return h, err
-	}
-	if h.alg == "" {
-		return h, fmt.Errorf("%w: header has no alg", ErrMalformed)
-	}
-	if h.kid, h.hasKID, err = headerString(m, "kid"); err != nil {
-		return h, err
-	}
-	if h.typ, _, err = headerString(m, "typ"); err != nil {
-		return h, err
-	}
-	_, h.crit = m["crit"]
-	return h, nil
-}
-
-// headerString reads a string member of a JWS header; present but not a
-// string (null included) is an error.
-func headerString(m map[string]json.RawMessage, name string) (string, bool, error) {
-	v, ok := m[name]
-	if !ok {
-		return "", false, nil
-	}
-	// Fast path: a plain string without escapes.
-	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' && bytes.IndexByte(v[1:n-1], '\\') < 0 && bytes.IndexByte(v[1:n-1], '"') < 0 {
-		return string(v[1 : n-1]), true, nil
-	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil || bytes.Equal(v, []byte("null")) {
-		return "", false, fmt.Errorf("%w: header member %s must be a string", ErrMalformed, name)
-	}
-	return s, true, nil
 }
 
 // accessTokenType accepts a missing typ and the JWT and access-token types;
@@ -539,17 +447,15 @@ func notAccessToken(typ string, m map[string]any) string {
 	return ""
 }
 
-// maxNumericDate bounds exp, nbf and iat (year 2242), so that every time
-// stays representable in unix nanoseconds.
-const maxNumericDate = 1 << 33
-
-// claimsFrom maps the decoded payload to Claims. A known claim of the wrong
-// type is an error, not an absent claim: revocation matches on these values.
+// claimsFrom maps the decoded payload to Claims, with the kit's one set of
+// claim rules (jose.ClaimString, ClaimStrings, ClaimTime). A known claim of
+// the wrong type, JSON null included, is an error, not an absent claim:
+// revocation matches on these values.
 func claimsFrom(m map[string]any) (*Claims, error) {
 	cl := &Claims{Raw: m}
 	var err error
 	str := func(name string) string {
-		s, e := claimString(m, name)
+		s, _, e := jose.ClaimString(m, name)
 		if e != nil && err == nil {
 			err = e
 		}
@@ -584,99 +490,37 @@ func claimsFrom(m map[string]any) (*Claims, error) {
 	cl.IPAddr = str("ipaddr")
 	cl.ACR = str("acr")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if cl.Audience, err = claimStrings(m, "aud"); err != nil {
-		return nil, err
+	strs := func(name string) []string {
+		s, _, e := jose.ClaimStrings(m, name)
+		if e != nil && err == nil {
+			err = e
+		}
+		return s
 	}
-	if cl.Capabilities, err = claimStrings(m, "xms_cc"); err != nil {
-		return nil, err
-	}
-	if cl.ACRS, err = claimStrings(m, "acrs"); err != nil {
-		return nil, err
+	cl.Audience = strs("aud")
+	cl.Capabilities = strs("xms_cc")
+	cl.ACRS = strs("acrs")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	var ok bool
-	if cl.ExpiresAt, ok, err = claimTime(m, "exp"); err != nil {
-		return nil, err
+	if cl.ExpiresAt, ok, err = jose.ClaimTime(m, "exp"); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	} else if !ok {
 		return nil, fmt.Errorf("%w: required claim exp is missing", ErrMalformed)
 	}
-	if cl.NotBefore, _, err = claimTime(m, "nbf"); err != nil {
-		return nil, err
+	if cl.NotBefore, _, err = jose.ClaimTime(m, "nbf"); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if cl.AuthTime, _, err = claimTime(m, "auth_time"); err != nil {
-		return nil, err
+	if cl.AuthTime, _, err = jose.ClaimTime(m, "auth_time"); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if cl.IssuedAt, ok, err = claimTime(m, "iat"); err != nil {
-		return nil, err
+	if cl.IssuedAt, ok, err = jose.ClaimTime(m, "iat"); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	} else if !ok {
 		return nil, fmt.Errorf("%w: required claim iat is missing: without it neither the token's lifetime nor which revocation events apply to it is known", ErrMalformed)
 	}
 	return cl, nil
-}
-
-func claimString(m map[string]any, name string) (string, error) {
-	switch x := m[name].(type) {
-	case nil:
-		return "", nil
-	case string:
-		return x, nil
-	default:
-		return "", fmt.Errorf("%w: claim %s must be a string, not %s", ErrMalformed, name, jsonKind(x))
-	}
-}
-
-// claimStrings reads a claim that may be a string or an array of strings.
-func claimStrings(m map[string]any, name string) ([]string, error) {
-	switch x := m[name].(type) {
-	case nil:
-		return nil, nil
-	case string:
-		return []string{x}, nil
-	case []any:
-		out := make([]string, 0, len(x))
-		for _, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("%w: claim %s must hold strings, not %s", ErrMalformed, name, jsonKind(e))
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("%w: claim %s must be a string or an array of strings, not %s", ErrMalformed, name, jsonKind(x))
-	}
-}
-
-// claimTime reads a NumericDate claim.
-func claimTime(m map[string]any, name string) (time.Time, bool, error) {
-	switch x := m[name].(type) {
-	case nil:
-		return time.Time{}, false, nil
-	case float64:
-		if x < 0 || x > maxNumericDate || math.IsNaN(x) {
-			return time.Time{}, false, fmt.Errorf("%w: claim %s is out of range", ErrMalformed, name)
-		}
-		sec, frac := math.Modf(x)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
-	default:
-		return time.Time{}, false, fmt.Errorf("%w: claim %s must be a number, not %s", ErrMalformed, name, jsonKind(x))
-	}
-}
-
-func jsonKind(x any) string {
-	switch x.(type) {
-	case string:
-		return "a string"
-	case float64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	default:
-		return "null"
-	}
 }

@@ -69,7 +69,7 @@ func TestAdversarialTokens(t *testing.T) {
 	// The main validator: discovery from a real IdP on loopback, unknown-kid
 	// refreshes allowed often so that any (wrong) fetch of a URL named by a
 	// token would have every chance to show.
-	v := newValidator(t, token.WithDiscoveryFor(iss, iss, tenantTmpl), token.WithIssuer(iss),
+	v := newValidator(t, token.WithDiscovery(iss, token.ForIssuers(iss, tenantTmpl)), token.WithIssuer(iss),
 		token.WithTenantIssuer(tenantTmpl, "tenant-a"), token.WithUnknownKIDRefreshLimit(time.Millisecond),
 		token.WithLeeway(30*time.Second), token.WithCacheSize(0))
 	// A validator that allows HS256 with its own secret, next to RS256.

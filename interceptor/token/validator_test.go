@@ -352,7 +352,7 @@ func TestCacheServesTokensWithoutNBF(t *testing.T) {
 func TestIssuerAudienceAndTimes(t *testing.T) {
 	s := ecSigner("ec")
 	now := time.Now()
-	v := newValidator(t, token.WithStaticKeyFor("ec", s.key.Public(), "https://a.example", "https://b.example"),
+	v := newValidator(t, token.WithStaticKey("ec", s.key.Public(), token.ForIssuers("https://a.example", "https://b.example")),
 		token.WithIssuer("https://a.example", "https://b.example"),
 		token.WithAudience("second-aud"), token.WithClock(func() time.Time { return now }), token.WithLeeway(30*time.Second))
 	base := claimsFor("https://b.example")
@@ -402,7 +402,7 @@ func TestIssuerAudienceAndTimes(t *testing.T) {
 func TestTenantIssuerTemplate(t *testing.T) {
 	s := rsaSigner("RS256", "rs")
 	const tmpl = "https://login.microsoftonline.com/{tid}/v2.0"
-	v := newValidator(t, token.WithStaticKeyFor("rs", s.key.Public(), tmpl, "https://sts.windows.net/{tid}/"),
+	v := newValidator(t, token.WithStaticKey("rs", s.key.Public(), token.ForIssuers(tmpl, "https://sts.windows.net/{tid}/")),
 		token.WithTenantIssuer(tmpl, "72F988BF-0000-0000-0000-000000000001", "t2"),
 		token.WithTenantIssuer("https://sts.windows.net/{tid}/", "t2"))
 	iss := func(tid string) string { return strings.Replace(tmpl, "{tid}", tid, 1) }

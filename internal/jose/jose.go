@@ -1,13 +1,19 @@
 // Package jose holds the strict JOSE primitives that caekit's access-token
-// validator (interceptor/token) and its Security Event Token receiver
-// (revocation/ssf) share, so that both parse a compact JWS the same way:
+// validator (interceptor/token), its Security Event Token receiver
+// (revocation/ssf) and its logout receivers (revocation/logout) share, so
+// that all three read a token the same way:
 //
+//   - SplitJWS, CheckAlg, PayloadJSON/Payload, VerifyJWS (and ParseJWS, all
+//     of them at once): the one compact-JWS split;
 //   - CheckJSON: UTF-8, no duplicate member names, bounded nesting;
 //   - B64: canonical, unpadded base64url;
+//   - ClaimString, ClaimStrings, ClaimTime: the one claim rule (absent is
+//     absent, null is the wrong type, NumericDate in [0, 2^33]);
 //   - Methods and KeyFits: a private alg table and the rule that a key's type
 //     (and curve, and size) matches the algorithm;
-//   - CheckURL: https only, plain http only on loopback or when the caller
-//     opted in.
+//   - Hash: the short token hash logged in place of a token;
+//   - CheckURL and GuardRedirects: https only, plain http only on loopback
+//     or when the caller opted in, redirects held to the same rule.
 package jose
 
 import (
@@ -19,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -180,4 +187,34 @@ func port(u *url.URL) string {
 		return "80"
 	}
 	return ""
+}
+
+// MaxRedirects bounds the redirects a client from GuardRedirects follows.
+const MaxRedirects = 10
+
+// GuardRedirects returns a copy of hc whose redirects must satisfy the URL
+// rule (CheckURL with insecure and insecureOption: https, plain http only on
+// loopback or by opt-in) and, when sameOrigin is set (a credential rides on
+// the requests), stay on the origin of the first request; at most
+// MaxRedirects are followed; then hc's own CheckRedirect applies. hc itself
+// is not modified.
+func GuardRedirects(hc *http.Client, insecure bool, insecureOption string, sameOrigin bool) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= MaxRedirects {
+			return fmt.Errorf("stopped after %d redirects", MaxRedirects)
+		}
+		if err := CheckURL(req.URL.String(), insecure, insecureOption); err != nil {
+			return fmt.Errorf("redirect refused: %w", err)
+		}
+		if sameOrigin && !SameOrigin(via[0].URL.String(), req.URL.String()) {
+			return fmt.Errorf("redirect from %s to %s refused: it leaves the origin the credential is meant for", via[0].URL.Redacted(), req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+	return &c
 }

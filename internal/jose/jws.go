@@ -8,12 +8,20 @@ import (
 	"strings"
 )
 
-// ErrJWS is wrapped by every error of ParseJWS and VerifyJWS: the input is
-// not an acceptable compact JWS.
+// ErrJWS is wrapped by every error of SplitJWS, ParseJWS, (*JWS).Payload and
+// VerifyJWS: the input is not an acceptable compact JWS.
 var ErrJWS = errors.New("not an acceptable compact JWS")
 
-// JWS is a compact JWS split and decoded by ParseJWS. Its signature is not
-// verified yet (VerifyJWS does that); nothing in it may be trusted before.
+// ErrAlg is wrapped, beside ErrJWS, by the errors of (*JWS).CheckAlg: the
+// header's alg is "none" or not in the caller's allow-list. Callers that
+// answer with distinct error classes (an access token's ErrAlgorithm, a
+// SET's invalid_key) tell it apart from a malformed token with errors.Is.
+var ErrAlg = errors.New("algorithm not allowed")
+
+// JWS is a compact JWS split by SplitJWS: its header decoded and checked,
+// its signature decoded, its payload still encoded (Payload decodes it). Its
+// signature is not verified yet (VerifyJWS does that); nothing in it may be
+// trusted before.
 type JWS struct {
 	// Alg, Kid and Typ are the header members of those names; HasKID tells
 	// an absent kid from an empty one.
@@ -21,77 +29,128 @@ type JWS struct {
 	HasKID        bool
 	// Header is the header object, members undecoded.
 	Header map[string]json.RawMessage
-	// Claims is the payload object, members undecoded.
+	// Claims is the payload object, members undecoded; ParseJWS fills it,
+	// SplitJWS leaves it nil.
 	Claims map[string]json.RawMessage
 
 	signing string // header.payload, the signed input
+	payload string // the payload, base64url
 	sig     []byte
 }
 
-// ParseJWS splits raw, a compact JWS, and decodes its header and payload
-// with the rules every caekit token parser shares: at most maxSize bytes;
-// three parts (a JWE's five are refused by name); canonical unpadded
-// base64url (B64); header and payload strict JSON objects (CheckJSON); alg,
-// kid and typ strings when present; alg present, never "none", and allowed
-// by allowed; no crit header. Errors wrap ErrJWS and never contain raw.
-func ParseJWS(raw string, maxSize int, allowed func(alg string) bool) (*JWS, error) {
+// SplitJWS splits raw, a compact JWS, and checks its structure with the
+// rules every caekit token parser shares (access tokens, logout tokens,
+// Security Event Tokens): at most maxSize bytes; three parts (a JWE's five
+// are refused by name); canonical unpadded base64url (B64) for the header
+// and the signature; the header a strict JSON object (CheckJSON); alg, kid
+// and typ strings when present (null is not a string); alg present; no crit
+// header. It does not look at the algorithm's acceptability (CheckAlg) nor
+// decode the payload (Payload), so that a caller can verify the signature
+// before it parses what the signature covers. Errors wrap ErrJWS and never
+// contain raw.
+func SplitJWS(raw string, maxSize int) (JWS, error) {
 	if raw == "" {
-		return nil, fmt.Errorf("%w: empty", ErrJWS)
+		return JWS{}, fmt.Errorf("%w: empty", ErrJWS)
 	}
 	if len(raw) > maxSize {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrJWS, len(raw), maxSize)
-	}
-	switch n := strings.Count(raw, "."); n {
-	case 2:
-	case 4:
-		return nil, fmt.Errorf("%w: encrypted tokens (JWE) are not supported", ErrJWS)
-	default:
-		return nil, fmt.Errorf("%w: %d dot-separated parts, want 3", ErrJWS, n+1)
+		return JWS{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrJWS, len(raw), maxSize)
 	}
 	dot1 := strings.IndexByte(raw, '.')
 	dot2 := strings.LastIndexByte(raw, '.')
-	j := &JWS{signing: raw[:dot2]}
-
+	if dot1 < 0 || dot1 == dot2 || strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
+		switch n := strings.Count(raw, "."); n {
+		case 4:
+			return JWS{}, fmt.Errorf("%w: encrypted tokens (JWE) are not supported", ErrJWS)
+		default:
+			return JWS{}, fmt.Errorf("%w: not a compact JWS: %d dot-separated parts, want 3", ErrJWS, n+1)
+		}
+	}
+	j := JWS{signing: raw[:dot2], payload: raw[dot1+1 : dot2]}
 	hb, err := B64.DecodeString(raw[:dot1])
 	if err != nil {
-		return nil, fmt.Errorf("%w: header is not canonical unpadded base64url: %v", ErrJWS, err)
+		return JWS{}, fmt.Errorf("%w: header is not canonical unpadded base64url: %v", ErrJWS, err)
 	}
 	if j.Header, err = object(hb, "header"); err != nil {
-		return nil, err
+		return JWS{}, err
 	}
 	var hasAlg bool
 	if j.Alg, hasAlg, err = j.headerString("alg"); err != nil {
-		return nil, err
+		return JWS{}, err
 	}
 	if !hasAlg || j.Alg == "" {
-		return nil, fmt.Errorf("%w: header has no alg", ErrJWS)
-	}
-	if strings.EqualFold(j.Alg, "none") {
-		return nil, fmt.Errorf("%w: alg %q is never accepted", ErrJWS, Clip(j.Alg))
-	}
-	if Methods[j.Alg] == nil || allowed == nil || !allowed(j.Alg) {
-		return nil, fmt.Errorf("%w: alg %q is not in the allow-list", ErrJWS, Clip(j.Alg))
+		return JWS{}, fmt.Errorf("%w: header has no alg", ErrJWS)
 	}
 	if j.Kid, j.HasKID, err = j.headerString("kid"); err != nil {
-		return nil, err
+		return JWS{}, err
 	}
 	if j.Typ, _, err = j.headerString("typ"); err != nil {
-		return nil, err
+		return JWS{}, err
 	}
 	if _, crit := j.Header["crit"]; crit {
-		return nil, fmt.Errorf("%w: header has crit, and no critical extension is supported", ErrJWS)
+		return JWS{}, fmt.Errorf("%w: header has crit, and no critical extension is supported", ErrJWS)
 	}
 	if j.sig, err = B64.DecodeString(raw[dot2+1:]); err != nil {
-		return nil, fmt.Errorf("%w: signature is not canonical unpadded base64url: %v", ErrJWS, err)
+		return JWS{}, fmt.Errorf("%w: signature is not canonical unpadded base64url: %v", ErrJWS, err)
 	}
-	pb, err := B64.DecodeString(raw[dot1+1 : dot2])
+	return j, nil
+}
+
+// CheckAlg refuses j's alg when it is "none" (in any case), not one caekit
+// supports (Methods), or not allowed by allowed. Errors wrap ErrAlg and
+// ErrJWS.
+func (j *JWS) CheckAlg(allowed func(alg string) bool) error {
+	if strings.EqualFold(j.Alg, "none") {
+		return fmt.Errorf("%w: %w: alg %q is never accepted", ErrJWS, ErrAlg, Clip(j.Alg))
+	}
+	if Methods[j.Alg] == nil || allowed == nil || !allowed(j.Alg) {
+		return fmt.Errorf("%w: %w: alg %q is not in the allow-list", ErrJWS, ErrAlg, Clip(j.Alg))
+	}
+	return nil
+}
+
+// PayloadJSON decodes j's payload (canonical unpadded base64url) and checks
+// that it is strict JSON (CheckJSON); the caller decodes the object. Errors
+// wrap ErrJWS.
+func (j *JWS) PayloadJSON() ([]byte, error) {
+	pb, err := B64.DecodeString(j.payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload is not canonical unpadded base64url: %v", ErrJWS, err)
+	}
+	if err := CheckJSON(pb); err != nil {
+		return nil, fmt.Errorf("%w: payload: %w", ErrJWS, err)
+	}
+	return pb, nil
+}
+
+// Payload decodes j's payload into a strict JSON object, members undecoded,
+// and keeps it in j.Claims. Errors wrap ErrJWS.
+func (j *JWS) Payload() (map[string]json.RawMessage, error) {
+	pb, err := B64.DecodeString(j.payload)
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload is not canonical unpadded base64url: %v", ErrJWS, err)
 	}
 	if j.Claims, err = object(pb, "payload"); err != nil {
 		return nil, err
 	}
-	return j, nil
+	return j.Claims, nil
+}
+
+// ParseJWS is SplitJWS, CheckAlg with allowed, and Payload in one call, for
+// callers that read the payload before they pick a key (the issuer names
+// the key source). Errors wrap ErrJWS (and ErrAlg from CheckAlg) and never
+// contain raw.
+func ParseJWS(raw string, maxSize int, allowed func(alg string) bool) (*JWS, error) {
+	j, err := SplitJWS(raw, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.CheckAlg(allowed); err != nil {
+		return nil, err
+	}
+	if _, err := j.Payload(); err != nil {
+		return nil, err
+	}
+	return &j, nil
 }
 
 // object decodes a strict JSON object.
@@ -111,11 +170,23 @@ func (j *JWS) headerString(name string) (string, bool, error) {
 	if !ok {
 		return "", false, nil
 	}
+	// Fast path: a plain string without escapes (CheckJSON has checked the
+	// header, so the quotes delimit one string).
+	if n := len(v); n >= 2 && v[0] == '"' && v[n-1] == '"' && bytes.IndexByte(v[1:n-1], '\\') < 0 && bytes.IndexByte(v[1:n-1], '"') < 0 {
+		return string(v[1 : n-1]), true, nil
+	}
 	var s string
 	if bytes.Equal(v, []byte("null")) || json.Unmarshal(v, &s) != nil {
 		return "", false, fmt.Errorf("%w: header member %s must be a string", ErrJWS, name)
 	}
 	return s, true, nil
+}
+
+// Verify reports whether key verifies j's signature under j.Alg. The caller
+// has chosen a key that fits the algorithm (KeyFits).
+func (j *JWS) Verify(key any) bool {
+	m := Methods[j.Alg]
+	return m != nil && m.Verify(j.signing, j.sig, key) == nil
 }
 
 // VerifyJWS reports the index of the first of keys that verifies j's
@@ -132,18 +203,4 @@ func VerifyJWS(j *JWS, keys []any) (int, error) {
 		}
 	}
 	return -1, fmt.Errorf("%w: %s signature verifies with none of %d keys", ErrJWS, j.Alg, len(keys))
-}
-
-// ClaimString reads a string member of a JSON object. Absent gives "",
-// false; present but not a string (null included) is an error.
-func ClaimString(m map[string]json.RawMessage, name string) (string, bool, error) {
-	v, ok := m[name]
-	if !ok {
-		return "", false, nil
-	}
-	var s string
-	if bytes.Equal(v, []byte("null")) || json.Unmarshal(v, &s) != nil {
-		return "", false, fmt.Errorf("claim %s must be a string", name)
-	}
-	return s, true, nil
 }

@@ -69,3 +69,29 @@ func TestParseJWS(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitJWSDefersPayload guards the order the access-token validator
+// relies on: SplitJWS checks the header and signature encoding only, so a
+// payload defect is found after the signature verifies; CheckAlg's errors
+// carry ErrAlg so that callers answer with their algorithm error class.
+func TestSplitJWSDefersPayload(t *testing.T) {
+	b := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	raw := b(`{"alg":"ES256","kid":"k"}`) + "." + b(`{"a":1,"a":2}`) + "." + b("sig")
+	j, err := jose.SplitJWS(raw, 1024)
+	if err != nil || j.Alg != "ES256" || j.Kid != "k" || !j.HasKID {
+		t.Fatalf("SplitJWS = %+v, %v", j, err)
+	}
+	if _, err := j.PayloadJSON(); !errors.Is(err, jose.ErrJWS) || !strings.Contains(err.Error(), "payload") {
+		t.Fatalf("PayloadJSON: %v", err)
+	}
+	if err := j.CheckAlg(func(string) bool { return false }); !errors.Is(err, jose.ErrAlg) || !errors.Is(err, jose.ErrJWS) {
+		t.Fatalf("CheckAlg not allowed: %v", err)
+	}
+	n, err := jose.SplitJWS(b(`{"alg":"nOnE"}`)+"."+b(`{}`)+".", 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.CheckAlg(func(string) bool { return true }); !errors.Is(err, jose.ErrAlg) || !strings.Contains(err.Error(), "never accepted") {
+		t.Fatalf("CheckAlg none: %v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -80,7 +79,7 @@ func (r *Receiver) logoutClaims(s *token.Signed) (*LogoutToken, error) {
 	}
 	c := s.Claims
 	t := &LogoutToken{Issuer: s.Issuer, Hash: s.Hash}
-	aud, err := audience(c["aud"])
+	aud, err := audience(c)
 	if err != nil {
 		return nil, err
 	}
@@ -92,19 +91,16 @@ func (r *Receiver) logoutClaims(s *token.Signed) (*LogoutToken, error) {
 		return nil, fmt.Errorf("aud %q does not name this relying party (WithAudience)", jose.Clip(strings.Join(aud, " ")))
 	}
 	now := r.cfg.now()
-	iat, has, err := numericDate(c, "iat")
+	iat, err := r.issuedAt(c, now)
 	switch {
 	case err != nil:
 		return nil, err
-	case !has:
-		return nil, errors.New("required claim iat is missing")
-	case iat.After(now.Add(r.cfg.leeway)):
-		return nil, fmt.Errorf("iat %s is after now %s (leeway %s)", iat.Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.cfg.leeway)
 	case iat.Before(now.Add(-r.cfg.iatPast)):
 		return nil, fmt.Errorf("iat %s is more than %s before now %s (WithIATWindow)", iat.Format(time.RFC3339), r.cfg.iatPast, now.UTC().Format(time.RFC3339))
 	}
 	t.IssuedAt = iat
-	if t.ExpiresAt, has, err = numericDate(c, "exp"); err != nil {
+	var has bool
+	if t.ExpiresAt, has, err = jose.ClaimTime(c, "exp"); err != nil {
 		return nil, err
 	} else if has && !now.Before(t.ExpiresAt.Add(r.cfg.leeway)) {
 		return nil, fmt.Errorf("exp %s is past (now %s, leeway %s)", t.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.cfg.leeway)
@@ -180,7 +176,7 @@ func (r *Receiver) serveBackChannel(w http.ResponseWriter, req *http.Request) {
 		r.answer(ctx, w, o, desc, nil)
 		return
 	}
-	o.Hash = token.Hash(raw)
+	o.Hash = jose.Hash(raw)
 	lt, err := r.ParseLogoutToken(raw)
 	if err != nil {
 		r.answer(ctx, w, o, "invalid logout token: "+err.Error(), err)
@@ -242,37 +238,29 @@ func (r *Receiver) formToken(w http.ResponseWriter, req *http.Request) (string, 
 	return v[0], ""
 }
 
-// audience reads aud: a string or an array of strings.
-func audience(raw json.RawMessage) ([]string, error) {
-	if raw == nil {
-		return nil, errors.New("required claim aud is missing")
+// audience reads the required aud claim with the kit's claim rule
+// (jose.ClaimStrings: a string or an array of strings, never null).
+func audience(c map[string]json.RawMessage) ([]string, error) {
+	aud, has, err := jose.ClaimStrings(c, "aud")
+	if err == nil && !has {
+		err = errors.New("required claim aud is missing")
 	}
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return []string{one}, nil
-	}
-	var many []string
-	if err := json.Unmarshal(raw, &many); err != nil || many == nil {
-		return nil, errors.New("claim aud must be a string or an array of strings")
-	}
-	return many, nil
+	return aud, err
 }
 
-// numericDate reads a NumericDate claim.
-func numericDate(c map[string]json.RawMessage, name string) (time.Time, bool, error) {
-	raw, ok := c[name]
-	if !ok {
-		return time.Time{}, false, nil
+// issuedAt reads the required iat claim, which must not lie after now
+// (with the leeway).
+func (r *Receiver) issuedAt(c map[string]json.RawMessage, now time.Time) (time.Time, error) {
+	iat, has, err := jose.ClaimTime(c, "iat")
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case !has:
+		return time.Time{}, errors.New("required claim iat is missing")
+	case iat.After(now.Add(r.cfg.leeway)):
+		return time.Time{}, fmt.Errorf("iat %s is after now %s (leeway %s)", iat.Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.cfg.leeway)
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return time.Time{}, false, fmt.Errorf("claim %s must be a number", name)
-	}
-	if f < 0 || f > 1<<33 || math.IsNaN(f) {
-		return time.Time{}, false, fmt.Errorf("claim %s is out of range", name)
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
+	return iat, nil
 }
 
 // nonEmpty reads an optional string claim; present it must be a string,

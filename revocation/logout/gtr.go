@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/jose"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/ssf"
@@ -133,7 +132,7 @@ func (r *Receiver) parseGTR(w http.ResponseWriter, req *http.Request, now time.T
 		return nil, gtrFail(http.StatusUnauthorized, CodeInvalidToken, "an Authorization: Bearer JWT (typ %s) is required", TypeGTRJWT)
 	}
 	raw = strings.TrimSpace(raw)
-	o.Hash = token.Hash(raw)
+	o.Hash = jose.Hash(raw)
 	g, err := r.gtrJWT(raw, now)
 	if err != nil {
 		return nil, gtrFail(http.StatusUnauthorized, CodeInvalidToken, "invalid bearer JWT: %v", err)
@@ -210,7 +209,7 @@ func (r *Receiver) gtrJWT(raw string, now time.Time) (*GTRRequest, error) {
 		return nil, fmt.Errorf("typ %q, expected %q", jose.Clip(s.Typ), TypeGTRJWT)
 	}
 	c := s.Claims
-	aud, err := audience(c["aud"])
+	aud, err := audience(c)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +220,7 @@ func (r *Receiver) gtrJWT(raw string, now time.Time) (*GTRRequest, error) {
 	if !ok {
 		return nil, fmt.Errorf("aud %q is not this endpoint %q", jose.Clip(strings.Join(aud, " ")), r.cfg.gtrEndpoint)
 	}
-	exp, has, err := numericDate(c, "exp")
+	exp, has, err := jose.ClaimTime(c, "exp")
 	switch {
 	case err != nil:
 		return nil, err
@@ -232,14 +231,10 @@ func (r *Receiver) gtrJWT(raw string, now time.Time) (*GTRRequest, error) {
 	case exp.Sub(now) > r.cfg.maxGTRLifetime+r.cfg.leeway:
 		return nil, fmt.Errorf("exp %s is more than %s ahead: the JWT must be short-lived (WithMaxGTRLifetime)", exp.Format(time.RFC3339), r.cfg.maxGTRLifetime)
 	}
-	iat, has, err := numericDate(c, "iat")
+	iat, err := r.issuedAt(c, now)
 	switch {
 	case err != nil:
 		return nil, err
-	case !has:
-		return nil, errors.New("required claim iat is missing")
-	case iat.After(now.Add(r.cfg.leeway)):
-		return nil, fmt.Errorf("iat %s is after now %s (leeway %s)", iat.Format(time.RFC3339), now.UTC().Format(time.RFC3339), r.cfg.leeway)
 	case exp.Sub(iat) > r.cfg.maxGTRLifetime:
 		return nil, fmt.Errorf("exp - iat is %s, more than %s (WithMaxGTRLifetime)", exp.Sub(iat), r.cfg.maxGTRLifetime)
 	}

@@ -36,6 +36,7 @@ type Option func(*config)
 type config struct {
 	store          revocation.Store
 	keys           *token.Validator
+	nilKeys        bool // WithKeys(nil) was given
 	issuers        []string
 	insecureHTTP   bool
 	audiences      []string
@@ -78,7 +79,9 @@ func WithStore(s revocation.Store) Option { return func(c *config) { c.store = s
 // The caller owns v and closes it after the Receiver. Without WithKeys, New
 // builds a validator over the OIDC discovery of each WithIssuer issuer and
 // Close closes it.
-func WithKeys(v *token.Validator) Option { return func(c *config) { c.keys = v } }
+func WithKeys(v *token.Validator) Option {
+	return func(c *config) { c.keys, c.nilKeys = v, v == nil }
+}
 
 // WithIssuer names the identity providers whose logout tokens and Global
 // Token Revocation JWTs are accepted (their iss). With WithKeys it narrows
@@ -169,7 +172,9 @@ func (c *config) validate() error {
 	if c.store == nil {
 		bad("WithStore is required")
 	}
-	if c.keys == nil && len(c.issuers) == 0 {
+	if c.nilKeys {
+		bad("WithKeys: nil validator")
+	} else if c.keys == nil && len(c.issuers) == 0 {
 		bad("WithKeys or WithIssuer is required: logout tokens are verified with their issuer's keys")
 	}
 	for _, iss := range c.issuers {

@@ -70,16 +70,18 @@ type Receiver struct {
 // validator it builds.
 func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("option %d is nil", i))
+			continue
 		}
+		o(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("logout: invalid options: %w", err)
+		errs = append(errs, err)
 	}
 	sc := scope.New()
-	var errs []error
 	for _, iss := range cfg.subjectIssuers {
 		if err := sc.AddIssuer(iss); err != nil {
 			errs = append(errs, fmt.Errorf("WithSubjectIssuers: %w", err))
@@ -148,14 +150,16 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 }
 
 // Close stops the key refreshes of the validator New built (none with
-// WithKeys: its owner closes it) and waits for them. It is idempotent.
+// WithKeys: its owner closes it), waits for them, and returns that
+// validator's Close error. It is idempotent: later calls return nil.
 func (r *Receiver) Close() error {
+	var err error
 	r.closeOnce.Do(func() {
 		if r.ownKeys {
-			_ = r.keys.Close()
+			err = r.keys.Close()
 		}
 	})
-	return nil
+	return err
 }
 
 // verify checks the signature and issuer of raw and the receiver's own

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caekit/caekit/internal/backoff"
 	"github.com/caekit/caekit/revocation"
 	mirrorhook "github.com/caekit/caekit/revocation/internal/mirror"
 )
@@ -404,7 +405,7 @@ func (s *Store) run(ps *redis.PubSub) {
 	hb := s.cfg.heartbeat
 	synced, needSync := true, false
 	lastRecv, lastResync := time.Now(), time.Now()
-	backoff := time.Duration(0)
+	failures := 0
 	sweepEvery := min(max(s.cfg.retention/4, hb), time.Minute)
 	lastSweep := time.Now()
 	cluster, isCluster := s.client.(*redis.ClusterClient)
@@ -459,12 +460,12 @@ func (s *Store) run(ps *redis.PubSub) {
 					return
 				}
 				s.log.Warn("redisstore: resynchronisation failed; retrying", "error", err)
-				s.sleep(&backoff)
+				s.sleep(&failures)
 				continue
 			}
 			s.log.Info("redisstore: mirror resynchronised with Redis", "channel", s.channel,
 				"entries", s.mirror.Len(), "stale_for", s.Staleness().Round(time.Millisecond))
-			needSync, synced, backoff = false, true, 0
+			needSync, synced, failures = false, true, 0
 			lastResync = time.Now()
 			s.touch()
 		}
@@ -478,7 +479,7 @@ func (s *Store) run(ps *redis.PubSub) {
 					s.log.Warn("redisstore: lost the Redis subscription; reconnecting", "error", err)
 				}
 				synced = false
-				s.sleep(&backoff)
+				s.sleep(&failures)
 				continue
 			}
 			if time.Since(lastRecv) > 3*hb {
@@ -556,14 +557,11 @@ func (s *Store) resubscribe(old *redis.PubSub) *redis.PubSub {
 	return s.ps
 }
 
-func (s *Store) sleep(backoff *time.Duration) {
-	switch {
-	case *backoff == 0:
-		*backoff = minBackoff
-	case *backoff < s.cfg.heartbeat:
-		*backoff = min(2**backoff, s.cfg.heartbeat)
-	}
-	t := time.NewTimer(*backoff)
+// sleep counts one more failure and waits the kit's backoff for it (from
+// minBackoff up to the heartbeat), or until the store closes.
+func (s *Store) sleep(failures *int) {
+	*failures++
+	t := time.NewTimer(backoff.Policy{Min: minBackoff, Max: s.cfg.heartbeat}.Delay(*failures))
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/internal/ssfhttp"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/internal/jwks"
 )
 
 // keyLookupTimeout bounds a key look-up, including a refresh of the JWKS
@@ -33,10 +34,6 @@ const keyLookupTimeout = 10 * time.Second
 // a flood of SETs with made-up kids costs its JWKS endpoint at most this
 // many requests plus one per interval.
 const unknownKIDRefreshBurst = 3
-
-// refreshFailedKey is the context key under which a key look-up passes an
-// *atomic.Bool for the JWKS refresh error handler to set.
-type refreshFailedKey struct{}
 
 // errKeyRead tags a failure of the key storage other than an unknown kid.
 var errKeyRead = errors.New("key storage failed")
@@ -105,45 +102,44 @@ func (r *Receiver) buildKeys(jwksURL string) error {
 }
 
 // remoteKeys sets r.keyfunc to look keys up in the transmitter's JWKS at
-// jwksURL, refreshed every Limits.JWKSRefresh in the background and,
-// for a kid it does not hold (or a SET without kid while it holds no key),
-// on demand within the unknown-kid rate limit (unknownKIDRefreshBurst).
+// jwksURL, kept by the kit's one JWK Set refresher (internal/jwks, as for
+// access tokens): fetched once now (a failure is logged and retried),
+// refreshed every Limits.JWKSRefresh by a goroutine Close waits for,
+// sooner with backoff after a failure, and, for a kid it does not hold (or
+// a SET without kid while it holds no key), on demand within the
+// unknown-kid rate limit (unknownKIDRefreshBurst).
 func (r *Receiver) remoteKeys(jwksURL string) error {
-	hc := limitedClient(r.cfg.httpClient, r.cfg.maxMetadata)
 	logger := r.cfg.logger
-	remote, err := jwkset.NewStorageFromHTTP(jwksURL, jwkset.HTTPClientStorageOptions{
-		Client:                    hc,
-		Ctx:                       r.ctx,
-		HTTPTimeout:               keyLookupTimeout,
-		NoErrorReturnFirstHTTPReq: true,
-		RefreshInterval:           r.cfg.jwksRefresh,
-		RefreshErrorHandler: func(ctx context.Context, err error) {
-			if failed, ok := ctx.Value(refreshFailedKey{}).(*atomic.Bool); ok {
-				failed.Store(true)
-			}
-			if r.ctx.Err() == nil {
-				r.met.jwksRefreshFailed(ctx)
-				logger.Warn("ssf: JWKS refresh failed; keeping the last good key set", "url", jwksURL, "error", err)
-			}
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("ssf: JWKS %s: %w", jwksURL, err)
+	storage := jwkset.NewMemoryStorage()
+	fetch := &jwks.Fetcher{
+		Client: limitedClient(r.cfg.httpClient, r.cfg.maxMetadata), MaxBody: r.cfg.maxMetadata,
+		Insecure: r.cfg.insecureHTTP, InsecureOption: ssfhttp.InsecureOption, Log: logger,
 	}
-	// refresher refreshes remote on every read of a kid remote lacks; the
-	// Receiver's own limiter decides whether such a read happens, so that a
-	// SET never waits for the limiter.
-	refresher, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs:          map[string]jwkset.Storage{jwksURL: remote},
-		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
-	})
-	if err != nil {
-		return fmt.Errorf("ssf: JWKS %s: %w", jwksURL, err)
+	refresh := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, keyLookupTimeout)
+		defer cancel()
+		keys, err := fetch.Keys(ctx, jwksURL)
+		if err != nil {
+			return err
+		}
+		return storage.KeyReplaceAll(ctx, keys)
 	}
-	kf, err := keyfunc.New(keyfunc.Options{Ctx: r.ctx, Storage: readErrors{remote}})
+	failed := func(ctx context.Context, err error, _ int) {
+		if r.ctx.Err() == nil {
+			r.met.jwksRefreshFailed(ctx)
+			logger.Warn("ssf: JWKS refresh failed; keeping the last good key set", "url", jwksURL, "error", err)
+		}
+	}
+	first := refresh(r.ctx)
+	if first != nil {
+		failed(r.ctx, first, 1)
+	}
+	kf, err := keyfunc.New(keyfunc.Options{Ctx: r.ctx, Storage: readErrors{storage}})
 	if err != nil {
 		return fmt.Errorf("ssf: keys: %w", err)
 	}
+	rf := jwks.NewRefresher(r.cfg.jwksRefresh, refresh, failed)
+	r.wg.Go(func() { rf.Run(r.ctx, first != nil) })
 	limit := rate.NewLimiter(rate.Every(r.cfg.unknownKID), unknownKIDRefreshBurst)
 	const src = "the transmitter's JWKS"
 	r.keyfunc = func(ctx context.Context, t *jwt.Token) (any, error) {
@@ -157,11 +153,12 @@ func (r *Receiver) remoteKeys(jwksURL string) error {
 			return lookupResult(t, key, err, src, fmt.Sprintf(
 				"; it was refreshed for unknown keys moments ago (at most %d at once, then one per %v)", unknownKIDRefreshBurst, r.cfg.unknownKID), false)
 		}
-		failed := new(atomic.Bool)
-		kid, _ := t.Header["kid"].(string)
-		_, _ = refresher.KeyRead(context.WithValue(ctx, refreshFailedKey{}, failed), kid)
+		refreshErr := refresh(ctx)
+		if refreshErr != nil {
+			failed(ctx, refreshErr, 0)
+		}
 		key, err = kf.KeyfuncCtx(ctx)(t)
-		if failed.Load() || ctx.Err() != nil {
+		if refreshErr != nil || ctx.Err() != nil {
 			return lookupResult(t, key, err, src, ", and it could not be refreshed (the JWKS endpoint failed)", false)
 		}
 		// The JWKS was fetched just now and still lacks the key: RFC 8935

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"github.com/caekit/caekit/revocation/ssf/internal/ssfhttp"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/caekit/caekit/internal/backoff"
 	"github.com/caekit/caekit/internal/jose"
 )
 
@@ -197,26 +197,22 @@ func (p *Poller) Pending() int { return len(p.ack) + len(p.setErrs) }
 // acknowledgements are pending, and returns nil. Run never panics on a bad
 // response; it logs and backs off.
 func (p *Poller) Run(ctx context.Context) error {
-	backoff := time.Duration(0)
+	failures := 0
 	for ctx.Err() == nil {
 		res, err := p.Poll(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			if backoff == 0 {
-				backoff = p.minBackoff
-			} else {
-				backoff = min(2*backoff, p.maxBackoff)
-			}
-			wait := backoff/2 + rand.N(backoff/2+1)
+			failures++
+			wait := backoff.Policy{Min: p.minBackoff, Max: p.maxBackoff, Jitter: 0.5}.Delay(failures)
 			p.log.WarnContext(ctx, "ssf: poll failed; backing off", "error", err, "wait", wait)
 			if !sleep(ctx, wait) {
 				break
 			}
 			continue
 		}
-		backoff = 0
+		failures = 0
 		if res.MoreAvailable {
 			continue
 		}

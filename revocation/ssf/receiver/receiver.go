@@ -31,6 +31,7 @@ type Receiver struct {
 	keyfunc  func(ctx context.Context, t *jwt.Token) (any, error)
 	ctx      context.Context
 	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the JWKS refresher
 	dedup    *dedup
 	states   *stateSet
 	critical map[string]bool
@@ -132,9 +133,11 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 	return r, nil
 }
 
-// Close stops the background JWKS refresh. It is safe to call more than once.
+// Close stops the background JWKS refresh and waits for it to end. It is
+// safe to call more than once.
 func (r *Receiver) Close() error {
 	r.cancel()
+	r.wg.Wait()
 	return nil
 }
 
@@ -160,7 +163,7 @@ func (r *Receiver) ReceiveVia(ctx context.Context, delivery string, raw []byte) 
 	set, err := r.parse(ctx, raw)
 	if errors.Is(err, ErrKeysUnavailable) {
 		r.cfg.logger.WarnContext(ctx, "ssf: signing key unavailable; SET not acknowledged, the transmitter must deliver it again",
-			"delivery", delivery, "outcome", OutcomeKeysUnavailable.String(), "set", setHash(raw), "error", err)
+			"delivery", delivery, "outcome", OutcomeKeysUnavailable.String(), "set", jose.Hash(raw), "error", err)
 		r.cfg.observer.Observe(Observation{Delivery: delivery, Outcome: OutcomeKeysUnavailable})
 		return nil, err
 	}

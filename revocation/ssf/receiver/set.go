@@ -3,31 +3,18 @@ package receiver
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/caekit/caekit/revocation/ssf"
-	"github.com/caekit/caekit/revocation/ssf/internal/setjson"
-	"math"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/revocation/ssf"
+	"github.com/caekit/caekit/revocation/ssf/internal/setjson"
 )
-
-// setHash returns a short SHA-256 prefix of a raw SET (or any token), safe to log.
-func setHash(raw []byte) string {
-	h := sha256.Sum256(raw)
-	return hex.EncodeToString(h[:6])
-}
-
-// b64 decodes base64url strictly: unpadded and canonical (jose.B64, as for
-// access tokens), so that one SET has exactly one encoding.
-var b64 = jose.B64
 
 func (r *Receiver) parse(ctx context.Context, raw []byte) (*ssf.SET, error) {
 	if int64(len(raw)) > r.cfg.maxBody {
@@ -37,70 +24,31 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*ssf.SET, error) {
 	if len(raw) == 0 {
 		return nil, reject(CodeInvalidRequest, "empty body: expected a compact-serialised SET")
 	}
-	parts := strings.Split(string(raw), ".")
-	switch len(parts) {
-	case 3:
-	case 5:
-		return nil, reject(CodeInvalidRequest, "encrypted SETs (JWE) are not supported")
-	default:
-		return nil, reject(CodeInvalidRequest, "not a compact JWS: %d dot-separated parts, expected 3", len(parts))
-	}
-	set := &ssf.SET{Hash: setHash(raw)}
-
-	// Header.
-	hb, err := b64.DecodeString(parts[0])
+	// The one compact-JWS split (jose.SplitJWS), as for access tokens: three
+	// parts, canonical base64url, a strict JSON header with string alg, kid
+	// and typ, no crit.
+	j, err := jose.SplitJWS(string(raw), int(r.cfg.maxBody))
 	if err != nil {
-		return nil, reject(CodeInvalidRequest, "JWS header is not canonical unpadded base64url: %v", err)
+		return nil, rejectErr(CodeInvalidRequest, err, "%v", err)
 	}
-	if err := jose.CheckJSON(hb); err != nil {
-		return nil, rejectErr(CodeInvalidRequest, err, "JWS header: %v", err)
-	}
-	var header map[string]any
-	if err := json.Unmarshal(hb, &header); err != nil || header == nil {
-		return nil, reject(CodeInvalidRequest, "JWS header is not a JSON object")
-	}
-	alg, isStr := header["alg"].(string)
-	if !isStr && header["alg"] != nil {
-		return nil, reject(CodeInvalidRequest, "JWS header alg is not a string")
-	}
-	if alg == "" {
-		return nil, reject(CodeInvalidRequest, "JWS header has no alg")
-	}
-	if !r.algs[alg] {
-		return nil, reject(CodeInvalidKey, "alg %q is not allowed", jose.Clip(alg))
-	}
-	set.Algorithm = alg
-	typ, isStr := header["typ"].(string)
-	if !isStr && header["typ"] != nil {
-		return nil, reject(CodeInvalidRequest, "JWS header typ is not a string")
+	set := &ssf.SET{Hash: jose.Hash(raw), Algorithm: j.Alg, KeyID: j.Kid}
+	if err := j.CheckAlg(func(alg string) bool { return r.algs[alg] }); err != nil {
+		return nil, rejectErr(CodeInvalidKey, err, "%v", err)
 	}
 	// RFC 8417 §2.3 registers "secevent+jwt"; media types are
 	// case-insensitive (RFC 7515 §4.1.9) and some transmitters send the full
 	// "application/secevent+jwt".
-	if !strings.EqualFold(typ, "secevent+jwt") && !strings.EqualFold(typ, "application/secevent+jwt") {
-		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", jose.Clip(typ))
-	}
-	if _, ok := header["crit"]; ok {
-		return nil, reject(CodeInvalidRequest, "JWS header has crit extensions, which this receiver does not understand")
-	}
-	if v, ok := header["kid"]; ok {
-		kid, isStr := v.(string)
-		if !isStr {
-			return nil, reject(CodeInvalidRequest, "JWS header kid is not a string")
-		}
-		set.KeyID = kid
+	if !strings.EqualFold(j.Typ, "secevent+jwt") && !strings.EqualFold(j.Typ, "application/secevent+jwt") {
+		return nil, reject(CodeInvalidRequest, "JWS header typ is %q, expected \"secevent+jwt\"", jose.Clip(j.Typ))
 	}
 
-	// Signature.
-	method := jose.Methods[alg]
-	if method == nil {
-		return nil, reject(CodeInvalidKey, "alg %q is not supported", jose.Clip(alg))
+	// Signature. The key look-up reads alg and kid (keyfunc checks a JWK's
+	// alg and use against them).
+	header := map[string]any{"alg": j.Alg}
+	if j.HasKID {
+		header["kid"] = j.Kid
 	}
-	sig, err := b64.DecodeString(parts[2])
-	if err != nil {
-		return nil, reject(CodeInvalidRequest, "JWS signature is not canonical unpadded base64url: %v", err)
-	}
-	key, err := r.keyfunc(ctx, &jwt.Token{Header: header, Method: method})
+	key, err := r.keyfunc(ctx, &jwt.Token{Header: header, Method: jose.Methods[j.Alg]})
 	var se *Error
 	switch {
 	case errors.Is(err, ErrKeysUnavailable):
@@ -111,37 +59,23 @@ func (r *Receiver) parse(ctx context.Context, raw []byte) (*ssf.SET, error) {
 	case err != nil:
 		return nil, rejectErr(CodeInvalidKey, err, "signing key %q cannot be used for this SET (its JWK's alg or use does not fit)", jose.Clip(set.KeyID))
 	}
-	keys, err := r.fitting(alg, key)
+	keys, err := r.fitting(j.Alg, key)
 	if err != nil {
 		return nil, rejectErr(CodeInvalidKey, err, "signing key %q is not acceptable: %v", jose.Clip(set.KeyID), err)
 	}
-	if err := verify(method, parts[0]+"."+parts[1], sig, keys); err != nil {
+	if _, err := jose.VerifyJWS(&j, keys); err != nil {
 		return nil, rejectErr(CodeInvalidKey, err, "signature does not verify with key %q", jose.Clip(set.KeyID))
 	}
 
 	// Claims.
-	pb, err := b64.DecodeString(parts[1])
+	m, err := j.Payload()
 	if err != nil {
-		return nil, reject(CodeInvalidRequest, "JWS payload is not canonical unpadded base64url: %v", err)
+		return nil, rejectErr(CodeInvalidRequest, err, "SET %v", err)
 	}
-	if err := jose.CheckJSON(pb); err != nil {
-		return nil, rejectErr(CodeInvalidRequest, err, "SET payload: %v", err)
-	}
-	if err := r.claims(set, pb); err != nil {
+	if err := r.claims(set, m); err != nil {
 		return nil, err
 	}
 	return set, nil
-}
-
-// verify checks sig with each of keys until one verifies.
-func verify(method jwt.SigningMethod, signing string, sig []byte, keys []any) error {
-	err := errors.New("no key to try")
-	for _, k := range keys {
-		if err = method.Verify(signing, sig, k); err == nil {
-			return nil
-		}
-	}
-	return err
 }
 
 // fitting returns the keys that may verify alg (jose.KeyFits, the access
@@ -177,11 +111,7 @@ func (r *Receiver) fitting(alg string, key any) ([]any, error) {
 	return out, nil
 }
 
-func (r *Receiver) claims(set *ssf.SET, payload []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &m); err != nil || m == nil {
-		return reject(CodeInvalidRequest, "SET payload is not a JSON object")
-	}
+func (r *Receiver) claims(set *ssf.SET, m map[string]json.RawMessage) error {
 	var err error
 	// jti first, so that later rejections can name it.
 	if set.JTI, err = setjson.String(m, "jti"); err != nil {
@@ -199,16 +129,16 @@ func (r *Receiver) claims(set *ssf.SET, payload []byte) error {
 	if set.Issuer != r.cfg.issuer {
 		return reject(CodeInvalidIssuer, "iss %q is not the configured transmitter %q", set.Issuer, r.cfg.issuer)
 	}
-	if set.Audience, err = audience(m["aud"]); err != nil {
-		return reject(CodeInvalidRequest, "aud: %v", err)
+	if set.Audience, _, err = jose.ClaimStrings(m, "aud"); err != nil {
+		return rejectErr(CodeInvalidRequest, err, "%v", err)
 	}
 	if !r.audienceOK(set.Audience) {
 		return reject(CodeInvalidAudience, "aud %q does not contain any of %q", set.Audience, r.cfg.audiences)
 	}
-	iat, ok, err := numericDate(m, "iat")
+	iat, ok, err := jose.ClaimTime(m, "iat")
 	switch {
 	case err != nil:
-		return reject(CodeInvalidRequest, "iat: %v", err)
+		return rejectErr(CodeInvalidRequest, err, "%v", err)
 	case !ok:
 		return reject(CodeInvalidRequest, "iat is missing")
 	}
@@ -234,9 +164,9 @@ func (r *Receiver) claims(set *ssf.SET, payload []byte) error {
 			set.Txn = set.Txn[:setjson.MaxLen]
 		}
 	}
-	toe, hasTOE, err := numericDate(m, "toe")
+	toe, hasTOE, err := jose.ClaimTime(m, "toe")
 	if err != nil {
-		return reject(CodeInvalidRequest, "toe: %v", err)
+		return rejectErr(CodeInvalidRequest, err, "%v", err)
 	}
 	if hasTOE {
 		set.TimeOfEvent = toe
@@ -280,9 +210,9 @@ func (r *Receiver) claims(set *ssf.SET, payload []byte) error {
 	if hasTOE {
 		set.EventTime = set.TimeOfEvent
 	}
-	ts, ok, err := numericDate(set.Event, "event_timestamp")
+	ts, ok, err := jose.ClaimTime(set.Event, "event_timestamp")
 	if err != nil {
-		return reject(CodeInvalidRequest, "event_timestamp: %v", err)
+		return rejectErr(CodeInvalidRequest, err, "event %v", err)
 	}
 	if ok {
 		set.EventTime = ts
@@ -302,38 +232,4 @@ func (r *Receiver) audienceOK(aud []string) bool {
 		}
 	}
 	return false
-}
-
-func audience(raw json.RawMessage) ([]string, error) {
-	if raw == nil || bytes.Equal(raw, []byte("null")) {
-		return nil, nil
-	}
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
-		return []string{one}, nil
-	}
-	var many []string
-	if err := json.Unmarshal(raw, &many); err != nil {
-		return nil, errors.New("must be a string or an array of strings")
-	}
-	return many, nil
-}
-
-// numericDate reads an optional NumericDate (seconds since the epoch, possibly
-// fractional).
-func numericDate(m map[string]json.RawMessage, name string) (time.Time, bool, error) {
-	raw, ok := m[name]
-	if !ok || bytes.Equal(raw, []byte("null")) {
-		return time.Time{}, false, nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return time.Time{}, false, errors.New("must be a number (NumericDate)")
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || f < 0 || f > 1e11 {
-		return time.Time{}, false, fmt.Errorf("%s is not a plausible NumericDate", n)
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
 }

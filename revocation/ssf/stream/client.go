@@ -30,22 +30,17 @@ type Audience []string
 
 // UnmarshalJSON accepts a string or an array of strings.
 func (a *Audience) UnmarshalJSON(b []byte) error {
-	// The same reading as a SET's aud (receiver's audience; to become one
-	// JOSE claim reader with issue 17 step 1).
+	// A stream configuration's aud may be null (not configured); otherwise
+	// it is read by the kit's one claim reader, as a SET's aud is.
 	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
 		*a = nil
 		return nil
 	}
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = Audience{one}
-		return nil
+	v, _, err := jose.ClaimStrings(map[string]json.RawMessage{"aud": b}, "aud")
+	if err != nil {
+		return err
 	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("aud must be a string or an array of strings")
-	}
-	*a = many
+	*a = v
 	return nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -82,24 +81,7 @@ func checkURLs(tc *ssf.TransmitterConfiguration, insecure bool) error {
 // and, when sameOrigin is set (a credential rides on the requests), stay on
 // the origin of the first request; then hc's own CheckRedirect applies.
 func Guard(hc *http.Client, insecure, sameOrigin bool) *http.Client {
-	c := *hc
-	next := hc.CheckRedirect
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		if err := jose.CheckURL(req.URL.String(), insecure, InsecureOption); err != nil {
-			return fmt.Errorf("redirect refused: %w", err)
-		}
-		if sameOrigin && !jose.SameOrigin(via[0].URL.String(), req.URL.String()) {
-			return fmt.Errorf("redirect from %s to %s refused: it leaves the origin the credential is meant for", via[0].URL.Redacted(), req.URL.Redacted())
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		return nil
-	}
-	return &c
+	return jose.GuardRedirects(hc, insecure, InsecureOption, sameOrigin)
 }
 
 // InsecureOption names the opt-in to plain http in error messages.
