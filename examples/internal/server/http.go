@@ -31,7 +31,10 @@ const (
 	WatchPattern = "GET /v1/inbox/watch"
 	// WatchPath is WatchPattern's path.
 	WatchPath = "/v1/inbox/watch"
-	// MaxIntervalParam bounds the interval_ms query parameter's length.
+	// MaxConnectMessage bounds a Connect, gRPC or gRPC-Web message the HTTP
+	// front door reads (gRPC's default receive limit, 4 MiB).
+	MaxConnectMessage = 4 << 20
+	// maxQueryParam bounds the interval_ms query parameter's length.
 	maxQueryParam = 16
 )
 
@@ -110,7 +113,8 @@ func (s *Server) setupHTTPAPIWith(dl *decisionLog, rm *rpcMetrics) error {
 		mux.Handle("GET "+caehttp.WellKnownPath, meta) // outside the middleware: fetched without a token
 	}
 	connectIcs = append(connectIcs, tapConnect{})
-	path, h := inboxv1connect.NewInboxServiceHandler(svc.Connect(), connect.WithInterceptors(connectIcs...))
+	path, h := inboxv1connect.NewInboxServiceHandler(svc.Connect(), connect.WithInterceptors(connectIcs...),
+		connect.WithReadMaxBytes(MaxConnectMessage))
 	mux.Handle(path, h)
 	route := func(pattern string, h http.Handler) {
 		mux.Handle(pattern, obs.http(guard(tapHTTP(h))))

@@ -218,6 +218,33 @@ func TestConnectProtocols(t *testing.T) {
 	}
 }
 
+// TestConnectMessageBound: a Connect message over MaxConnectMessage is
+// refused with ResourceExhausted (the handler used to read any size), and
+// one under it is counted.
+func TestConnectMessageBound(t *testing.T) {
+	var logs testkit.LogBuffer
+	p, s := startHTTP(t, &logs)
+	tok := token(t, p, "carol")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := inboxv1connect.NewInboxServiceClient(httpClient(t, protocols[1].set), s.HTTPURL(), connect.WithGRPC())
+	for _, tc := range []struct {
+		size int
+		code connect.Code
+	}{{1 << 10, 0}, {server.MaxConnectMessage + 1, connect.CodeResourceExhausted}} {
+		up := c.Upload(ctx)
+		up.RequestHeader().Set("Authorization", "Bearer "+tok)
+		_ = up.Send(&inboxv1.UploadRequest{Data: make([]byte, tc.size)})
+		resp, err := up.CloseAndReceive()
+		switch {
+		case tc.code == 0 && (err != nil || resp.Msg.GetBytes() != int64(tc.size)):
+			t.Errorf("%d bytes: %v %v", tc.size, resp, err)
+		case tc.code != 0 && connect.CodeOf(err) != tc.code:
+			t.Errorf("%d bytes: %v, want %v", tc.size, err, tc.code)
+		}
+	}
+}
+
 // TestSSECutByRevocation opens GET /v1/inbox/watch over HTTP/1.1 and over
 // HTTP/2, reads events, has the IdP push a session revocation for the
 // user, and expects the event stream to end (caekit cancels the request);
