@@ -3,6 +3,7 @@ module github.com/caekit/caekit/examples
 go 1.26.8
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.24.0
 	github.com/caekit/caekit v0.0.0-00010101000000-000000000000
 	github.com/golang-jwt/jwt/v5 v5.3.1

@@ -240,8 +240,10 @@ type env struct {
 	clients []inboxv1.InboxServiceClient
 	// stores are the revocation stores the servers consult, one per replica
 	// (caekit cases); events Put into stores[0] reach every replica.
-	stores  []revocation.Store
-	cae     []*interceptor.Server
+	stores []revocation.Store
+	cae    []*interceptor.Server
+	// http, for the HTTP cases, replaces clients: drive sends GET requests.
+	http    *httpTarget
 	closers []func()
 }
 

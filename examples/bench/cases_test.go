@@ -194,8 +194,17 @@ func TestTargetsAndMarkdown(t *testing.T) {
 			{Name: "caekit cache hit", NsPerOp: 3050, AllocsPerOp: 9},
 			{Name: microObserved, NsPerOp: 1040, AllocsPerOp: 5},
 			{Name: "Memory.Lookup, 1M entries", NsPerOp: 80},
+			{Group: "http", Name: microHTTPHandler, NsPerOp: 1000, AllocsPerOp: 3},
+			{Group: "http", Name: microHTTPCAE, NsPerOp: 5000, AllocsPerOp: 17},
 		},
-		Latency: []latencyRow{{Name: latCutMemory, latencyResult: latencyResult{N: 10, P50us: 100, P99us: 120_000}}},
+		HTTP: []unaryRow{
+			{Name: httpBareName, Runs: []loadResult{run(64, 1000)}},
+			{Name: httpCAEName, Runs: []loadResult{run(64, 960)}},
+		},
+		Latency: []latencyRow{
+			{Name: latCutMemory, latencyResult: latencyResult{N: 10, P50us: 100, P99us: 120_000}},
+			{Name: latCutHTTP, latencyResult: latencyResult{N: 10, P50us: 100, P99us: 600}},
+		},
 	}
 	r.evaluate()
 	want := map[string]string{
@@ -211,6 +220,9 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		"Location look-up, 5,000 ranges":                                "skipped",
 		"Open-stream cut after the event reaches the store":             "missed",
 		"Redis propagation to 3 replicas":                               "skipped",
+		"HTTP middleware (cache on) / same handler, c=64":               "met",    // 0.96
+		"HTTP middleware overhead per request, cache hit":               "missed", // 4000 ns, 14 allocs
+		"HTTP SSE cut after the event reaches the store":                "met",    // p99 600 µs
 	}
 	for _, tg := range r.Targets {
 		if w, ok := want[tg.Name]; !ok || tg.Result != w {
@@ -224,7 +236,8 @@ func TestTargetsAndMarkdown(t *testing.T) {
 	var sb strings.Builder
 	r.markdown(&sb)
 	md := sb.String()
-	for _, s := range []string{"| Bare | 100 | 100 | 1000 | 1.00 / 1.00 / 1.00 |", "| caekit, Redis ×3 | skipped: redis-server not on PATH", "❌ missed", "test CPU"} {
+	for _, s := range []string{"| Bare | 100 | 100 | 1000 | 1.00 / 1.00 / 1.00 |", "| caekit, Redis ×3 | skipped: redis-server not on PATH", "❌ missed", "test CPU",
+		"| HTTP caekit middleware, cache on | – | – | 960 | – / – / 0.96 |"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md)
 		}

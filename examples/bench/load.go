@@ -122,7 +122,8 @@ func runInterleaved(envs []*env, conc int, warm, total, slice time.Duration) []i
 	return st
 }
 
-// drive runs conc workers calling GetMessage back to back for dur,
+// drive runs conc workers calling GetMessage back to back for dur (HTTP
+// cases: GET /v1/messages/42 on a keep-alive connection per worker),
 // appending each call's latency to lats[worker]. It returns the elapsed
 // time and the process-wide allocations meanwhile.
 func drive(e *env, conc int, dur time.Duration, lats [][]time.Duration) (time.Duration, uint64, uint64, error) {
@@ -135,7 +136,17 @@ func drive(e *env, conc int, dur time.Duration, lats [][]time.Duration) (time.Du
 	begin := time.Now()
 	deadline := begin.Add(dur)
 	for w := range conc {
-		cl := e.clients[w%len(e.clients)]
+		call := func() error { return nil }
+		if e.http != nil {
+			hreq, err := e.http.newRequest(e.token)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			call = func() error { return e.http.get(hreq) }
+		} else {
+			cl := e.clients[w%len(e.clients)]
+			call = func() error { _, err := cl.GetMessage(ctx, req); return err }
+		}
 		wg.Go(func() {
 			lat := lats[w]
 			for {
@@ -143,7 +154,7 @@ func drive(e *env, conc int, dur time.Duration, lats [][]time.Duration) (time.Du
 				if !t0.Before(deadline) {
 					break
 				}
-				if _, err := cl.GetMessage(ctx, req); err != nil {
+				if err := call(); err != nil {
 					errs[w] = err
 					break
 				}

@@ -10,6 +10,9 @@
 //     location policy; without and with the verified-token cache.
 //   - caekit, Redis ×3: the same over a Redis-backed store shared by three
 //     replicas (skipped when redis-server is not on PATH).
+//   - HTTP: a REST handler over HTTP/1.1 keep-alive without and with caekit's
+//     net/http middleware (caehttp), taking turns the same way; the
+//     middleware alone with httptest.NewRecorder; an SSE response's cut.
 //
 // Load generator, servers and the introspection endpoint share the
 // machine's cores, in every case alike; compare ratios, not absolute numbers.
@@ -19,6 +22,7 @@
 //	go run ./examples/bench                     # default, about 2 minutes on 2 cores
 //	go run ./examples/bench -quick              # smoke run, about 30 s
 //	go run ./examples/bench -full               # 10 s points, more variants end to end (~7 min)
+//	go run ./examples/bench -http-only          # only the HTTP cases (~30 s)
 //	go run ./examples/bench -json examples/bench/results.json
 //	go run ./examples/bench/chart -in examples/bench/results.json -out examples/bench/throughput.svg
 //
@@ -52,6 +56,7 @@ type config struct {
 	sensitivity []int
 	extra       bool
 	skipRedis   bool
+	httpOnly    bool // only the HTTP cases: throughput, the middleware micro benchmarks, the SSE cut
 }
 
 func main() {
@@ -61,6 +66,7 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file (input of ./examples/bench/chart)")
 	mdOut := flag.String("md", "", "also write the markdown report to this file")
 	noRedis := flag.Bool("no-redis", false, "skip the Redis cases")
+	httpOnly := flag.Bool("http-only", false, "measure only the HTTP cases (throughput without and with the middleware, its micro benchmarks, the SSE cut)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -76,7 +82,7 @@ func main() {
 	case *full:
 		cfg.mode, cfg.warm, cfg.dur, cfg.slice, cfg.streamDur, cfg.benchtime, cfg.cutN, cfg.propN, cfg.extra = "full", 500*time.Millisecond, 10*time.Second, 200*time.Millisecond, 5*time.Second, "1s", 1000, 3000, true
 	}
-	cfg.skipRedis = *noRedis
+	cfg.skipRedis, cfg.httpOnly = *noRedis, *httpOnly
 	if err := flag.Set("test.benchtime", cfg.benchtime); err != nil {
 		log.Fatal(err)
 	}
@@ -120,6 +126,9 @@ func run(cfg config, logw io.Writer) (*results, error) {
 
 	// Start every case first, so that all run under the same conditions.
 	specs := mainSpecs()
+	if cfg.httpOnly {
+		specs = nil
+	}
 	envs := make([]*env, len(specs))
 	defer func() {
 		for _, e := range envs {
@@ -173,6 +182,9 @@ func run(cfg config, logw io.Writer) (*results, error) {
 	// Streams: per-message cost, in slices taken in turns as well; server
 	// streams (WatchInbox) then client streams (Upload).
 	for _, client := range []bool{false, true} {
+		if cfg.httpOnly {
+			break
+		}
 		rows := runStreams(live, idx, specs, r.Unary, cfg, client, logf)
 		if client {
 			r.ClientStream = rows
@@ -190,10 +202,15 @@ func run(cfg config, logw io.Writer) (*results, error) {
 		}
 	}
 	envs = nil
+	// HTTP: the REST handler without and with caekit's middleware, in turns.
+	r.HTTP = runHTTP(fx, cfg, logf)
 
 	r.Latency = runLatency(fx, cfg, logf)
 
 	for _, mc := range microCases(fx, cfg.sensitivity) {
+		if cfg.httpOnly && mc.Group != "http" && mc.Name != "handler only (no interceptor)" && mc.Name != "caekit cache hit" {
+			continue
+		}
 		row := microRow{Group: mc.Group, Name: mc.Name}
 		for range cfg.microRounds { // keep the fastest: noise only ever adds time
 			res, err := benchmark(mc.Run)
@@ -238,6 +255,17 @@ func runLatency(fx *fixtures, cfg config, logf func(string, ...any)) []latencyRo
 		}
 		logf("latency %-60s p50 %s  p99 %s  %s%s", name, us(l.P50us), us(l.P99us), row.Skipped, row.Error)
 		rows = append(rows, row)
+	}
+	// HTTP: an SSE response cut by an event put into a writable memory store.
+	if e, err := newHTTPEnv(fx, "HTTP caekit (writable store)", true, true); err != nil {
+		add(latCutHTTP, latencyResult{}, "", err)
+	} else {
+		l, err := measureSSECut(e, cfg.cutN)
+		add(latCutHTTP, l, "", err)
+		e.close()
+	}
+	if cfg.httpOnly {
+		return rows
 	}
 	// Memory store: a writable one of its own.
 	sp := spec{Name: "caekit, cache on (writable store)", Kind: kindCAECache, Alg: algEdDSA, Entries: defaultEntries, Ranges: defaultRanges, Writable: true}

@@ -254,6 +254,8 @@ func microCases(fx *fixtures, sensitivity []int) []microCase {
 		{"interceptor", "Introspection (loopback HTTP)", benchIntrospectionInterceptor(fx)},
 		{"interceptor", "caekit cache hit", benchCAEInterceptor(fx, algRS256, true, defaultEntries, defaultRanges)},
 		{"interceptor", microObserved, benchCAEObserved(fx)},
+		{"http", microHTTPHandler, benchHTTPHandlerOnly},
+		{"http", microHTTPCAE, benchHTTPMiddleware(fx)},
 		{"stream", "stream SendMsg, no interceptor", benchStreamBare},
 		{"stream", "stream SendMsg, caekit (re-check per message)", benchCAEStream(fx)},
 	}

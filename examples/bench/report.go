@@ -12,14 +12,16 @@ import (
 // results is everything one driver run measured; the driver writes it as
 // JSON for the chart program.
 type results struct {
-	Generated string      `json:"generated"`
-	Mode      string      `json:"mode"`
-	Command   string      `json:"command"`
-	Machine   machine     `json:"machine"`
-	Settings  settings    `json:"settings"`
-	Unary     []unaryRow  `json:"unary"`
-	Extra     []unaryRow  `json:"extra,omitempty"`
-	Stream    []streamRow `json:"stream"`
+	Generated string     `json:"generated"`
+	Mode      string     `json:"mode"`
+	Command   string     `json:"command"`
+	Machine   machine    `json:"machine"`
+	Settings  settings   `json:"settings"`
+	Unary     []unaryRow `json:"unary"`
+	Extra     []unaryRow `json:"extra,omitempty"`
+	// HTTP is the REST handler without and with caekit's net/http middleware.
+	HTTP   []unaryRow  `json:"http,omitempty"`
+	Stream []streamRow `json:"stream"`
 	// ClientStream is the same measurement on Upload, a client stream.
 	ClientStream []streamRow  `json:"client_stream,omitempty"`
 	Micro        []microRow   `json:"micro"`
@@ -189,54 +191,57 @@ func (r *results) markdown(w io.Writer) {
 		}
 		return fmt.Sprintf("%.2f", l.RPS/b.RPS)
 	}
-	p("### Unary GetMessage over loopback TCP\n\n")
-	p("| Case | req/s c=1 | req/s c=8 | req/s c=64 | ×Bare c=1 / 8 / 64 | p50 / p99 c=1 (µs) | p50 / p99 c=64 (µs) | allocs/call | Δ allocs vs Bare |\n")
-	p("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	bareAllocs := 0.0
-	if bare != nil {
-		if b, ok := bare.at(64); ok {
-			bareAllocs = b.AllocsPerCall
-		}
-	}
-	for i := range r.Unary {
-		row := &r.Unary[i]
-		if row.Skipped != "" || row.Error != "" {
-			why := row.Skipped
-			if why == "" {
-				why = "error: " + row.Error
+	if len(r.Unary) > 0 {
+		p("### Unary GetMessage over loopback TCP\n\n")
+		p("| Case | req/s c=1 | req/s c=8 | req/s c=64 | ×Bare c=1 / 8 / 64 | p50 / p99 c=1 (µs) | p50 / p99 c=64 (µs) | allocs/call | Δ allocs vs Bare |\n")
+		p("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		bareAllocs := 0.0
+		if bare != nil {
+			if b, ok := bare.at(64); ok {
+				bareAllocs = b.AllocsPerCall
 			}
-			p("| %s | skipped: %s | | | | | | | |\n", row.Name, mdEscape(why))
-			continue
 		}
-		cells := []string{row.Name}
-		var ratios []string
-		for _, c := range []int{1, 8, 64} {
-			l, ok := row.at(c)
-			if !ok {
-				cells = append(cells, "–")
-				ratios = append(ratios, "–")
+		for i := range r.Unary {
+			row := &r.Unary[i]
+			if row.Skipped != "" || row.Error != "" {
+				why := row.Skipped
+				if why == "" {
+					why = "error: " + row.Error
+				}
+				p("| %s | skipped: %s | | | | | | | |\n", row.Name, mdEscape(why))
 				continue
 			}
-			cells = append(cells, fmt.Sprintf("%.0f", l.RPS))
-			ratios = append(ratios, ratio(row, l, c))
-		}
-		cells = append(cells, strings.Join(ratios, " / "))
-		for _, c := range []int{1, 64} {
-			if l, ok := row.at(c); ok {
-				cells = append(cells, fmt.Sprintf("%.0f / %.0f", l.P50us, l.P99us))
-			} else {
-				cells = append(cells, "–")
+			cells := []string{row.Name}
+			var ratios []string
+			for _, c := range []int{1, 8, 64} {
+				l, ok := row.at(c)
+				if !ok {
+					cells = append(cells, "–")
+					ratios = append(ratios, "–")
+					continue
+				}
+				cells = append(cells, fmt.Sprintf("%.0f", l.RPS))
+				ratios = append(ratios, ratio(row, l, c))
 			}
+			cells = append(cells, strings.Join(ratios, " / "))
+			for _, c := range []int{1, 64} {
+				if l, ok := row.at(c); ok {
+					cells = append(cells, fmt.Sprintf("%.0f / %.0f", l.P50us, l.P99us))
+				} else {
+					cells = append(cells, "–")
+				}
+			}
+			if l, ok := row.at(64); ok {
+				cells = append(cells, fmt.Sprintf("%.1f", l.AllocsPerCall), fmt.Sprintf("%+.1f", l.AllocsPerCall-bareAllocs))
+			} else {
+				cells = append(cells, "–", "–")
+			}
+			p("| %s |\n", strings.Join(cells, " | "))
 		}
-		if l, ok := row.at(64); ok {
-			cells = append(cells, fmt.Sprintf("%.1f", l.AllocsPerCall), fmt.Sprintf("%+.1f", l.AllocsPerCall-bareAllocs))
-		} else {
-			cells = append(cells, "–", "–")
-		}
-		p("| %s |\n", strings.Join(cells, " | "))
+		p("\n×Bare of the \"+ SDK/log\" rows is relative to %s: both run the OpenTelemetry SDK with a Prometheus exporter, gRPC server metrics like otelgrpc's and one JSON access-log line per call (to io.Discard), as the example server does in both its modes; caekit records into the same SDK.\n", observedBareName)
+		p("\nallocs/call: process-wide runtime.MemStats delta per call at c=64 (client + server + the introspection endpoint, all in this process); the client side is the same in every case, so Δ vs Bare is the server-side extra.\n\n")
+
 	}
-	p("\n×Bare of the \"+ SDK/log\" rows is relative to %s: both run the OpenTelemetry SDK with a Prometheus exporter, gRPC server metrics like otelgrpc's and one JSON access-log line per call (to io.Discard), as the example server does in both its modes; caekit records into the same SDK.\n", observedBareName)
-	p("\nallocs/call: process-wide runtime.MemStats delta per call at c=64 (client + server + the introspection endpoint, all in this process); the client side is the same in every case, so Δ vs Bare is the server-side extra.\n\n")
 
 	if len(r.Extra) > 0 {
 		p("### More unary variants at c=64 (taking turns with a Bare server of their own)\n\n| Case | req/s | ×Bare | p50 / p99 (µs) | allocs/call |\n|---|--:|--:|--:|--:|\n")
@@ -251,6 +256,52 @@ func (r *results) markdown(w io.Writer) {
 				continue
 			}
 			p("| %s | %.0f | %s | %.0f / %.0f | %.1f |\n", row.Name, l.RPS, ratio(row, l, 64), l.P50us, l.P99us, l.AllocsPerCall)
+		}
+		p("\n")
+	}
+
+	if len(r.HTTP) > 0 {
+		p("### HTTP: GET /v1/messages/42 over HTTP/1.1 keep-alive, loopback TCP\n\n")
+		p("The same handler without and with caekit's net/http middleware (caehttp; cache on, %s revocation entries, %d location ranges), taking turns slice by slice like the gRPC cases; closed loop, one keep-alive connection per worker.\n\n", count(s.Entries), s.Ranges)
+		p("| Case | req/s c=1 | req/s c=8 | req/s c=64 | ×handler c=1 / 8 / 64 | p50 / p99 c=1 (µs) | p50 / p99 c=64 (µs) | allocs/call |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+		hb := r.find(r.HTTP, httpBareName)
+		for i := range r.HTTP {
+			row := &r.HTTP[i]
+			if row.Skipped != "" || row.Error != "" {
+				p("| %s | skipped: %s | | | | | | |\n", row.Name, mdEscape(row.Skipped+row.Error))
+				continue
+			}
+			cells := []string{row.Name}
+			var ratios []string
+			for _, c := range []int{1, 8, 64} {
+				l, ok := row.at(c)
+				if !ok {
+					cells, ratios = append(cells, "–"), append(ratios, "–")
+					continue
+				}
+				cells = append(cells, fmt.Sprintf("%.0f", l.RPS))
+				rat := "–"
+				if hb != nil {
+					if b, ok := hb.at(c); ok && b.RPS > 0 {
+						rat = fmt.Sprintf("%.2f", l.RPS/b.RPS)
+					}
+				}
+				ratios = append(ratios, rat)
+			}
+			cells = append(cells, strings.Join(ratios, " / "))
+			for _, c := range []int{1, 64} {
+				if l, ok := row.at(c); ok {
+					cells = append(cells, fmt.Sprintf("%.0f / %.0f", l.P50us, l.P99us))
+				} else {
+					cells = append(cells, "–")
+				}
+			}
+			if l, ok := row.at(64); ok {
+				cells = append(cells, fmt.Sprintf("%.1f", l.AllocsPerCall))
+			} else {
+				cells = append(cells, "–")
+			}
+			p("| %s |\n", strings.Join(cells, " | "))
 		}
 		p("\n")
 	}

@@ -55,6 +55,42 @@ func (r *results) evaluate() {
 	}
 	streamTarget("Server stream, caekit (cache on) / Bare", r.Stream, "caekit, cache on", "Bare")
 	streamTarget("Client stream, caekit (cache on) / Bare", r.ClientStream, "caekit, cache on", "Bare")
+	{
+		t := target{Name: "HTTP middleware (cache on) / same handler, c=64", Goal: "≥ 0.95"}
+		var c, o *unaryRow
+		for i := range r.HTTP {
+			switch r.HTTP[i].Name {
+			case httpCAEName:
+				c = &r.HTTP[i]
+			case httpBareName:
+				o = &r.HTTP[i]
+			}
+		}
+		cl, cok := loadAt(c, 64)
+		ol, ook := loadAt(o, 64)
+		if !cok || !ook || ol.RPS == 0 {
+			t.Result, t.Measured, t.Note = "skipped", "–", "a case did not run"
+		} else {
+			ratio := cl.RPS / ol.RPS
+			t.Measured = fmt.Sprintf("%.2f (%.0f / %.0f req/s)", ratio, cl.RPS, ol.RPS)
+			t.Result = result(ratio >= 0.95)
+			t.Note = fmt.Sprintf("CPU per request (client+server, %.0f cores / req/s): middleware %.1f µs, handler %.1f µs", cpu, cpu/cl.RPS*1e6, cpu/ol.RPS*1e6)
+		}
+		r.Targets = append(r.Targets, t)
+	}
+	{
+		t := target{Name: "HTTP middleware overhead per request, cache hit", Goal: "≤ 3 µs, ≤ 10 allocs"}
+		mw, base := r.micro(microHTTPCAE), r.micro(microHTTPHandler)
+		if mw == nil || base == nil {
+			t.Result, t.Measured = "skipped", "–"
+		} else {
+			d, a := mw.NsPerOp-base.NsPerOp, mw.AllocsPerOp-base.AllocsPerOp
+			t.Measured = fmt.Sprintf("%s, %d allocs", ns(d), a)
+			t.Result = result(d <= 3000 && a <= 10)
+			t.Note = "caehttp middleware + handler into an httptest.ResponseRecorder, minus the handler alone"
+		}
+		r.Targets = append(r.Targets, t)
+	}
 	ratioTarget("caekit (cache on) / Naive, unary c=64", "Naive (golang-jwt)", 2.0)
 	ratioTarget("caekit (cache on) / Introspection, unary c=64", "Introspection", 3.0)
 
@@ -112,7 +148,16 @@ func (r *results) evaluate() {
 		r.Targets = append(r.Targets, t)
 	}
 	latTarget("Open-stream cut after the event reaches the store", latCutMemory)
+	latTarget("HTTP SSE cut after the event reaches the store", latCutHTTP)
 	latTarget("Redis propagation to 3 replicas", latPropagation)
+}
+
+// loadAt returns row's run at concurrency c, if row ran.
+func loadAt(row *unaryRow, c int) (loadResult, bool) {
+	if row == nil || row.Skipped != "" || row.Error != "" {
+		return loadResult{}, false
+	}
+	return row.at(c)
 }
 
 func result(ok bool) string {

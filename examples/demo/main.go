@@ -1,6 +1,8 @@
-// Command demo shows Continuous Access Evaluation for gRPC end to end: it
-// starts the development IdP, the example server and the example client in
-// one process on free loopback ports and narrates eleven steps, with timings.
+// Command demo shows Continuous Access Evaluation for gRPC and HTTP end to
+// end: it starts the development IdP, the example server and the example
+// client in one process on free loopback ports and narrates thirteen steps,
+// with timings (12: the Azure SDK for Go on the REST route; 13: a
+// Server-Sent Events stream cut by an event).
 //
 //	go run ./examples/demo
 //	go run ./examples/demo -store redis://127.0.0.1:6379/0 -replicas 3

@@ -2,7 +2,12 @@
 // behind caekit's server interceptors, with an SSF push receiver for the
 // identity provider's security events at POST /events, and OpenID Connect
 // Back-Channel Logout (POST /backchannel-logout) and Global Token
-// Revocation (POST /global-token-revocation) on the same listener.
+// Revocation (POST /global-token-revocation) on the same listener, and an
+// HTTP front door on -http-addr (default 127.0.0.1:8502) behind the same
+// caekit: the Inbox service through connect-go (Connect, gRPC-Web, gRPC over
+// h2c), GET /v1/messages/{id} (JSON), GET /v1/inbox/watch (Server-Sent
+// Events, cut on revocation) and the RFC 9728 metadata at
+// /.well-known/oauth-protected-resource.
 //
 //	go run ./examples/idp -push http://127.0.0.1:8501/events -push-auth 'Bearer s3cret' \
 //	    -backchannel-logout http://127.0.0.1:8501/backchannel-logout \
@@ -30,6 +35,8 @@ func main() {
 	flag.StringVar(&cfg.Addr, "addr", server.DefaultAddr, "gRPC listen address")
 	flag.StringVar(&cfg.Issuer, "issuer", server.DefaultIssuer, "token issuer; keys by OIDC discovery")
 	flag.StringVar(&cfg.Audience, "audience", server.DefaultAudience, "token audience")
+	flag.StringVar(&cfg.HTTPAddr, "http-addr", server.DefaultHTTPAddr, `HTTP front door: the Inbox service over Connect, gRPC-Web and gRPC (h2c), GET /v1/messages/{id}, GET /v1/inbox/watch (SSE) and /.well-known/oauth-protected-resource; "" for none`)
+	flag.StringVar(&cfg.Resource, "resource", "", "protected resource identifier of the HTTP front door, for RFC 9728 (default http://<http-addr>)")
 	flag.StringVar(&cfg.EventsAddr, "events-addr", server.DefaultEventsAddr, "listen address of the SSF push receiver (POST /events)")
 	flag.StringVar(&cfg.EventsIssuer, "events-issuer", "", "SET issuer (default -issuer); keys from its ssf-configuration")
 	flag.StringVar(&cfg.EventsJWKS, "events-jwks", "", "JWKS URL of the SET signing keys (overrides the ssf-configuration)")
@@ -62,12 +69,18 @@ func main() {
 	}
 	if cfg.NoAuth {
 		fmt.Printf("inbox server on %s WITHOUT authentication (-no-auth; same decision log and metrics)\n", s.Addr())
+		if u := s.HTTPURL(); u != "" {
+			fmt.Printf("HTTP front door (Connect, gRPC-Web, gRPC, REST, SSE) at %s, WITHOUT authentication\n", u)
+		}
 		if u := s.MetricsURL(); u != "" {
 			fmt.Printf("metrics at %s\n", u)
 		}
 	} else {
 		fmt.Printf("inbox server on %s (issuer %s, store %s); SSF push receiver at %s\n", s.Addr(), cfg.Issuer, redact(cfg.Store), s.EventsURL())
 		fmt.Printf("back-channel logout at %s, global token revocation at %s\n", s.BackChannelLogoutURL(), s.GTRURL())
+		if u := s.HTTPURL(); u != "" {
+			fmt.Printf("HTTP front door (Connect, gRPC-Web, gRPC, REST, SSE) at %s; RFC 9728 metadata at %s\n", u, s.ResourceMetadataURL())
+		}
 		if u := s.MetricsURL(); u != "" {
 			fmt.Printf("metrics at %s\n", u)
 		}

@@ -1,6 +1,8 @@
 // Package demo runs caekit's end-to-end demonstration: the development IdP,
 // the example server and the example client in one process, on free loopback
-// ports, through eleven steps that show Continuous Access Evaluation at work.
+// ports, through thirteen steps that show Continuous Access Evaluation at
+// work on gRPC and, in steps 12 and 13, on the HTTP front door (an Azure SDK
+// pipeline on the REST route, a Server-Sent Events stream).
 // cmd examples/demo prints it; the integration test asserts every step.
 package demo
 
@@ -79,6 +81,15 @@ type Observed struct {
 	// ChallengeToToken is, for the same-second step, the time from the
 	// challenge to the new token (the client's wait for nbf included).
 	ChallengeToToken time.Duration
+	// HTTPStatuses are, for the Azure SDK step, the statuses of the
+	// attempts of the request after the revocation ([401 200]: one retry).
+	HTTPStatuses []int
+	// CredentialClaims are, for the Azure SDK step, the Claims of every
+	// GetToken the SDK made, in order ("" before the challenge).
+	CredentialClaims []string
+	// Challenge is, for the SSE step, the WWW-Authenticate of the request
+	// re-opened with the revoked token.
+	Challenge string
 }
 
 // Report is the whole run.
@@ -131,7 +142,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	e.log = slog.New(slog.NewTextHandler(&lockedWriter{w: logOut}, nil))
 	e.secret = "Bearer " + randomHex(16)
 
-	e.p.title("caekit demo: Continuous Access Evaluation for gRPC")
+	e.p.title("caekit demo: Continuous Access Evaluation for gRPC and HTTP")
 	if err := e.setup(ctx); err != nil {
 		e.teardown()
 		return nil, err
@@ -153,6 +164,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		{9, "Redis store: one push, every replica", e.step9},
 		{10, "Same second: IdP issues at once; 1 retry", e.step10},
 		{11, "Logout of one session; the other kept", e.step11},
+		{12, "Azure SDK over REST: challenged, 1 retry", e.step12},
+		{13, "SSE stream (net/http) cut by an event", e.step13},
 	}
 	for _, s := range steps {
 		if !e.selected(s.n) {
@@ -219,6 +232,7 @@ func (e *env) setup(ctx context.Context) error {
 		EventsAddr: "127.0.0.1:0",
 		Issuer:     e.idp.Issuer(),
 		Audience:   e.idp.Audience(),
+		HTTPAddr:   "127.0.0.1:0",
 		EventsAuth: e.secret,
 		Policy:     basePolicy(),
 		Logger:     e.log.With("app", "server"),
@@ -236,8 +250,8 @@ func (e *env) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.p.detail(fmt.Sprintf("IdP %s (development only) · server %s · SSF receiver %s · started in %s",
-		e.idp.Issuer(), e.srv.Addr(), e.srv.EventsURL(), ms(time.Since(t0))))
+	e.p.detail(fmt.Sprintf("IdP %s (development only) · server %s · HTTP %s · SSF receiver %s · started in %s",
+		e.idp.Issuer(), e.srv.Addr(), e.srv.HTTPURL(), e.srv.EventsURL(), ms(time.Since(t0))))
 	e.p.blank()
 	return nil
 }

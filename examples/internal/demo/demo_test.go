@@ -90,7 +90,7 @@ func TestDemoSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out.String())
-	if len(rep.Steps) != 11 {
+	if len(rep.Steps) != 13 {
 		t.Fatalf("%d steps ran", len(rep.Steps))
 	}
 	s := func(n int) demo.Step { return rep.Steps[n-1] }
@@ -205,6 +205,23 @@ func TestDemoSteps(t *testing.T) {
 		t.Errorf("step 11: the cut stream ended with %v, want a SESSION_REVOKED challenge", o.Err)
 	}
 
+	// 12 (issue 15): the Azure SDK for Go's BearerTokenPolicy, unchanged,
+	// on the REST route: after the revocation the request is challenged
+	// once (401, WWW-Authenticate in Entra's form), GetToken is called with
+	// the challenge's nbf claims, and the single retry gets 200 as carol.
+	if o := s(12).Obs; fmt.Sprint(o.HTTPStatuses) != "[401 200]" || o.Subject != "carol" {
+		t.Errorf("step 12: attempts %v, subject %q, want [401 200] as carol", o.HTTPStatuses, o.Subject)
+	} else if n := len(o.CredentialClaims); n < 2 || !strings.Contains(o.CredentialClaims[n-1], `"nbf"`) {
+		t.Errorf("step 12: GetToken claims %q, want the challenge's nbf claims last", o.CredentialClaims)
+	}
+
+	// 13 (issue 15): the SSE stream read by a plain net/http client ends
+	// after the event is stored, and re-opening it with the same token
+	// gets a 401 claims challenge.
+	if o := s(13).Obs; o.CutAfter < 0 || o.ReceivedBefore != 3 || !strings.Contains(o.Challenge, `error="insufficient_claims"`) {
+		t.Errorf("step 13: cut %v after the event was stored, %d events before, challenge %q", o.CutAfter, o.ReceivedBefore, o.Challenge)
+	}
+
 	// The server's decision log: one line per decision, never a token.
 	l := logs.String()
 	for _, want := range []string{
@@ -217,6 +234,8 @@ func TestDemoSteps(t *testing.T) {
 		`outcome=challenge reason=AUTH_CONTEXT`,
 		`outcome=challenge reason=USER_DISABLED`,
 		`subject=` + mustSub(t, "bob") + ` outcome=deny reason=SESSION_REVOKED code=Unauthenticated`,
+		`method="GET /v1/messages/{id}" subject=` + mustSub(t, "carol") + ` outcome=challenge reason=SESSION_REVOKED code=401`,
+		`method="GET /v1/inbox/watch" subject=` + mustSub(t, "bob") + ` outcome=cut reason=SESSION_REVOKED code=200`,
 	} {
 		if !strings.Contains(l, want) {
 			t.Errorf("decision log lacks %q", want)

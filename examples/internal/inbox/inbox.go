@@ -52,7 +52,13 @@ func (s *Service) Register(r grpc.ServiceRegistrar) { inboxv1.RegisterInboxServi
 
 // GetMessage returns a message named by the request.
 func (s *Service) GetMessage(ctx context.Context, req *inboxv1.GetMessageRequest) (*inboxv1.GetMessageResponse, error) {
-	id := req.GetId()
+	return s.Message(ctx, req.GetId())
+}
+
+// Message returns the message id for the caller of ctx: what GetMessage
+// answers on every surface (gRPC, Connect, REST). An id longer than
+// MaxIDLength is a codes.InvalidArgument status error.
+func (s *Service) Message(ctx context.Context, id string) (*inboxv1.GetMessageResponse, error) {
 	if len(id) > MaxIDLength {
 		return nil, status.Errorf(codes.InvalidArgument, "id is %d bytes, at most %d", len(id), MaxIDLength)
 	}
@@ -66,24 +72,46 @@ func (s *Service) GetMessage(ctx context.Context, req *inboxv1.GetMessageRequest
 // WatchInbox sends a message every interval_ms until the client cancels or
 // the stream is ended by the server (e.g. by caekit on a revocation).
 func (s *Service) WatchInbox(req *inboxv1.WatchInboxRequest, stream grpc.ServerStreamingServer[inboxv1.WatchInboxResponse]) error {
-	iv := time.Duration(req.GetIntervalMs()) * time.Millisecond
-	if req.GetIntervalMs() == 0 {
+	err := s.Watch(stream.Context(), req.GetIntervalMs(), stream.Send)
+	if ctxErr := stream.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return status.FromContextError(ctxErr).Err()
+	}
+	return err
+}
+
+// Interval returns the watch interval of intervalMs (0 means
+// DefaultInterval), or a codes.InvalidArgument status error when it is
+// outside [MinInterval, MaxInterval].
+func Interval(intervalMs int32) (time.Duration, error) {
+	iv := time.Duration(intervalMs) * time.Millisecond
+	if intervalMs == 0 {
 		iv = DefaultInterval
 	}
 	if iv < MinInterval || iv > MaxInterval {
-		return status.Errorf(codes.InvalidArgument, "interval_ms %d is outside [%d, %d]", req.GetIntervalMs(), MinInterval.Milliseconds(), MaxInterval.Milliseconds())
+		return 0, status.Errorf(codes.InvalidArgument, "interval_ms %d is outside [%d, %d]", intervalMs, MinInterval.Milliseconds(), MaxInterval.Milliseconds())
 	}
-	ctx := stream.Context()
+	return iv, nil
+}
+
+// Watch calls send with a new message at once and then every intervalMs
+// (see Interval) until ctx is done, when it returns ctx.Err(), or send
+// fails, when it returns send's error: what WatchInbox streams on every
+// surface (gRPC, Connect, Server-Sent Events).
+func (s *Service) Watch(ctx context.Context, intervalMs int32, send func(*inboxv1.WatchInboxResponse) error) error {
+	iv, err := Interval(intervalMs)
+	if err != nil {
+		return err
+	}
 	sub := nameOr(s.subject(ctx))
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	for seq := int64(1); ; seq++ {
-		if err := stream.Send(&inboxv1.WatchInboxResponse{Seq: seq, Body: fmt.Sprintf("new mail #%d for %s", seq, sub)}); err != nil {
+		if err := send(&inboxv1.WatchInboxResponse{Seq: seq, Body: fmt.Sprintf("new mail #%d for %s", seq, sub)}); err != nil {
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return ctx.Err()
 		case <-t.C:
 		}
 	}

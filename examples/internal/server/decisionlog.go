@@ -42,24 +42,27 @@ type tap struct {
 	allowed bool
 	subject string
 	hash    string
+	ctx     context.Context // the let-in call's context (HTTP: its cause says why it was cut)
 }
 
 func tapUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	mark(ctx)
+	markCtx(ctx)
 	return h(ctx, req)
 }
 
 func tapStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	mark(ss.Context())
+	markCtx(ss.Context())
 	return h(srv, ss)
 }
 
-func mark(ctx context.Context) {
+// markCtx records, from inside caekit, that the call of ctx was let in,
+// and by whom.
+func markCtx(ctx context.Context) {
 	t, ok := ctx.Value(tapKey{}).(*tap)
 	if !ok {
 		return
 	}
-	t.allowed = true
+	t.allowed, t.ctx = true, ctx
 	if c, ok := interceptor.ClaimsFromContext(ctx); ok {
 		t.subject, t.hash = c.Subject, c.Hash
 	}
@@ -93,25 +96,40 @@ func (d *decisionLog) write(ctx context.Context, method string, t *tap, err erro
 	reason := reasonOf(err)
 	ch, xerr := challenge.Extract(err)
 	isCAE := xerr == nil
-	outcome, level := OutcomeAllow, slog.LevelInfo
-	switch code := status.Code(err); {
+	code := status.Code(err)
+	outcome, level := classify(t, reason, isCAE && (ch.InsufficientClaims() || ch.StepUp()), code == codes.Unauthenticated || code == codes.PermissionDenied, stream)
+	d.line(ctx, level, method, t, outcome, reason, code.String(), took, func() []string {
+		return metadata.ValueFromIncomingContext(ctx, "authorization")
+	})
+}
+
+// classify names a call's outcome for the decision log, whatever its
+// surface: let in (cut if a let-in stream ended with a caekit reason),
+// challenged, denied, or exempt (never seen by caekit).
+func classify(t *tap, reason string, challenged, refused, stream bool) (string, slog.Level) {
+	switch {
 	case t.allowed && reason != "" && stream:
-		outcome = OutcomeCut
+		return OutcomeCut, slog.LevelInfo
 	case t.allowed:
-		// allowed; the handler's own result is reported as code below
-	case isCAE && (ch.InsufficientClaims() || ch.StepUp()):
-		outcome = OutcomeChallenge
-	case reason != "" || code == codes.Unauthenticated || code == codes.PermissionDenied:
-		outcome = OutcomeDeny
-	default:
-		outcome, level = OutcomeExempt, slog.LevelDebug
+		// allowed; the handler's own result is reported as code
+		return OutcomeAllow, slog.LevelInfo
+	case challenged:
+		return OutcomeChallenge, slog.LevelInfo
+	case reason != "" || refused:
+		return OutcomeDeny, slog.LevelInfo
 	}
+	return OutcomeExempt, slog.LevelDebug
+}
+
+// line writes one decision line. auth returns the call's Authorization
+// values, read only for a refused call (to name its caller).
+func (d *decisionLog) line(ctx context.Context, level slog.Level, method string, t *tap, outcome, reason, code string, took time.Duration, auth func() []string) {
 	if !d.log.Enabled(ctx, level) {
 		return
 	}
 	sub, hash := t.subject, t.hash
 	if !t.allowed && outcome != OutcomeExempt {
-		sub, hash = d.identify(ctx)
+		sub, hash = d.identify(ctx, auth())
 	}
 	if sub == "" {
 		sub = "-"
@@ -124,7 +142,7 @@ func (d *decisionLog) write(ctx context.Context, method string, t *tap, err erro
 	if reason != "" {
 		attrs = append(attrs, slog.String("reason", reason))
 	}
-	attrs = append(attrs, slog.String("code", status.Code(err).String()))
+	attrs = append(attrs, slog.String("code", code))
 	if hash != "" {
 		attrs = append(attrs, slog.String("token", hash))
 	}
@@ -134,8 +152,7 @@ func (d *decisionLog) write(ctx context.Context, method string, t *tap, err erro
 
 // identify names the caller of a denied call from its token, if the token
 // still verifies (a revoked or policy-denied token does; a forged one does not).
-func (d *decisionLog) identify(ctx context.Context) (sub, hash string) {
-	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
+func (d *decisionLog) identify(ctx context.Context, vals []string) (sub, hash string) {
 	if len(vals) != 1 {
 		return "", ""
 	}

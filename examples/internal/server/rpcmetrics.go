@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -36,23 +37,26 @@ func newRPCMetrics(mp metric.MeterProvider) (*rpcMetrics, error) {
 func (m *rpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	resp, err := h(ctx, req)
-	m.record(ctx, info.FullMethod, err, time.Since(start))
+	m.record(ctx, "grpc", info.FullMethod, status.Code(err), time.Since(start))
 	return resp, err
 }
 
 func (m *rpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
 	err := h(srv, ss)
-	m.record(ss.Context(), info.FullMethod, err, time.Since(start))
+	m.record(ss.Context(), "grpc", info.FullMethod, status.Code(err), time.Since(start))
 	return err
 }
 
-func (m *rpcMetrics) record(ctx context.Context, fullMethod string, err error, d time.Duration) {
+// record records a call of fullMethod by system ("grpc", or
+// "connect_rpc" for the HTTP front door's Connect handler, whatever its
+// protocol; code is then the Connect code, the same number).
+func (m *rpcMetrics) record(ctx context.Context, system, fullMethod string, code codes.Code, d time.Duration) {
 	svc, meth, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	m.duration.Record(ctx, d.Seconds(), metric.WithAttributes(
-		attribute.String("rpc.system", "grpc"),
+		attribute.String("rpc.system", system),
 		attribute.String("rpc.service", svc),
 		attribute.String("rpc.method", meth),
-		attribute.Int64("rpc.grpc.status_code", int64(status.Code(err))),
+		attribute.Int64("rpc.grpc.status_code", int64(code)),
 	))
 }

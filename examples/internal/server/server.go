@@ -7,6 +7,13 @@
 // Back-Channel Logout (POST /backchannel-logout) and Global Token
 // Revocation (POST /global-token-revocation) for the token issuer.
 //
+// With Config.HTTPAddr, an HTTP front door serves the same service behind
+// the same interceptor.Server (validator, store, policy, metrics, decision
+// log): through connect-go (Connect, gRPC-Web and gRPC, HTTP/1.1 and h2c),
+// as REST (GET /v1/messages/{id}) and as Server-Sent Events
+// (GET /v1/inbox/watch, cut by caekit when the token is revoked or
+// expires), with the RFC 9728 protected resource metadata.
+//
 // cmd examples/server is a thin flag wrapper around Start; the demo and the
 // integration tests start it in-process.
 package server
@@ -34,6 +41,7 @@ import (
 
 	"github.com/caekit/caekit/examples/internal/inbox"
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/caehttp"
 	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/policy"
 	"github.com/caekit/caekit/revocation"
@@ -106,6 +114,19 @@ type Config struct {
 	// and Prometheus exporter at GET /metrics on EventsAddr), so that a
 	// comparison of the two modes isolates caekit.
 	NoAuth bool
+	// HTTPAddr is the listen address of the HTTP front door: the Inbox
+	// service through connect-go (Connect, gRPC-Web and gRPC over h2c),
+	// GET /v1/messages/{id} (JSON), GET /v1/inbox/watch (Server-Sent Events)
+	// and, with caekit, the RFC 9728 metadata at
+	// /.well-known/oauth-protected-resource; all behind the same caekit
+	// interceptor.Server as the gRPC listener. Empty: no HTTP front door
+	// (cmd examples/server defaults it to DefaultHTTPAddr).
+	HTTPAddr string
+	// Resource is the HTTP front door's protected resource identifier
+	// (RFC 9728): the resource of its metadata document, whose URL every
+	// challenge then names in resource_metadata, on every surface.
+	// Default http://<HTTPAddr>.
+	Resource string
 	// Metrics exports caekit's OpenTelemetry metrics (an SDK meter provider
 	// with a Prometheus exporter) at GET /metrics on EventsAddr.
 	Metrics bool
@@ -151,8 +172,13 @@ type Server struct {
 	watcher   *policy.Watcher
 	caekit    *interceptor.Server
 	meter     *sdkmetric.MeterProvider
+	mp        metric.MeterProvider
 	done      chan error
 	httpDone  chan error
+	apiLis    net.Listener // the HTTP front door (HTTPAddr)
+	api       *http.Server
+	apiCancel context.CancelFunc
+	apiDone   chan error
 }
 
 // Start builds the server from cfg and serves until Close. ctx bounds the
@@ -167,6 +193,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}()
 	if s.grpcLis, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.Addr, err)
+	}
+	if err = s.listenHTTP(); err != nil {
+		return nil, err
 	}
 	var opts []grpc.ServerOption
 	if cfg.NoAuth {
@@ -188,6 +217,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.eventsLis != nil {
 		s.httpDone = make(chan error, 1)
 		go func() { s.httpDone <- s.http.Serve(s.eventsLis) }()
+	}
+	if s.api != nil {
+		s.apiDone = make(chan error, 1)
+		go func() { s.apiDone <- s.api.Serve(s.apiLis) }()
 	}
 	return s, nil
 }
@@ -217,6 +250,7 @@ func (s *Server) setupObservability(mux *http.ServeMux) (metric.MeterProvider, *
 	if err != nil {
 		return nil, nil, err
 	}
+	s.mp = mp
 	rm, err := newRPCMetrics(mp)
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: rpc metrics: %w", err)
@@ -238,6 +272,9 @@ func (s *Server) setupBaseline() ([]grpc.ServerOption, error) {
 		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 	}
 	dl := &decisionLog{log: s.log}
+	if err := s.setupHTTPAPIWith(dl, rm); err != nil {
+		return nil, err
+	}
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(dl.unary, rm.unary, tapUnary),
 		grpc.ChainStreamInterceptor(dl.stream, rm.stream, tapStream),
@@ -295,14 +332,20 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 	// caekit logs its own denials; the decision log below says the same in
 	// one line per call, so keep caekit's to warnings.
 	quiet := slog.New(levelFilter{slog.LevelWarn, s.log.Handler()})
-	if s.caekit, err = interceptor.New(s.validator,
+	iopts := []interceptor.Option{
 		interceptor.WithStore(s.store),
 		interceptor.WithChecks(s.engine.Checks()...),
 		interceptor.WithAuthorizationURI(cfg.AuthorizationURI),
 		interceptor.WithExempt(interceptor.HealthAndReflection()),
 		interceptor.WithLogger(quiet.With("component", "caekit")),
 		interceptor.WithMeterProvider(mp),
-	); err != nil {
+	}
+	if s.apiLis != nil {
+		// RFC 9728 §5.1: every challenge, on every surface, names the
+		// metadata document the HTTP front door serves.
+		iopts = append(iopts, interceptor.WithResourceMetadata(caehttp.MetadataURL(s.resource())))
+	}
+	if s.caekit, err = interceptor.New(s.validator, iopts...); err != nil {
 		return nil, fmt.Errorf("server: interceptor: %w", err)
 	}
 
@@ -353,6 +396,9 @@ func (s *Server) setupCAE(ctx context.Context) ([]grpc.ServerOption, error) {
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
 
 	dl := &decisionLog{log: s.log, validator: s.validator}
+	if err := s.setupHTTPAPIWith(dl, rm); err != nil {
+		return nil, err
+	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(dl.unary, rm.unary),
 		grpc.ChainStreamInterceptor(dl.stream, rm.stream),
@@ -434,6 +480,7 @@ func (s *Server) Close() error {
 		}
 		s.grpc = nil
 	}
+	errs = append(errs, s.closeHTTPAPI())
 	if s.http != nil && s.httpDone != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		errs = append(errs, s.http.Shutdown(ctx))
@@ -486,6 +533,12 @@ func (s *Server) cleanup() {
 	}
 	if s.eventsLis != nil && s.httpDone == nil {
 		_ = s.eventsLis.Close()
+	}
+	if s.apiLis != nil && s.apiDone == nil {
+		_ = s.apiLis.Close()
+	}
+	if s.apiCancel != nil {
+		s.apiCancel()
 	}
 	if s.grpcLis != nil && s.done == nil {
 		_ = s.grpcLis.Close()
