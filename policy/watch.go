@@ -133,8 +133,13 @@ func (w *Watcher) Close() error {
 	return nil
 }
 
+// runExited is called as a watcher's goroutine returns, right before done
+// is closed; tests replace it to check that Close waits for the goroutine.
+var runExited = func() {}
+
 func (w *Watcher) run(ctx context.Context) {
 	defer close(w.done)
+	defer runExited() // tests observe that Close waited for this
 	t := time.NewTicker(w.o.interval)
 	defer t.Stop()
 	for {

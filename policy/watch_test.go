@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/policy"
 )
 
@@ -148,13 +148,16 @@ func TestWatchInitialErrors(t *testing.T) {
 // constructor's ctx bounds initialisation only: Watch used to stop watching
 // when its ctx ended, unlike NewValidator and redisstore.New. Now a ctx
 // cancelled after Watch returns leaves the watcher reloading until Close,
-// which waits for its goroutine (testkit.Running right after it; goleak in
-// TestMain checks the rest), and a ctx already done makes Watch fail.
+// which waits for its goroutine (the goroutine's exit hook has run when
+// Close returns; goleak in TestMain checks the rest), and a ctx already
+// done makes Watch fail.
 func TestWatchCtxBoundsInitialisationOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	writeFile(t, path, policyV1)
 	e := newEngine(t, &policy.Policy{})
 	reloads := make(chan policy.Reload, 16)
+	var exited atomic.Int32
+	defer policy.OnWatcherExit(func() { exited.Add(1) })()
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := policy.Watch(ctx, path, e, policy.WithInterval(time.Millisecond), policy.WithWatchLogger(quiet),
 		policy.WithOnReload(func(r policy.Reload) { reloads <- r }))
@@ -173,8 +176,8 @@ func TestWatchCtxBoundsInitialisationOnly(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if testkit.Running("github.com/caekit/caekit/policy.(*Watcher).run") {
-		t.Fatal("the watcher's goroutine is still running after Close returned")
+	if exited.Load() != 1 {
+		t.Fatal("Close returned before the watcher's goroutine ended")
 	}
 	if _, err := policy.Watch(ctx, path, e); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Watch with a done ctx: err = %v, want context.Canceled", err)

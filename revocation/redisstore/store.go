@@ -395,8 +395,13 @@ func (s *Store) touch() { s.lastContact.Store(int64(time.Since(s.epoch))) }
 
 // run receives published events, pings the subscription when idle,
 // reconnects when it fails and resynchronises after every (re)subscription.
+// runExited is called as a store's goroutine returns, right before done is
+// closed; tests replace it to check that Close waits for the goroutine.
+var runExited = func() {}
+
 func (s *Store) run(ps *redis.PubSub) {
 	defer close(s.done)
+	defer runExited() // tests observe that Close waited for this
 	defer func() {
 		s.psMu.Lock()
 		_ = s.ps.Close()
