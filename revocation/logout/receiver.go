@@ -82,21 +82,7 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		errs = append(errs, err)
 	}
 	sc := scope.New()
-	for _, iss := range cfg.subjectIssuers {
-		if err := sc.AddIssuer(iss); err != nil {
-			errs = append(errs, fmt.Errorf("WithSubjectIssuers: %w", err))
-		}
-	}
-	for _, tid := range cfg.subjectTenants {
-		if err := sc.AddTenant(tid); err != nil {
-			errs = append(errs, fmt.Errorf("WithSubjectTenants: %w", err))
-		}
-	}
-	for _, d := range cfg.emailDomains {
-		if err := sc.AddDomain(d); err != nil {
-			errs = append(errs, fmt.Errorf("WithEmailDomains: %w", err))
-		}
-	}
+	errs = append(errs, sc.AddOptions(cfg.subjectIssuers, cfg.subjectTenants, cfg.emailDomains)...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("logout: invalid options: %w", errors.Join(errs...))
 	}
