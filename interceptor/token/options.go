@@ -605,23 +605,6 @@ func (c *config) validate() error {
 	return errors.Join(errs...)
 }
 
-// distinctIssuers returns the accepted issuers: WithIssuer values and
-// WithTenantIssuer templates, without repeats.
-func (c *config) distinctIssuers() []string {
-	var out []string
-	for _, iss := range c.issuers {
-		if !slices.Contains(out, iss) {
-			out = append(out, iss)
-		}
-	}
-	for _, ti := range c.tenantIssuers {
-		if !slices.Contains(out, ti.template) {
-			out = append(out, ti.template)
-		}
-	}
-	return out
-}
-
 // checkBindings checks that every issuer a key source is bound to is
 // accepted, and that no key source is unbound when several issuers are:
 // a key must never verify tokens of an issuer it does not belong to.
@@ -658,7 +641,8 @@ func (c *config) checkBindings() []error {
 		}
 		check(fmt.Sprintf("WithHMACKey(%q)", kid), k.issuers)
 	}
-	if n := len(c.distinctIssuers()); n > 1 && len(unbound) > 0 {
+	kc := c.keysetConfig()
+	if n := len(kc.DistinctIssuers()); n > 1 && len(unbound) > 0 {
 		errs = append(errs, fmt.Errorf("%d issuers are accepted, so every key source must name the issuers it signs for, "+
 			"or any of them could sign tokens for the others; not bound: %s (bind each with ForIssuers, e.g. "+
 			"WithJWKSURL(url, ForIssuers(iss)))", n, strings.Join(unbound, ", ")))

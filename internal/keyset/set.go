@@ -150,9 +150,10 @@ func (c *Config) fill() {
 	}
 }
 
-// distinctIssuers returns the accepted issuers: exact ones and templates,
-// without repeats.
-func (c *Config) distinctIssuers() []string {
+// DistinctIssuers returns the accepted issuers: exact ones and templates,
+// without repeats. A key source without issuers is bound to them, which is
+// safe only when there is one (token's options refuse more).
+func (c *Config) DistinctIssuers() []string {
 	var out []string
 	for _, iss := range c.Issuers {
 		if !slices.Contains(out, iss) {
@@ -247,7 +248,7 @@ func New(ctx context.Context, cfg Config) (*Set, error) {
 	// accepted issuer; the caller has refused them if there are several.
 	bound := func(source string, issuers []string) *issuerBinding {
 		if issuers == nil {
-			issuers = cfg.distinctIssuers()
+			issuers = cfg.DistinctIssuers()
 		}
 		return bindingFor(source, issuers, TenantPlaceholder)
 	}
