@@ -28,7 +28,7 @@ func keyFits(alg string, key any) error {
 	return nil
 }
 
-// Key is one verification key as the validator knows it. Verified-token
+// Key is one verification key as a Set knows it. Verified-token
 // cache entries point at the Key that verified them, so that a key which
 // leaves its JWK Set stops serving cache hits too once its grace period ends.
 type Key struct {
@@ -83,7 +83,7 @@ func (r *Key) CheckIssuer(iss, tid string) error { return r.bind.check(iss, tid,
 // checks.
 const MaxCandidates = 8
 
-// lookupKeys finds the keys a token header may name at now: for a kid, every
+// Lookup finds the keys a token header may name at now: for a kid, every
 // key of that kid that fits alg, from the static keys and from each remote
 // source, since independent sources may publish the same kid (issue 12 item
 // 8); the caller verifies the signature with each and keeps those bound to

@@ -87,7 +87,7 @@ func (s *Set) VerifySigned(raw string) (*Signed, error) {
 	return nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, j.Alg, jose.Clip(j.Kid))
 }
 
-// acceptsIssuer reports whether iss (with tid) is an issuer the validator
+// AcceptsIssuer reports whether iss (with tid) is an issuer the set
 // accepts.
 func (s *Set) AcceptsIssuer(iss, tid string) bool {
 	if s.issuers[iss] {
