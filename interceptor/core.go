@@ -165,15 +165,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		src = credentials{name: c.Credentials, hint: "Authorization: Bearer <token>"}
 	}
 	claims, raw, d := s.authenticate(ctx, c.Authorization, src)
-	var ms *methodSet
-	switch {
-	case c.Registered:
-		ms = s.met.method(c.Method, true)
-	case d == nil:
-		ms = s.met.method(c.Method, false)
-	default:
-		ms = s.met.known(c.Method)
-	}
+	ms := s.methodSet(c.Method, c.Registered, d == nil)
 	var md metadata.MD
 	if d == nil {
 		if s.o.customMetadata && c.Metadata != nil {
@@ -313,4 +305,20 @@ func (e *DenialError) MidStream() bool { return e.phase == PhaseMidStream }
 func (e *DenialError) GRPCStatus() *status.Status {
 	st, _ := status.FromError(e.c.errAt(e.phase))
 	return st
+}
+
+// methodSet returns the metrics' entry for a call of name. A method name
+// goes into the metrics' method table if it is registered, or once a caller
+// with a valid token (authenticated) calls it: junk names from
+// unauthenticated callers never fill the table (issue 13 item 7). The gRPC
+// stream interceptor and Admit share it.
+func (s *Server) methodSet(name string, registered, authenticated bool) *methodSet {
+	switch {
+	case registered:
+		return s.met.method(name, true)
+	case authenticated:
+		return s.met.method(name, false)
+	default:
+		return s.met.known(name)
+	}
 }

@@ -3,9 +3,6 @@ package interceptor_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,37 +16,25 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
-	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testcae"
 	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/revocation"
 )
 
+// The test identity provider's parameters and signing key (testcae's,
+// under the names the package's tests use).
 const (
-	testIssuer   = "https://login.example/tenant-1/v2.0"
-	testAudience = "api://inbox"
-	testTenant   = "tenant-1"
-	testAuthzURI = "https://login.example/authorize"
-	testKID      = "k1"
+	testIssuer   = testcae.Issuer
+	testAudience = testcae.Audience
+	testTenant   = testcae.Tenant
+	testAuthzURI = testcae.AuthorizationURI
+	testKID      = testcae.KID
 )
 
-var (
-	keyOnce sync.Once
-	ecKey   *ecdsa.PrivateKey
-)
-
-func signingKey(t testing.TB) *ecdsa.PrivateKey {
-	keyOnce.Do(func() {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		ecKey = k
-	})
-	return ecKey
-}
+func signingKey(testing.TB) *ecdsa.PrivateKey { return testcae.Key() }
 
 // tok describes a test token; zero fields get defaults in mint.
 type tok struct {
@@ -60,25 +45,27 @@ type tok struct {
 	extra         jwt.MapClaims
 }
 
-// mint signs an ES256 access token with the test key.
+// mint signs an ES256 access token with the test key: testcae.Claims
+// with k's fields set over them.
 func mint(t testing.TB, k tok) string {
 	t.Helper()
-	now := time.Now()
 	if k.iat.IsZero() {
-		k.iat = now.Add(-10 * time.Second)
-	}
-	if k.exp.IsZero() {
-		k.exp = k.iat.Add(time.Hour)
+		k.iat = time.Now().Add(-10 * time.Second)
 	}
 	if k.sub == "" {
 		k.sub = "user-1"
 	}
+	c := testcae.Claims(k.sub, k.iat)
+	if !k.exp.IsZero() {
+		c["exp"] = k.exp.Unix()
+	}
 	if k.caps == nil && !k.noCaps {
 		k.caps = []string{"cp1"}
 	}
-	c := jwt.MapClaims{
-		"iss": testIssuer, "aud": testAudience, "sub": k.sub, "oid": "oid-" + k.sub, "tid": testTenant,
-		"iat": k.iat.Unix(), "exp": k.exp.Unix(),
+	if len(k.caps) > 0 {
+		c["xms_cc"] = k.caps
+	} else {
+		delete(c, "xms_cc")
 	}
 	if !k.nbf.IsZero() {
 		c["nbf"] = k.nbf.Unix()
@@ -89,9 +76,6 @@ func mint(t testing.TB, k tok) string {
 	if k.jti != "" {
 		c["jti"] = k.jti
 	}
-	if len(k.caps) > 0 {
-		c["xms_cc"] = k.caps
-	}
 	for n, v := range k.extra {
 		if v == nil { // a nil extra omits the claim (JSON null is a wrong-type claim)
 			delete(c, n)
@@ -99,24 +83,12 @@ func mint(t testing.TB, k tok) string {
 		}
 		c[n] = v
 	}
-	return testkit.Minter{Alg: "ES256", KID: testKID, Key: signingKey(t)}.Mint(t, c)
+	return testcae.Sign(t, c)
 }
 
-func newValidator(t testing.TB, opts ...token.Option) *token.Validator {
-	t.Helper()
-	base := []token.Option{
-		token.WithIssuer(testIssuer),
-		token.WithAudience(testAudience),
-		token.WithStaticKey(testKID, &signingKey(t).PublicKey),
-		token.WithLogger(nil),
-	}
-	v, err := token.NewValidator(context.Background(), append(base, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = v.Close() })
-	return v
-}
+// newValidator is testcae.Validator: the test key's validator, closed at
+// cleanup.
+var newValidator = testcae.Validator
 
 // newInbox returns the kit's Inbox, reading the caller from the
 // interceptor's claims.
@@ -155,16 +127,8 @@ func newEnv(t testing.TB, eo envOpt) *env {
 		e.store = teststore.Memory(t)
 		eo.store = e.store
 	}
-	opts := append([]interceptor.Option{
-		interceptor.WithStore(eo.store),
-		interceptor.WithAuthorizationURI(testAuthzURI),
-	}, eo.opts...)
-	s, err := interceptor.New(eo.validator, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := testcae.Server(t, eo.validator, eo.store, eo.opts...) // closes last: after the connection is closed and the server stopped
 	e.srv = s
-	t.Cleanup(func() { _ = s.Close() }) // last: after the connection is closed and the server stopped
 	gs := grpc.NewServer(s.ServerOptions()...)
 	inboxv1.RegisterInboxServiceServer(gs, e.inbox)
 	if eo.register != nil {

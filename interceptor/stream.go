@@ -55,19 +55,9 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	start := monoNow()
 	addr := peerAddr(ctx)
 	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials)
-	// A method name goes into the metrics' method table if it is registered
-	// (gRPC passes the service implementation, nil for an unknown-service
-	// handler), or once a caller with a valid token calls it: junk names
-	// from unauthenticated callers never fill the table (issue 13 item 7).
-	var ms *methodSet
-	switch {
-	case srv != nil:
-		ms = s.met.method(info.FullMethod, true)
-	case d == nil:
-		ms = s.met.method(info.FullMethod, false)
-	default:
-		ms = s.met.known(info.FullMethod)
-	}
+	// gRPC passes the service implementation as srv, nil for an
+	// unknown-service handler.
+	ms := s.methodSet(info.FullMethod, srv != nil, d == nil)
 	var md metadata.MD
 	if d == nil {
 		if s.o.customMetadata {

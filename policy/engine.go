@@ -589,14 +589,9 @@ func (e *Engine) checkAuthContext(ctx context.Context, req *check.Request) *chec
 		slog.Any("required", r.acrs), slog.Any("acrs", cl.ACRS), tokenAttr(cl),
 	}
 	if plain {
-		e.opts.logger.LogAttrs(ctx, slog.LevelInfo, "policy: auth context missing after step-up; denying", attrs...)
-		return &check.Denial{
-			Code:   codes.PermissionDenied,
-			Reason: caev1.Reason_REASON_AUTH_CONTEXT,
-			Description: fmt.Sprintf("auth context policy: %s requires authentication context %s, and the token issued after the step-up challenge of %s still lacks it; check that the identity provider's conditional access defines it",
-				req.FullMethod, strings.Join(r.acrs, " or "), first.UTC().Format(time.RFC3339)),
-			EventTime: first,
-		}
+		return e.stillUnmet(ctx, "policy: auth context missing after step-up; denying", attrs, first,
+			"auth context policy: %s requires authentication context %s, and the token issued after the step-up challenge of %s still lacks it; check that the identity provider's conditional access defines it",
+			req.FullMethod, strings.Join(r.acrs, " or "))
 	}
 	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: auth context challenge", attrs...)
 	params := make([]challenge.Param, 0, 2)
@@ -656,14 +651,9 @@ func (e *Engine) checkStepUp(ctx context.Context, req *check.Request) *check.Den
 		slog.String("acr", cl.ACR), slog.Time("auth_time", cl.AuthTime), tokenAttr(cl),
 	}
 	if plain {
-		e.opts.logger.LogAttrs(ctx, slog.LevelInfo, "policy: step-up requirement still unmet after the step-up challenge; denying", attrs...)
-		return &check.Denial{
-			Code:   codes.PermissionDenied,
-			Reason: caev1.Reason_REASON_AUTH_CONTEXT,
-			Description: fmt.Sprintf("step-up policy: %s: %s, and the token issued after the step-up challenge of %s still falls short; check that the identity provider honours acr_values and max_age",
-				req.FullMethod, strings.Join(why, "; "), first.UTC().Format(time.RFC3339)),
-			EventTime: first,
-		}
+		return e.stillUnmet(ctx, "policy: step-up requirement still unmet after the step-up challenge; denying", attrs, first,
+			"step-up policy: %s: %s, and the token issued after the step-up challenge of %s still falls short; check that the identity provider honours acr_values and max_age",
+			req.FullMethod, strings.Join(why, "; "))
 	}
 	e.opts.logger.LogAttrs(ctx, slog.LevelDebug, "policy: step-up challenge", attrs...)
 	return &check.Denial{
@@ -672,6 +662,22 @@ func (e *Engine) checkStepUp(ctx context.Context, req *check.Request) *check.Den
 		EventTime:   first,
 		ACRValues:   r.acrValues,
 		MaxAge:      r.maxAge,
+	}
+}
+
+// stillUnmet is the plain PermissionDenied for a token issued in answer to
+// a step-up challenge (first is when that challenge was sent) that still
+// falls short of the rule (see "Avoiding challenge loops" in the package
+// doc). format takes the method and what is missing, then first in
+// RFC 3339; msg is logged at Info with attrs. The auth context and step-up
+// checks share it.
+func (e *Engine) stillUnmet(ctx context.Context, msg string, attrs []slog.Attr, first time.Time, format, method, missing string) *check.Denial {
+	e.opts.logger.LogAttrs(ctx, slog.LevelInfo, msg, attrs...)
+	return &check.Denial{
+		Code:        codes.PermissionDenied,
+		Reason:      caev1.Reason_REASON_AUTH_CONTEXT,
+		Description: fmt.Sprintf(format, method, missing, first.UTC().Format(time.RFC3339)),
+		EventTime:   first,
 	}
 }
 

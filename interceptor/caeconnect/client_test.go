@@ -26,6 +26,7 @@ import (
 	"github.com/caekit/caekit/interceptor/client"
 	"github.com/caekit/caekit/interceptor/client/httpsource"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/internal/testkit/testidp"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
@@ -116,18 +117,7 @@ func newServer(t *testing.T, decide func(string, *token.Claims) *challenge.Chall
 		if err := s.check(ctx, chat, st.RequestHeader()); err != nil {
 			return err
 		}
-		for {
-			m, err := st.Receive()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
-				return err
-			}
-		}
+		return testkit.EchoChat(st.Receive, st.Send)
 	}))
 	mux.Handle(upload, connect.NewClientStreamHandler(upload, func(ctx context.Context, st *connect.ClientStream[inboxv1.UploadRequest]) (*connect.Response[inboxv1.UploadResponse], error) {
 		err := s.check(ctx, upload, st.RequestHeader())

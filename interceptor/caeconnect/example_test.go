@@ -14,6 +14,7 @@ import (
 	"github.com/caekit/caekit/interceptor/caeconnect"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit/testcae"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 	"github.com/caekit/caekit/proto/example/inbox/v1/inboxv1connect"
 	"github.com/caekit/caekit/revocation"
@@ -24,8 +25,8 @@ import (
 // middleware too.
 func ExampleNewServerInterceptor() {
 	v, err := token.NewValidator(context.Background(),
-		token.WithIssuer(testIssuer), token.WithAudience(testAudience),
-		token.WithStaticKey(testKID, &signingKey().PublicKey), token.WithLogger(nil))
+		token.WithIssuer(testcae.Issuer), token.WithAudience(testcae.Audience),
+		token.WithStaticKey(testcae.KID, &testcae.Key().PublicKey), token.WithLogger(nil))
 	if err != nil {
 		panic(err)
 	}
@@ -34,7 +35,7 @@ func ExampleNewServerInterceptor() {
 	if err != nil {
 		panic(err)
 	}
-	srv, err := interceptor.New(v, interceptor.WithStore(store), interceptor.WithAuthorizationURI(testAuthzURI))
+	srv, err := interceptor.New(v, interceptor.WithStore(store), interceptor.WithAuthorizationURI(testcae.AuthorizationURI))
 	if err != nil {
 		panic(err)
 	}
@@ -51,11 +52,11 @@ func ExampleNewServerInterceptor() {
 	// A token as the identity provider issues it to a cp1-capable client.
 	iat := time.Now().Add(-time.Minute)
 	jt := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"iss": testIssuer, "aud": testAudience, "sub": "alice", "oid": "oid-alice", "tid": testTenant,
+		"iss": testcae.Issuer, "aud": testcae.Audience, "sub": "alice", "oid": "oid-alice", "tid": testcae.Tenant,
 		"iat": iat.Unix(), "exp": iat.Add(time.Hour).Unix(), "xms_cc": []string{"cp1"},
 	})
-	jt.Header["kid"] = testKID
-	tok, err := jt.SignedString(signingKey())
+	jt.Header["kid"] = testcae.KID
+	tok, err := jt.SignedString(testcae.Key())
 	if err != nil {
 		panic(err)
 	}
@@ -75,7 +76,7 @@ func ExampleNewServerInterceptor() {
 	}
 	call()
 	_ = store.Put(context.Background(), revocation.Event{
-		Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey(testTenant, "oid-alice"), Time: time.Now(),
+		Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey(testcae.Tenant, "oid-alice"), Time: time.Now(),
 	})
 	call()
 	// Output:

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc/metadata"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/caekit/caekit/interceptor"
 	"github.com/caekit/caekit/interceptor/challenge"
+	"github.com/caekit/caekit/interceptor/internal/httpcall"
 )
 
 // ServerOption configures NewServerInterceptor.
@@ -86,8 +84,8 @@ func (si *serverInterceptor) call(spec connect.Spec, peer connect.Peer, h http.H
 		Registered:    true, // Connect routes registered procedures only
 		Authorization: h.Values("Authorization"),
 		Credentials:   "Authorization header",
-		Peer:          remoteAddr(peer.Addr),
-		Metadata:      func() metadata.MD { return headerMetadata(h) },
+		Peer:          httpcall.Peer(peer.Addr),
+		Metadata:      func() metadata.MD { return httpcall.Metadata(h) },
 		Stream:        spec.StreamType != connect.StreamTypeUnary,
 		Watch:         watch,
 	}
@@ -207,30 +205,3 @@ func newError(err error, protocol string) error {
 	}
 	return ce
 }
-
-// headerMetadata returns the request headers as gRPC-style metadata, with
-// lower-case keys, for checks that read check.Request.Metadata.
-func headerMetadata(h http.Header) metadata.MD {
-	md := make(metadata.MD, len(h))
-	for k, v := range h {
-		md[strings.ToLower(k)] = v
-	}
-	return md
-}
-
-// remoteAddr converts connect.Peer.Addr ("ip:port") to a net.Addr: a
-// *net.TCPAddr when it parses, as gRPC's peer address is.
-func remoteAddr(s string) net.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return net.TCPAddrFromAddrPort(ap)
-	}
-	if s == "" {
-		return nil
-	}
-	return stringAddr(s)
-}
-
-type stringAddr string
-
-func (a stringAddr) Network() string { return "tcp" }
-func (a stringAddr) String() string  { return string(a) }

@@ -2,20 +2,15 @@ package caeconnect_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -28,8 +23,8 @@ import (
 	"github.com/caekit/caekit/interceptor/caeconnect"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/check"
-	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testcae"
 	"github.com/caekit/caekit/internal/testkit/teststore"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
@@ -37,38 +32,10 @@ import (
 	"github.com/caekit/caekit/revocation"
 )
 
-const (
-	testIssuer   = "https://login.example/tenant-1/v2.0"
-	testAudience = "api://inbox"
-	testTenant   = "tenant-1"
-	testAuthzURI = "https://login.example/authorize"
-	testKID      = "k1"
-)
-
-var (
-	keyOnce sync.Once
-	ecKey   *ecdsa.PrivateKey
-)
-
-func signingKey() *ecdsa.PrivateKey {
-	keyOnce.Do(func() {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		ecKey = k
-	})
-	return ecKey
-}
-
-// mint signs a cp1-capable ES256 access token for sub, issued 10 s ago.
+// mint signs a cp1-capable access token for sub, issued 10 s ago.
 func mint(t testing.TB, sub string) string {
 	t.Helper()
-	iat := time.Now().Add(-10 * time.Second)
-	return testkit.Minter{Alg: "ES256", KID: testKID, Key: signingKey()}.Mint(t, jwt.MapClaims{
-		"iss": testIssuer, "aud": testAudience, "sub": sub, "oid": "oid-" + sub, "tid": testTenant,
-		"iat": iat.Unix(), "exp": iat.Add(time.Hour).Unix(), "xms_cc": []string{"cp1"},
-	})
+	return testcae.Mint(t, sub, nil)
 }
 
 // inbox is the connect implementation of the example Inbox service.
@@ -113,21 +80,8 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...interceptor.Option) *env {
 	t.Helper()
-	v, err := token.NewValidator(context.Background(),
-		token.WithIssuer(testIssuer), token.WithAudience(testAudience),
-		token.WithStaticKey(testKID, &signingKey().PublicKey), token.WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = v.Close() })
 	e := &env{store: teststore.Memory(t), in: inbox{causes: make(chan error, 4)}}
-	e.srv, err = interceptor.New(v, append([]interceptor.Option{
-		interceptor.WithStore(e.store), interceptor.WithAuthorizationURI(testAuthzURI),
-	}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.srv.Close() })
+	e.srv = testcae.Server(t, testcae.Validator(t), e.store, opts...)
 	ic, err := caeconnect.NewServerInterceptor(e.srv)
 	if err != nil {
 		t.Fatal(err)
@@ -149,12 +103,7 @@ func newEnv(t *testing.T, opts ...interceptor.Option) *env {
 
 func (e *env) revoke(t testing.TB, sub string) {
 	t.Helper()
-	if err := e.store.Put(context.Background(), revocation.Event{
-		ID: "ev-" + sub, Type: revocation.TypeUserDisabled,
-		Subject: revocation.ObjectKey(testTenant, "oid-"+sub), Time: time.Now(),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	testcae.Revoke(t, e.store, sub)
 }
 
 // grpcTrailer returns the www-authenticate trailer grpc-go's interceptor

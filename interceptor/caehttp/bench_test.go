@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/interceptor/caehttp"
+	"github.com/caekit/caekit/internal/testkit/testcae"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -44,7 +45,7 @@ func BenchmarkHTTPCutLatency(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				if err := e.store.Put(context.Background(), revocation.Event{
-					Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey(testTenant, "oid-"+sub), Time: time.Now(),
+					Type: revocation.TypeUserDisabled, Subject: revocation.ObjectKey(testcae.Tenant, "oid-"+sub), Time: time.Now(),
 				}); err != nil {
 					b.Fatal(err)
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/caekit/caekit/interceptor/caehttp"
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/internal/testkit"
+	"github.com/caekit/caekit/internal/testkit/testcae"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 	inboxv1 "github.com/caekit/caekit/proto/example/inbox/v1"
 )
@@ -58,7 +59,7 @@ func TestResourceMetadataDocument(t *testing.T) {
 	}
 	want := map[string]any{
 		"resource":                 testResource,
-		"authorization_servers":    []any{testIssuer},
+		"authorization_servers":    []any{testcae.Issuer},
 		"scopes_supported":         []any{"inbox.read"},
 		"bearer_methods_supported": []any{"header"},
 	}
@@ -110,7 +111,7 @@ func TestResourceMetadataErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := interceptor.New(newValidator(t), interceptor.WithResourceMetadata("http://api.example/x")); err == nil || !strings.Contains(err.Error(), "https") {
+	if _, err := interceptor.New(testcae.Validator(t), interceptor.WithResourceMetadata("http://api.example/x")); err == nil || !strings.Contains(err.Error(), "https") {
 		t.Fatalf("http metadata URL: %v", err)
 	}
 	if got := caehttp.MetadataURL("https://api.example/"); got != "https://api.example/.well-known/oauth-protected-resource" {

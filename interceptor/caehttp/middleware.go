@@ -3,14 +3,12 @@ package caehttp
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 
 	"google.golang.org/grpc/metadata"
 
 	"github.com/caekit/caekit/interceptor"
+	"github.com/caekit/caekit/interceptor/internal/httpcall"
 )
 
 // Option configures Middleware.
@@ -120,8 +118,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Registered:    registered,
 		Authorization: r.Header.Values("Authorization"),
 		Credentials:   credentialsName,
-		Peer:          remoteAddr(r.RemoteAddr),
-		Metadata:      func() metadata.MD { return headerMetadata(r.Header) },
+		Peer:          httpcall.Peer(r.RemoteAddr),
+		Metadata:      func() metadata.MD { return httpcall.Metadata(r.Header) },
 		Watch:         true,
 	})
 	if err != nil {
@@ -138,33 +136,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	h.next.ServeHTTP(rw, r.WithContext(a.Context()))
 }
-
-// headerMetadata returns the request headers as gRPC-style metadata, with
-// lower-case keys, for checks that read check.Request.Metadata.
-func headerMetadata(h http.Header) metadata.MD {
-	md := make(metadata.MD, len(h))
-	for k, v := range h {
-		md[strings.ToLower(k)] = v
-	}
-	return md
-}
-
-// remoteAddr converts http.Request.RemoteAddr ("ip:port") to a net.Addr: a
-// *net.TCPAddr when it parses, as gRPC's peer address is.
-func remoteAddr(s string) net.Addr {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return net.TCPAddrFromAddrPort(ap)
-	}
-	if s == "" {
-		return nil
-	}
-	return stringAddr(s)
-}
-
-type stringAddr string
-
-func (a stringAddr) Network() string { return "tcp" }
-func (a stringAddr) String() string  { return string(a) }
 
 // responseWriter is the writer the handler sees: it refuses to write once
 // the request is cut.

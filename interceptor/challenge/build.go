@@ -67,15 +67,7 @@ func (c *Challenge) Header() string {
 		b.WriteString(`, error_description=`)
 		emitQuoted(&b, c.Description)
 	}
-	for _, p := range c.Params {
-		if !emitIsToken(p.Name) || emitIsStandardParam(p.Name) {
-			continue
-		}
-		b.WriteString(", ")
-		b.WriteString(p.Name)
-		b.WriteByte('=')
-		emitQuoted(&b, p.Value)
-	}
+	emitParams(&b, c.Params)
 	return b.String()
 }
 
@@ -99,6 +91,21 @@ func (c *Challenge) emitErrorCode() string {
 		return ErrorInsufficientUserAuthentication
 	default:
 		return ErrorInvalidToken
+	}
+}
+
+// emitParams writes the extra parameters of a challenge (Build and
+// BuildStepUp share it): each as `, name="value"`, skipping a name that is
+// not a token or that would shadow a standard parameter.
+func emitParams(b *strings.Builder, params []Param) {
+	for _, p := range params {
+		if !emitIsToken(p.Name) || emitIsStandardParam(p.Name) {
+			continue
+		}
+		b.WriteString(", ")
+		b.WriteString(p.Name)
+		b.WriteByte('=')
+		emitQuoted(b, p.Value)
 	}
 }
 

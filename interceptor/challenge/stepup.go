@@ -135,15 +135,7 @@ func (c *Challenge) stepUpHeader() string {
 		b.WriteString(`, authorization_uri=`)
 		emitQuoted(&b, c.AuthorizationURI)
 	}
-	for _, p := range c.Params {
-		if !emitIsToken(p.Name) || emitIsStandardParam(p.Name) {
-			continue
-		}
-		b.WriteString(", ")
-		b.WriteString(p.Name)
-		b.WriteByte('=')
-		emitQuoted(&b, p.Value)
-	}
+	emitParams(&b, c.Params)
 	return b.String()
 }
 

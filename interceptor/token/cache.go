@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/caekit/caekit/internal/keyset"
 )
 
 // cache remembers verified tokens. It is a fixed number of shards, each a
@@ -32,9 +34,9 @@ type cacheSlot struct {
 	hash   uint64
 	raw    string
 	claims *Claims
-	key    *keyRec // the key that verified raw; never nil
-	exp    int64   // unix nanos; the entry is served only strictly before it
-	nbf    int64   // unix nanos, math.MinInt64 when absent
+	key    *keyset.Key // the key that verified raw; never nil
+	exp    int64       // unix nanos; the entry is served only strictly before it
+	nbf    int64       // unix nanos, math.MinInt64 when absent
 	ref    atomic.Bool
 }
 
@@ -78,7 +80,7 @@ func (c *cache) get(raw string, now, leeway int64) (*Claims, bool) {
 		return nil, false
 	}
 	e := &s.slots[i]
-	if e.raw != raw || now >= e.exp || now+leeway < e.nbf || !e.key.live(now) {
+	if e.raw != raw || now >= e.exp || now+leeway < e.nbf || !e.key.Live(now) {
 		s.mu.RUnlock()
 		return nil, false
 	}
@@ -91,7 +93,7 @@ func (c *cache) get(raw string, now, leeway int64) (*Claims, bool) {
 }
 
 // put caches claims for raw, verified by key; now is unix nanos.
-func (c *cache) put(raw string, cl *Claims, key *keyRec, now int64) {
+func (c *cache) put(raw string, cl *Claims, key *keyset.Key, now int64) {
 	exp := cl.ExpiresAt.UnixNano()
 	if now >= exp {
 		return
@@ -132,7 +134,7 @@ func (s *cacheShard) victim(now int64) int32 {
 			s.hand = 0
 		}
 		e := &s.slots[i]
-		if now >= e.exp || !e.ref.Load() || !e.key.live(now) {
+		if now >= e.exp || !e.ref.Load() || !e.key.Live(now) {
 			return int32(i)
 		}
 		e.ref.Store(false)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caekit/caekit/internal/keyset"
 	"github.com/caekit/caekit/internal/testclock"
 )
 
@@ -142,25 +143,25 @@ func TestCacheNoNBF(t *testing.T) {
 }
 
 // staticRec is a key that never leaves.
-var staticRec = newKeyRec("static", "", nil, nil)
+var staticRec = keyset.NewKey("static", "", nil)
 
 func TestCacheRefusesWithdrawnKey(t *testing.T) {
 	now := testclock.Unix(1_900_000_000, 0)
 	c := newCache(64)
-	k := newKeyRec("k", "", nil, nil)
+	k := keyset.NewKey("k", "", nil)
 	cl := claimsExp(now.Add(time.Hour))
 	c.put("t", cl, k, now.UnixNano())
 	if got, ok := c.get("t", now.UnixNano(), 0); !ok || got != cl {
 		t.Fatal("miss while the key is published")
 	}
-	k.until.Store(now.Add(time.Minute).UnixNano()) // withdrawn, one minute of grace
+	k.Withdraw(now.Add(time.Minute).UnixNano()) // withdrawn, one minute of grace
 	if _, ok := c.get("t", now.Add(59*time.Second).UnixNano(), 0); !ok {
 		t.Fatal("miss within the grace period")
 	}
 	if _, ok := c.get("t", now.Add(time.Minute).UnixNano(), 0); ok {
 		t.Fatal("hit once the grace period ended")
 	}
-	k.until.Store(math.MaxInt64) // published again
+	k.Withdraw(math.MaxInt64) // published again
 	if _, ok := c.get("t", now.Add(2*time.Minute).UnixNano(), 0); !ok {
 		t.Fatal("miss after the key came back")
 	}
@@ -169,13 +170,13 @@ func TestCacheRefusesWithdrawnKey(t *testing.T) {
 func TestCacheEvictsWithdrawnKeyFirst(t *testing.T) {
 	now := testclock.Unix(1_900_000_000, 0).UnixNano()
 	c := newCache(2)
-	live, dead := newKeyRec("live", "", nil, nil), newKeyRec("dead", "", nil, nil)
+	live, dead := keyset.NewKey("live", "", nil), keyset.NewKey("dead", "", nil)
 	exp := claimsExp(time.Unix(0, now).Add(time.Hour))
 	c.put("a", exp, live, now)
 	c.put("b", exp, dead, now)
 	c.get("a", now, 0) // referenced
 	c.get("b", now, 0) // referenced too, but its key is then withdrawn
-	dead.until.Store(now - 1)
+	dead.Withdraw(now - 1)
 	c.put("c", exp, live, now)
 	if _, ok := c.get("a", now, 0); !ok {
 		t.Fatal("the live entry was evicted instead of the one whose key is withdrawn")

@@ -1,43 +1,49 @@
 package token
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/caekit/caekit/internal/keyset"
+)
 
 // Sentinel errors returned (wrapped, with a message saying what was wrong)
 // by Validator.Validate. Test for them with errors.Is. No error ever contains
 // the token itself; messages may carry the token's Claims.Hash-style prefix,
 // header values such as kid and alg, and claim values such as iss and aud.
+// The key and signature errors are shared with the logout receivers
+// (revocation/logout), which verify with the same key machinery.
 var (
 	// ErrMissing means no token was given.
 	ErrMissing = errors.New("token: missing")
 	// ErrTooLarge means the token exceeds the configured maximum size; it
 	// was refused before any decoding.
-	ErrTooLarge = errors.New("token: too large")
+	ErrTooLarge = keyset.ErrTooLarge
 	// ErrMalformed means the token is not a well-formed compact JWS with a
 	// JSON object payload, lacks the exp or iat claim, has a claim of the wrong
 	// type, nests JSON too deeply, repeats a member name in a JSON object of
 	// its header or payload, is not UTF-8, or uses a feature this validator
 	// refuses (crit header, JWE, an unexpected typ).
-	ErrMalformed = errors.New("token: malformed")
+	ErrMalformed = keyset.ErrMalformed
 	// ErrAlgorithm means the alg header is not in the allow-list (alg "none"
 	// never is) or does not match the type of the key it names.
-	ErrAlgorithm = errors.New("token: algorithm not allowed")
+	ErrAlgorithm = keyset.ErrAlgorithm
 	// ErrUnknownKey means no configured or fetched key matches the kid. An
 	// asynchronous, rate-limited refresh of the remote key sets has been
 	// requested; a retry may succeed once it completes.
-	ErrUnknownKey = errors.New("token: unknown signing key")
+	ErrUnknownKey = keyset.ErrUnknownKey
 	// ErrKeyRetired means the kid names a key that left its JWK Set longer
 	// ago than the rotation grace period (WithKeyRotationGrace). Errors
 	// wrapping it also wrap ErrUnknownKey.
-	ErrKeyRetired = errors.New("token: signing key withdrawn from the key set")
+	ErrKeyRetired = keyset.ErrKeyRetired
 	// ErrSignature means the signature does not verify.
-	ErrSignature = errors.New("token: invalid signature")
+	ErrSignature = keyset.ErrSignature
 	// ErrIssuer means the iss claim is missing or not accepted.
-	ErrIssuer = errors.New("token: issuer not accepted")
+	ErrIssuer = keyset.ErrIssuer
 	// ErrKeyIssuer means the signature verifies, but with a key whose source
 	// is bound to other issuers than the token's iss (see WithDiscovery and
 	// ForIssuers): one identity provider's key cannot sign tokens for
 	// another. Errors wrapping it also wrap ErrIssuer.
-	ErrKeyIssuer = errors.New("token: signing key not bound to the token's issuer")
+	ErrKeyIssuer = keyset.ErrKeyIssuer
 	// ErrAudience means no aud value is one of the configured audiences.
 	ErrAudience = errors.New("token: audience not accepted")
 	// ErrExpired means the exp claim is in the past (beyond the leeway).

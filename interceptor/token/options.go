@@ -2,10 +2,6 @@ package token
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/internal/keyset"
 )
 
 // Defaults of a Validator. Each has an Option to change it.
@@ -55,8 +52,12 @@ const MaxLeeway = 10 * time.Minute
 // ES256 and EdDSA.
 func DefaultAlgorithms() []string { return []string{"RS256", "PS256", "ES256", "EdDSA"} }
 
-// minRSABits is the smallest RSA modulus accepted, for static and fetched keys.
-const minRSABits = 2048
+// DiscoveryTenantPlaceholder is the placeholder a multi-tenant OpenID
+// Provider (Entra's common, organizations and consumers endpoints) puts in
+// the issuer of its discovery document: keys from that document verify
+// tokens whose iss is the template with the placeholder replaced by the
+// token's tid claim.
+const DiscoveryTenantPlaceholder = "{tenantid}"
 
 // minHMACKeySize is the shortest HMAC secret accepted, in bytes.
 const minHMACKeySize = 32
@@ -335,7 +336,7 @@ func (c *config) addStaticKey(opt, kid string, key crypto.PublicKey, issuers []s
 	if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
 		key = pk.Public()
 	}
-	if err := checkPublicKey(key); err != nil {
+	if err := keyset.CheckPublicKey(key); err != nil {
 		c.fail("%s(%q): %w", opt, kid, err)
 		return
 	}
@@ -564,9 +565,9 @@ func (c *config) validate() error {
 		switch {
 		case strings.EqualFold(a, "none"):
 			add("WithAlgorithms: alg %q is never accepted", a)
-		case methods[a] == nil:
+		case jose.Methods[a] == nil:
 			add("WithAlgorithms: unknown algorithm %q", a)
-		case isHMAC(a):
+		case strings.HasPrefix(a, "HS"):
 			hasHMAC = true
 		}
 	}
@@ -602,23 +603,6 @@ func (c *config) validate() error {
 		add("WithMaxTokenLifetime: %s is not positive", c.maxLifetime)
 	}
 	return errors.Join(errs...)
-}
-
-// distinctIssuers returns the accepted issuers: WithIssuer values and
-// WithTenantIssuer templates, without repeats.
-func (c *config) distinctIssuers() []string {
-	var out []string
-	for _, iss := range c.issuers {
-		if !slices.Contains(out, iss) {
-			out = append(out, iss)
-		}
-	}
-	for _, ti := range c.tenantIssuers {
-		if !slices.Contains(out, ti.template) {
-			out = append(out, ti.template)
-		}
-	}
-	return out
 }
 
 // checkBindings checks that every issuer a key source is bound to is
@@ -657,7 +641,8 @@ func (c *config) checkBindings() []error {
 		}
 		check(fmt.Sprintf("WithHMACKey(%q)", kid), k.issuers)
 	}
-	if n := len(c.distinctIssuers()); n > 1 && len(unbound) > 0 {
+	kc := c.keysetConfig()
+	if n := len(kc.DistinctIssuers()); n > 1 && len(unbound) > 0 {
 		errs = append(errs, fmt.Errorf("%d issuers are accepted, so every key source must name the issuers it signs for, "+
 			"or any of them could sign tokens for the others; not bound: %s (bind each with ForIssuers, e.g. "+
 			"WithJWKSURL(url, ForIssuers(iss)))", n, strings.Join(unbound, ", ")))
@@ -698,33 +683,4 @@ func (c *config) acceptsBoundIssuer(iss string) error {
 // receiver).
 func checkURL(raw string, insecure bool) error {
 	return jose.CheckURL(raw, insecure, "WithInsecureHTTP")
-}
-
-// checkPublicKey accepts the public key types and sizes the validator uses.
-func checkPublicKey(key crypto.PublicKey) error {
-	switch k := key.(type) {
-	case *rsa.PublicKey:
-		if k == nil || k.N == nil {
-			return errors.New("nil RSA key")
-		}
-		if k.N.BitLen() < minRSABits {
-			return fmt.Errorf("RSA key has %d bits, need at least %d", k.N.BitLen(), minRSABits)
-		}
-	case *ecdsa.PublicKey:
-		if k == nil || k.Curve == nil {
-			return errors.New("nil ECDSA key")
-		}
-		switch k.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-		default:
-			return fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
-		}
-	case ed25519.PublicKey:
-		if len(k) != ed25519.PublicKeySize {
-			return fmt.Errorf("Ed25519 key has %d bytes, want %d", len(k), ed25519.PublicKeySize)
-		}
-	default:
-		return fmt.Errorf("unsupported key type %T", key)
-	}
-	return nil
 }

@@ -1,30 +1,18 @@
 package token
 
-import (
-	"encoding/json"
-	"fmt"
-
-	"github.com/caekit/caekit/internal/jose"
-)
+import "github.com/caekit/caekit/internal/keyset"
 
 // Signed is a compact JWS that is not an access token (an OpenID Connect
 // Back-Channel Logout token, a Global Token Revocation JWT) whose signature
 // VerifySigned checked with a key bound to its issuer. Its claims other than
 // iss (and tid) are not checked: the caller applies its own rules.
-type Signed struct {
-	// Typ is the header typ ("" when absent).
-	Typ string
-	// Alg and KID are the header alg and kid.
-	Alg, KID string
-	// Issuer is the iss claim: an issuer the validator accepts, and one the
-	// verifying key may sign for. TenantID is the tid claim, if any.
-	Issuer, TenantID string
-	// Claims is the payload: strict JSON (no duplicate members, UTF-8,
-	// bounded depth), members undecoded.
-	Claims map[string]json.RawMessage
-	// Hash is Hash(raw), safe to log.
-	Hash string
-}
+//
+// Its fields: Typ is the header typ ("" when absent); Alg and KID are the
+// header alg and kid; Issuer is the iss claim (an issuer the validator
+// accepts, and one the verifying key may sign for) and TenantID the tid
+// claim, if any; Claims is the payload (strict JSON: no duplicate members,
+// UTF-8, bounded depth), members undecoded; Hash is Hash(raw), safe to log.
+type Signed = keyset.Signed
 
 // VerifySigned checks raw, a compact JWS issued by an identity provider this
 // validator trusts but which is not an access token, with the validator's
@@ -40,70 +28,4 @@ type Signed struct {
 // does. Errors wrap the package's sentinel errors (ErrMalformed,
 // ErrAlgorithm, ErrUnknownKey, ErrSignature, ErrIssuer) and never contain
 // the token.
-func (v *Validator) VerifySigned(raw string) (*Signed, error) {
-	if len(raw) > v.maxTokenSize {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(raw), v.maxTokenSize)
-	}
-	j, err := jose.ParseJWS(raw, v.maxTokenSize, func(alg string) bool { return v.allowed[alg] })
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	iss, _, err := jose.ClaimString(j.Claims, "iss")
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	tid, _, err := jose.ClaimString(j.Claims, "tid")
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if iss == "" {
-		return nil, fmt.Errorf("%w: no iss claim", ErrIssuer)
-	}
-	if !v.acceptsIssuer(iss, tid) {
-		return nil, fmt.Errorf("%w: iss %q (tid %q) is not accepted", ErrIssuer, jose.Clip(iss), jose.Clip(tid))
-	}
-	now := v.now()
-	var keyBuf [maxKeyCandidates]*keyRec
-	keys, err := v.lookupKeys(keyBuf[:0], j.Alg, j.Kid, j.HasKID, now)
-	if err != nil {
-		return nil, err
-	}
-	cands := make([]any, 0, len(keys))
-	for _, k := range keys {
-		cands = append(cands, k.key)
-	}
-	var bindErr error
-	for len(cands) > 0 {
-		i, err := jose.VerifyJWS(j, cands)
-		if err != nil {
-			break
-		}
-		k := keys[i]
-		if k.bind.accepts(iss, tid) {
-			return &Signed{Typ: j.Typ, Alg: j.Alg, KID: j.Kid, Issuer: iss, TenantID: tid, Claims: j.Claims, Hash: Hash(raw)}, nil
-		}
-		if bindErr == nil {
-			bindErr = k.bind.check(&Claims{Issuer: iss, TenantID: tid}, k.kid)
-		}
-		keys = append(keys[:i:i], keys[i+1:]...)
-		cands = append(cands[:i:i], cands[i+1:]...)
-	}
-	if bindErr != nil {
-		return nil, bindErr
-	}
-	return nil, fmt.Errorf("%w: %s signature does not verify with key %q", ErrSignature, j.Alg, jose.Clip(j.Kid))
-}
-
-// acceptsIssuer reports whether iss (with tid) is an issuer the validator
-// accepts.
-func (v *Validator) acceptsIssuer(iss, tid string) bool {
-	if v.issuers[iss] {
-		return true
-	}
-	for i := range v.tenants {
-		if v.tenants[i].match(iss, tid) {
-			return true
-		}
-	}
-	return false
-}
+func (v *Validator) VerifySigned(raw string) (*Signed, error) { return v.keys.VerifySigned(raw) }

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/internal/keyset"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -19,13 +18,8 @@ import (
 // use. Validate never touches the network: remote key sets are fetched and
 // refreshed by background goroutines, which Close stops.
 type Validator struct {
-	allowed      map[string]bool
-	issuers      map[string]bool
-	tenants      []tenantMatcher
+	keys         *keyset.Set // key sources, issuers, algorithm allow-list
 	audiences    []string
-	staticKeys   map[string]*keyRec
-	hmacKeys     map[string]*keyRec
-	remotes      []*remote
 	cache        *cache
 	now          func() time.Time
 	leeway       time.Duration
@@ -33,26 +27,6 @@ type Validator struct {
 	maxLifetime  time.Duration
 	acceptIDTok  bool
 	log          *slog.Logger
-
-	ownClient *http.Client // the default client, whose idle connections Close drops
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-}
-
-type tenantMatcher struct {
-	prefix, suffix string
-	tenants        map[string]bool // lower case
-}
-
-// match reports whether iss is prefix+tid+suffix for an accepted tid.
-func (t *tenantMatcher) match(iss, tid string) bool {
-	if tid == "" || len(iss) != len(t.prefix)+len(tid)+len(t.suffix) ||
-		!strings.HasPrefix(iss, t.prefix) || !strings.HasSuffix(iss, t.suffix) ||
-		iss[len(t.prefix):len(iss)-len(t.suffix)] != tid {
-		return false
-	}
-	return t.tenants[strings.ToLower(tid)]
 }
 
 // NewValidator builds a Validator from opts. It needs an issuer, an audience
@@ -61,7 +35,6 @@ func (t *tenantMatcher) match(iss, tid string) bool {
 // Close to stop the background refreshes.
 func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 	cfg := defaultConfig()
-	var ownClient *http.Client
 	for i, o := range opts {
 		if o == nil {
 			cfg.fail("option %d is nil", i)
@@ -72,27 +45,13 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("token: invalid options: %w", err)
 	}
-	if ctx == nil {
-		ctx = context.Background()
+	keys, err := keyset.New(ctx, cfg.keysetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
 	}
-	if cfg.httpClient == nil {
-		// An own transport, so that Close can drop its idle connections.
-		cfg.httpClient = &http.Client{
-			Timeout:   DefaultHTTPTimeout,
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
-		}
-		ownClient = cfg.httpClient
-	}
-	// Redirects are held to the same URL rule as configured URLs, with the
-	// default client and with WithHTTPClient's.
-	cfg.httpClient = jose.GuardRedirects(cfg.httpClient, cfg.insecureHTTP, "WithInsecureHTTP", false)
-	v := &Validator{
-		ownClient:    ownClient,
-		allowed:      map[string]bool{},
-		issuers:      map[string]bool{},
+	return &Validator{
+		keys:         keys,
 		audiences:    cfg.audiences,
-		staticKeys:   make(map[string]*keyRec, len(cfg.staticKeys)),
-		hmacKeys:     make(map[string]*keyRec, len(cfg.hmacKeys)),
 		cache:        newCache(cfg.cacheSize),
 		now:          cfg.now,
 		leeway:       cfg.leeway,
@@ -100,97 +59,51 @@ func NewValidator(ctx context.Context, opts ...Option) (*Validator, error) {
 		maxLifetime:  cfg.maxLifetime,
 		acceptIDTok:  cfg.acceptIDTokens,
 		log:          cfg.logger,
-	}
-	// Key sources without an issuer binding are bound to the single accepted
-	// issuer; cfg.validate has refused them if there are several.
-	bound := func(source string, issuers []string) *issuerBinding {
-		if issuers == nil {
-			issuers = cfg.distinctIssuers()
-		}
-		return bindingFor(source, issuers, TenantPlaceholder)
-	}
-	for kid, k := range cfg.staticKeys {
-		v.staticKeys[kid] = newKeyRec(kid, "", k.key, bound(fmt.Sprintf("WithStaticKey(%q)", kid), k.issuers))
-	}
-	for kid, k := range cfg.hmacKeys {
-		v.hmacKeys[kid] = newKeyRec(kid, "", k.key, bound(fmt.Sprintf("WithHMACKey(%q)", kid), k.issuers))
-	}
-	for _, a := range cfg.algs {
-		v.allowed[a] = true
-	}
-	for _, iss := range cfg.issuers {
-		v.issuers[iss] = true
-	}
-	for _, ti := range cfg.tenantIssuers {
-		prefix, suffix, _ := strings.Cut(ti.template, TenantPlaceholder)
-		m := tenantMatcher{prefix: prefix, suffix: suffix, tenants: map[string]bool{}}
-		for _, t := range ti.tenants {
-			m.tenants[t] = true
-		}
-		v.tenants = append(v.tenants, m)
-	}
-	for _, src := range cfg.discovery {
-		var b *issuerBinding // the discovery document decides
-		if src.issuers != nil {
-			b = bound(fmt.Sprintf("WithDiscovery(%q)", src.url), src.issuers)
-		}
-		r, err := newRemote(&cfg, src.url, "", b)
-		if err != nil {
-			return nil, fmt.Errorf("token: %w", err)
-		}
-		v.remotes = append(v.remotes, r)
-	}
-	for _, src := range cfg.jwksURLs {
-		r, err := newRemote(&cfg, "", src.url, bound(fmt.Sprintf("WithJWKSURL(%q)", src.url), src.issuers))
-		if err != nil {
-			return nil, fmt.Errorf("token: %w", err)
-		}
-		v.remotes = append(v.remotes, r)
-	}
+	}, nil
+}
 
-	// Initial fetches, concurrently, bounded by ctx.
-	errs := make([]error, len(v.remotes))
-	var wg sync.WaitGroup
-	for i, r := range v.remotes {
-		wg.Go(func() { errs[i] = r.refresh(ctx) })
+// keysetConfig is the key part of c, for keyset.New.
+func (c *config) keysetConfig() keyset.Config {
+	kc := keyset.Config{
+		Issuers:          c.issuers,
+		StaticKeys:       make(map[string]keyset.StaticKey, len(c.staticKeys)),
+		HMACKeys:         make(map[string]keyset.StaticKey, len(c.hmacKeys)),
+		Algorithms:       c.algs,
+		MaxTokenSize:     c.maxTokenSize,
+		Now:              c.now,
+		HTTPClient:       c.httpClient,
+		RefreshInterval:  c.refreshInterval,
+		UnknownKIDLimit:  c.unknownKIDLimit,
+		RotationGrace:    c.rotationGrace,
+		MaxJWKSSize:      c.maxJWKSSize,
+		Logger:           c.logger,
+		Component:        "caekit/token",
+		StartWithoutKeys: c.startWithout,
+		InsecureHTTP:     c.insecureHTTP,
+		InsecureOption:   "WithInsecureHTTP",
 	}
-	wg.Wait()
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		if !cfg.startWithout {
-			if ownClient != nil {
-				ownClient.CloseIdleConnections()
-			}
-			return nil, fmt.Errorf("token: initial key fetch from %s failed (WithStartWithoutKeys tolerates this): %w", v.remotes[i].source, err)
-		}
-		v.log.WarnContext(ctx, "initial key fetch failed; retrying in the background", "component", "caekit/token", "source", v.remotes[i].source, "error", err)
+	for _, ti := range c.tenantIssuers {
+		kc.TenantIssuers = append(kc.TenantIssuers, keyset.TenantIssuer{Template: ti.template, Tenants: ti.tenants})
 	}
-
-	bg, cancel := context.WithCancel(context.Background())
-	v.cancel = cancel
-	for i, r := range v.remotes {
-		v.wg.Go(func() { r.run(bg, errs[i] != nil) })
+	for _, src := range c.discovery {
+		kc.Discovery = append(kc.Discovery, keyset.Source{URL: src.url, Issuers: src.issuers})
 	}
-	return v, nil
+	for _, src := range c.jwksURLs {
+		kc.JWKSURLs = append(kc.JWKSURLs, keyset.Source{URL: src.url, Issuers: src.issuers})
+	}
+	for kid, k := range c.staticKeys {
+		kc.StaticKeys[kid] = keyset.StaticKey{Key: k.key, Issuers: k.issuers}
+	}
+	for kid, k := range c.hmacKeys {
+		kc.HMACKeys[kid] = keyset.StaticKey{Key: k.key, Issuers: k.issuers}
+	}
+	return kc
 }
 
 // Close stops the background key refreshes and waits for them to end. The
 // Validator still validates afterwards, with the keys it has. Close is
 // idempotent and always returns nil.
-func (v *Validator) Close() error {
-	v.closeOnce.Do(func() {
-		if v.cancel != nil {
-			v.cancel()
-		}
-		v.wg.Wait()
-		if v.ownClient != nil {
-			v.ownClient.CloseIdleConnections()
-		}
-	})
-	return nil
-}
+func (v *Validator) Close() error { return v.keys.Close() }
 
 // MaxTokenLifetime returns the longest lifetime (exp - iat) of a token the
 // validator accepts (WithMaxTokenLifetime).
@@ -216,7 +129,7 @@ func (v *Validator) RetentionNeeded() time.Duration {
 func Hash(raw string) string { return jose.Hash(raw) }
 
 // allowedAlg reports whether alg is in the allow-list (WithAlgorithms).
-func (v *Validator) allowedAlg(alg string) bool { return v.allowed[alg] }
+func (v *Validator) allowedAlg(alg string) bool { return v.keys.AllowedAlg(alg) }
 
 // Validate checks raw, a compact JWS access token (without a "Bearer "
 // prefix), and returns its claims. Errors wrap one of the package's sentinel
@@ -253,7 +166,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Claims, error) {
 
 // verify does the full check of a token that is not in the cache and returns
 // its claims and the key that verified it.
-func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) {
+func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyset.Key, error) {
 	j, err := jose.SplitJWS(raw, v.maxTokenSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -268,14 +181,14 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	// Keys and signature, before the payload is parsed. Several keys may
 	// share the kid (from independent sources): keep every one that
 	// verifies, and pick the one bound to the token's issuer below.
-	var keyBuf, verBuf [maxKeyCandidates]*keyRec
-	keys, err := v.lookupKeys(keyBuf[:0], j.Alg, j.Kid, j.HasKID, now)
+	var keyBuf, verBuf [keyset.MaxCandidates]*keyset.Key
+	keys, err := v.keys.Lookup(keyBuf[:0], j.Alg, j.Kid, j.HasKID, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	verified := verBuf[:0]
 	for _, k := range keys {
-		if j.Verify(k.key) {
+		if j.Verify(k.Public()) {
 			verified = append(verified, k)
 		}
 	}
@@ -303,7 +216,7 @@ func (v *Validator) verify(raw string, now time.Time) (*Claims, *keyRec, error) 
 	// checkClaims refuses the token with the first one's binding error.
 	key := verified[0]
 	for _, k := range verified {
-		if k.bind.accepts(cl.Issuer, cl.TenantID) {
+		if k.Accepts(cl.Issuer, cl.TenantID) {
 			key = k
 			break
 		}
@@ -337,23 +250,14 @@ func accessTokenType(typ string) bool {
 
 // checkClaims checks iss (accepted, and one that key may sign for), aud,
 // exp, nbf and iat at now, and the lifetime exp - iat.
-func (v *Validator) checkClaims(cl *Claims, key *keyRec, now time.Time) error {
+func (v *Validator) checkClaims(cl *Claims, key *keyset.Key, now time.Time) error {
 	if cl.Issuer == "" {
 		return fmt.Errorf("%w: no iss claim", ErrIssuer)
 	}
-	if !v.issuers[cl.Issuer] {
-		ok := false
-		for i := range v.tenants {
-			if v.tenants[i].match(cl.Issuer, cl.TenantID) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return fmt.Errorf("%w: iss %q (tid %q) is not accepted", ErrIssuer, jose.Clip(cl.Issuer), jose.Clip(cl.TenantID))
-		}
+	if !v.keys.AcceptsIssuer(cl.Issuer, cl.TenantID) {
+		return fmt.Errorf("%w: iss %q (tid %q) is not accepted", ErrIssuer, jose.Clip(cl.Issuer), jose.Clip(cl.TenantID))
 	}
-	if err := key.bind.check(cl, key.kid); err != nil {
+	if err := key.CheckIssuer(cl.Issuer, cl.TenantID); err != nil {
 		return err
 	}
 	audOK := false

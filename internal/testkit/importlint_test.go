@@ -16,6 +16,7 @@ import (
 var testSupport = map[string]bool{
 	"internal/testkit":                true,
 	"internal/testkit/testidp":        true,
+	"internal/testkit/testcae":        true,
 	"revocation/redisstore/redistest": true,
 	"revocation/ssf/ssftest":          true,
 }

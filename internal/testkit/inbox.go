@@ -113,15 +113,24 @@ func (s *Inbox) WatchInbox(r *inboxv1.WatchInboxRequest, st grpc.ServerStreaming
 // blocked in RecvMsg), and it ends cleanly when the client closes its side.
 func (s *Inbox) Chat(st grpc.BidiStreamingServer[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
 	defer s.note("chat", st.Context())
+	return EchoChat(st.Recv, st.Send)
+}
+
+// EchoChat is the Chat method's loop over any transport's bidirectional
+// stream (a gRPC stream's Recv and Send, a connect.BidiStream's Receive and
+// Send): it sends back the text of every message recv returns, returns nil
+// when recv reports io.EOF (the client closed its side), and returns any
+// other error of recv or send.
+func EchoChat(recv func() (*inboxv1.ChatRequest, error), send func(*inboxv1.ChatResponse) error) error {
 	for {
-		m, err := st.Recv()
+		m, err := recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := st.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
+		if err := send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
 			return err
 		}
 	}

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/internal/keyset"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -71,7 +71,7 @@ func (r *Receiver) ParseLogoutToken(raw string) (*LogoutToken, error) {
 	return r.logoutClaims(s)
 }
 
-func (r *Receiver) logoutClaims(s *token.Signed) (*LogoutToken, error) {
+func (r *Receiver) logoutClaims(s *keyset.Signed) (*LogoutToken, error) {
 	switch strings.ToLower(s.Typ) {
 	case "", "jwt", "logout+jwt", "application/logout+jwt":
 	default:

@@ -16,8 +16,11 @@
 // validator's key sources (token.Validator.VerifySigned): the keys of the
 // issuer's discovery jwks_uri, refreshed in the background, each bound to
 // its issuer, under the same size limit, algorithm allow-list and strict
-// JSON as access tokens. Share the server's validator (WithKeys) or let New
-// build one over the discovery of each WithIssuer issuer.
+// JSON as access tokens. Share the server's validator (WithKeys, which
+// takes the Keys interface that *token.Validator implements) or let New
+// build a key set of its own over the discovery of each WithIssuer issuer:
+// the same key machinery (internal/keyset) as the validator's, so logout
+// does not import the interceptor layer.
 //
 // # Effects
 //

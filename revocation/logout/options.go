@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/internal/keyset"
 	"github.com/caekit/caekit/revocation"
 )
 
@@ -35,7 +36,7 @@ type Option func(*config)
 
 type config struct {
 	store          revocation.Store
-	keys           *token.Validator
+	keys           Keys
 	nilKeys        bool // WithKeys(nil) was given
 	issuers        []string
 	insecureHTTP   bool
@@ -71,16 +72,36 @@ func defaultConfig() config {
 // acknowledged only once its Put returned nil.
 func WithStore(s revocation.Store) Option { return func(c *config) { c.store = s } }
 
-// WithKeys shares the key sources of v, the access-token validator: logout
-// tokens and Global Token Revocation JWTs are verified with its keys (from
-// discovery, JWKS URLs or static keys, refreshed in the background), each
-// bound to its issuer, under its algorithm allow-list and token size limit
-// (token.Validator.VerifySigned), and their iss must be an issuer v accepts.
-// The caller owns v and closes it after the Receiver. Without WithKeys, New
-// builds a validator over the OIDC discovery of each WithIssuer issuer and
-// Close closes it.
-func WithKeys(v *token.Validator) Option {
-	return func(c *config) { c.keys, c.nilKeys = v, v == nil }
+// Keys verifies signed JWTs with keys bound to their issuers: what the
+// Receiver needs of the access-token validator. *token.Validator
+// (interceptor/token) implements it with its VerifySigned, whose result
+// type is token.Signed; logout depends on this interface, not on the
+// interceptor layer.
+type Keys interface {
+	VerifySigned(raw string) (*keyset.Signed, error)
+}
+
+// WithKeys shares the key sources of v, the access-token validator (a
+// *token.Validator): logout tokens and Global Token Revocation JWTs are
+// verified with its keys (from discovery, JWKS URLs or static keys,
+// refreshed in the background), each bound to its issuer, under its
+// algorithm allow-list and token size limit (token.Validator.VerifySigned),
+// and their iss must be an issuer v accepts. The caller owns v and closes
+// it after the Receiver. Without WithKeys, New builds its own key set over
+// the OIDC discovery of each WithIssuer issuer (the same key machinery as
+// the validator's) and Close closes it.
+func WithKeys(v Keys) Option {
+	return func(c *config) { c.keys, c.nilKeys = v, isNil(v) }
+}
+
+// isNil reports whether k is nil or holds a nil pointer (a nil
+// *token.Validator).
+func isNil(k Keys) bool {
+	if k == nil {
+		return true
+	}
+	rv := reflect.ValueOf(k)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // WithIssuer names the identity providers whose logout tokens and Global

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caekit/caekit/interceptor/token"
+	"github.com/caekit/caekit/internal/testkit/teststore"
 	"github.com/caekit/caekit/revocation/logout"
 )
 
@@ -21,5 +23,16 @@ func TestNewReportsEveryProblemAtOnce(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
+	}
+}
+
+// TestWithKeysNilValidatorIsReported guards WithKeys taking the Keys
+// interface: a nil *token.Validator in it is a non-nil interface, and must
+// still be reported as a nil validator instead of failing on first use.
+func TestWithKeysNilValidatorIsReported(t *testing.T) {
+	var v *token.Validator
+	_, err := logout.New(t.Context(), logout.WithKeys(v), logout.WithStore(teststore.Memory(t)), logout.WithAudience("client"))
+	if err == nil || !strings.Contains(err.Error(), "WithKeys: nil validator") {
+		t.Fatalf("New with a nil *token.Validator: %v", err)
 	}
 }

@@ -13,8 +13,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 
-	"github.com/caekit/caekit/interceptor/token"
 	"github.com/caekit/caekit/internal/jose"
+	"github.com/caekit/caekit/internal/keyset"
 	"github.com/caekit/caekit/revocation"
 	"github.com/caekit/caekit/revocation/internal/scope"
 )
@@ -53,8 +53,8 @@ type ErrorResponse struct {
 // concurrent use.
 type Receiver struct {
 	cfg      config
-	keys     *token.Validator
-	ownKeys  bool
+	keys     Keys
+	own      *keyset.Set     // the key set New built, which Close closes; nil with WithKeys
 	issuers  map[string]bool // nil: whatever keys accepts
 	audience map[string]bool
 	scope    *scope.Scope
@@ -82,21 +82,7 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		errs = append(errs, err)
 	}
 	sc := scope.New()
-	for _, iss := range cfg.subjectIssuers {
-		if err := sc.AddIssuer(iss); err != nil {
-			errs = append(errs, fmt.Errorf("WithSubjectIssuers: %w", err))
-		}
-	}
-	for _, tid := range cfg.subjectTenants {
-		if err := sc.AddTenant(tid); err != nil {
-			errs = append(errs, fmt.Errorf("WithSubjectTenants: %w", err))
-		}
-	}
-	for _, d := range cfg.emailDomains {
-		if err := sc.AddDomain(d); err != nil {
-			errs = append(errs, fmt.Errorf("WithEmailDomains: %w", err))
-		}
-	}
+	errs = append(errs, sc.AddOptions(cfg.subjectIssuers, cfg.subjectTenants, cfg.emailDomains)...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("logout: invalid options: %w", errors.Join(errs...))
 	}
@@ -127,36 +113,29 @@ func New(ctx context.Context, opts ...Option) (*Receiver, error) {
 		}
 	}
 	if r.keys == nil {
-		topts := []token.Option{
-			token.WithIssuer(cfg.issuers...),
-			// VerifySigned checks no audience; the validator needs one.
-			token.WithAudience("caekit-logout-receiver"),
-			token.WithClock(cfg.now),
-			token.WithLogger(cfg.logger),
-		}
+		kc := keyset.Defaults()
+		kc.Issuers = cfg.issuers
 		for _, iss := range cfg.issuers {
-			topts = append(topts, token.WithDiscovery(iss))
+			kc.Discovery = append(kc.Discovery, keyset.Source{URL: iss}) // bound by its discovery document
 		}
-		if cfg.insecureHTTP {
-			topts = append(topts, token.WithInsecureHTTP())
-		}
-		v, err := token.NewValidator(ctx, topts...)
+		kc.Now, kc.Logger, kc.InsecureHTTP = cfg.now, cfg.logger, cfg.insecureHTTP
+		ks, err := keyset.New(ctx, kc)
 		if err != nil {
 			return nil, fmt.Errorf("logout: keys: %w", err)
 		}
-		r.keys, r.ownKeys = v, true
+		r.keys, r.own = ks, ks
 	}
 	return r, nil
 }
 
-// Close stops the key refreshes of the validator New built (none with
-// WithKeys: its owner closes it), waits for them, and returns that
-// validator's Close error. It is idempotent: later calls return nil.
+// Close stops the key refreshes of the key set New built (none with
+// WithKeys: its owner closes it), waits for them, and returns that key
+// set's Close error. It is idempotent: later calls return nil.
 func (r *Receiver) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
-		if r.ownKeys {
-			err = r.keys.Close()
+		if r.own != nil {
+			err = r.own.Close()
 		}
 	})
 	return err
@@ -164,7 +143,7 @@ func (r *Receiver) Close() error {
 
 // verify checks the signature and issuer of raw and the receiver's own
 // issuer list.
-func (r *Receiver) verify(raw string) (*token.Signed, error) {
+func (r *Receiver) verify(raw string) (*keyset.Signed, error) {
 	s, err := r.keys.VerifySigned(raw)
 	if err != nil {
 		return nil, err

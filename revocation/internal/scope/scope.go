@@ -57,6 +57,29 @@ func (s *Scope) AddDomain(d string) error {
 	return nil
 }
 
+// AddOptions adds the issuers, tenants and e-mail domains of the
+// receivers' WithSubjectIssuers, WithSubjectTenants and WithEmailDomains
+// options, and returns one error per bad entry, each naming its option.
+func (s *Scope) AddOptions(issuers, tenants, domains []string) []error {
+	var errs []error
+	for _, iss := range issuers {
+		if err := s.AddIssuer(iss); err != nil {
+			errs = append(errs, fmt.Errorf("WithSubjectIssuers: %w", err))
+		}
+	}
+	for _, tid := range tenants {
+		if err := s.AddTenant(tid); err != nil {
+			errs = append(errs, fmt.Errorf("WithSubjectTenants: %w", err))
+		}
+	}
+	for _, d := range domains {
+		if err := s.AddDomain(d); err != nil {
+			errs = append(errs, fmt.Errorf("WithEmailDomains: %w", err))
+		}
+	}
+	return errs
+}
+
 // Check returns an error naming the first of keys outside the scope, or
 // nil. subject describes the event's subject and sender its source (an
 // issuer), for the message; both are clipped by the caller. An event is

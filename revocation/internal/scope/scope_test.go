@@ -45,3 +45,22 @@ func TestScope(t *testing.T) {
 		}
 	}
 }
+
+// TestAddOptionsNamesEachBadEntry guards the option check both receivers
+// share: every bad entry is reported (not only the first), each under the
+// name of the option it came from, and the good entries are added.
+func TestAddOptionsNamesEachBadEntry(t *testing.T) {
+	s := scope.New()
+	errs := s.AddOptions([]string{"https://idp.example", ""}, []string{""}, []string{""})
+	if len(errs) != 3 {
+		t.Fatalf("AddOptions: %d errors %v, want 3", len(errs), errs)
+	}
+	for i, want := range []string{"WithSubjectIssuers", "WithSubjectTenants", "WithEmailDomains"} {
+		if !strings.Contains(errs[i].Error(), want) {
+			t.Errorf("error %d %q does not name %s", i, errs[i], want)
+		}
+	}
+	if errs := s.AddOptions(nil, nil, nil); errs != nil {
+		t.Fatalf("AddOptions with nothing: %v", errs)
+	}
+}

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"errors"
-	"fmt"
 	"github.com/caekit/caekit/revocation/ssf"
 
 	"github.com/caekit/caekit/internal/jose"
@@ -35,23 +34,7 @@ func newScope(cfg *config) (*subjectScope, error) {
 			_ = s.AddTenant(dm.OpaqueTenant)
 		}
 	}
-	var errs []error
-	for _, iss := range cfg.subjectIssuers {
-		if err := s.AddIssuer(iss); err != nil {
-			errs = append(errs, fmt.Errorf("WithSubjectIssuers: %w", err))
-		}
-	}
-	for _, tid := range cfg.subjectTenants {
-		if err := s.AddTenant(tid); err != nil {
-			errs = append(errs, fmt.Errorf("WithSubjectTenants: %w", err))
-		}
-	}
-	for _, d := range cfg.emailDomains {
-		if err := s.AddDomain(d); err != nil {
-			errs = append(errs, fmt.Errorf("WithEmailDomains: %w", err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(s.AddOptions(cfg.subjectIssuers, cfg.subjectTenants, cfg.emailDomains)...); err != nil {
 		return nil, err
 	}
 	return &subjectScope{s}, nil

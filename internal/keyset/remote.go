@@ -1,4 +1,4 @@
-package token
+package keyset
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 //
 // A key that leaves the JWK Set is kept, as withdrawn, for the rotation
 // grace period: tokens it signed are accepted until then and refused after,
-// cached ones included (their cache entry points at the same keyRec).
+// cached ones included (their cache entry points at the same Key).
 type remote struct {
 	discoveryURL string // "" when configured with a JWKS URL
 	jwksURL      atomic.Pointer[string]
@@ -50,12 +50,12 @@ type remote struct {
 // newRemote makes a key source for a discovery URL or a JWKS URL. bind is
 // its issuer binding; nil (only with a discovery URL) means the discovery
 // document decides it.
-func newRemote(cfg *config, discoveryURL, jwksURL string, bind *issuerBinding) (*remote, error) {
+func newRemote(cfg *Config, discoveryURL, jwksURL string, bind *issuerBinding) (*remote, error) {
 	r := &remote{
 		discoveryURL: discoveryURL,
-		minGap:       cfg.unknownKIDLimit,
-		grace:        cfg.rotationGrace,
-		now:          cfg.now,
+		minGap:       cfg.UnknownKIDLimit,
+		grace:        cfg.RotationGrace,
+		now:          cfg.Now,
 	}
 	if discoveryURL != "" {
 		r.source = discoveryURL
@@ -69,24 +69,24 @@ func newRemote(cfg *config, discoveryURL, jwksURL string, bind *issuerBinding) (
 	} else if discoveryURL == "" {
 		return nil, fmt.Errorf("JWKS URL %s has no issuer binding", jwksURL)
 	}
-	r.log = cfg.logger.With("component", "caekit/token", "source", r.source)
+	r.log = cfg.Logger.With("component", cfg.Component, "source", r.source)
 	r.fetch = &jwks.Fetcher{
-		Client: cfg.httpClient, MaxBody: cfg.maxJWKSSize,
-		Insecure: cfg.insecureHTTP, InsecureOption: "WithInsecureHTTP",
-		CheckKey: checkPublicKey, Log: r.log,
+		Client: cfg.HTTPClient, MaxBody: cfg.MaxJWKSSize,
+		Insecure: cfg.InsecureHTTP, InsecureOption: cfg.InsecureOption,
+		CheckKey: CheckPublicKey, Log: r.log,
 	}
-	r.refresher = jwks.NewRefresher(cfg.refreshInterval, r.refresh, func(ctx context.Context, err error, failures int) {
+	r.refresher = jwks.NewRefresher(cfg.RefreshInterval, r.refresh, func(ctx context.Context, err error, failures int) {
 		r.log.WarnContext(ctx, "key refresh failed; keeping the last good keys", "error", err, "failures", failures, "have_keys", r.loaded.Load())
 	})
 	return r, nil
 }
 
 // keySnapshot is the key set of a remote at one refresh. It is never
-// modified once published (only its keyRecs' until fields change).
+// modified once published (only its Keys' until fields change).
 type keySnapshot struct {
-	current map[string]*keyRec // published keys by kid
-	list    []*keyRec          // published keys, in JWK Set order
-	retired map[string]*keyRec // withdrawn keys by kid, until their grace ends
+	current map[string]*Key // published keys by kid
+	list    []*Key          // published keys, in JWK Set order
+	retired map[string]*Key // withdrawn keys by kid, until their grace ends
 }
 
 // errKeyNotFound means the kid is neither published nor within its grace.
@@ -96,7 +96,7 @@ var errKeyNotFound = errors.New("kid not found")
 // errKeyNotFound; a kid withdrawn longer ago than the grace period yields
 // ErrKeyRetired; a JWK whose own alg differs from the token's yields
 // ErrAlgorithm.
-func (r *remote) key(alg, kid string, now time.Time) (*keyRec, error) {
+func (r *remote) key(alg, kid string, now time.Time) (*Key, error) {
 	snap := r.keys.Load()
 	if snap == nil {
 		return nil, errKeyNotFound
@@ -106,7 +106,7 @@ func (r *remote) key(alg, kid string, now time.Time) (*keyRec, error) {
 		if k, ok = snap.retired[kid]; !ok {
 			return nil, errKeyNotFound
 		}
-		if until := k.until.Load(); !k.live(now.UnixNano()) {
+		if until := k.until.Load(); !k.Live(now.UnixNano()) {
 			return nil, fmt.Errorf("%w: %w: kid %q left the key set of %s; its %s grace period ended at %s",
 				ErrUnknownKey, ErrKeyRetired, jose.Clip(kid), r.source, r.grace, time.Unix(0, until).UTC().Format(time.RFC3339))
 		}
@@ -118,18 +118,18 @@ func (r *remote) key(alg, kid string, now time.Time) (*keyRec, error) {
 }
 
 // install publishes a freshly fetched key set at now. Keys still present
-// (same kid, same key, same alg) keep their keyRec, so cache entries stay
+// (same kid, same key, same alg) keep their Key, so cache entries stay
 // valid; keys that left the set are withdrawn: accepted for the grace period,
 // then refused, cache hits included. A withdrawn key that comes back is
 // accepted again.
 //
-// Every key gets the remote's current issuer binding; a keyRec is reused only
+// Every key gets the remote's current issuer binding; a Key is reused only
 // if it has that same binding, so a key never changes the issuers it signs for.
 func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 	old := r.keys.Load()
 	bind := r.bind.Load()
-	next := &keySnapshot{current: make(map[string]*keyRec, len(jwks)), retired: map[string]*keyRec{}}
-	reused := map[*keyRec]bool{}
+	next := &keySnapshot{current: make(map[string]*Key, len(jwks)), retired: map[string]*Key{}}
+	reused := map[*Key]bool{}
 	for _, j := range jwks {
 		m := j.Marshal()
 		kid, alg, key := m.KID, string(m.ALG), j.Key()
@@ -137,9 +137,9 @@ func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 			r.log.Warn("ignoring a second key with the same kid in a JWK Set", "kid", jose.Clip(kid))
 			continue
 		}
-		var rec *keyRec
+		var rec *Key
 		if old != nil {
-			for _, cand := range []*keyRec{old.current[kid], old.retired[kid]} {
+			for _, cand := range []*Key{old.current[kid], old.retired[kid]} {
 				if cand != nil && cand.alg == alg && cand.bind == bind && sameKey(cand.key, key) {
 					rec = cand
 					break
@@ -147,7 +147,7 @@ func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 			}
 		}
 		if rec == nil {
-			rec = newKeyRec(kid, alg, key, bind)
+			rec = newKey(kid, alg, key, bind)
 		} else {
 			rec.until.Store(math.MaxInt64)
 			reused[rec] = true
@@ -168,12 +168,12 @@ func (r *remote) install(jwks []jwkset.JWK, now time.Time) {
 			rec.until.Store(end)
 			r.log.Info("a key left the JWK Set; tokens it signed are accepted until the grace period ends",
 				"kid", jose.Clip(rec.kid), "grace", r.grace, "until", time.Unix(0, end).UTC().Format(time.RFC3339))
-			if _, shadowed := next.current[rec.kid]; !shadowed && rec.live(nowN) {
+			if _, shadowed := next.current[rec.kid]; !shadowed && rec.Live(nowN) {
 				next.retired[rec.kid] = rec
 			}
 		}
 		for kid, rec := range old.retired {
-			if reused[rec] || !rec.live(nowN) {
+			if reused[rec] || !rec.Live(nowN) {
 				continue
 			}
 			if _, taken := next.current[kid]; taken {
@@ -217,7 +217,7 @@ func (r *remote) run(ctx context.Context, failed bool) { r.refresher.Run(ctx, fa
 // refresh fetches the JWK Set (after discovery, if needed) and replaces the
 // stored keys. On any failure the previous keys stay.
 func (r *remote) refresh(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, DefaultHTTPTimeout)
+	ctx, cancel := context.WithTimeout(ctx, HTTPTimeout)
 	defer cancel()
 	u := r.jwksURL.Load()
 	if u == nil {

@@ -1,4 +1,4 @@
-package token
+package keyset
 
 import (
 	"crypto/ed25519"
@@ -70,12 +70,12 @@ func TestDiscoveryBinding(t *testing.T) {
 	}
 }
 
-// TestInstallRebindsKeys: a key keeps its keyRec (and its cache entries)
+// TestInstallRebindsKeys: a key keeps its Key (and its cache entries)
 // across refreshes only while its source's issuer binding is unchanged; a
-// changed binding gives new keyRecs and withdraws the old ones.
+// changed binding gives new Keys and withdraws the old ones.
 func TestInstallRebindsKeys(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.rotationGrace = time.Minute
+	cfg := Defaults()
+	cfg.RotationGrace = time.Minute
 	r, err := newRemote(&cfg, "https://idp.example", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestInstallRebindsKeys(t *testing.T) {
 	}
 	r.install([]jwkset.JWK{jwk}, now)
 	if again, _ := r.key("EdDSA", "k", now); again != first {
-		t.Fatal("same binding: keyRec not reused")
+		t.Fatal("same binding: Key not reused")
 	}
 	b2, _ := discoveryBinding("https://idp.example", "https://idp.example/")
 	r.bind.Store(b2)
@@ -104,7 +104,7 @@ func TestInstallRebindsKeys(t *testing.T) {
 	if err != nil || second == first || second.bind != b2 {
 		t.Fatalf("new binding: %v, same rec %t", err, second == first)
 	}
-	if u := first.until.Load(); u == math.MaxInt64 || first.live(now.Add(2*time.Minute).UnixNano()) {
-		t.Fatalf("old keyRec not withdrawn: until %d", u)
+	if u := first.until.Load(); u == math.MaxInt64 || first.Live(now.Add(2*time.Minute).UnixNano()) {
+		t.Fatalf("old Key not withdrawn: until %d", u)
 	}
 }

@@ -1,4 +1,4 @@
-package token
+package keyset
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ const DiscoveryTenantPlaceholder = "{tenantid}"
 
 // issuerBinding is the set of issuers a key may sign for: exact iss values
 // and tenant templates, in which the token's tid claim fills the
-// placeholder. Every keyRec has one, immutable; a nil binding accepts
+// placeholder. Every Key has one, immutable; a nil binding accepts
 // nothing (fail closed).
 type issuerBinding struct {
 	source    string // the key source, for errors: e.g. WithDiscovery("https://idp")
@@ -79,8 +79,8 @@ func (b *issuerBinding) issuers() string {
 }
 
 // check refuses a token whose iss the verifying key may not sign for.
-func (b *issuerBinding) check(cl *Claims, kid string) error {
-	if b.accepts(cl.Issuer, cl.TenantID) {
+func (b *issuerBinding) check(iss, tid, kid string) error {
+	if b.accepts(iss, tid) {
 		return nil
 	}
 	src := "an unbound key source"
@@ -88,7 +88,7 @@ func (b *issuerBinding) check(cl *Claims, kid string) error {
 		src = b.source
 	}
 	return fmt.Errorf("%w: %w: iss %q (tid %q) is not an issuer of key %q from %s, which signs only for %s",
-		ErrIssuer, ErrKeyIssuer, jose.Clip(cl.Issuer), jose.Clip(cl.TenantID), jose.Clip(kid), src, b.issuers())
+		ErrIssuer, ErrKeyIssuer, jose.Clip(iss), jose.Clip(tid), jose.Clip(kid), src, b.issuers())
 }
 
 // bindingFor binds a key source to issuers: exact values, and templates
