@@ -179,7 +179,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		if s.o.customMetadata && c.Metadata != nil {
 			md = c.Metadata()
 		}
-		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer)
+		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer, start)
 	}
 	phase := PhaseUnary
 	if c.Watch || c.Stream {
@@ -190,7 +190,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	}
 	a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
 	if !c.Watch {
-		s.met.allowed(ctx, ms, monoNow()-start)
+		s.met.allowed(ctx, ms, start)
 		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
 		return a, nil
 	}
@@ -200,7 +200,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		w.cancel(nil)
 		return nil, s.refuse(ctx, c, ms, start, phase, claims, raw, cu)
 	}
-	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.allowed(ctx, ms, start)
 	s.met.active.Add(1)
 	a.w, a.unindex, a.ctx = w, unindex, w.ctx
 	if exp := claims.ExpiresAt; !exp.IsZero() {

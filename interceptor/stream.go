@@ -73,7 +73,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr, start)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
@@ -88,7 +88,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		s.met.denied(ctx, ms, reasonName(c.d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
-	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.allowed(ctx, ms, start)
 	s.met.active.Add(1)
 	defer s.met.active.Add(-1)
 	if s.o.logFields {
