@@ -81,9 +81,9 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
 
-	w, unindex, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true, nil)
+	w, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true, nil, new(watch))
 	defer w.cancel(nil)
-	defer unindex()
+	defer w.unindex()
 	if c != nil {
 		s.met.denied(ctx, ms, reasonName(c.d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
@@ -138,23 +138,16 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // indexes it under its token's revocation keys and evaluates it once more
 // (an event stored between the first evaluation and the indexing would not
 // have woken it). It returns the watch, whose ctx is the handler's context
-// (parent plus the claims, cancelled with w.cancel), the function that
-// removes it from the index, and the denial of the second evaluation, if
-// any.
-func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, onWake func()) (*watch, func(), *cut) {
+// (parent plus the claims, cancelled with w.cancel), and the denial of the
+// second evaluation, if any; the caller calls w.unindex when the call ends.
+//
+// w is the zero watch to fill in (allocated by the caller, with the
+// Admission for a call admitted by Admit).
+func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission, w *watch) (*watch, *cut) {
 	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
-	w := &watch{
-		s:      s,
-		claims: claims,
-		method: method,
-		md:     md,
-		peer:   addr,
-		stream: stream,
-		ctx:    hctx,
-		cancel: cancel,
-		onWake: onWake,
-	}
-	if onWake == nil {
+	w.s, w.claims, w.method, w.md, w.peer, w.stream = s, claims, method, md, addr, stream
+	w.ctx, w.cancel, w.adm = hctx, cancel, adm
+	if adm == nil {
 		w.wake = make(chan struct{}, 1)
 	}
 	w.gen.Store(1) // checked is 0: the call has not passed yet
@@ -164,13 +157,18 @@ func (s *Server) openWatch(parent context.Context, claims *Claims, method string
 		// reach it: index it under the zero key, which no event carries.
 		keys = []revocation.Key{{}}
 	}
+	w.keys = keys
 	s.index.add(w, keys)
-	unindex := func() { s.index.remove(w, keys) }
 	if err := w.recheck(true); err != nil {
-		return w, unindex, w.cut.Load()
+		return w, w.cut.Load()
 	}
-	return w, unindex, nil
+	return w, nil
 }
+
+// unindex removes w from the stream index; the caller of openWatch calls
+// it once the call ends (a method, not a closure: one allocation less per
+// watched call).
+func (w *watch) unindex() { w.s.index.remove(w, w.keys) }
 
 // watchUntil is the watch loop of a long-lived call, transport-neutral: it
 // re-evaluates w on every wake (a store event about one of the token's
@@ -307,10 +305,11 @@ type watch struct {
 	ctx    context.Context         // the handler's context
 	cancel context.CancelCauseFunc // cancels ctx
 	wake   chan struct{}           // capacity 1: "re-evaluate"
-	// onWake, when set, replaces wake: a call watched without a goroutine
-	// of its own (Admission) starts its re-check on demand.
-	onWake func()
-	cut    atomic.Pointer[cut]
+	// adm, when set, replaces wake: a call watched without a goroutine of
+	// its own (Admission) starts its re-check on demand (Admission.wake).
+	adm  *Admission
+	keys []revocation.Key // indexed under these (openWatch)
+	cut  atomic.Pointer[cut]
 	// gen counts the changes that may alter the decision of the
 	// time-independent checks (poke bumps it); checked is the gen value read
 	// before the last full evaluation that passed. While they are equal, a
@@ -329,8 +328,8 @@ type watch struct {
 // goroutine to re-evaluate. It never blocks.
 func (w *watch) poke() {
 	w.gen.Add(1)
-	if w.onWake != nil {
-		w.onWake()
+	if w.adm != nil {
+		w.adm.wake()
 		return
 	}
 	select {
@@ -486,13 +485,34 @@ const indexShards = 32
 
 type indexShard struct {
 	mu sync.Mutex
-	m  map[revocation.Key]map[*watch]struct{}
+	m  map[revocation.Key]watchSet
+}
+
+// watchSet is the watches indexed under one key. Most keys have one: it
+// sits in one, and more is allocated only for a second (a new map per key
+// and call was 4 of the 19 allocations of an HTTP request through
+// caehttp, BenchmarkMiddlewareOverhead).
+type watchSet struct {
+	one  *watch
+	more map[*watch]struct{}
+}
+
+func (ws watchSet) empty() bool { return ws.one == nil && len(ws.more) == 0 }
+
+// each calls fn for every watch in ws.
+func (ws watchSet) each(fn func(*watch)) {
+	if ws.one != nil {
+		fn(ws.one)
+	}
+	for w := range ws.more {
+		fn(w)
+	}
 }
 
 func (ix *streamIndex) init() {
 	ix.seed = maphash.MakeSeed()
 	for i := range ix.shards {
-		ix.shards[i].m = make(map[revocation.Key]map[*watch]struct{})
+		ix.shards[i].m = make(map[revocation.Key]watchSet)
 	}
 }
 
@@ -505,11 +525,15 @@ func (ix *streamIndex) add(w *watch, keys []revocation.Key) {
 		sh := ix.shard(k)
 		sh.mu.Lock()
 		set := sh.m[k]
-		if set == nil {
-			set = make(map[*watch]struct{}, 1)
-			sh.m[k] = set
+		switch {
+		case set.one == nil:
+			set.one = w
+		case set.more == nil:
+			set.more = map[*watch]struct{}{w: {}}
+		default:
+			set.more[w] = struct{}{}
 		}
-		set[w] = struct{}{}
+		sh.m[k] = set
 		sh.mu.Unlock()
 	}
 }
@@ -518,10 +542,16 @@ func (ix *streamIndex) remove(w *watch, keys []revocation.Key) {
 	for _, k := range keys {
 		sh := ix.shard(k)
 		sh.mu.Lock()
-		if set := sh.m[k]; set != nil {
-			delete(set, w)
-			if len(set) == 0 {
+		if set, ok := sh.m[k]; ok {
+			if set.one == w {
+				set.one = nil
+			} else {
+				delete(set.more, w)
+			}
+			if set.empty() {
 				delete(sh.m, k)
+			} else {
+				sh.m[k] = set
 			}
 		}
 		sh.mu.Unlock()
@@ -533,9 +563,7 @@ func (ix *streamIndex) remove(w *watch, keys []revocation.Key) {
 func (ix *streamIndex) notify(ev revocation.Event) {
 	sh := ix.shard(ev.Subject)
 	sh.mu.Lock()
-	for w := range sh.m[ev.Subject] {
-		w.poke()
-	}
+	sh.m[ev.Subject].each((*watch).poke)
 	sh.mu.Unlock()
 }
 
@@ -546,9 +574,7 @@ func (ix *streamIndex) pokeAll() {
 		sh := &ix.shards[i]
 		sh.mu.Lock()
 		for _, set := range sh.m {
-			for w := range set {
-				w.poke()
-			}
+			set.each((*watch).poke)
 		}
 		sh.mu.Unlock()
 	}
@@ -561,9 +587,7 @@ func (ix *streamIndex) watching() int {
 		sh := &ix.shards[i]
 		sh.mu.Lock()
 		for _, set := range sh.m {
-			for w := range set {
-				seen[w] = struct{}{}
-			}
+			set.each(func(w *watch) { seen[w] = struct{}{} })
 		}
 		sh.mu.Unlock()
 	}
