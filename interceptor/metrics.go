@@ -29,6 +29,7 @@ const (
 	// AttrOutcome and, for denials, AttrReason. It has no AttrMethod: the
 	// cost of the checks hardly depends on the method, the per-method counts
 	// are in MetricDecisions, and every attribute costs on every call.
+	// WithAllowedDurationEvery records only one allowed call in n.
 	MetricCheckDuration = "caekit.server.check.duration"
 	// MetricStreamCuts counts streams ended mid-flight by a denial (an event,
 	// a failing re-check, token expiry, Close), unit "{stream}", attributes
