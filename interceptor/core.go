@@ -76,7 +76,6 @@ type Admission struct {
 
 	// Set for a watched call.
 	w       *watch
-	unindex func()
 	expiry  *time.Timer  // nil without exp
 	tick    *time.Timer  // nil without WithStreamRecheckInterval
 	pending atomic.Int64 // wakes not yet handled by a re-check goroutine
@@ -131,7 +130,7 @@ func (a *Admission) End() error {
 		return nil
 	}
 	a.endOnce.Do(func() {
-		a.unindex()
+		a.w.unindex()
 		a.mu.Lock()
 		a.ended = true
 		a.mu.Unlock()
@@ -171,7 +170,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		if s.o.customMetadata && c.Metadata != nil {
 			md = c.Metadata()
 		}
-		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer)
+		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer, start)
 	}
 	phase := PhaseUnary
 	if c.Watch || c.Stream {
@@ -180,21 +179,24 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	if d != nil {
 		return nil, s.refuse(ctx, c, ms, start, phase, claims, raw, s.newCut(d, claims))
 	}
-	a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
 	if !c.Watch {
-		s.met.allowed(ctx, ms, monoNow()-start)
+		a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
+		s.met.allowed(ctx, ms, start)
 		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
 		return a, nil
 	}
-	w, unindex, cu := s.openWatch(ctx, claims, c.Method, md, c.Peer, c.Stream, a.wake)
+	// A watched call's Admission and watch in one allocation.
+	wa := &watchedAdmission{Admission: Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}}
+	a := &wa.Admission
+	w, cu := s.openWatch(ctx, claims, c.Method, md, c.Peer, c.Stream, a, &wa.w)
 	if cu != nil {
-		unindex()
+		w.unindex()
 		w.cancel(nil)
 		return nil, s.refuse(ctx, c, ms, start, phase, claims, raw, cu)
 	}
-	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.allowed(ctx, ms, start)
 	s.met.active.Add(1)
-	a.w, a.unindex, a.ctx = w, unindex, w.ctx
+	a.w, a.ctx = w, w.ctx
 	if exp := claims.ExpiresAt; !exp.IsZero() {
 		a.expiry = time.AfterFunc(exp.Sub(s.o.now()), func() { w.record(expiredDenial(exp)) })
 	}
@@ -212,6 +214,12 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		a.wake()
 	}
 	return a, nil
+}
+
+// watchedAdmission is a watched call's Admission with room for its watch.
+type watchedAdmission struct {
+	Admission
+	w watch
 }
 
 // refuse publishes a denial at admission and returns its error.

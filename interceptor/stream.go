@@ -63,7 +63,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr, start)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
@@ -71,14 +71,14 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
 
-	w, unindex, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true, nil)
+	w, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true, nil, new(watch))
 	defer w.cancel(nil)
-	defer unindex()
+	defer w.unindex()
 	if c != nil {
 		s.met.denied(ctx, ms, reasonName(c.d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
-	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.allowed(ctx, ms, start)
 	s.met.active.Add(1)
 	defer s.met.active.Add(-1)
 	if s.o.logFields {
@@ -128,23 +128,16 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // indexes it under its token's revocation keys and evaluates it once more
 // (an event stored between the first evaluation and the indexing would not
 // have woken it). It returns the watch, whose ctx is the handler's context
-// (parent plus the claims, cancelled with w.cancel), the function that
-// removes it from the index, and the denial of the second evaluation, if
-// any.
-func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, onWake func()) (*watch, func(), *cut) {
+// (parent plus the claims, cancelled with w.cancel), and the denial of the
+// second evaluation, if any; the caller calls w.unindex when the call ends.
+//
+// w is the zero watch to fill in (allocated by the caller, with the
+// Admission for a call admitted by Admit).
+func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission, w *watch) (*watch, *cut) {
 	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
-	w := &watch{
-		s:      s,
-		claims: claims,
-		method: method,
-		md:     md,
-		peer:   addr,
-		stream: stream,
-		ctx:    hctx,
-		cancel: cancel,
-		onWake: onWake,
-	}
-	if onWake == nil {
+	w.s, w.claims, w.method, w.md, w.peer, w.stream = s, claims, method, md, addr, stream
+	w.ctx, w.cancel, w.adm = hctx, cancel, adm
+	if adm == nil {
 		w.wake = make(chan struct{}, 1)
 	}
 	w.gen.Store(1) // checked is 0: the call has not passed yet
@@ -154,13 +147,18 @@ func (s *Server) openWatch(parent context.Context, claims *Claims, method string
 		// reach it: index it under the zero key, which no event carries.
 		keys = []revocation.Key{{}}
 	}
+	w.keys = keys
 	s.index.add(w, keys)
-	unindex := func() { s.index.remove(w, keys) }
 	if err := w.recheck(true); err != nil {
-		return w, unindex, w.cut.Load()
+		return w, w.cut.Load()
 	}
-	return w, unindex, nil
+	return w, nil
 }
+
+// unindex removes w from the stream index; the caller of openWatch calls
+// it once the call ends (a method, not a closure: one allocation less per
+// watched call).
+func (w *watch) unindex() { w.s.index.remove(w, w.keys) }
 
 // watchUntil is the watch loop of a long-lived call, transport-neutral: it
 // re-evaluates w on every wake (a store event about one of the token's
@@ -297,10 +295,11 @@ type watch struct {
 	ctx    context.Context         // the handler's context
 	cancel context.CancelCauseFunc // cancels ctx
 	wake   chan struct{}           // capacity 1: "re-evaluate"
-	// onWake, when set, replaces wake: a call watched without a goroutine
-	// of its own (Admission) starts its re-check on demand.
-	onWake func()
-	cut    atomic.Pointer[cut]
+	// adm, when set, replaces wake: a call watched without a goroutine of
+	// its own (Admission) starts its re-check on demand (Admission.wake).
+	adm  *Admission
+	keys []revocation.Key // indexed under these (openWatch)
+	cut  atomic.Pointer[cut]
 	// gen counts the changes that may alter the decision of the
 	// time-independent checks (poke bumps it); checked is the gen value read
 	// before the last full evaluation that passed. While they are equal, a
@@ -319,8 +318,8 @@ type watch struct {
 // goroutine to re-evaluate. It never blocks.
 func (w *watch) poke() {
 	w.gen.Add(1)
-	if w.onWake != nil {
-		w.onWake()
+	if w.adm != nil {
+		w.adm.wake()
 		return
 	}
 	select {

@@ -29,12 +29,36 @@ func Metadata(h http.Header) metadata.MD {
 // s, so that checks and logs still see what the server saw.
 func Peer(s string) net.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return net.TCPAddrFromAddrPort(ap)
+		return newTCPAddr(ap)
 	}
 	if s == "" {
 		return nil
 	}
 	return stringAddr(s)
+}
+
+// tcpAddr is a net.TCPAddr and the bytes of its IP in one allocation
+// (net.TCPAddrFromAddrPort makes two).
+type tcpAddr struct {
+	net.TCPAddr
+	ip [16]byte
+}
+
+// newTCPAddr returns what net.TCPAddrFromAddrPort(ap) returns: a 4-byte IP
+// for an IPv4 address, 16 bytes otherwise, the zone and the port.
+func newTCPAddr(ap netip.AddrPort) *net.TCPAddr {
+	t := new(tcpAddr)
+	a := ap.Addr()
+	if a.Is4() {
+		b := a.As4()
+		t.IP = t.ip[:copy(t.ip[:], b[:])]
+	} else {
+		t.ip = a.As16()
+		t.IP = t.ip[:]
+	}
+	t.Zone = a.Zone()
+	t.Port = int(ap.Port())
+	return &t.TCPAddr
 }
 
 type stringAddr string
