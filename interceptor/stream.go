@@ -305,6 +305,9 @@ type watch struct {
 	// before the last full evaluation that passed. While they are equal, a
 	// message runs only the checks that are not time-independent.
 	gen, checked atomic.Uint64
+	// volatile is the list of checks run on every message (volatileFor,
+	// refreshed by every full re-check); nil until the first: s.volatile.
+	volatile atomic.Pointer[[]check.Check]
 	// sendMu is held by a handler's SendMsg from its re-check
 	// through its transport write; fence takes it to wait for that write.
 	sendMu sync.Mutex
@@ -370,6 +373,10 @@ func (w *watch) recheck(full bool) error {
 	if d := s.evaluateWatch(w, now, s.checks); d != nil {
 		return w.record(d).err
 	}
+	// Which checks must still run on every message of this stream, under
+	// their configuration as of now (check.MethodTimeIndependent); a change
+	// bumps gen, and the next message asks again.
+	w.volatile.Store(s.volatileFor(w.method))
 	// g was read before the evaluation: a change after it bumped gen past g,
 	// so the next message evaluates again.
 	w.checked.Store(g)
@@ -388,14 +395,40 @@ func (s *Server) evaluateVolatile(w *watch) *check.Denial {
 	if d := storeHealth(s.store); d != nil {
 		return d
 	}
-	if len(s.volatile) == 0 {
+	volatile := s.volatile
+	if p := w.volatile.Load(); p != nil {
+		volatile = *p
+	}
+	if len(volatile) == 0 {
 		return nil
 	}
 	now := s.o.now()
 	if exp := w.claims.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
 		return expiredDenial(exp)
 	}
-	return s.evaluateWatch(w, now, s.volatile)
+	return s.evaluateWatch(w, now, volatile)
+}
+
+// noVolatile is the empty list of per-message checks, shared by the
+// streams that need none.
+var noVolatile = []check.Check{}
+
+// volatileFor returns the checks that must run on every message of a
+// stream of method: those of s.volatile that do not report
+// check.MethodTimeIndependent for it. The common answer, none, allocates
+// nothing.
+func (s *Server) volatileFor(method string) *[]check.Check {
+	var out []check.Check
+	for _, c := range s.volatile {
+		if m, ok := c.(check.MethodTimeIndependent); ok && m.TimeIndependentFor(method) {
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return &noVolatile
+	}
+	return &out
 }
 
 // evaluateWatch runs checks for an open stream, as of now.
