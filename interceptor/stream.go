@@ -133,6 +133,17 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // any.
 func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, onWake func()) (*watch, func(), *cut) {
 	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
+	w := s.newWatch(hctx, cancel, claims, method, md, addr, stream, onWake)
+	unindex := s.indexWatch(w)
+	if err := w.recheck(true); err != nil {
+		return w, unindex, w.cut.Load()
+	}
+	return w, unindex, nil
+}
+
+// newWatch returns a watch, not yet indexed, whose handler context is ctx
+// (cancelled with cancel).
+func (s *Server) newWatch(ctx context.Context, cancel context.CancelCauseFunc, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, onWake func()) *watch {
 	w := &watch{
 		s:      s,
 		claims: claims,
@@ -140,7 +151,7 @@ func (s *Server) openWatch(parent context.Context, claims *Claims, method string
 		md:     md,
 		peer:   addr,
 		stream: stream,
-		ctx:    hctx,
+		ctx:    ctx,
 		cancel: cancel,
 		onWake: onWake,
 	}
@@ -148,18 +159,20 @@ func (s *Server) openWatch(parent context.Context, claims *Claims, method string
 		w.wake = make(chan struct{}, 1)
 	}
 	w.gen.Store(1) // checked is 0: the call has not passed yet
-	keys := claims.Keys()
+	return w
+}
+
+// indexWatch indexes w under its token's revocation keys, so that store
+// events about them wake it, and returns the function that un-indexes it.
+func (s *Server) indexWatch(w *watch) func() {
+	keys := w.claims.Keys()
 	if len(keys) == 0 {
 		// No event can name this call, but RecheckStreams must still
 		// reach it: index it under the zero key, which no event carries.
 		keys = []revocation.Key{{}}
 	}
 	s.index.add(w, keys)
-	unindex := func() { s.index.remove(w, keys) }
-	if err := w.recheck(true); err != nil {
-		return w, unindex, w.cut.Load()
-	}
-	return w, unindex, nil
+	return func() { s.index.remove(w, keys) }
 }
 
 // watchUntil is the watch loop of a long-lived call, transport-neutral: it

@@ -65,13 +65,20 @@ func defaultRoute(r *http.Request) (string, bool) {
 //
 // A refused request never reaches next: it gets WriteError's response. A
 // request let in runs next with a context that carries the claims
-// (interceptor.ClaimsFromContext) and is watched until next returns: a
-// revocation event about its token, a failing re-check, the token's expiry
-// or srv.Close cancels that context with an *interceptor.DenialError as
-// context.Cause, every later Write, WriteHeader or Flush is refused (Write
-// returns the DenialError), and, if next had not written the response
-// header yet, the denial is written instead. A response already under way
-// (SSE, chunked) simply ends; the client's next request gets the challenge.
+// (interceptor.ClaimsFromContext). A short answer is decided once, at
+// admission, like a gRPC unary call. A long-lived response is watched until
+// next returns: the watch starts on its first Flush (an SSE event, a
+// streamed chunk; http.ResponseController's Flush included) or on a Write
+// more than interceptor.LazyWatchGrace after admission (a response still
+// being written, or slow to start), and re-evaluates the request first if
+// anything changed since admission (see interceptor.Call.Lazy). Once
+// watched, a revocation event about its token, a failing re-check, the
+// token's expiry or srv.Close cancels that context with an
+// *interceptor.DenialError as context.Cause, every later Write, WriteHeader
+// or Flush is refused (Write returns the DenialError), and, if next had not
+// written the response header yet, the denial is written instead. A
+// response already under way (SSE, chunked) simply ends; the client's next
+// request gets the challenge.
 //
 // The response writer next sees implements http.Flusher and Unwrap, so
 // http.ResponseController reaches the server's own writer.
@@ -121,6 +128,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Peer:          httpcall.Peer(r.RemoteAddr),
 		Metadata:      func() metadata.MD { return httpcall.Metadata(r.Header) },
 		Watch:         true,
+		Lazy:          true,
 	})
 	if err != nil {
 		WriteError(w, err)
@@ -157,7 +165,9 @@ func (w *responseWriter) WriteHeader(code int) {
 }
 
 // Write re-runs the checks that may have changed (as a gRPC stream does on
-// every message) and writes p, or returns the *interceptor.DenialError.
+// every message) and writes p, or returns the *interceptor.DenialError; a
+// write of a request not yet watched starts the watch if it comes more than
+// interceptor.LazyWatchGrace after admission (Admission.Recheck).
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if err := w.a.Recheck(); err != nil {
 		return 0, err
@@ -166,9 +176,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// Flush flushes unless the request is cut.
+// Flush starts the watch (a flushed response is long-lived) and flushes
+// unless the request is cut.
 func (w *responseWriter) Flush() {
-	if w.a.Cut() != nil {
+	if w.a.Watch() != nil {
 		return
 	}
 	w.wrote = true
