@@ -61,7 +61,8 @@ type Call struct {
 	// loop or a context derived from it does), when the front door calls
 	// Admission.Watch (an HTTP response's first flush), or when it calls
 	// Admission.Recheck more than LazyWatchGrace after admission (a write
-	// of a response still under way). Until then the call costs what an
+	// of a response still under way), or sooner if anything changed since
+	// admission (a store event, RecheckStreams, Close). Until then the call costs what an
 	// unwatched one does: no stream index entry, no timer, no cancellable
 	// context. Nothing stored in between is missed: the watch start
 	// re-evaluates the call if a store event, RecheckStreams or Close
@@ -72,14 +73,17 @@ type Call struct {
 }
 
 // LazyWatchGrace is how long after admission a call admitted with
-// Call.Lazy may still write without being watched (see Admission.Recheck).
-// A short answer (a REST response) writes within microseconds to a few
-// milliseconds of its admission and is decided once, like a gRPC unary call;
-// a write later than this belongs to a response that is still streaming or
-// was slow to start, for which a watch costs a few microseconds, nothing
-// against the 10 ms already spent. Before any such write, the watch start
-// re-evaluates the call.
-const LazyWatchGrace = 10 * time.Millisecond
+// Call.Lazy may keep writing without being watched while nothing changed
+// (see Admission.Recheck). Revocation is not what it bounds: any write after
+// a store event, RecheckStreams or Close starts the watch and re-evaluates
+// the call first, whatever its age. It bounds how long a response that
+// neither flushes nor waits on its context runs on its admission's
+// time-dependent checks (the token's expiry, checks that do not declare
+// check.TimeIndependent) before it is watched: a short answer (a REST
+// response) writes within microseconds to milliseconds of its admission; a
+// write later than this belongs to a response still under way, for which a
+// watch costs a few microseconds, nothing against the time already spent.
+const LazyWatchGrace = 100 * time.Millisecond
 
 var defaultCredentials = credentials{name: grpcCredentials.name, hint: grpcCredentials.hint}
 
@@ -166,13 +170,15 @@ func (a *Admission) Watch() error {
 // and returns the *DenialError if the call is cut. Front doors call it
 // before each write of a long-lived response, so that nothing is written
 // after a denial. It returns nil for a call that is not watched. A call
-// admitted with Call.Lazy and not yet watched starts its watch here if it
-// was admitted more than LazyWatchGrace ago; a write sooner is part of a
-// short answer, decided at admission.
+// admitted with Call.Lazy and not yet watched starts its watch here (and is
+// re-evaluated) if it was admitted more than LazyWatchGrace ago, or if a
+// store event, RecheckStreams or Close happened since Admit decided; else
+// (a write of a short answer, nothing changed) it costs an atomic load and
+// a monotonic clock read.
 func (a *Admission) Recheck() error {
 	w := a.wp.Load()
 	if w == nil {
-		if !a.lazy || monoNow()-a.start < LazyWatchGrace {
+		if !a.lazy || (a.s.changes.Load() == a.snap && monoNow()-a.start < LazyWatchGrace) {
 			return nil
 		}
 		if a.startWatch(); a.wp.Load() == nil {

@@ -70,7 +70,9 @@ func defaultRoute(r *http.Request) (string, bool) {
 // next returns: the watch starts on its first Flush (an SSE event, a
 // streamed chunk; http.ResponseController's Flush included) or on a Write
 // more than interceptor.LazyWatchGrace after admission (a response still
-// being written, or slow to start), and re-evaluates the request first if
+// being written, or slow to start) or after a store event or policy change,
+// or when next waits on its context's Done channel (a long poll), and
+// re-evaluates the request first if
 // anything changed since admission (see interceptor.Call.Lazy). Once
 // watched, a revocation event about its token, a failing re-check, the
 // token's expiry or srv.Close cancels that context with an
@@ -153,9 +155,11 @@ type responseWriter struct {
 	wrote bool // the response header went out (or will with the next write)
 }
 
-// WriteHeader sends the header unless the request is cut.
+// WriteHeader sends the header unless the request is cut (Recheck: for a
+// request not yet watched, after the store or the policy changed since
+// admission, this starts the watch and re-evaluates it first).
 func (w *responseWriter) WriteHeader(code int) {
-	if w.a.Cut() != nil {
+	if w.a.Recheck() != nil {
 		return
 	}
 	if code >= 200 || code == http.StatusSwitchingProtocols {
