@@ -3,6 +3,7 @@ package caehttp
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"google.golang.org/grpc/metadata"
@@ -122,12 +123,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, registered := h.cfg.route(r)
+	// One allocation for the writer and the peer address together.
+	rw := &responseWriter{ResponseWriter: w}
 	a, err := h.srv.Admit(r.Context(), interceptor.Call{
 		Method:        name,
 		Registered:    registered,
 		Authorization: r.Header.Values("Authorization"),
 		Credentials:   credentialsName,
-		Peer:          httpcall.Peer(r.RemoteAddr),
+		Peer:          httpcall.PeerInto(r.RemoteAddr, &rw.peer, &rw.ip),
 		Metadata:      func() metadata.MD { return httpcall.Metadata(r.Header) },
 		Watch:         true,
 		Lazy:          true,
@@ -136,7 +139,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	rw := &responseWriter{ResponseWriter: w, a: a}
+	rw.a = a
 	defer func() {
 		// Runs on a panic too (net/http recovers it), so the watch always
 		// stops with the request.
@@ -153,6 +156,10 @@ type responseWriter struct {
 	http.ResponseWriter
 	a     *interceptor.Admission
 	wrote bool // the response header went out (or will with the next write)
+	// The request's peer address (interceptor.Call.Peer), kept here so
+	// that it costs no allocation of its own.
+	peer net.TCPAddr
+	ip   [16]byte
 }
 
 // WriteHeader sends the header unless the request is cut (Recheck: for a

@@ -37,6 +37,27 @@ func Peer(s string) net.Addr {
 	return stringAddr(s)
 }
 
+// PeerInto is Peer without allocating for an "ip:port": the *net.TCPAddr
+// it returns is dst, its IP held in buf, so a front door that already
+// allocates a per-request value can embed both in it (the HTTP middleware's
+// response writer). dst and buf must live as long as the address is used.
+func PeerInto(s string, dst *net.TCPAddr, buf *[16]byte) net.Addr {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return Peer(s)
+	}
+	a := ap.Addr()
+	if a.Is4() {
+		b := a.As4()
+		dst.IP = buf[:copy(buf[:], b[:])]
+	} else {
+		b := a.As16()
+		dst.IP = buf[:copy(buf[:], b[:])]
+	}
+	dst.Port, dst.Zone = int(ap.Port()), a.Zone()
+	return dst
+}
+
 type stringAddr string
 
 func (a stringAddr) Network() string { return "tcp" }
