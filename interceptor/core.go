@@ -60,15 +60,14 @@ type Call struct {
 	// waits on Admission.Context (calls its Done, as a long poll, an SSE
 	// loop or a context derived from it does), when the front door calls
 	// Admission.Watch (an HTTP response's first flush), or when it calls
-	// Admission.Recheck more than LazyWatchGrace after admission (a write
-	// of a response still under way), or sooner if anything changed since
-	// admission (a store event, RecheckStreams, Close). Until then the call costs what an
-	// unwatched one does: no stream index entry, no timer, no cancellable
-	// context. Nothing stored in between is missed: the watch start
-	// re-evaluates the call if a store event, RecheckStreams or Close
-	// happened since Admit decided, and runs the time-dependent checks; a
-	// handler that has neither waited on its context nor written or flushed
-	// since admission has nothing to cut.
+	// Admission.Recheck (a write) after a store event, RecheckStreams or
+	// Close, or more than LazyWatchGrace after admission. Until then the
+	// call costs what an unwatched one does: no stream index entry, no
+	// timer, no cancellable context. Nothing stored in between is missed:
+	// the watch start re-evaluates the call if a store event, RecheckStreams
+	// or Close happened since Admit decided, and runs the time-dependent
+	// checks; a handler that has neither waited on its context nor written
+	// or flushed since admission has nothing to cut yet.
 	Lazy bool
 }
 
