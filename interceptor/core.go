@@ -186,7 +186,11 @@ func (a *Admission) Recheck() error {
 		return a.Cut() // startWatch evaluated the call
 	}
 	if w.recheck(false) != nil {
-		return w.cut.Load().denialError(PhaseMidStream)
+		// Published here, not only by the re-check goroutine: the handler
+		// that sees this error may read its context's cause at once.
+		c := w.cut.Load()
+		a.publishCut(c)
+		return c.denialError(PhaseMidStream)
 	}
 	return nil
 }

@@ -153,3 +153,43 @@ func TestAdmitWatchDeniedAtOpen(t *testing.T) {
 	}
 	testkit.Eventually(t, "no re-check after the refusal", func() bool { return calls.Load() == 2 })
 }
+
+// TestRecheckDenialCancelsContextAtOnce guards the order a front door
+// relies on: when Recheck (a write, a Connect Send) returns the denial, the
+// handler's context is already cancelled with it as cause. Before the fix
+// only the re-check goroutine published the cut, so a handler reading
+// context.Cause right after its failed Send could see nil (a flaky failure
+// of caeconnect's TestStreamCutByStoredEvent, about 1 run in 20 under
+// -race). The check here is not TimeIndependent, so the write's re-check is
+// the first to see it deny.
+func TestRecheckDenialCancelsContextAtOnce(t *testing.T) {
+	var deny atomic.Bool
+	pol := check.CheckFunc(func(context.Context, *check.Request) *check.Denial {
+		if deny.Load() {
+			return &check.Denial{Code: codes.PermissionDenied, Reason: caev1.Reason_REASON_POLICY, Description: "denied on write"}
+		}
+		return nil
+	})
+	e := newEnv(t, envOpt{opts: []interceptor.Option{interceptor.WithChecks(pol)}})
+	for _, lazy := range []bool{false, true} {
+		c := lazyCall(mint(t, tok{sub: "recheck-cause"}))
+		c.Lazy = lazy
+		a, err := e.srv.Admit(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Watch(); err != nil {
+			t.Fatal(err)
+		}
+		deny.Store(true)
+		var d *interceptor.DenialError
+		if err := a.Recheck(); !errors.As(err, &d) {
+			t.Fatalf("lazy %v: Recheck = %v, want the denial", lazy, err)
+		}
+		if cause := context.Cause(a.Context()); !errors.As(cause, &d) || d.Denial().Reason != caev1.Reason_REASON_POLICY {
+			t.Fatalf("lazy %v: context.Cause right after the failed Recheck = %v, want the denial", lazy, cause)
+		}
+		_ = a.End()
+		deny.Store(false)
+	}
+}
