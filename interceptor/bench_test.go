@@ -42,6 +42,8 @@ func benchUnary(b *testing.B, vopts ...token.Option) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU()
+	defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	for b.Loop() {
 		if _, err := unary(ctx, req, benchInfo, benchHandler); err != nil {
 			b.Fatal(err)
@@ -54,6 +56,8 @@ func BenchmarkUnaryBare(b *testing.B) {
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer x"))
 	req := &inboxv1.GetMessageRequest{Id: "1"}
 	b.ReportAllocs()
+	cpu0 := processCPU()
+	defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	for b.Loop() {
 		_, _ = benchHandler(ctx, req)
 	}

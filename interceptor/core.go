@@ -110,10 +110,12 @@ type Admission struct {
 	startMu  sync.Mutex  // serialises the watch start with End
 	starting atomic.Bool // the watch start began (under startMu)
 
-	// Set for a watched call once watched; wp is set before the watch is
-	// indexed (a wake may come at once) and never changes afterwards.
+	// Set for a watched call: own is the watch's room, allocated with the
+	// Admission (watchedAdmission); wp points to it once watched. wp is set
+	// before the watch is indexed (a wake may come at once) and never
+	// changes afterwards.
+	own     *watch
 	wp      atomic.Pointer[watch]
-	unindex func()
 	expiry  *time.Timer  // nil without exp
 	tick    *time.Timer  // nil without WithStreamRecheckInterval
 	pending atomic.Int64 // wakes not yet handled by a re-check goroutine
@@ -213,7 +215,8 @@ func (a *Admission) End() error {
 			a.lctx.cancel(nil) // never watched
 			return
 		}
-		a.unindex()
+		w := a.wp.Load()
+		w.unindex()
 		if a.expiry != nil {
 			a.expiry.Stop()
 		}
@@ -221,7 +224,7 @@ func (a *Admission) End() error {
 			a.tick.Stop()
 		}
 		a.wg.Wait()
-		a.wp.Load().cancel(nil)
+		w.cancel(nil)
 		a.s.met.active.Add(-1)
 	})
 	return a.Cut()
@@ -253,7 +256,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		if s.o.customMetadata && c.Metadata != nil {
 			md = c.Metadata()
 		}
-		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer)
+		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer, start)
 	}
 	phase := PhaseUnary
 	if c.Watch || c.Stream {
@@ -262,35 +265,40 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	if d != nil {
 		return nil, s.refuse(ctx, c, ms, start, phase, claims, raw, s.newCut(d, claims))
 	}
-	a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
 	if !c.Watch {
-		s.met.allowed(ctx, ms, monoNow()-start)
+		a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
+		s.met.allowed(ctx, ms, start)
 		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
 		return a, nil
 	}
+	// A watched call's Admission and watch in one allocation.
+	wa := &watchedAdmission{Admission: Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}}
+	a := &wa.Admission
+	a.own = &wa.w
 	if c.Lazy {
-		s.met.allowed(ctx, ms, monoNow()-start)
+		s.met.allowed(ctx, ms, start)
 		a.lazy, a.snap, a.start, a.md = true, snap, start, md
 		a.lctx.parent, a.lctx.claims, a.lctx.a = ctx, claims, a
 		a.ctx = &a.lctx
 		return a, nil
 	}
 	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, claimsKey{}, claims))
-	w := s.newWatch(hctx, cancel, claims, c.Method, md, c.Peer, c.Stream, a.wake)
+	w := s.initWatch(a.own, hctx, cancel, claims, c.Method, md, c.Peer, c.Stream, a)
 	// Set before indexing: an event may wake the call at once; opening
 	// defers the re-check goroutine of such a wake until the call is let in.
 	a.wp.Store(w)
 	a.opening = true
-	a.unindex, a.ctx = s.indexWatch(w), hctx
+	a.ctx = hctx
+	s.indexWatch(w)
 	if err := w.recheck(true); err != nil {
 		a.mu.Lock()
 		a.ended = true // no re-check goroutine starts any more
 		a.mu.Unlock()
-		a.unindex()
+		w.unindex()
 		cancel(nil)
 		return nil, s.refuse(ctx, c, ms, start, phase, claims, raw, w.cut.Load())
 	}
-	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.allowed(ctx, ms, start)
 	s.met.active.Add(1)
 	a.mu.Lock()
 	a.opening = false
@@ -347,9 +355,9 @@ func (a *Admission) startWatch() {
 	// re-check below must not start the watch again.
 	a.starting.Store(true)
 	s := a.s
-	w := s.newWatch(&a.lctx, a.lctx.cancel, a.claims, a.call.Method, a.md, a.call.Peer, a.call.Stream, a.wake)
+	w := s.initWatch(a.own, &a.lctx, a.lctx.cancel, a.claims, a.call.Method, a.md, a.call.Peer, a.call.Stream, a)
 	a.wp.Store(w) // before indexing: an event may wake the call at once
-	a.unindex = s.indexWatch(w)
+	s.indexWatch(w)
 	s.lazyStarts.Add(1)
 	s.met.active.Add(1)
 	g := w.gen.Load()
@@ -358,6 +366,10 @@ func (a *Admission) startWatch() {
 		// Admit's evaluation passed as of a.snap and nothing that could
 		// change its time-independent checks happened since; a change
 		// after this read pokes w (it is indexed) and moves gen past g.
+		// The per-message checks are those of that evaluation's
+		// configuration, unchanged since (a change would have moved
+		// s.changes): what a full re-check would store.
+		w.volatile.Store(s.volatileFor(w.method))
 		w.checked.Store(g)
 	}
 	if w.recheck(full) != nil {
@@ -368,6 +380,12 @@ func (a *Admission) startWatch() {
 	a.startTimers(w)
 }
 
+// watchedAdmission is a watched call's Admission with room for its watch.
+type watchedAdmission struct {
+	Admission
+	w watch
+}
+
 // refuse publishes a denial at admission and returns its error.
 func (s *Server) refuse(ctx context.Context, c Call, ms *methodSet, start time.Duration, phase AuditPhase, claims *Claims, raw string, cu *cut) error {
 	s.met.denied(ctx, ms, reasonName(cu.d.Reason), monoNow()-start)
@@ -375,7 +393,7 @@ func (s *Server) refuse(ctx context.Context, c Call, ms *methodSet, start time.D
 	return cu.denialError(phase)
 }
 
-// wake is the watch's onWake: it starts a re-check goroutine unless one is
+// wake is how the watch (watch.adm) asks for a re-check: it starts a re-check goroutine unless one is
 // running (which then re-checks once more) or the call has ended. It never
 // blocks for long: it runs under the stream index's shard lock.
 func (a *Admission) wake() {

@@ -1,4 +1,6 @@
-// Package interceptor brings Continuous Access Evaluation to gRPC servers.
+// Package interceptor brings Continuous Access Evaluation to gRPC servers,
+// and holds the transport-neutral decision core (Server.Admit) that the
+// net/http (caehttp) and connect-go (caeconnect) front doors share.
 //
 // A Server's interceptors authenticate every call with the bearer token in
 // the "authorization" metadata ("Bearer <jwt>", scheme case-insensitive,

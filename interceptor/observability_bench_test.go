@@ -48,6 +48,8 @@ func benchObserved(b *testing.B, withLoggingFields bool, extra ...interceptor.Op
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU()
+	defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	for b.Loop() {
 		if withLoggingFields {
 			// The logging interceptor gives every call fresh fields.
@@ -75,4 +77,11 @@ func BenchmarkUnaryInterceptorCacheHitLoggingFields(b *testing.B) { benchObserve
 // not pay for the logger).
 func BenchmarkUnaryInterceptorCacheHitSDKJSONLog(b *testing.B) {
 	benchObserved(b, false, interceptor.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))))
+}
+
+// BenchmarkUnaryInterceptorCacheHitSDKJSONLogSampled is
+// BenchmarkUnaryInterceptorCacheHitSDKJSONLog recording the duration of one
+// allowed call in 64 (WithAllowedDurationEvery).
+func BenchmarkUnaryInterceptorCacheHitSDKJSONLogSampled(b *testing.B) {
+	benchObserved(b, false, interceptor.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))), interceptor.WithAllowedDurationEvery(64))
 }

@@ -46,14 +46,20 @@ type options struct {
 	injectFields   bool
 	// resourceMetadata is the RFC 9728 metadata URL (WithResourceMetadata).
 	resourceMetadata string
+	// allowedEvery is WithAllowedDurationEvery's n.
+	allowedEvery int
+	// clockSet is true after WithClock: check.Request.Now is then read
+	// from now on every call, not derived from the monotonic clock.
+	clockSet bool
 }
 
 func defaultOptions() options {
 	return options{
-		capability: DefaultCapability,
-		logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		now:        time.Now,
-		logFields:  true,
+		capability:   DefaultCapability,
+		logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		now:          time.Now,
+		logFields:    true,
+		allowedEvery: 1,
 	}
 }
 
@@ -226,6 +232,7 @@ func WithClock(now func() time.Time) Option {
 			return
 		}
 		o.now = now
+		o.clockSet = true
 	}
 }
 
@@ -261,6 +268,26 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 			return
 		}
 		o.meterProvider = mp
+	}
+}
+
+// WithAllowedDurationEvery records the check duration
+// (MetricCheckDuration) of one allowed call in n per method: 1 (the
+// default) records every call, 0 none. Denials are always recorded, and
+// MetricDecisions counts every decision whatever n is, so only the
+// histogram's count and sum shrink to about 1/n of the allowed calls: its
+// buckets remain a sample of the latency distribution. On a verified-token
+// cache hit, the clock read and the histogram's Record are about a third
+// of caekit's cost per call with the OpenTelemetry SDK installed
+// (BENCHMARKS.md, issue 16 item 1); a large n, such as 64, removes most of
+// it. A negative n is an error.
+func WithAllowedDurationEvery(n int) Option {
+	return func(o *options) {
+		if n < 0 {
+			o.fail("WithAllowedDurationEvery: n must not be negative, got %d", n)
+			return
+		}
+		o.allowedEvery = n
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -57,6 +58,7 @@ type Server struct {
 	revoke   revocationCheck // the built-in check, s.checks[0]
 	index    streamIndex
 	met      *serverMetrics
+	wall     wallClock // check.Request.Now under the default clock
 
 	unsub     func()
 	unwatch   []func() // stops the ChangeNotifier subscriptions
@@ -127,7 +129,7 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	if o.meterProvider == nil {
 		o.meterProvider = otel.GetMeterProvider()
 	}
-	met, err := newServerMetrics(o.meterProvider, o.store)
+	met, err := newServerMetrics(o.meterProvider, o.store, o.allowedEvery)
 	if err != nil {
 		return nil, fmt.Errorf("interceptor: metrics: %w", err)
 	}
@@ -288,7 +290,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, false, addr)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, false, addr, start)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
@@ -299,7 +301,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		s.denied(ctx, PhaseUnary, "caekit: call denied", info.FullMethod, claims, raw, c, addr)
 		return nil, c.err
 	}
-	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.allowed(ctx, ms, start)
 	hctx := context.WithValue(ctx, claimsKey{}, claims)
 	if s.o.logFields {
 		if up := hasLoggingFields(ctx); up || s.o.injectFields {
@@ -412,13 +414,20 @@ var requestPool = sync.Pool{New: func() any { return new(check.Request) }}
 
 // evaluate builds the Request once and runs the checks in order; the first
 // denial wins.
-func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool, addr net.Addr) *check.Denial {
+//
+// start is the call's monotonic start (monoNow): under the default clock,
+// check.Request.Now is derived from it (wallClock) instead of read.
+func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool, addr net.Addr, start time.Duration) *check.Denial {
 	r := requestPool.Get().(*check.Request)
 	r.FullMethod = method
 	r.Claims = claims
 	r.Metadata = md
 	r.Stream = stream
-	r.Now = s.o.now()
+	if s.o.clockSet {
+		r.Now = s.o.now()
+	} else {
+		r.Now = s.wall.at(start)
+	}
 	r.Peer = addr
 	var d *check.Denial
 	for _, c := range s.checks {

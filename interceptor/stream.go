@@ -63,7 +63,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr, start)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
@@ -71,14 +71,14 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
 
-	w, unindex, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true, nil)
+	w, c := s.openWatch(ctx, claims, info.FullMethod, md, addr, true, nil, new(watch))
 	defer w.cancel(nil)
-	defer unindex()
+	defer w.unindex()
 	if c != nil {
 		s.met.denied(ctx, ms, reasonName(c.d.Reason), monoNow()-start)
 		return s.endStream(ss, PhaseStreamOpen, "caekit: stream denied", info.FullMethod, claims, raw, c, addr)
 	}
-	s.met.allowed(ctx, ms, monoNow()-start)
+	s.met.allowed(ctx, ms, start)
 	s.met.active.Add(1)
 	defer s.met.active.Add(-1)
 	if s.o.logFields {
@@ -128,34 +128,29 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // indexes it under its token's revocation keys and evaluates it once more
 // (an event stored between the first evaluation and the indexing would not
 // have woken it). It returns the watch, whose ctx is the handler's context
-// (parent plus the claims, cancelled with w.cancel), the function that
-// removes it from the index, and the denial of the second evaluation, if
-// any.
-func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, onWake func()) (*watch, func(), *cut) {
+// (parent plus the claims, cancelled with w.cancel), and the denial of the
+// second evaluation, if any; the caller calls w.unindex when the call ends.
+//
+// w is the zero watch to fill in (allocated by the caller, with the
+// Admission for a call admitted by Admit).
+func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission, w *watch) (*watch, *cut) {
 	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
-	w := s.newWatch(hctx, cancel, claims, method, md, addr, stream, onWake)
-	unindex := s.indexWatch(w)
+	s.initWatch(w, hctx, cancel, claims, method, md, addr, stream, adm)
+	s.indexWatch(w)
 	if err := w.recheck(true); err != nil {
-		return w, unindex, w.cut.Load()
+		return w, w.cut.Load()
 	}
-	return w, unindex, nil
+	return w, nil
 }
 
-// newWatch returns a watch, not yet indexed, whose handler context is ctx
-// (cancelled with cancel).
-func (s *Server) newWatch(ctx context.Context, cancel context.CancelCauseFunc, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, onWake func()) *watch {
-	w := &watch{
-		s:      s,
-		claims: claims,
-		method: method,
-		md:     md,
-		peer:   addr,
-		stream: stream,
-		ctx:    ctx,
-		cancel: cancel,
-		onWake: onWake,
-	}
-	if onWake == nil {
+// initWatch fills in the zero watch w, not yet indexed, whose handler
+// context is ctx (cancelled with cancel), and returns it. adm is the
+// Admission of a call admitted by Admit (nil for a gRPC stream, which has a
+// goroutine of its own and a wake channel).
+func (s *Server) initWatch(w *watch, ctx context.Context, cancel context.CancelCauseFunc, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission) *watch {
+	w.s, w.claims, w.method, w.md, w.peer, w.stream = s, claims, method, md, addr, stream
+	w.ctx, w.cancel, w.adm = ctx, cancel, adm
+	if adm == nil {
 		w.wake = make(chan struct{}, 1)
 	}
 	w.gen.Store(1) // checked is 0: the call has not passed yet
@@ -163,17 +158,22 @@ func (s *Server) newWatch(ctx context.Context, cancel context.CancelCauseFunc, c
 }
 
 // indexWatch indexes w under its token's revocation keys, so that store
-// events about them wake it, and returns the function that un-indexes it.
-func (s *Server) indexWatch(w *watch) func() {
+// events about them wake it (w.unindex undoes it).
+func (s *Server) indexWatch(w *watch) {
 	keys := w.claims.Keys()
 	if len(keys) == 0 {
 		// No event can name this call, but RecheckStreams must still
 		// reach it: index it under the zero key, which no event carries.
 		keys = []revocation.Key{{}}
 	}
+	w.keys = keys
 	s.index.add(w, keys)
-	return func() { s.index.remove(w, keys) }
 }
+
+// unindex removes w from the stream index; the caller of openWatch (or of
+// indexWatch) calls it once the call ends (a method, not a closure: one allocation less per
+// watched call).
+func (w *watch) unindex() { w.s.index.remove(w, w.keys) }
 
 // watchUntil is the watch loop of a long-lived call, transport-neutral: it
 // re-evaluates w on every wake (a store event about one of the token's
@@ -310,15 +310,19 @@ type watch struct {
 	ctx    context.Context         // the handler's context
 	cancel context.CancelCauseFunc // cancels ctx
 	wake   chan struct{}           // capacity 1: "re-evaluate"
-	// onWake, when set, replaces wake: a call watched without a goroutine
-	// of its own (Admission) starts its re-check on demand.
-	onWake func()
-	cut    atomic.Pointer[cut]
+	// adm, when set, replaces wake: a call watched without a goroutine of
+	// its own (Admission) starts its re-check on demand (Admission.wake).
+	adm  *Admission
+	keys []revocation.Key // indexed under these (openWatch)
+	cut  atomic.Pointer[cut]
 	// gen counts the changes that may alter the decision of the
 	// time-independent checks (poke bumps it); checked is the gen value read
 	// before the last full evaluation that passed. While they are equal, a
 	// message runs only the checks that are not time-independent.
 	gen, checked atomic.Uint64
+	// volatile is the list of checks run on every message (volatileFor,
+	// refreshed by every full re-check); nil until the first: s.volatile.
+	volatile atomic.Pointer[[]check.Check]
 	// sendMu is held by a handler's SendMsg from its re-check
 	// through its transport write; fence takes it to wait for that write.
 	sendMu sync.Mutex
@@ -332,8 +336,8 @@ type watch struct {
 // goroutine to re-evaluate. It never blocks.
 func (w *watch) poke() {
 	w.gen.Add(1)
-	if w.onWake != nil {
-		w.onWake()
+	if w.adm != nil {
+		w.adm.wake()
 		return
 	}
 	select {
@@ -384,6 +388,10 @@ func (w *watch) recheck(full bool) error {
 	if d := s.evaluateWatch(w, now, s.checks); d != nil {
 		return w.record(d).err
 	}
+	// Which checks must still run on every message of this stream, under
+	// their configuration as of now (check.MethodTimeIndependent); a change
+	// bumps gen, and the next message asks again.
+	w.volatile.Store(s.volatileFor(w.method))
 	// g was read before the evaluation: a change after it bumped gen past g,
 	// so the next message evaluates again.
 	w.checked.Store(g)
@@ -402,14 +410,40 @@ func (s *Server) evaluateVolatile(w *watch) *check.Denial {
 	if d := storeHealth(s.store); d != nil {
 		return d
 	}
-	if len(s.volatile) == 0 {
+	volatile := s.volatile
+	if p := w.volatile.Load(); p != nil {
+		volatile = *p
+	}
+	if len(volatile) == 0 {
 		return nil
 	}
 	now := s.o.now()
 	if exp := w.claims.ExpiresAt; !exp.IsZero() && !now.Before(exp) {
 		return expiredDenial(exp)
 	}
-	return s.evaluateWatch(w, now, s.volatile)
+	return s.evaluateWatch(w, now, volatile)
+}
+
+// noVolatile is the empty list of per-message checks, shared by the
+// streams that need none.
+var noVolatile = []check.Check{}
+
+// volatileFor returns the checks that must run on every message of a
+// stream of method: those of s.volatile that do not report
+// check.MethodTimeIndependent for it. The common answer, none, allocates
+// nothing.
+func (s *Server) volatileFor(method string) *[]check.Check {
+	var out []check.Check
+	for _, c := range s.volatile {
+		if m, ok := c.(check.MethodTimeIndependent); ok && m.TimeIndependentFor(method) {
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return &noVolatile
+	}
+	return &out
 }
 
 // evaluateWatch runs checks for an open stream, as of now.

@@ -356,9 +356,9 @@ func (e *Engine) Checks() []check.Check {
 
 // StepUpCheck returns the check that enforces acr_values and max_age (RFC
 // 9470). Unlike the others it is not check.TimeIndependent: a max_age
-// requirement is met by a token at one time and failed later, so open
-// streams run it on every message (a map lookup for methods without such a
-// rule).
+// requirement is met by a token at one time and failed later. It is
+// check.MethodTimeIndependent instead: open streams run it on every message
+// only for methods whose rule has a max_age.
 func (e *Engine) StepUpCheck() check.Check {
 	return engineCheck{e: e, check: e.checkStepUp, timeDependent: true}
 }
@@ -416,6 +416,21 @@ var (
 // messages while nothing changed. It reports false for StepUpCheck, whose
 // max_age depends on the time.
 func (c engineCheck) TimeIndependent() bool { return !c.timeDependent }
+
+var _ check.MethodTimeIndependent = engineCheck{}
+
+// TimeIndependentFor reports, for streams of fullMethod under the current
+// policy, whether the check can skip messages while nothing changed: always
+// for the location and auth-context checks; for StepUpCheck unless the
+// method's rule has a max_age (acr_values alone do not depend on the time).
+// A reload that changes this is reported through OnChange.
+func (c engineCheck) TimeIndependentFor(fullMethod string) bool {
+	if !c.timeDependent {
+		return true
+	}
+	r := c.e.cur.Load().ruleFor(fullMethod)
+	return r == nil || r.maxAge == 0
+}
 
 // TimeIndependent reports false: the Engine as one check includes the RFC
 // 9470 max_age requirement, which depends on the time. Install Checks()

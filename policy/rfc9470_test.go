@@ -281,3 +281,68 @@ func BenchmarkStepUpCheckAllow(b *testing.B) {
 		})
 	}
 }
+
+// TestStepUpCheckTimeIndependentFor guards the per-message cost of open
+// streams (issue 16 item 2): the step-up check asks to run on every message
+// only for methods whose rule has a max_age; acr_values alone, and methods
+// without a rule, do not depend on the time. The location and auth-context
+// checks never do.
+func TestStepUpCheckTimeIndependentFor(t *testing.T) {
+	eng := newEngine(t, &policy.Policy{Rules: []policy.Rule{
+		{Methods: []string{getMessage}, MaxAge: 5 * time.Minute},
+		{Methods: []string{"/example.inbox.v1.InboxService/Chat"}, ACRValues: []string{mfaACR}},
+	}})
+	ti := func(c check.Check, m string) bool { return c.(check.MethodTimeIndependent).TimeIndependentFor(m) }
+	if ti(eng.StepUpCheck(), getMessage) {
+		t.Error("a max_age method is reported time-independent")
+	}
+	if !ti(eng.StepUpCheck(), "/example.inbox.v1.InboxService/Chat") || !ti(eng.StepUpCheck(), "/x.Y/Z") {
+		t.Error("an acr_values-only method or a method without a rule is reported time-dependent")
+	}
+	if !ti(eng.LocationCheck(), getMessage) || !ti(eng.AuthContextCheck(), getMessage) {
+		t.Error("the location or auth-context check is reported time-dependent")
+	}
+}
+
+// TestStepUpMaxAgeAddedByReloadCutsOpenStream: a stream opened while its
+// method had no max_age skips the step-up check on messages; a reload that
+// adds a max_age must make it run again (the reload is a ChangeNotifier
+// change, after which the stream asks TimeIndependentFor again), so the
+// stream is cut once auth_time is older than the new max_age.
+func TestStepUpMaxAgeAddedByReloadCutsOpenStream(t *testing.T) {
+	e := startRaw(t, &policy.Policy{}, "127.0.0.1")
+	e.idp.SetClaim("auth_time", time.Now().Unix())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.token(t, ""))
+	st, err := e.api.Chat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"a", "b"} { // the second message runs on the skip path
+		if err := st.Send(&inboxv1.ChatRequest{Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := st.Recv(); err != nil || m.GetText() != text {
+			t.Fatalf("message %s: %v %v", text, m, err)
+		}
+	}
+	if err := e.eng.Update(&policy.Policy{Rules: []policy.Rule{{Methods: []string{"/example.inbox.v1.InboxService/Chat"}, MaxAge: 5 * time.Minute}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The first message after the reload runs every check (the reload bumped
+	// the stream's generation) and passes: auth_time is fresh.
+	if err := st.Send(&inboxv1.ChatRequest{Text: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.Recv(); err != nil || m.GetText() != "c" {
+		t.Fatalf("message c: %v %v", m, err)
+	}
+	// Nothing changes now but the time: only a stream that asked again
+	// which checks are time-dependent runs the step-up check here.
+	e.clock.advance(6 * time.Minute)
+	_ = st.Send(&inboxv1.ChatRequest{Text: "d"})
+	if _, err = st.Recv(); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("after the reload and max_age: %v, want the stream cut with Unauthenticated", err)
+	}
+}

@@ -30,14 +30,18 @@ func (m *Memory) remove(ev Event) bool {
 	if ev.Subject.Kind >= kindCount {
 		return false
 	}
-	s := m.shardFor(ev.Subject)
+	h := m.hash(ev.Subject)
+	s := m.shardFor(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.m[ev.Subject]
-	if !ok || old.typ != ev.Type || old.id != ev.ID || !old.time.Equal(ev.Time) {
+	p, ok := s.find(ev.Subject, h)
+	if !ok {
 		return false
 	}
-	delete(s.m, ev.Subject)
+	if old := &s.slots[p]; old.typ != ev.Type || old.eid != ev.ID || !old.time().Equal(ev.Time) {
+		return false
+	}
+	s.drop(ev.Subject, h, p)
 	m.kinds[ev.Subject.Kind].Add(-1)
 	m.count.Add(-1)
 	return true

@@ -275,25 +275,8 @@ func benchHTTPHandlerOnly(b *testing.B) {
 // cost per request, without transport.
 func benchHTTPMiddleware(fx *fixtures) func(*testing.B) {
 	return func(b *testing.B) {
-		s, err := fx.signer(algRS256)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := fx.memory(defaultEntries)
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv, v, err := newCAE(s, spec{Kind: kindCAECache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges}, m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer v.Close()
-		defer srv.Close()
+		srv, raw := microCAE(b, fx)
 		mw, err := caehttp.Middleware(srv)
-		if err != nil {
-			b.Fatal(err)
-		}
-		raw, err := s.mint(1, "sid-micro")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -333,26 +333,34 @@ func benchStreamBare(b *testing.B) {
 
 // benchCAEStream sends messages through caekit's stream interceptor, which
 // re-runs the checks (revocation, policy, expiry) before every message.
+// microCAE returns the default caekit case (RS256, cache on, 10k entries,
+// 10 ranges) and a token for it, closed when b ends: what the stream and
+// HTTP micro benchmarks run.
+func microCAE(b *testing.B, fx *fixtures) (*interceptor.Server, string) {
+	s, err := fx.signer(algRS256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := fx.memory(defaultEntries)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, v, err := newCAE(s, spec{Kind: kindCAECache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges}, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = v.Close() })
+	b.Cleanup(func() { _ = srv.Close() })
+	raw, err := s.mint(1, "sid-micro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return srv, raw
+}
+
 func benchCAEStream(fx *fixtures) func(*testing.B) {
 	return func(b *testing.B) {
-		s, err := fx.signer(algRS256)
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := fx.memory(defaultEntries)
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv, v, err := newCAE(s, spec{Kind: kindCAECache, Alg: algRS256, Entries: defaultEntries, Ranges: defaultRanges}, m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer v.Close()
-		defer srv.Close()
-		raw, err := s.mint(1, "sid-micro")
-		if err != nil {
-			b.Fatal(err)
-		}
+		srv, raw := microCAE(b, fx)
 		if err := srv.StreamServerInterceptor()(nil, &nullStream{ctx: incomingContext(raw)}, watchInfo, sendN(b)); err != nil {
 			b.Fatal(err)
 		}

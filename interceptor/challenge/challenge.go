@@ -1,4 +1,6 @@
-// Package challenge is the wire format of CAE claims challenges in gRPC: the
+// Package challenge is the wire format of CAE claims challenges in gRPC and
+// HTTP (Entra's insufficient_claims and RFC 9470's
+// insufficient_user_authentication): the
 // RFC 7235 www-authenticate value in Entra's exact form, the cae.v1.ClaimsChallenge
 // and google.rpc.ErrorInfo status details, and the robust parsers a client
 // needs to read them back. The same www-authenticate value is the HTTP

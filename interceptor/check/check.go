@@ -106,6 +106,21 @@ type TimeIndependent interface {
 	TimeIndependent() bool
 }
 
+// MethodTimeIndependent may be implemented by a Check whose time dependence
+// varies with the stream's method under its current configuration (a
+// policy with a time limit on some methods only). TimeIndependentFor
+// reports, in TimeIndependent's sense, for streams of fullMethod as the
+// check is configured now. The interceptor asks when a stream opens and
+// again after every change the check reports through ChangeNotifier, which
+// such a check must implement: a configuration change that makes a method
+// time-dependent must be notified.
+type MethodTimeIndependent interface {
+	// TimeIndependentFor reports whether, for streams of fullMethod, the
+	// check's decision changes only on revocation events and on the
+	// check's own ChangeNotifier changes.
+	TimeIndependentFor(fullMethod string) bool
+}
+
 // CheckFunc adapts a function to Check.
 type CheckFunc func(ctx context.Context, req *Request) *Denial
 

@@ -245,13 +245,9 @@ func (e *env) step13(ctx context.Context, st *Step) error {
 	if err != nil {
 		return err
 	}
-	var ended end
-	select {
-	case ended = <-done:
-	case <-time.After(5 * time.Second):
-		cancel()
-		<-done
-		return errors.New("the event stream was not cut within 5 s of the event")
+	ended, err := awaitCut(done, cancel, "the event stream")
+	if err != nil {
+		return err
 	}
 	var storedAt time.Time
 	select {

@@ -251,13 +251,9 @@ func (e *env) step4(ctx context.Context, st *Step) error {
 		<-done
 		return err
 	}
-	var ended end
-	select {
-	case ended = <-done:
-	case <-time.After(5 * time.Second):
-		cancel()
-		<-done
-		return errors.New("the stream was not cut within 5 s of the event")
+	ended, err := awaitCut(done, cancel, "the stream")
+	if err != nil {
+		return err
 	}
 	st.Obs.ReceivedBefore += ended.n
 	st.Obs.Err = ended.err
@@ -720,4 +716,19 @@ func (e *env) step11(ctx context.Context, st *Step) error {
 		return fmt.Errorf("stream cut reason %s, want SESSION_REVOKED", reason)
 	}
 	return nil
+}
+
+// awaitCut waits at most 5 s for the reader of a stream cut by an event to
+// report its end on done; past that it cancels the stream, waits for the
+// reader and says that what was not cut in time.
+func awaitCut[T any](done <-chan T, cancel func(), what string) (T, error) {
+	select {
+	case ended := <-done:
+		return ended, nil
+	case <-time.After(5 * time.Second):
+		cancel()
+		<-done
+		var zero T
+		return zero, fmt.Errorf("%s was not cut within 5 s of the event", what)
+	}
 }

@@ -3,7 +3,6 @@ package inbox
 import (
 	"context"
 	"errors"
-	"io"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc/status"
@@ -38,18 +37,7 @@ func (c connectService) WatchInbox(ctx context.Context, req *connect.Request[inb
 
 // Chat echoes every message.
 func (c connectService) Chat(_ context.Context, stream *connect.BidiStream[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
-	for {
-		m, err := stream.Receive()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
-			return err
-		}
-	}
+	return echo(stream.Receive, stream.Send)
 }
 
 // Upload counts messages and bytes.

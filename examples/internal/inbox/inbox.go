@@ -119,15 +119,21 @@ func (s *Service) Watch(ctx context.Context, intervalMs int32, send func(*inboxv
 
 // Chat echoes every message.
 func (s *Service) Chat(stream grpc.BidiStreamingServer[inboxv1.ChatRequest, inboxv1.ChatResponse]) error {
+	return echo(stream.Recv, stream.Send)
+}
+
+// echo sends every received message back until the client closes its side:
+// Chat over gRPC and over Connect.
+func echo(recv func() (*inboxv1.ChatRequest, error), send func(*inboxv1.ChatResponse) error) error {
 	for {
-		m, err := stream.Recv()
+		m, err := recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
+		if err := send(&inboxv1.ChatResponse{Text: m.GetText()}); err != nil {
 			return err
 		}
 	}

@@ -67,7 +67,7 @@ func Example_grpcServer() {
 		defer cae.Close()
 		srv := grpc.NewServer(cae.ServerOptions()...)
 		// In handlers: claims, _ := interceptor.ClaimsFromContext(ctx)
-		// Events: http.Handle("/events", receiver) with receiver from ssf.New(ctx, ssf.WithStore(cae.Store()), …)
+		// Events: http.Handle("/events", rcv) with rcv from receiver.New(ctx, receiver.WithStore(cae.Store()), …)
 		_ = srv
 		return nil
 	}
@@ -90,7 +90,7 @@ func Example_grpcClient() {
 			grpc.WithTransportCredentials(credentials.NewTLS(nil)))...)
 		// Every call now carries a cached token that declares cp1, refreshed at refresh_in;
 		// a claims challenge is answered with a new token and the call retried once.
-		// client.IsChallenge(err) tells the app what a returned challenge asked for.
+		// challenge.Extract(err) tells the app what a returned challenge asked for.
 		_ = conn
 		return err
 	}

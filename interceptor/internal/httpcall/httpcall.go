@@ -29,7 +29,7 @@ func Metadata(h http.Header) metadata.MD {
 // s, so that checks and logs still see what the server saw.
 func Peer(s string) net.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return net.TCPAddrFromAddrPort(ap)
+		return newTCPAddr(ap)
 	}
 	if s == "" {
 		return nil
@@ -46,16 +46,38 @@ func PeerInto(s string, dst *net.TCPAddr, buf *[16]byte) net.Addr {
 	if err != nil {
 		return Peer(s)
 	}
+	fillTCPAddr(ap, dst, buf)
+	return dst
+}
+
+// tcpAddr is a net.TCPAddr and the bytes of its IP in one allocation
+// (net.TCPAddrFromAddrPort makes two).
+type tcpAddr struct {
+	net.TCPAddr
+	ip [16]byte
+}
+
+// newTCPAddr returns what net.TCPAddrFromAddrPort(ap) returns: a 4-byte IP
+// for an IPv4 address, 16 bytes otherwise, the zone and the port.
+func newTCPAddr(ap netip.AddrPort) *net.TCPAddr {
+	t := new(tcpAddr)
+	fillTCPAddr(ap, &t.TCPAddr, &t.ip)
+	return &t.TCPAddr
+}
+
+// fillTCPAddr sets dst to what net.TCPAddrFromAddrPort(ap) returns, its IP
+// held in buf.
+func fillTCPAddr(ap netip.AddrPort, dst *net.TCPAddr, buf *[16]byte) {
 	a := ap.Addr()
 	if a.Is4() {
 		b := a.As4()
 		dst.IP = buf[:copy(buf[:], b[:])]
 	} else {
-		b := a.As16()
-		dst.IP = buf[:copy(buf[:], b[:])]
+		*buf = a.As16()
+		dst.IP = buf[:]
 	}
-	dst.Port, dst.Zone = int(ap.Port()), a.Zone()
-	return dst
+	dst.Zone = a.Zone()
+	dst.Port = int(ap.Port())
 }
 
 type stringAddr string

@@ -1,4 +1,4 @@
-// Package ssf is caekit's Shared Signals Framework receiver: it turns Security
+// Package receiver is caekit's Shared Signals Framework receiver: it turns Security
 // Event Tokens (SETs, RFC 8417) from an SSF transmitter into revocation.Events
 // and stores them.
 //
