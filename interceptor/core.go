@@ -110,11 +110,10 @@ type Admission struct {
 	startMu  sync.Mutex  // serialises the watch start with End
 	starting atomic.Bool // the watch start began (under startMu)
 
-	// Set for a watched call: own is the watch's room, allocated with the
-	// Admission (watchedAdmission); wp points to it once watched. wp is set
+	// Set for a watched call once watched (for an eagerly watched one, to
+	// the watch allocated with the Admission, watchedAdmission); wp is set
 	// before the watch is indexed (a wake may come at once) and never
 	// changes afterwards.
-	own     *watch
 	wp      atomic.Pointer[watch]
 	expiry  *time.Timer  // nil without exp
 	tick    *time.Timer  // nil without WithStreamRecheckInterval
@@ -271,19 +270,21 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
 		return a, nil
 	}
-	// A watched call's Admission and watch in one allocation.
-	wa := &watchedAdmission{Admission: Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}}
-	a := &wa.Admission
-	a.own = &wa.w
 	if c.Lazy {
+		// No room for a watch: most lazy calls (short answers) never start
+		// one, and a start allocates it (startWatch).
+		a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
 		s.met.allowed(ctx, ms, start)
 		a.lazy, a.snap, a.start, a.md = true, snap, start, md
 		a.lctx.parent, a.lctx.claims, a.lctx.a = ctx, claims, a
 		a.ctx = &a.lctx
 		return a, nil
 	}
+	// A watched call's Admission and watch in one allocation.
+	wa := &watchedAdmission{Admission: Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}}
+	a := &wa.Admission
 	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, claimsKey{}, claims))
-	w := s.initWatch(a.own, hctx, cancel, claims, c.Method, md, c.Peer, c.Stream, a)
+	w := s.initWatch(&wa.w, hctx, cancel, claims, c.Method, md, c.Peer, c.Stream, a)
 	// Set before indexing: an event may wake the call at once; opening
 	// defers the re-check goroutine of such a wake until the call is let in.
 	a.wp.Store(w)
@@ -355,7 +356,7 @@ func (a *Admission) startWatch() {
 	// re-check below must not start the watch again.
 	a.starting.Store(true)
 	s := a.s
-	w := s.initWatch(a.own, &a.lctx, a.lctx.cancel, a.claims, a.call.Method, a.md, a.call.Peer, a.call.Stream, a)
+	w := s.initWatch(new(watch), &a.lctx, a.lctx.cancel, a.claims, a.call.Method, a.md, a.call.Peer, a.call.Stream, a)
 	a.wp.Store(w) // before indexing: an event may wake the call at once
 	s.indexWatch(w)
 	s.lazyStarts.Add(1)
