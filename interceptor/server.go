@@ -65,6 +65,15 @@ type Server struct {
 	closing   chan struct{}
 	closed    atomic.Bool // set before closing is closed
 	closeOnce sync.Once
+
+	// changes counts what may alter a decision already taken: store
+	// events, RecheckStreams (ChangeNotifier changes) and Close. A call
+	// admitted with Call.Lazy snapshots it at admission and re-evaluates
+	// when its watch starts if it moved (core.go).
+	changes atomic.Uint64
+	// lazyStarts counts the watches of lazily admitted calls that started
+	// (Admission.Watch, a late Recheck): tests read it (LazyWatchStarts).
+	lazyStarts atomic.Uint64
 }
 
 // New returns a Server that validates tokens with v. It returns an error
@@ -131,6 +140,7 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		if s.revoke.gen != nil {
 			s.revoke.gen.Add(1)
 		}
+		s.changes.Add(1)
 		s.index.notify(ev)
 	})
 	for _, c := range o.checks {
@@ -146,7 +156,10 @@ func New(v Validator, opts ...Option) (*Server, error) {
 // ChangeNotifier get this on every change; call it yourself after changing
 // what another check decides on. It never blocks: each stream's own goroutine
 // does its re-check.
-func (s *Server) RecheckStreams() { s.index.pokeAll() }
+func (s *Server) RecheckStreams() {
+	s.changes.Add(1)
+	s.index.pokeAll()
+}
 
 // Store returns the revocation store the Server consults (the one given with
 // WithStore, or the Server's own in-memory store).
@@ -165,6 +178,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.closing)
+		s.changes.Add(1)
 		s.index.pokeAll() // watched calls without a goroutine of their own
 		s.unsub()
 		for _, stop := range s.unwatch {

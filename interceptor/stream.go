@@ -135,13 +135,32 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // Admission for a call admitted by Admit).
 func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission, w *watch) (*watch, *cut) {
 	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
+	s.initWatch(w, hctx, cancel, claims, method, md, addr, stream, adm)
+	s.indexWatch(w)
+	if err := w.recheck(true); err != nil {
+		return w, w.cut.Load()
+	}
+	return w, nil
+}
+
+// initWatch fills in the zero watch w, not yet indexed, whose handler
+// context is ctx (cancelled with cancel), and returns it. adm is the
+// Admission of a call admitted by Admit (nil for a gRPC stream, which has a
+// goroutine of its own and a wake channel).
+func (s *Server) initWatch(w *watch, ctx context.Context, cancel context.CancelCauseFunc, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission) *watch {
 	w.s, w.claims, w.method, w.md, w.peer, w.stream = s, claims, method, md, addr, stream
-	w.ctx, w.cancel, w.adm = hctx, cancel, adm
+	w.ctx, w.cancel, w.adm = ctx, cancel, adm
 	if adm == nil {
 		w.wake = make(chan struct{}, 1)
 	}
 	w.gen.Store(1) // checked is 0: the call has not passed yet
-	keys := claims.Keys()
+	return w
+}
+
+// indexWatch indexes w under its token's revocation keys, so that store
+// events about them wake it (w.unindex undoes it).
+func (s *Server) indexWatch(w *watch) {
+	keys := w.claims.Keys()
 	if len(keys) == 0 {
 		// No event can name this call, but RecheckStreams must still
 		// reach it: index it under the zero key, which no event carries.
@@ -149,14 +168,10 @@ func (s *Server) openWatch(parent context.Context, claims *Claims, method string
 	}
 	w.keys = keys
 	s.index.add(w, keys)
-	if err := w.recheck(true); err != nil {
-		return w, w.cut.Load()
-	}
-	return w, nil
 }
 
-// unindex removes w from the stream index; the caller of openWatch calls
-// it once the call ends (a method, not a closure: one allocation less per
+// unindex removes w from the stream index; the caller of openWatch (or of
+// indexWatch) calls it once the call ends (a method, not a closure: one allocation less per
 // watched call).
 func (w *watch) unindex() { w.s.index.remove(w, w.keys) }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 
 	"google.golang.org/grpc/metadata"
@@ -66,13 +67,22 @@ func defaultRoute(r *http.Request) (string, bool) {
 //
 // A refused request never reaches next: it gets WriteError's response. A
 // request let in runs next with a context that carries the claims
-// (interceptor.ClaimsFromContext) and is watched until next returns: a
-// revocation event about its token, a failing re-check, the token's expiry
-// or srv.Close cancels that context with an *interceptor.DenialError as
-// context.Cause, every later Write, WriteHeader or Flush is refused (Write
-// returns the DenialError), and, if next had not written the response
-// header yet, the denial is written instead. A response already under way
-// (SSE, chunked) simply ends; the client's next request gets the challenge.
+// (interceptor.ClaimsFromContext). A short answer is decided once, at
+// admission, like a gRPC unary call. A long-lived response is watched until
+// next returns: the watch starts on its first Flush (an SSE event, a
+// streamed chunk; http.ResponseController's Flush included) or on a Write
+// more than interceptor.LazyWatchGrace after admission (a response still
+// being written, or slow to start) or after a store event or policy change,
+// or when next waits on its context's Done channel (a long poll), and
+// re-evaluates the request first if
+// anything changed since admission (see interceptor.Call.Lazy). Once
+// watched, a revocation event about its token, a failing re-check, the
+// token's expiry or srv.Close cancels that context with an
+// *interceptor.DenialError as context.Cause, every later Write, WriteHeader
+// or Flush is refused (Write returns the DenialError), and, if next had not
+// written the response header yet, the denial is written instead. A
+// response already under way (SSE, chunked) simply ends; the client's next
+// request gets the challenge.
 //
 // The response writer next sees implements http.Flusher and Unwrap, so
 // http.ResponseController reaches the server's own writer.
@@ -114,20 +124,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, registered := h.cfg.route(r)
+	// One allocation for the writer and the peer address together.
+	rw := &responseWriter{ResponseWriter: w}
 	a, err := h.srv.Admit(r.Context(), interceptor.Call{
 		Method:        name,
 		Registered:    registered,
 		Authorization: r.Header.Values("Authorization"),
 		Credentials:   credentialsName,
-		Peer:          httpcall.Peer(r.RemoteAddr),
+		Peer:          httpcall.PeerInto(r.RemoteAddr, &rw.peer, &rw.ip),
 		Metadata:      func() metadata.MD { return httpcall.Metadata(r.Header) },
 		Watch:         true,
+		Lazy:          true,
 	})
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	rw := &responseWriter{ResponseWriter: w, a: a}
+	rw.a = a
 	defer func() {
 		// Runs on a panic too (net/http recovers it), so the watch always
 		// stops with the request.
@@ -144,11 +157,17 @@ type responseWriter struct {
 	http.ResponseWriter
 	a     *interceptor.Admission
 	wrote bool // the response header went out (or will with the next write)
+	// The request's peer address (interceptor.Call.Peer), kept here so
+	// that it costs no allocation of its own.
+	peer net.TCPAddr
+	ip   [16]byte
 }
 
-// WriteHeader sends the header unless the request is cut.
+// WriteHeader sends the header unless the request is cut (Recheck: for a
+// request not yet watched, after the store or the policy changed since
+// admission, this starts the watch and re-evaluates it first).
 func (w *responseWriter) WriteHeader(code int) {
-	if w.a.Cut() != nil {
+	if w.a.Recheck() != nil {
 		return
 	}
 	if code >= 200 || code == http.StatusSwitchingProtocols {
@@ -158,7 +177,9 @@ func (w *responseWriter) WriteHeader(code int) {
 }
 
 // Write re-runs the checks that may have changed (as a gRPC stream does on
-// every message) and writes p, or returns the *interceptor.DenialError.
+// every message) and writes p, or returns the *interceptor.DenialError; a
+// write of a request not yet watched starts the watch if it comes more than
+// interceptor.LazyWatchGrace after admission (Admission.Recheck).
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if err := w.a.Recheck(); err != nil {
 		return 0, err
@@ -177,9 +198,10 @@ func (w *responseWriter) WriteString(s string) (int, error) {
 	return io.WriteString(w.ResponseWriter, s)
 }
 
-// Flush flushes unless the request is cut.
+// Flush starts the watch (a flushed response is long-lived) and flushes
+// unless the request is cut.
 func (w *responseWriter) Flush() {
-	if w.a.Cut() != nil {
+	if w.a.Watch() != nil {
 		return
 	}
 	w.wrote = true

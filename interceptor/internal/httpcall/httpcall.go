@@ -37,6 +37,19 @@ func Peer(s string) net.Addr {
 	return stringAddr(s)
 }
 
+// PeerInto is Peer without allocating for an "ip:port": the *net.TCPAddr
+// it returns is dst, its IP held in buf, so a front door that already
+// allocates a per-request value can embed both in it (the HTTP middleware's
+// response writer). dst and buf must live as long as the address is used.
+func PeerInto(s string, dst *net.TCPAddr, buf *[16]byte) net.Addr {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return Peer(s)
+	}
+	fillTCPAddr(ap, dst, buf)
+	return dst
+}
+
 // tcpAddr is a net.TCPAddr and the bytes of its IP in one allocation
 // (net.TCPAddrFromAddrPort makes two).
 type tcpAddr struct {
@@ -48,17 +61,23 @@ type tcpAddr struct {
 // for an IPv4 address, 16 bytes otherwise, the zone and the port.
 func newTCPAddr(ap netip.AddrPort) *net.TCPAddr {
 	t := new(tcpAddr)
+	fillTCPAddr(ap, &t.TCPAddr, &t.ip)
+	return &t.TCPAddr
+}
+
+// fillTCPAddr sets dst to what net.TCPAddrFromAddrPort(ap) returns, its IP
+// held in buf.
+func fillTCPAddr(ap netip.AddrPort, dst *net.TCPAddr, buf *[16]byte) {
 	a := ap.Addr()
 	if a.Is4() {
 		b := a.As4()
-		t.IP = t.ip[:copy(t.ip[:], b[:])]
+		dst.IP = buf[:copy(buf[:], b[:])]
 	} else {
-		t.ip = a.As16()
-		t.IP = t.ip[:]
+		*buf = a.As16()
+		dst.IP = buf[:]
 	}
-	t.Zone = a.Zone()
-	t.Port = int(ap.Port())
-	return &t.TCPAddr
+	dst.Zone = a.Zone()
+	dst.Port = int(ap.Port())
 }
 
 type stringAddr string

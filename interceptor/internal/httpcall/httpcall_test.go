@@ -39,3 +39,30 @@ func TestMetadata(t *testing.T) {
 		t.Fatalf("Metadata kept a canonical-case key: %v", md)
 	}
 }
+
+// TestPeerIntoMatchesPeer guards the allocation-free peer conversion of
+// the HTTP middleware: for every form of address it yields what Peer does
+// (IPv4 as 4 bytes, IPv6 with its zone, an IPv4-mapped IPv6 as 16 bytes,
+// non-"ip:port" text kept).
+func TestPeerIntoMatchesPeer(t *testing.T) {
+	for _, s := range []string{"192.0.2.7:443", "[2001:db8::1]:8443", "[fe80::1%eth0]:80", "[::ffff:192.0.2.7]:1", "pipe", ""} {
+		var dst net.TCPAddr
+		var buf [16]byte
+		got, want := PeerInto(s, &dst, &buf), Peer(s)
+		if (got == nil) != (want == nil) {
+			t.Fatalf("%q: PeerInto %v, Peer %v", s, got, want)
+		}
+		if got == nil {
+			continue
+		}
+		if got.String() != want.String() || got.Network() != want.Network() {
+			t.Fatalf("%q: PeerInto %v, Peer %v", s, got, want)
+		}
+		if w, ok := want.(*net.TCPAddr); ok {
+			g := got.(*net.TCPAddr)
+			if !g.IP.Equal(w.IP) || len(g.IP) != len(w.IP) || g.Port != w.Port || g.Zone != w.Zone {
+				t.Fatalf("%q: PeerInto %#v, Peer %#v", s, g, w)
+			}
+		}
+	}
+}
