@@ -78,48 +78,27 @@ func (r *results) evaluate() {
 		}
 		r.Targets = append(r.Targets, t)
 	}
-	{
-		t := target{Name: "HTTP middleware overhead per request, cache hit", Goal: "≤ 3 µs, ≤ 10 allocs"}
-		mw, base := r.micro(microHTTPCAE), r.micro(microHTTPHandler)
-		if mw == nil || base == nil {
+	// overheadTarget is a micro benchmark's cost minus its base case's,
+	// against a time and an allocation bound.
+	overheadTarget := func(name, goal, bench, base string, maxNs float64, maxAllocs int64, note string) {
+		t := target{Name: name, Goal: goal}
+		m, b := r.micro(bench), r.micro(base)
+		if m == nil || b == nil {
 			t.Result, t.Measured = "skipped", "–"
 		} else {
-			d, a := mw.NsPerOp-base.NsPerOp, mw.AllocsPerOp-base.AllocsPerOp
+			d, a := m.NsPerOp-b.NsPerOp, m.AllocsPerOp-b.AllocsPerOp
 			t.Measured = fmt.Sprintf("%s, %d allocs", ns(d), a)
-			t.Result = result(d <= 3000 && a <= 10)
-			t.Note = "caehttp middleware + handler into an httptest.ResponseRecorder, minus the handler alone"
+			t.Result = result(d <= maxNs && a <= maxAllocs)
+			t.Note = note
 		}
 		r.Targets = append(r.Targets, t)
 	}
+	overheadTarget("HTTP middleware overhead per request, cache hit", "≤ 3 µs, ≤ 10 allocs", microHTTPCAE, microHTTPHandler, 3000, 10, "caehttp middleware + handler into an httptest.ResponseRecorder, minus the handler alone")
 	ratioTarget("caekit (cache on) / Naive, unary c=64", "Naive (golang-jwt)", 2.0)
 	ratioTarget("caekit (cache on) / Introspection, unary c=64", "Introspection", 3.0)
 
-	{
-		t := target{Name: "Interceptor overhead per call, cache hit", Goal: "≤ 3 µs, ≤ 10 allocs"}
-		hit, base := r.micro("caekit cache hit"), r.micro("handler only (no interceptor)")
-		if hit == nil || base == nil {
-			t.Result, t.Measured = "skipped", "–"
-		} else {
-			d, a := hit.NsPerOp-base.NsPerOp, hit.AllocsPerOp-base.AllocsPerOp
-			t.Measured = fmt.Sprintf("%s, %d allocs", ns(d), a)
-			t.Result = result(d <= 3000 && a <= 10)
-			t.Note = "UnaryServerInterceptor called directly minus the bare handler; 7 revocation look-ups + location policy"
-		}
-		r.Targets = append(r.Targets, t)
-	}
-	{
-		t := target{Name: "Interceptor overhead per call, cache hit, OTel SDK + JSON log", Goal: "≤ 1 µs, ≤ 4 allocs"}
-		hit, base := r.micro(microObserved), r.micro("handler only (no interceptor)")
-		if hit == nil || base == nil {
-			t.Result, t.Measured = "skipped", "–"
-		} else {
-			d, a := hit.NsPerOp-base.NsPerOp, hit.AllocsPerOp-base.AllocsPerOp
-			t.Measured = fmt.Sprintf("%s, %d allocs", ns(d), a)
-			t.Result = result(d <= 1000 && a <= 4)
-			t.Note = "as above, caekit recording into the OTel SDK (Prometheus exporter) and logging to a slog JSON handler on io.Discard"
-		}
-		r.Targets = append(r.Targets, t)
-	}
+	overheadTarget("Interceptor overhead per call, cache hit", "≤ 3 µs, ≤ 10 allocs", "caekit cache hit", "handler only (no interceptor)", 3000, 10, "UnaryServerInterceptor called directly minus the bare handler; 7 revocation look-ups + location policy")
+	overheadTarget("Interceptor overhead per call, cache hit, OTel SDK + JSON log", "≤ 1 µs, ≤ 4 allocs", microObserved, "handler only (no interceptor)", 1000, 4, "as above, caekit recording into the OTel SDK (Prometheus exporter) and logging to a slog JSON handler on io.Discard")
 	nsTarget := func(name, bench string, goal float64, note string) {
 		t := target{Name: name, Goal: fmt.Sprintf("≤ %.0f ns, 0 allocs", goal), Note: note}
 		m := r.micro(bench)
