@@ -34,48 +34,58 @@
 // otherwise. The failover tests (failover_test.go) measure what each
 // setting guarantees; the README's Redis section has the figures.
 //
-// # Fan-out: Pub/Sub plus resynchronisation, not Streams
+// # Fan-out: Pub/Sub, a change log, and resynchronisation
 //
-// Replicas learn of each other's events through Pub/Sub, and reload the
-// whole state with SCAN after every (re)subscription: at start, after a
-// dropped connection, a Redis restart or a Sentinel failover; in a Cluster
-// also when the cluster's epoch changes (a failover) and a few heartbeats
-// after a resubscription; and at the latest every WithResyncInterval.
+// Replicas learn of each other's events through Pub/Sub. A message is only a
+// hint: anyone allowed to PUBLISH on the channel could have sent it. A
+// replica reads the key the message names and applies what Redis holds, so a
+// message with no key behind it changes nothing. Applying an event is
+// idempotent and newest-wins, so seeing an event twice is harmless.
 //
-// A message is only a hint: anyone allowed to PUBLISH on the channel could
-// have sent it. A replica reads the key the message names and applies what
-// Redis holds, so a message with no key behind it changes nothing. A
-// resynchronisation makes the mirror a copy of Redis: an entry whose key is
-// gone (deleted by an operator, or expired early) is removed once a second
-// read, at least StaleAfter later, confirms that it is still gone, so that
-// a node briefly serving without its data during a failover cannot lift
-// revocations. Pub/Sub alone is
-// at-most-once, but the mirror needs only the newest event per subject, and
-// that is exactly what the keys hold; so subscribe-then-scan is a complete
-// recovery, whatever was published while a replica was away. The store
-// subscribes before it scans, and applying an event is idempotent and
-// newest-wins, so nothing falls between the two.
+// Pub/Sub is at-most-once: a replica away (a dropped connection, a Redis
+// restart, a Sentinel failover) misses what was published meanwhile. Outside
+// a Cluster the put script therefore also appends every stored event to a
+// change log, a Redis Stream (<prefix>changes, WithChangeLog, trimmed to
+// about 100,000 entries), in the same atomic step as the key. Each replica
+// keeps a position in the log: the newest entry up to which it holds every
+// change. After every (re)subscription, and at every heartbeat, it reads
+// the entries after its position (XRANGE), reads the keys of the subjects
+// they name whose mirrored event is older (the entries are hints too), and
+// moves its position. A reconnect after a short disconnect costs the events
+// written meanwhile, not the whole key space: about 1,000 missed events in
+// milliseconds at a million mirrored (BenchmarkResync/catchup), where a full
+// reload takes seconds.
 //
-// Streams were considered: they give a replayable log with IDs, so a
-// reconnecting replica could read from its checkpoint instead of scanning.
-// They were not chosen because
-//   - the log must be trimmed, and a replica away longer than the trimmed
-//     window needs the full SCAN anyway, so Streams add a second path rather
-//     than replace one;
-//   - in Cluster one stream is one key on one node: every write from every
-//     subject would go through that node, and writing the subject's key and
-//     appending to the stream atomically would force every key into one hash
-//     slot. With Pub/Sub every operation touches a single key, keys spread
-//     over the whole cluster, no hash tags are needed, and PUBLISH reaches
-//     subscribers on every node;
-//   - Pub/Sub delivery on a healthy connection is a single push, well within
-//     the target of 100 ms at p99 from Put on one replica to enforcement on
-//     all (see BenchmarkPropagation).
+// The first entry read must be the position itself, the same entry (ID and
+// value): its presence proves that the log still holds everything after it,
+// since Redis trims a stream from its oldest entry and replicates it in
+// order. When it is gone (trimmed past a long disconnect, lost with a failed
+// primary that had not replicated it, or a Redis restarted without it), the
+// replica falls back to a full reload: SCAN over the prefix and pipelined
+// GETs, which also marks its new position in the log before it starts.
 //
-// The cost is that a reconnect reloads the whole key space (one pipelined GET
-// per SCAN batch); with the default retention that is every subject revoked
-// in the last 28 hours, typically thousands of keys, which loads in
-// milliseconds.
+// A full reload makes the mirror a copy of Redis: an entry whose key is gone
+// (deleted by an operator, or expired early) is removed once a second read,
+// at least StaleAfter later, confirms that it is still gone, so that a node
+// briefly serving without its data during a failover cannot lift
+// revocations. The log says nothing of deleted keys, so a store with a log
+// also reloads fully every WithResyncInterval (15 minutes by default; 1
+// minute without a log). The store subscribes before it reads, so nothing
+// falls between the two.
+//
+// In a Cluster there is no change log: one stream is one key on one node, so
+// every write would go through that node, and the script could not update a
+// subject's key and the stream atomically across hash slots. There every
+// operation touches a single key, keys spread over the whole cluster, no hash
+// tags are needed, and PUBLISH reaches subscribers on every node. A Cluster
+// replica reloads fully after every resubscription, when the cluster's epoch
+// changes (a failover), a few heartbeats after a resubscription, and every
+// WithResyncInterval (1 minute); the masters are scanned in parallel.
+//
+// During a rolling upgrade from a version without the change log, the older
+// writers store events without log entries: a new replica that misses their
+// message while disconnected finds the event at its next full reload. Set
+// WithResyncInterval(time.Minute) until every writer is upgraded.
 //
 // # Staleness
 //
@@ -97,6 +107,9 @@
 //     no event is acknowledged to the transmitter and none is lost; it is
 //     delivered again later.
 //
+// With a change log, a heartbeat's catch-up confirms contact as well: the
+// mirror then holds every change the log had.
+//
 // The default follows caekit's rule of failing closed on anything
 // security-relevant. A mirror that is full (WithMaxEntries) and so misses
 // events also makes Health fail, whatever the policy.
@@ -107,14 +120,18 @@
 // "caekit:"). The store never deletes keys; they expire. Removing a key by
 // hand un-revokes on every replica at its next resynchronisation (at the
 // latest WithResyncInterval plus StaleAfter later). Each mirrored
-// entry costs about 190-265 bytes for typical Entra identifiers (190 at 100k
-// entries, 265 at 1M, where the map has just doubled; BenchmarkMirrorBytes),
-// bounded by the length limits. A resynchronisation reads every key (SCAN
-// and pipelined GETs, overlapped with decoding): about 0.75 s per 100k
-// entries and 11-12 s per million on a loaded 2-core host (BenchmarkResync),
-// during which look-ups keep answering from the mirror; keep StaleAfter
-// above it. Every replica sharing a prefix must use the
+// entry costs about 165-210 bytes for typical Entra identifiers (188 at 1M;
+// BenchmarkMirrorBytes), bounded by the length limits. A full reload reads
+// every key (SCAN and pipelined GETs, overlapped with decoding): about 0.75 s
+// per 100k entries and 11-12 s per million on a loaded 2-core host
+// (BenchmarkResync), during which look-ups keep answering from the mirror;
+// it runs at start, when the change log cannot be used, and every
+// WithResyncInterval. Keep StaleAfter above it where there is no change log.
+// The change log costs about 150 bytes per entry in Redis. Every replica sharing a prefix must use the
 // same retention. redis.Ring is refused: Pub/Sub does not cross its shards.
+//
+// The store needs Redis 6.0 or later (SET KEEPTTL, SCAN TYPE; streams for
+// the change log).
 //
 // Without replica acknowledgements (WithReplicaAcks(0, 0), or a single-node
 // client), an event acknowledged by a primary that fails before replicating

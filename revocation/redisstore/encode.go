@@ -215,6 +215,13 @@ func subjectKey(prefix string, k revocation.Key) string {
 const (
 	keySpace    = "rev:"
 	channelName = "events"
+	// changeLogName is the change log's key under the prefix. It is outside
+	// keySpace, so SCAN never reads it as a subject.
+	changeLogName = "changes"
+	// logField holds an encoded event in a change-log entry; markField
+	// marks a position (resync).
+	logField  = "e"
+	markField = "m"
 )
 
 // scanPattern returns the SCAN MATCH pattern for every subject key under

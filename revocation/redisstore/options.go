@@ -20,9 +20,20 @@ const (
 	DefaultHeartbeat = time.Second
 	// MaxPrefixLen bounds the key prefix.
 	MaxPrefixLen = 128
-	// DefaultResyncInterval is how often a store reloads every event from
-	// Redis even when its subscription has not failed.
+	// DefaultResyncInterval is how often a store without a change log (see
+	// WithChangeLog; always so in a Cluster) reloads every event from Redis
+	// even when its subscription has not failed.
 	DefaultResyncInterval = time.Minute
+	// DefaultLoggedResyncInterval is that interval for a store with a change
+	// log, which catches up on lost messages from the log at every heartbeat
+	// and needs the full reload only to notice keys removed by hand and
+	// events written without the log.
+	DefaultLoggedResyncInterval = 15 * time.Minute
+	// DefaultChangeLogLen is the default length of the change log (about
+	// 150 bytes per entry in Redis, so about 15 MB).
+	DefaultChangeLogLen = 100_000
+	// MaxChangeLogLen bounds WithChangeLog.
+	MaxChangeLogLen = 100_000_000
 	// DefaultReplicaTimeout is how long Put waits for replica
 	// acknowledgements (WAIT) when WithReplicaAcks gives no timeout.
 	DefaultReplicaTimeout = time.Second
@@ -69,6 +80,8 @@ type config struct {
 	acks        int  // replicas that must acknowledge a write
 	acksSet     bool // WithReplicaAcks given; else New decides from the client
 	resyncEvery time.Duration
+	resyncSet   bool          // WithResyncInterval given; else New decides from the change log
+	changeLog   int           // change log length; 0: no change log
 	ackTimeout  time.Duration // WAIT timeout
 }
 
@@ -83,6 +96,7 @@ func defaults() config {
 		now:         time.Now,
 		ackTimeout:  DefaultReplicaTimeout,
 		resyncEvery: DefaultResyncInterval,
+		changeLog:   DefaultChangeLogLen,
 	}
 }
 
@@ -105,9 +119,12 @@ func (c *config) validate() error {
 		if c.staleAfter < 2*c.heartbeat {
 			bad(fmt.Errorf("redisstore: stale-after (%v) must be at least twice the heartbeat (%v)", c.staleAfter, c.heartbeat))
 		}
-		if c.resyncEvery < c.heartbeat {
+		if c.resyncSet && c.resyncEvery < c.heartbeat {
 			bad(fmt.Errorf("redisstore: resync interval (%v) must be at least the heartbeat (%v)", c.resyncEvery, c.heartbeat))
 		}
+	}
+	if c.changeLog < 0 || c.changeLog > MaxChangeLogLen {
+		bad(fmt.Errorf("redisstore: change log length must be 0 (off) to %d, got %d", MaxChangeLogLen, c.changeLog))
 	}
 	if c.policy != FailClosed && c.policy != KeepLastKnown {
 		bad(fmt.Errorf("redisstore: unknown staleness policy %d", c.policy))
@@ -200,7 +217,32 @@ func WithReplicaAcks(n int, timeout time.Duration) Option {
 // WithResyncInterval sets how often the store reloads every event from
 // Redis (SCAN and GET) although its subscription never failed. Pub/Sub
 // delivers at most once: a message can be lost without the subscription
-// failing, notably in a Cluster whose node is failing over or rejoining, and
-// such an event is enforced here at the latest one interval later. It must
-// be at least the heartbeat. Default DefaultResyncInterval.
-func WithResyncInterval(d time.Duration) Option { return func(c *config) { c.resyncEvery = d } }
+// failing, notably in a Cluster whose node is failing over or rejoining.
+// Without a change log such an event is enforced here at the latest one
+// interval later; with one, at the next heartbeat, and the full reload only
+// notices keys removed by hand (and events stored by a writer that keeps no
+// change log, such as an older caekit during a rolling upgrade). It must be
+// at least the heartbeat. Default DefaultLoggedResyncInterval with a change
+// log, DefaultResyncInterval without.
+func WithResyncInterval(d time.Duration) Option {
+	return func(c *config) { c.resyncEvery, c.resyncSet = d, true }
+}
+
+// WithChangeLog sets the length of the change log: a Redis Stream,
+// <prefix>changes, to which Put appends every event it stores, in the same
+// atomic step, trimmed to about n entries (XADD MAXLEN ~). A replica records
+// its position in the log and, after a reconnect, reads only the changes
+// since then instead of reloading every event (SCAN): milliseconds instead of
+// seconds at a million events. It also reads the log at every heartbeat, so a
+// Pub/Sub message lost on a live connection delays enforcement by one
+// heartbeat at most. A replica whose position has left the log (trimmed, or
+// lost with a failed primary or a restarted Redis) falls back to the full
+// reload. Size n to hold the events of the longest disconnect that should
+// not cost a full reload.
+//
+// n = 0 turns the log off: every resynchronisation is a full reload. In a
+// Cluster the log is always off, since one stream would put every write
+// through one node and the script could not update a subject's key and the
+// stream atomically across hash slots. Every replica sharing a prefix should
+// use the same setting. Default DefaultChangeLogLen.
+func WithChangeLog(n int) Option { return func(c *config) { c.changeLog = n } }

@@ -140,32 +140,46 @@ func TestReviewFutureEventRefused(t *testing.T) {
 // an entry that reached a mirror without a key) stayed in every mirror until
 // restart. A resynchronisation now makes the mirror a copy of Redis.
 func TestReviewResyncReplacesMirror(t *testing.T) {
-	srv := redistest.Start(t)
-	a, b := open(t, srv.URL()), open(t, srv.URL())
-	keep := event(revocation.SessionKey("https://idp.test", "sid-keep"), time.Now())
-	drop := event(revocation.SessionKey("https://idp.test", "sid-drop"), time.Now())
-	put(t, a, keep)
-	put(t, a, drop)
-	testkit.EventuallyWithin(t, waitFor, "B to see both events", func() bool { return sees(b, keep)() && sees(b, drop)() })
-	rc := rawClient(t, srv.Addr())
-	ctx := context.Background()
-	if n := rc.Del(ctx, "caekit:rev:session:16:https://idp.test:sid-drop").Val(); n != 1 {
-		t.Fatalf("DEL removed %d keys, want 1", n)
-	}
-	// Drop every subscription: each store resubscribes and resynchronises.
-	if err := rc.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
-	for name, s := range map[string]*redisstore.Store{"A": a, "B": b} {
-		testkit.EventuallyWithin(t, waitFor, name+" to drop the deleted event", func() bool {
-			_, ok := s.Lookup(drop.Subject)
-			return !ok
+	for _, tc := range []struct {
+		name string
+		opts []redisstore.Option
+	}{
+		// Without a change log, the resynchronisation after a reconnect
+		// is a full reload.
+		{"no change log", []redisstore.Option{redisstore.WithChangeLog(0)}},
+		// With one, a reconnect only catches up from the log, which says
+		// nothing of deleted keys: the periodic full reload finds them.
+		{"change log", []redisstore.Option{redisstore.WithResyncInterval(4 * testHeartbeat)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			a, b := open(t, srv.URL(), tc.opts...), open(t, srv.URL(), tc.opts...)
+			keep := event(revocation.SessionKey("https://idp.test", "sid-keep"), time.Now())
+			drop := event(revocation.SessionKey("https://idp.test", "sid-drop"), time.Now())
+			put(t, a, keep)
+			put(t, a, drop)
+			testkit.EventuallyWithin(t, waitFor, "B to see both events", func() bool { return sees(b, keep)() && sees(b, drop)() })
+			rc := rawClient(t, srv.Addr())
+			ctx := context.Background()
+			if n := rc.Del(ctx, "caekit:rev:session:16:https://idp.test:sid-drop").Val(); n != 1 {
+				t.Fatalf("DEL removed %d keys, want 1", n)
+			}
+			// Drop every subscription: each store resubscribes and resynchronises.
+			if err := rc.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+				t.Fatal(err)
+			}
+			for name, s := range map[string]*redisstore.Store{"A": a, "B": b} {
+				testkit.EventuallyWithin(t, waitFor, name+" to drop the deleted event", func() bool {
+					_, ok := s.Lookup(drop.Subject)
+					return !ok
+				})
+				if !sees(s, keep)() {
+					t.Fatalf("%s lost an event Redis still holds", name)
+				}
+				if s.Len() != 1 {
+					t.Fatalf("%s mirrors %d subjects, want 1", name, s.Len())
+				}
+			}
 		})
-		if !sees(s, keep)() {
-			t.Fatalf("%s lost an event Redis still holds", name)
-		}
-		if s.Len() != 1 {
-			t.Fatalf("%s mirrors %d subjects, want 1", name, s.Len())
-		}
 	}
 }

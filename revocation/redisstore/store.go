@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +33,10 @@ var ErrNotReplicated = errors.New("redisstore: event not confirmed by enough Red
 
 // putScript stores the event in KEYS[1] unless the key already holds an event
 // at the same time or later, and publishes it when stored. ARGV: the encoded
-// event, its TTL in milliseconds, the channel, and "1" when a WAIT follows.
+// event, its TTL in milliseconds, the channel, "1" when a WAIT follows, and
+// the change log's length. When KEYS[2], the change log, is given, a stored
+// event is also appended to it (XADD, field "e", trimmed with MAXLEN ~) in
+// the same atomic step, so that the log's order is the order of the writes.
 // It returns 1 when stored, 0 when an event at least as new was already
 // there. In that case it publishes the stored event again (a retried Put
 // follows a failure, which may have lost the first message with a dying
@@ -39,8 +44,10 @@ var ErrNotReplicated = errors.New("redisstore: event not confirmed by enough Red
 // rewrites the value already held (keeping its TTL) so that the WAIT covers
 // it: WAIT confirms a connection's own writes, and a retried Put must not be
 // acknowledged on the strength of an earlier write no replica may have. It
-// touches one key only,
-// so it is valid in Redis Cluster; PUBLISH in a script reaches every node.
+// does not append to the log again: the key and its log entry were written
+// by one script, so they reach a replica together. Without a change log it
+// touches one key only, so it is valid in Redis Cluster; PUBLISH in a script
+// reaches every node.
 var putScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
 if old and string.sub(old, 1, 2) == '1,' and string.sub(old, 3, 22) >= string.sub(ARGV[1], 3, 22) then
@@ -51,6 +58,9 @@ if old and string.sub(old, 1, 2) == '1,' and string.sub(old, 3, 22) >= string.su
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if KEYS[2] then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[1])
+end
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
 `)
@@ -76,6 +86,17 @@ type Store struct {
 	log       *slog.Logger
 	channel   string
 	pattern   string
+	logKey    string // the change log (WithChangeLog); "" when off
+
+	// syncMu serialises resynchronisations and catch-ups; cursor, under it,
+	// is the newest change-log entry such that the mirror holds every event
+	// the log had up to it (zero when unknown).
+	syncMu    sync.Mutex
+	cursor    logPos
+	marks     uint64        // position marks written, under syncMu
+	nonce     string        // this store's random name, in its marks
+	fullSyncs atomic.Uint64 // full reloads (SCAN) completed
+	catchUps  atomic.Uint64 // catch-ups from the change log completed
 
 	epoch       time.Time    // monotonic base for lastContact
 	lastContact atomic.Int64 // time.Since(epoch) at the last confirmed contact
@@ -210,6 +231,16 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 		epoch:     time.Now(),
 		done:      make(chan struct{}),
 		absent:    make(map[revocation.Key]absentEntry),
+	}
+	_, isCluster := client.(*redis.ClusterClient)
+	if cfg.changeLog > 0 && !isCluster {
+		s.logKey = cfg.prefix + changeLogName
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+		s.nonce = hex.EncodeToString(b[:])
+	}
+	if !cfg.resyncSet && s.logKey != "" {
+		s.cfg.resyncEvery = DefaultLoggedResyncInterval
 	}
 	// Health must not allocate: its errors are built once.
 	s.errStale = fmt.Errorf("redisstore: out of touch with Redis for longer than %v (policy %s): %w",
@@ -408,8 +439,11 @@ func (s *Store) run(ps *redis.PubSub) {
 		s.psMu.Unlock()
 	}()
 	hb := s.cfg.heartbeat
-	synced, needSync := true, false
-	lastRecv, lastResync := time.Now(), time.Now()
+	// needSync asks for a resynchronisation: a catch-up from the change log
+	// when there is one and the store's position is still in it, else (or
+	// with needFull) a full reload.
+	synced, needSync, needFull := true, false, false
+	lastRecv, lastFull, lastCatchUp := time.Now(), time.Now(), time.Now()
 	failures := 0
 	sweepEvery := min(max(s.cfg.retention/4, hb), time.Minute)
 	lastSweep := time.Now()
@@ -436,10 +470,12 @@ func (s *Store) run(ps *redis.PubSub) {
 		}
 		if synced && !needSync {
 			switch {
-			case time.Since(lastResync) > s.cfg.resyncEvery:
-				needSync = true // bounds the effect of any lost message
-			case followUp && time.Since(lastResync) > 3*hb:
-				needSync, followUp = true, false
+			case time.Since(lastFull) > s.cfg.resyncEvery:
+				// Bounds the effect of any lost message (without a change
+				// log) and of keys removed by hand.
+				needSync, needFull = true, true
+			case followUp && time.Since(lastFull) > 3*hb:
+				needSync, needFull, followUp = true, true, false
 			}
 		}
 		if isCluster && synced && !needSync && time.Since(lastEpochCheck) > hb {
@@ -450,7 +486,7 @@ func (s *Store) run(ps *redis.PubSub) {
 			if e, ok := s.clusterEpoch(cluster); ok {
 				if epoch >= 0 && e != epoch {
 					s.log.Info("redisstore: the Cluster configuration changed; resynchronising", "epoch", e)
-					needSync, followUp = true, true
+					needSync, needFull, followUp = true, true, true
 				}
 				epoch = e
 			}
@@ -460,7 +496,9 @@ func (s *Store) run(ps *redis.PubSub) {
 			lastSweep = time.Now()
 		}
 		if needSync {
-			if err := s.resync(s.ctx, true); err != nil {
+			start := time.Now()
+			full, err := s.sync(s.ctx, needFull, true)
+			if err != nil {
 				if s.ctx.Err() != nil {
 					return
 				}
@@ -468,10 +506,34 @@ func (s *Store) run(ps *redis.PubSub) {
 				s.sleep(&failures)
 				continue
 			}
-			s.log.Info("redisstore: mirror resynchronised with Redis", "channel", s.channel,
-				"entries", s.mirror.Len(), "stale_for", s.Staleness().Round(time.Millisecond))
-			needSync, synced, failures = false, true, 0
-			lastResync = time.Now()
+			how := "change log"
+			if full {
+				how, lastFull = "full reload", time.Now()
+			}
+			s.log.Info("redisstore: mirror resynchronised with Redis", "channel", s.channel, "from", how,
+				"entries", s.mirror.Len(), "took", time.Since(start).Round(time.Millisecond),
+				"stale_for", s.Staleness().Round(time.Millisecond))
+			needSync, needFull, synced, failures = false, false, true, 0
+			lastCatchUp = time.Now()
+			s.touch()
+		}
+		if synced && s.logKey != "" && time.Since(lastCatchUp) > hb {
+			// Read the change log since the last position: a message lost
+			// on a live subscription costs one heartbeat, not a resync
+			// interval.
+			lastCatchUp = time.Now()
+			full, err := s.sync(s.ctx, false, true)
+			if s.ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				s.log.Warn("redisstore: could not read the change log; resynchronising", "error", err)
+				synced, needSync = false, true
+				continue
+			}
+			if full {
+				lastFull = time.Now()
+			}
 			s.touch()
 		}
 		msg, err := ps.ReceiveTimeout(s.ctx, hb)
@@ -497,8 +559,8 @@ func (s *Store) run(ps *redis.PubSub) {
 				lastRecv = time.Now()
 				continue
 			}
-			if synced && s.overflow.Load() && time.Since(lastResync) > s.cfg.staleAfter {
-				needSync = true // try to recover from a full mirror once entries expire
+			if synced && s.overflow.Load() && time.Since(lastFull) > s.cfg.staleAfter {
+				needSync, needFull = true, true // try to recover from a full mirror once entries expire
 				continue
 			}
 			_ = ps.Ping(s.ctx) // a failure shows up on the next receive
@@ -652,8 +714,12 @@ func (s *Store) applyFrom(ev revocation.Event, fromScan bool) (bool, error) {
 // write runs putScript for one event and, when replica acknowledgements are
 // required, WAIT on the same connection.
 func (s *Store) write(ctx context.Context, key, val string, ttlMS int64) error {
+	keys := []string{key}
+	if s.logKey != "" {
+		keys = append(keys, s.logKey)
+	}
 	if s.acks == 0 {
-		return putScript.Run(ctx, s.client, []string{key}, val, ttlMS, s.channel, "0").Err()
+		return putScript.Run(ctx, s.client, keys, val, ttlMS, s.channel, "0", s.cfg.changeLog).Err()
 	}
 	var node redis.Cmdable = s.client
 	cluster, isCluster := s.client.(*redis.ClusterClient)
@@ -677,14 +743,14 @@ func (s *Store) write(ctx context.Context, key, val string, ttlMS int64) error {
 		// WAIT with a timeout of 0 would block until the replicas answer.
 		return fmt.Errorf("waiting for %d replica(s): %w", s.acks, context.DeadlineExceeded)
 	}
-	args := []any{val, ttlMS, s.channel, "1"}
+	args := []any{val, ttlMS, s.channel, "1", s.cfg.changeLog}
 	var (
 		cmds []redis.Cmder
 		err  error
 	)
 	for attempt := 0; attempt < 2; attempt++ {
 		cmds, err = node.Pipelined(ctx, func(p redis.Pipeliner) error {
-			putScript.EvalSha(ctx, p, []string{key}, args...)
+			putScript.EvalSha(ctx, p, keys, args...)
 			p.Do(ctx, "WAIT", s.acks, timeout.Milliseconds())
 			return nil
 		})
@@ -791,9 +857,134 @@ func (s *Store) applyEvent(ev revocation.Event) {
 	}
 }
 
+// errLogGap is wrapped by catchUp when the store's position is not in the
+// change log: it has no position yet, or the entry was trimmed, or lost with
+// a failed primary or a Redis restarted without it.
+var errLogGap = errors.New("redisstore: position not in the change log")
+
+// sync brings the mirror in step with Redis: from the change log when full
+// is false and the store's position is still in the log, else by a full
+// reload (resync). It reports whether it reloaded fully.
+func (s *Store) sync(ctx context.Context, full, notify bool) (bool, error) {
+	if !full && s.logKey != "" {
+		err := s.catchUp(ctx)
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, errLogGap) {
+			return false, err
+		}
+		s.log.Info("redisstore: reloading every event from Redis", "reason", err)
+	}
+	return true, s.resync(ctx, notify)
+}
+
+// catchUp applies the changes the change log holds after the store's
+// position, and moves the position to the newest entry read. The first entry
+// read must be the position itself: its presence proves that the log still
+// holds everything after it (Redis trims a stream from its oldest entry, and
+// a replica of Redis receives the log in order), so nothing was missed.
+//
+// A log entry, like a Pub/Sub message, is only a hint: catchUp reads the key
+// of every subject whose entry is newer than what the mirror holds and
+// applies what the key holds.
+func (s *Store) catchUp(ctx context.Context) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.cursor.id == "" {
+		return fmt.Errorf("%w: no position yet", errLogGap)
+	}
+	ignored := 0
+	for {
+		msgs, err := s.client.XRangeN(ctx, s.logKey, s.cursor.id, "+", scanCount+1).Result()
+		if err != nil {
+			return fmt.Errorf("read the change log %q after %s: %w", s.logKey, s.cursor.id, err)
+		}
+		// The entry must be the one read before, not only have its ID: a
+		// primary promoted without the entry, its clock behind the old
+		// one's, could give a later entry the same ID.
+		if len(msgs) == 0 || posOf(msgs[0]) != s.cursor {
+			return fmt.Errorf("%w: entry %s is no longer in %q", errLogGap, s.cursor.id, s.logKey)
+		}
+		msgs = msgs[1:]
+		if len(msgs) == 0 {
+			break
+		}
+		keys := make([]string, 0, len(msgs))
+		for _, m := range msgs {
+			v, ok := m.Values[logField].(string)
+			if !ok {
+				continue // a position mark
+			}
+			ev, err := decode(v)
+			if err != nil {
+				ignored++
+				continue
+			}
+			if cur, ok := s.mirror.Lookup(ev.Subject); ok && !cur.Time.Before(ev.Time) {
+				continue // already mirrored, through Pub/Sub or Put
+			}
+			keys = append(keys, subjectKey(s.cfg.prefix, ev.Subject))
+		}
+		if b := s.fetch(ctx, keys); b.err != nil {
+			return b.err
+		} else if err := s.each(b, s.applyEvent); err != nil {
+			return err
+		}
+		s.cursor = posOf(msgs[len(msgs)-1])
+		if len(msgs) < scanCount {
+			break
+		}
+	}
+	if ignored > 0 {
+		s.log.Warn("redisstore: ignored undecodable change-log entries", "ignored", ignored)
+	}
+	s.catchUps.Add(1)
+	return nil
+}
+
+// logPos is a position in the change log: an entry's ID and its value.
+type logPos struct{ id, val string }
+
+// posOf returns the position of a change-log entry.
+func posOf(m redis.XMessage) logPos {
+	if v, ok := m.Values[logField].(string); ok {
+		return logPos{m.ID, logField + v}
+	}
+	v, _ := m.Values[markField].(string)
+	return logPos{m.ID, markField + v}
+}
+
+// mark appends a position mark, unique to this store, to the change log and
+// returns its position. Every event the log held before the mark was stored
+// before it.
+func (s *Store) mark(ctx context.Context) (logPos, error) {
+	s.marks++
+	v := s.nonce + "-" + strconv.FormatUint(s.marks, 10)
+	id, err := s.client.XAdd(ctx, &redis.XAddArgs{
+		Stream: s.logKey, MaxLen: int64(s.cfg.changeLog), Approx: true, Values: []string{markField, v},
+	}).Result()
+	if err != nil {
+		return logPos{}, fmt.Errorf("mark a position in the change log %q: %w", s.logKey, err)
+	}
+	return logPos{id, markField + v}, nil
+}
+
 // resync loads every event under the prefix into the mirror: SCAN over every
-// master (in Cluster) and GET in pipelined batches.
+// master (in Cluster) and GET in pipelined batches. With a change log, it
+// first marks a position in the log, and the position becomes the store's
+// once the load is complete: every event stored before the mark is then
+// mirrored.
 func (s *Store) resync(ctx context.Context, notify bool) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	var pos logPos
+	if s.logKey != "" {
+		var err error
+		if pos, err = s.mark(ctx); err != nil {
+			return err
+		}
+	}
 	var full atomic.Bool
 	overflows := s.overflows.Load()
 	// Sized for the mirror, which a resync usually finds unchanged: growing
@@ -819,7 +1010,10 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 			defer close(batches)
 			var cursor uint64
 			for {
-				keys, next, err := node.Scan(ctx, cursor, s.pattern, scanCount).Result()
+				// TYPE string: the pattern of a prefix also matches the
+				// keys of a nested one ("app:" and "app:rev:x:"), whose
+				// change log is a stream.
+				keys, next, err := node.ScanType(ctx, cursor, s.pattern, scanCount, "string").Result()
 				var b fetched
 				if err != nil {
 					b.err = fmt.Errorf("scan %q: %w", s.pattern, err)
@@ -897,6 +1091,8 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	} else if s.overflows.Load() == overflows {
 		s.overflow.Store(false) // every event Redis holds is mirrored again
 	}
+	s.cursor = pos
+	s.fullSyncs.Add(1)
 	return nil
 }
 
@@ -1033,8 +1229,27 @@ func (s *Store) fetch(ctx context.Context, keys []string) fetched {
 	return fetched{keys: keys, cmds: cmds}
 }
 
-// load decodes one fetched batch into the mirror.
+// load decodes one batch of a full reload into the mirror.
 func (s *Store) load(b fetched, notify bool, full *atomic.Bool, seen *seenSet) error {
+	return s.each(b, func(ev revocation.Event) {
+		seen.add(ev.Subject)
+		changed, err := s.applyFrom(ev, true)
+		if err != nil {
+			if errors.Is(err, revocation.ErrFull) {
+				full.Store(true)
+			}
+			return
+		}
+		if changed && notify {
+			s.mw.Notify(ev)
+		}
+	})
+}
+
+// each calls fn for every event of a fetched batch that decodes and belongs
+// to the key it was read from; a key gone since (expired, or named by a
+// forged hint) is skipped.
+func (s *Store) each(b fetched, fn func(revocation.Event)) error {
 	keys := b.keys
 	for i, c := range b.cmds {
 		v, err := c.(*redis.StringCmd).Result()
@@ -1053,17 +1268,7 @@ func (s *Store) load(b fetched, notify bool, full *atomic.Bool, seen *seenSet) e
 			s.log.Warn("redisstore: ignored a key whose event names another subject", "key", keys[i])
 			continue
 		}
-		seen.add(ev.Subject)
-		changed, err := s.applyFrom(ev, true)
-		if err != nil {
-			if errors.Is(err, revocation.ErrFull) {
-				full.Store(true)
-			}
-			continue
-		}
-		if changed && notify {
-			s.mw.Notify(ev)
-		}
+		fn(ev)
 	}
 	return nil
 }

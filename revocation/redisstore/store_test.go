@@ -364,8 +364,15 @@ func TestPutRejectsInvalidEvents(t *testing.T) {
 			t.Errorf("%s: Put accepted %+v", name, ev)
 		}
 	}
-	if keys := rawClient(t, srv.Addr()).Keys(context.Background(), "*").Val(); len(keys) != 0 {
+	rc := rawClient(t, srv.Addr())
+	if keys := rc.Keys(context.Background(), "caekit:rev:*").Val(); len(keys) != 0 {
 		t.Fatalf("invalid events reached Redis: %q", keys)
+	}
+	// The change log holds only the position mark of the initial load.
+	for _, m := range rc.XRange(context.Background(), "caekit:changes", "-", "+").Val() {
+		if _, ok := m.Values["m"]; !ok {
+			t.Fatalf("invalid events reached the change log: %v", m.Values)
+		}
 	}
 }
 
@@ -408,7 +415,7 @@ func TestPrefixesIsolate(t *testing.T) {
 		t.Fatalf("a new y: replica loaded %d entries, want only y's", y3.Len())
 	}
 	for _, k := range rawClient(t, srv.Addr()).Keys(context.Background(), "*").Val() {
-		if !strings.HasPrefix(k, "x:rev:") && !strings.HasPrefix(k, "y:rev:") {
+		if !strings.HasPrefix(k, "x:rev:") && !strings.HasPrefix(k, "y:rev:") && k != "x:changes" && k != "y:changes" {
 			t.Fatalf("key %q outside the configured prefixes", k)
 		}
 	}
@@ -548,5 +555,10 @@ func TestCluster(t *testing.T) {
 	}
 	if err := late.Health(); err != nil {
 		t.Fatal(err)
+	}
+	// No change log in a Cluster: the script could not update a subject's
+	// key and the log atomically across hash slots.
+	if n, err := newClient().Exists(context.Background(), "caekit:changes").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS caekit:changes = %d (%v), want 0", n, err)
 	}
 }
