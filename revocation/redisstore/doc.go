@@ -118,16 +118,18 @@
 //
 // All keys and the channel live under a prefix (WithPrefix, default
 // "caekit:"). The store never deletes keys; they expire. Removing a key by
-// hand un-revokes on every replica at its next resynchronisation (at the
-// latest WithResyncInterval plus StaleAfter later). Each mirrored
-// entry costs about 165-210 bytes for typical Entra identifiers (188 at 1M;
+// hand un-revokes on every replica at its next full reload (at the latest
+// WithResyncInterval plus StaleAfter later). Each mirrored entry costs about
+// 165-210 bytes for typical Entra identifiers (188 at 1M;
 // BenchmarkMirrorBytes), bounded by the length limits. A full reload reads
-// every key (SCAN and pipelined GETs, overlapped with decoding): about 0.75 s
-// per 100k entries and 11-12 s per million on a loaded 2-core host
+// every key (SCAN and pipelined GETs, overlapped with decoding): 0.4-0.75 s
+// per 100k entries and 7.5-12 s per million on a shared 2-core host
 // (BenchmarkResync), during which look-ups keep answering from the mirror;
 // it runs at start, when the change log cannot be used, and every
 // WithResyncInterval. Keep StaleAfter above it where there is no change log.
-// The change log costs about 150 bytes per entry in Redis. Every replica sharing a prefix must use the
+// The change log costs about 180 bytes per entry in Redis (MEMORY USAGE:
+// 17.8 MB for 100,000 entries of Entra identifiers). Every replica sharing a
+// prefix must use the
 // same retention. redis.Ring is refused: Pub/Sub does not cross its shards.
 //
 // The store needs Redis 6.0 or later (SET KEEPTTL, SCAN TYPE; streams for

@@ -30,7 +30,7 @@ const (
 	// events written without the log.
 	DefaultLoggedResyncInterval = 15 * time.Minute
 	// DefaultChangeLogLen is the default length of the change log (about
-	// 150 bytes per entry in Redis, so about 15 MB).
+	// 180 bytes per entry in Redis, so about 18 MB).
 	DefaultChangeLogLen = 100_000
 	// MaxChangeLogLen bounds WithChangeLog.
 	MaxChangeLogLen = 100_000_000
