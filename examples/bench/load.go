@@ -28,6 +28,36 @@ type loadResult struct {
 	// authorization server together, since all run in this process.
 	AllocsPerCall float64 `json:"allocs_per_call"`
 	BytesPerCall  float64 `json:"bytes_per_call"`
+	// SliceRPS is the throughput of each slice of an interleaved run, in
+	// the order the rounds ran: slice k of two cases ran next to each other
+	// (pairedRatio).
+	SliceRPS []float64 `json:"slice_rps,omitempty"`
+}
+
+// pairedRatio compares two cases of one interleaved run slice by slice:
+// the median over the rounds of a's slice throughput over b's, with the
+// quartiles and the number of pairs. Two slices of one round ran within a
+// few hundred milliseconds of each other, so a burst of other work on the
+// machine moves both, and the median ignores the rounds it hit one of them
+// only; the aggregate ratio (total calls over total time) counts every
+// such round in full.
+func pairedRatio(a, b loadResult) (med, q1, q3 float64, n int) {
+	n = min(len(a.SliceRPS), len(b.SliceRPS))
+	if n == 0 {
+		return 0, 0, 0, 0
+	}
+	r := make([]float64, 0, n)
+	for k := range n {
+		if b.SliceRPS[k] > 0 {
+			r = append(r, a.SliceRPS[k]/b.SliceRPS[k])
+		}
+	}
+	if len(r) == 0 {
+		return 0, 0, 0, 0
+	}
+	slices.Sort(r)
+	at := func(q float64) float64 { return r[int(q*float64(len(r)-1)+0.5)] }
+	return at(0.5), at(0.25), at(0.75), len(r)
 }
 
 func bearerContext(ctx context.Context, raw string) context.Context {
@@ -46,6 +76,7 @@ func runUnary(e *env, conc int, warm, dur time.Duration) (loadResult, error) {
 type interleaved struct {
 	lats            [][]time.Duration
 	elapsed         time.Duration
+	sliceRPS        []float64
 	mallocs, allocB uint64
 	result          loadResult
 	err             error
@@ -85,11 +116,20 @@ func runInterleaved(envs []*env, conc int, warm, total, slice time.Duration) []i
 			if st[i].err != nil {
 				continue
 			}
+			before := 0
+			for _, l := range st[i].lats {
+				before += len(l)
+			}
 			el, m, b, err := drive(envs[i], conc, slice, st[i].lats)
 			if err != nil {
 				st[i].err = err
 				continue
 			}
+			after := 0
+			for _, l := range st[i].lats {
+				after += len(l)
+			}
+			st[i].sliceRPS = append(st[i].sliceRPS, float64(after-before)/el.Seconds())
 			st[i].elapsed += el
 			st[i].mallocs += m
 			st[i].allocB += b
@@ -116,6 +156,7 @@ func runInterleaved(envs []*env, conc int, warm, total, slice time.Duration) []i
 			P99us:         micros(percentile(all, 0.99)),
 			AllocsPerCall: float64(s.mallocs) / float64(n),
 			BytesPerCall:  float64(s.allocB) / float64(n),
+			SliceRPS:      s.sliceRPS,
 		}
 		s.lats = nil
 	}

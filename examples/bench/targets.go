@@ -22,7 +22,7 @@ func (r *results) evaluate() {
 			return
 		}
 		ratio := cae.RPS / o.RPS
-		t.Measured = fmt.Sprintf("%.2f (%.0f / %.0f req/s)", ratio, cae.RPS, o.RPS)
+		t.Measured = fmt.Sprintf("%.2f (%.0f / %.0f req/s)%s", ratio, cae.RPS, o.RPS, paired(cae, o))
 		t.Result = result(ratio >= goal)
 		// With every core busy at c=64, CPU time per call ≈ cores / throughput.
 		t.Note = fmt.Sprintf("CPU per call (client+server, %.0f cores / req/s): caekit %.1f µs, %s %.1f µs",
@@ -72,7 +72,7 @@ func (r *results) evaluate() {
 			t.Result, t.Measured, t.Note = "skipped", "–", "a case did not run"
 		} else {
 			ratio := cl.RPS / ol.RPS
-			t.Measured = fmt.Sprintf("%.2f (%.0f / %.0f req/s)", ratio, cl.RPS, ol.RPS)
+			t.Measured = fmt.Sprintf("%.2f (%.0f / %.0f req/s)%s", ratio, cl.RPS, ol.RPS, paired(cl, ol))
 			t.Result = result(ratio >= 0.95)
 			t.Note = fmt.Sprintf("CPU per request (client+server, %.0f cores / req/s): middleware %.1f µs, handler %.1f µs", cpu, cpu/cl.RPS*1e6, cpu/ol.RPS*1e6)
 		}
@@ -129,6 +129,16 @@ func (r *results) evaluate() {
 	latTarget("Open-stream cut after the event reaches the store", latCutMemory)
 	latTarget("HTTP SSE cut after the event reaches the store", latCutHTTP)
 	latTarget("Redis propagation to 3 replicas", latPropagation)
+}
+
+// paired describes a and b's paired-slice ratio (pairedRatio), or nothing
+// when they did not run interleaved.
+func paired(a, b loadResult) string {
+	med, q1, q3, n := pairedRatio(a, b)
+	if n < 4 {
+		return ""
+	}
+	return fmt.Sprintf("; paired slices: median %.2f (quartiles %.2f–%.2f, n=%d)", med, q1, q3, n)
 }
 
 // loadAt returns row's run at concurrency c, if row ran.
