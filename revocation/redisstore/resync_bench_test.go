@@ -132,14 +132,7 @@ func BenchmarkResync(b *testing.B) {
 			})
 			b.Run("catchup", func(b *testing.B) {
 				// No heartbeat catch-up of its own during the benchmark.
-				s, err := New(ctx, client, append(opts, WithHeartbeat(time.Hour), WithStaleAfter(2*time.Hour))...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				fulls := s.fullSyncs.Load()
-				runtime.GC()
-				b.ResetTimer()
+				s := openCatchUpBench(b, client, append(opts, WithHeartbeat(time.Hour), WithStaleAfter(2*time.Hour)))
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
 					unseen := logBehindBack(b, client, prefix, fmt.Sprint("catchup-", i, "-"), 1000)
@@ -158,22 +151,12 @@ func BenchmarkResync(b *testing.B) {
 					}
 					b.StartTimer()
 				}
-				if s.fullSyncs.Load() != fulls {
-					b.Fatal("a full reload ran")
-				}
 			})
 			b.Run("reconnect", func(b *testing.B) {
 				proxy := redistest.NewProxy(b, srv.Addr())
 				via := redis.NewClient(&redis.Options{Addr: proxy.Addr(), ContextTimeoutEnabled: true})
 				defer via.Close()
-				s, err := New(ctx, via, append(opts, WithStaleAfter(time.Minute))...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				fulls := s.fullSyncs.Load()
-				runtime.GC()
-				b.ResetTimer()
+				s := openCatchUpBench(b, via, append(opts, WithStaleAfter(time.Minute)))
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
 					proxy.Cut()
@@ -193,9 +176,6 @@ func BenchmarkResync(b *testing.B) {
 					if err := s.Health(); err != nil {
 						b.Fatalf("Health after the reconnect: %v", err)
 					}
-				}
-				if s.fullSyncs.Load() != fulls {
-					b.Fatal("a full reload ran")
 				}
 			})
 			b.Run("warm", func(b *testing.B) {
@@ -222,6 +202,31 @@ func BenchmarkResync(b *testing.B) {
 	}
 }
 
+// openCatchUpBench opens a store for the catch-up cases, fails b if a full
+// reload runs after New, and resets b's timer.
+func openCatchUpBench(b *testing.B, client *redis.Client, opts []Option) *Store {
+	s, err := New(context.Background(), client, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fulls := s.fullSyncs.Load()
+	b.Cleanup(func() {
+		if s.fullSyncs.Load() != fulls {
+			b.Error("a full reload ran")
+		}
+		_ = s.Close()
+	})
+	runtime.GC()
+	b.ResetTimer()
+	return s
+}
+
+// benchEvent is event i of a batch named tag.
+func benchEvent(tag string, i int) revocation.Event {
+	return revocation.Event{ID: fmt.Sprint(tag, i), Type: revocation.TypeUserDisabled,
+		Subject: revocation.ObjectKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprint(tag, i)), Time: time.Now()}
+}
+
 // putDirect stores n events as Put does (the same script: key, change log
 // and message) straight through client, and returns their subjects.
 func putDirect(tb testing.TB, client *redis.Client, prefix, tag string, n int) []revocation.Key {
@@ -229,8 +234,7 @@ func putDirect(tb testing.TB, client *redis.Client, prefix, tag string, n int) [
 	ctx := context.Background()
 	keys := make([]revocation.Key, n)
 	for i := range keys {
-		ev := revocation.Event{ID: fmt.Sprint(tag, i), Type: revocation.TypeUserDisabled,
-			Subject: revocation.ObjectKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprint(tag, i)), Time: time.Now()}
+		ev := benchEvent(tag, i)
 		keys[i] = ev.Subject
 		err := putScript.Run(ctx, client, []string{subjectKey(prefix, ev.Subject), prefix + changeLogName},
 			encode(ev), time.Hour.Milliseconds(), prefix+channelName, "0", DefaultChangeLogLen).Err()
@@ -250,8 +254,7 @@ func logBehindBack(tb testing.TB, client *redis.Client, prefix, tag string, n in
 	keys := make([]revocation.Key, n)
 	_, err := client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range keys {
-			ev := revocation.Event{ID: fmt.Sprint(tag, i), Type: revocation.TypeUserDisabled,
-				Subject: revocation.ObjectKey("72f988bf-86f1-41af-91ab-2d7cd011db47", fmt.Sprint(tag, i)), Time: time.Now()}
+			ev := benchEvent(tag, i)
 			keys[i] = ev.Subject
 			p.Set(ctx, subjectKey(prefix, ev.Subject), encode(ev), time.Hour)
 			p.XAdd(ctx, &redis.XAddArgs{Stream: prefix + changeLogName, Values: []string{logField, encode(ev)}})
