@@ -73,8 +73,8 @@ const (
 
 // Store is a revocation.Store shared by replicas through Redis. Each replica
 // keeps a local mirror (a revocation.Memory) that Lookup reads; Put writes to
-// Redis first and the other replicas' mirrors follow through Pub/Sub. See the
-// package documentation for the design.
+// Redis first and the other replicas' mirrors follow through Pub/Sub and the
+// change log. See the package documentation for the design.
 //
 // A Store is safe for concurrent use. Call Close to stop its goroutine.
 type Store struct {
