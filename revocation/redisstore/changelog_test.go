@@ -213,3 +213,32 @@ func TestChangeLogPositionMustBeTheSameEntry(t *testing.T) {
 		t.Error("no full reload after the position's entry changed")
 	}
 }
+
+// TestReadOnlyUserFollowsWithoutChangeLog: a store whose Redis user may not
+// write (a replica that only enforces, never ingests) cannot mark its
+// position in the change log. It still starts, and falls back to full
+// reloads: an event stored while it was disconnected is found.
+func TestReadOnlyUserFollowsWithoutChangeLog(t *testing.T) {
+	srv := redistest.Start(t)
+	if _, err := redistest.Command(srv.Addr(), "ACL SETUSER reader on >secret ~* &* +@all -@write"); err != nil {
+		t.Fatal(err)
+	}
+	proxy := redistest.NewProxy(t, srv.Addr())
+	writer := open(t, srv.URL())
+	reader := open(t, "redis://reader:secret@"+proxy.Addr()+"/0")
+	live := event(revocation.ObjectKey("t", "published"), time.Now())
+	put(t, writer, live)
+	testkit.EventuallyWithin(t, waitFor, "the read-only store to enforce a published event", sees(reader, live))
+	fulls := reader.FullSyncs()
+	proxy.Cut()
+	missed := event(revocation.ObjectKey("t", "during-the-cut"), time.Now())
+	put(t, writer, missed)
+	proxy.Restore()
+	testkit.EventuallyWithin(t, waitFor, "the read-only store to reload and enforce the event", sees(reader, missed))
+	if reader.FullSyncs() == fulls {
+		t.Error("the read-only store found the event without a full reload")
+	}
+	if err := reader.Health(); err != nil {
+		t.Errorf("Health = %v", err)
+	}
+}

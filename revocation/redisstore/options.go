@@ -243,6 +243,8 @@ func WithResyncInterval(d time.Duration) Option {
 // n = 0 turns the log off: every resynchronisation is a full reload. In a
 // Cluster the log is always off, since one stream would put every write
 // through one node and the script could not update a subject's key and the
-// stream atomically across hash slots. Every replica sharing a prefix should
-// use the same setting. Default DefaultChangeLogLen.
+// stream atomically across hash slots. A store whose Redis user may not
+// write the log (XADD; a replica that only enforces) reads none either: it
+// logs a warning at start and reloads fully, as with n = 0. Every replica
+// sharing a prefix should use the same setting. Default DefaultChangeLogLen.
 func WithChangeLog(n int) Option { return func(c *config) { c.changeLog = n } }

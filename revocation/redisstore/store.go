@@ -86,7 +86,8 @@ type Store struct {
 	log       *slog.Logger
 	channel   string
 	pattern   string
-	logKey    string // the change log (WithChangeLog); "" when off
+	logKey    string      // the change log (WithChangeLog); "" when off
+	logOff    atomic.Bool // Redis refused a position mark: read no log
 
 	// syncMu serialises resynchronisations and catch-ups; cursor, under it,
 	// is the newest change-log entry such that the mirror holds every event
@@ -238,9 +239,6 @@ func newStore(ctx context.Context, client redis.UniversalClient, own bool, opts 
 		var b [8]byte
 		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 		s.nonce = hex.EncodeToString(b[:])
-	}
-	if !cfg.resyncSet && s.logKey != "" {
-		s.cfg.resyncEvery = DefaultLoggedResyncInterval
 	}
 	// Health must not allocate: its errors are built once.
 	s.errStale = fmt.Errorf("redisstore: out of touch with Redis for longer than %v (policy %s): %w",
@@ -470,7 +468,7 @@ func (s *Store) run(ps *redis.PubSub) {
 		}
 		if synced && !needSync {
 			switch {
-			case time.Since(lastFull) > s.cfg.resyncEvery:
+			case time.Since(lastFull) > s.resyncInterval():
 				// Bounds the effect of any lost message (without a change
 				// log) and of keys removed by hand.
 				needSync, needFull = true, true
@@ -517,7 +515,7 @@ func (s *Store) run(ps *redis.PubSub) {
 			lastCatchUp = time.Now()
 			s.touch()
 		}
-		if synced && s.logKey != "" && time.Since(lastCatchUp) > hb {
+		if synced && s.readsLog() && time.Since(lastCatchUp) > hb {
 			// Read the change log since the last position: a message lost
 			// on a live subscription costs one heartbeat, not a resync
 			// interval.
@@ -857,6 +855,18 @@ func (s *Store) applyEvent(ev revocation.Event) {
 	}
 }
 
+// readsLog reports whether the store follows the change log.
+func (s *Store) readsLog() bool { return s.logKey != "" && !s.logOff.Load() }
+
+// resyncInterval is the time between full reloads: WithResyncInterval, else
+// the default for a store with or without a change log.
+func (s *Store) resyncInterval() time.Duration {
+	if !s.cfg.resyncSet && s.readsLog() {
+		return DefaultLoggedResyncInterval
+	}
+	return s.cfg.resyncEvery
+}
+
 // errLogGap is wrapped by catchUp when the store's position is not in the
 // change log: it has no position yet, or the entry was trimmed, or lost with
 // a failed primary or a Redis restarted without it.
@@ -866,7 +876,7 @@ var errLogGap = errors.New("redisstore: position not in the change log")
 // is false and the store's position is still in the log, else by a full
 // reload (resync). It reports whether it reloaded fully.
 func (s *Store) sync(ctx context.Context, full, notify bool) (bool, error) {
-	if !full && s.logKey != "" {
+	if !full && s.readsLog() {
 		err := s.catchUp(ctx)
 		if err == nil {
 			return false, nil
@@ -979,9 +989,19 @@ func (s *Store) resync(ctx context.Context, notify bool) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	var pos logPos
-	if s.logKey != "" {
+	if s.readsLog() {
 		var err error
-		if pos, err = s.mark(ctx); err != nil {
+		pos, err = s.mark(ctx)
+		var refused redis.Error
+		switch {
+		case errors.As(err, &refused):
+			// Redis answered, with a refusal: a user without XADD (a
+			// store that only reads), a read-only replica, or a key of
+			// another type. Reload fully instead, as without a log.
+			s.logOff.Store(true)
+			s.log.Warn("redisstore: Redis refused a position mark in the change log; this store reads no change log, and every resynchronisation reloads every event (as with WithChangeLog(0))",
+				"key", s.logKey, "error", err)
+		case err != nil:
 			return err
 		}
 	}
