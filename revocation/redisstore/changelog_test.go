@@ -155,8 +155,8 @@ func TestForgedChangeLogEntryChangesNothing(t *testing.T) {
 // TestChangeLogIsBounded: Put trims the log to about WithChangeLog entries.
 func TestChangeLogIsBounded(t *testing.T) {
 	srv := redistest.Start(t)
-	s := open(t, srv.URL(), redisstore.WithChangeLog(10))
-	for i := range 1000 {
+	s := open(t, srv.URL(), redisstore.WithChangeLog(redisstore.MinChangeLogLen))
+	for i := range 3 * redisstore.MinChangeLogLen {
 		put(t, s, event(revocation.ObjectKey("t", fmt.Sprint("u-", i)), time.Now()))
 	}
 	n, err := redistest.Command(srv.Addr(), "XLEN caekit:changes")
@@ -167,14 +167,14 @@ func TestChangeLogIsBounded(t *testing.T) {
 	// log may exceed the bound by up to a node.
 	var got int
 	fmt.Sscan(n, &got)
-	if got > 10+100 {
-		t.Fatalf("change log holds %d entries after 1000 Puts, want about 10", got)
+	if got > redisstore.MinChangeLogLen+100 {
+		t.Fatalf("change log holds %d entries after %d Puts, want about %d", got, 3*redisstore.MinChangeLogLen, redisstore.MinChangeLogLen)
 	}
 }
 
 func TestChangeLogOption(t *testing.T) {
 	srv := redistest.Start(t)
-	for _, n := range []int{-1, redisstore.MaxChangeLogLen + 1} {
+	for _, n := range []int{-1, 1, redisstore.MinChangeLogLen - 1, redisstore.MaxChangeLogLen + 1} {
 		_, err := redisstore.NewFromURL(context.Background(), srv.URL(), redisstore.WithChangeLog(n))
 		if err == nil || !strings.Contains(err.Error(), "change log length") {
 			t.Errorf("WithChangeLog(%d): err = %v, want a change log length error", n, err)

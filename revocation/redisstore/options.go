@@ -32,7 +32,10 @@ const (
 	// DefaultChangeLogLen is the default length of the change log (about
 	// 180 bytes per entry in Redis, so about 18 MB).
 	DefaultChangeLogLen = 100_000
-	// MaxChangeLogLen bounds WithChangeLog.
+	// MinChangeLogLen and MaxChangeLogLen bound WithChangeLog (or 0, off).
+	// Below the minimum, a burst of events would trim a replica's position
+	// between two heartbeats and turn its catch-ups into full reloads.
+	MinChangeLogLen = 1000
 	MaxChangeLogLen = 100_000_000
 	// DefaultReplicaTimeout is how long Put waits for replica
 	// acknowledgements (WAIT) when WithReplicaAcks gives no timeout.
@@ -123,8 +126,8 @@ func (c *config) validate() error {
 			bad(fmt.Errorf("redisstore: resync interval (%v) must be at least the heartbeat (%v)", c.resyncEvery, c.heartbeat))
 		}
 	}
-	if c.changeLog < 0 || c.changeLog > MaxChangeLogLen {
-		bad(fmt.Errorf("redisstore: change log length must be 0 (off) to %d, got %d", MaxChangeLogLen, c.changeLog))
+	if c.changeLog != 0 && (c.changeLog < MinChangeLogLen || c.changeLog > MaxChangeLogLen) {
+		bad(fmt.Errorf("redisstore: change log length must be 0 (off) or %d to %d, got %d", MinChangeLogLen, MaxChangeLogLen, c.changeLog))
 	}
 	if c.policy != FailClosed && c.policy != KeepLastKnown {
 		bad(fmt.Errorf("redisstore: unknown staleness policy %d", c.policy))
