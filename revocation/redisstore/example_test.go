@@ -64,3 +64,24 @@ func ExampleStalenessPolicy() {
 	fmt.Println(redisstore.FailClosed, redisstore.KeepLastKnown)
 	// Output: fail_closed keep_last_known
 }
+
+// A replica that may be cut off from Redis for long (a zone outage of a few
+// minutes at thousands of events a second) keeps a longer change log, so
+// that it catches up on what it missed instead of reloading every event.
+// Every replica sharing the prefix should use the same length. (Not run: it
+// needs Redis Sentinel.)
+func ExampleWithChangeLog() {
+	ctx := context.Background()
+	client := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:            "caekit",
+		SentinelAddrs:         []string{"sentinel-0:26379", "sentinel-1:26379", "sentinel-2:26379"},
+		ContextTimeoutEnabled: true,
+	})
+	defer client.Close()
+	store, err := redisstore.New(ctx, client, redisstore.WithChangeLog(1_000_000))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	fmt.Println(store.Len())
+}
