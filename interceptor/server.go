@@ -375,8 +375,16 @@ func (s *Server) authenticate(ctx context.Context, vals []string, src credential
 // whitespace.
 func bearerToken(v string) (string, bool) {
 	const scheme = "bearer"
-	if len(v) <= len(scheme)+1 || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
+	if len(v) <= len(scheme)+1 || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
 		return "", false
+	}
+	// ASCII case folding: strings.EqualFold's Unicode folding cost more
+	// than the rest of the parse, and no other byte sequence folds to
+	// these six ASCII letters (only k and s have non-ASCII folds).
+	for i := range len(scheme) {
+		if v[i]|0x20 != scheme[i] {
+			return "", false
+		}
 	}
 	t := strings.TrimSpace(v[len(scheme)+1:])
 	if t == "" || strings.IndexByte(t, ' ') >= 0 || strings.IndexByte(t, '\t') >= 0 {
