@@ -32,6 +32,14 @@ import (
 // concurrent use, must not put the token in their errors, and should wrap the
 // token package's sentinel errors (token.ErrExpired gives reason TOKEN_EXPIRED,
 // anything else TOKEN_INVALID).
+//
+// A Validator that also has the method
+//
+//	ValidateNow(ctx context.Context, raw string, now time.Time) (*Claims, error)
+//
+// (*token.Validator does) is called through it, with the time.Now reading
+// the Server takes when a call arrives, so that the validator need not read
+// the clock again.
 type Validator interface {
 	// Validate verifies raw and returns its claims, or an error that does
 	// not contain raw.
@@ -39,6 +47,13 @@ type Validator interface {
 }
 
 var _ Validator = (*token.Validator)(nil)
+
+// nowValidator is a Validator taking the call's time (see Validator).
+type nowValidator interface {
+	ValidateNow(ctx context.Context, raw string, now time.Time) (*Claims, error)
+}
+
+var _ nowValidator = (*token.Validator)(nil)
 
 // Server holds the server-side interceptors: it authenticates every call with
 // a bearer token, runs the checks (revocation first), and keeps every open
@@ -49,6 +64,7 @@ var _ Validator = (*token.Validator)(nil)
 // store subscription and ends the streams it still watches.
 type Server struct {
 	v      Validator
+	vnow   nowValidator // v, when it is one
 	o      options
 	store  revocation.Store
 	checks []check.Check
@@ -58,7 +74,6 @@ type Server struct {
 	revoke   revocationCheck // the built-in check, s.checks[0]
 	index    streamIndex
 	met      *serverMetrics
-	wall     wallClock // check.Request.Now under the default clock
 
 	unsub     func()
 	unwatch   []func() // stops the ChangeNotifier subscriptions
@@ -110,6 +125,7 @@ func New(v Validator, opts ...Option) (*Server, error) {
 		store:   o.store,
 		closing: make(chan struct{}),
 	}
+	s.vnow, _ = v.(nowValidator)
 	s.revoke = revocationCheck{store: o.store}
 	if _, ok := v.(*token.Validator); ok {
 		// Verdicts are keyed by the *Claims pointer: only a validator known
@@ -280,17 +296,17 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if s.isExempt(ctx, info.FullMethod, nil, req) {
 		return handler(ctx, req)
 	}
-	start := monoNow()
+	now, start := callClock()
 	// gRPC calls unary interceptors for registered methods only.
 	ms := s.met.method(info.FullMethod, true)
 	addr := peerAddr(ctx)
-	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials)
+	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials, now)
 	if d == nil {
 		var md metadata.MD
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, false, addr, start)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, false, addr, now)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
@@ -333,7 +349,9 @@ var grpcCredentials = credentials{name: "authorization metadata", hint: "authori
 // authenticate validates the bearer token found in vals, the values of the
 // call's authorization metadata or header. It returns the raw token (for a
 // hash in logs only) and a denial on failure.
-func (s *Server) authenticate(ctx context.Context, vals []string, src credentials) (*Claims, string, *check.Denial) {
+//
+// now is the call's time.Now reading, for a nowValidator.
+func (s *Server) authenticate(ctx context.Context, vals []string, src credentials, now time.Time) (*Claims, string, *check.Denial) {
 	if s.isClosed() {
 		return nil, "", closedDenial()
 	}
@@ -349,7 +367,15 @@ func (s *Server) authenticate(ctx context.Context, vals []string, src credential
 		return nil, "", invalidDenial(caev1.Reason_REASON_TOKEN_INVALID,
 			src.name+` is not "Bearer <token>"`)
 	}
-	claims, err := s.v.Validate(ctx, raw)
+	var (
+		claims *Claims
+		err    error
+	)
+	if s.vnow != nil {
+		claims, err = s.vnow.ValidateNow(ctx, raw, now)
+	} else {
+		claims, err = s.v.Validate(ctx, raw)
+	}
 	if err != nil {
 		reason := caev1.Reason_REASON_TOKEN_INVALID
 		if errors.Is(err, token.ErrExpired) {
@@ -423,9 +449,9 @@ var requestPool = sync.Pool{New: func() any { return new(check.Request) }}
 // evaluate builds the Request once and runs the checks in order; the first
 // denial wins.
 //
-// start is the call's monotonic start (monoNow): under the default clock,
-// check.Request.Now is derived from it (wallClock) instead of read.
-func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool, addr net.Addr, start time.Duration) *check.Denial {
+// now is the call's time.Now reading (callClock): check.Request.Now under
+// the default clock.
+func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool, addr net.Addr, now time.Time) *check.Denial {
 	r := requestPool.Get().(*check.Request)
 	r.FullMethod = method
 	r.Claims = claims
@@ -434,7 +460,7 @@ func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md
 	if s.o.clockSet {
 		r.Now = s.o.now()
 	} else {
-		r.Now = s.wall.at(start)
+		r.Now = now
 	}
 	r.Peer = addr
 	var d *check.Denial
