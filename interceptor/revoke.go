@@ -32,13 +32,18 @@ type revocationCheck struct {
 // Check denies a token that a stored event revokes, and every token while
 // the store is unhealthy.
 func (rc revocationCheck) Check(_ context.Context, r *check.Request) *check.Denial {
+	return rc.check(r.Claims)
+}
+
+// check is Check for the token of claims.
+func (rc revocationCheck) check(claims *Claims) *check.Denial {
 	if d := storeHealth(rc.store); d != nil {
 		return d
 	}
 	var g uint64
 	if rc.gen != nil {
 		g = rc.gen.Load()
-		if rc.verdicts.passed(r.Claims, g) {
+		if rc.verdicts.passed(claims, g) {
 			return nil
 		}
 	}
@@ -46,8 +51,8 @@ func (rc revocationCheck) Check(_ context.Context, r *check.Request) *check.Deni
 		latest  revocation.Event
 		revoked bool
 	)
-	iat, nbf := r.Claims.IssuedAt, r.Claims.NotBefore
-	for _, k := range r.Claims.Keys() {
+	iat, nbf := claims.IssuedAt, claims.NotBefore
+	for _, k := range claims.Keys() {
 		ev, ok := rc.store.Lookup(k)
 		if ok && ev.RevokesToken(iat, nbf) && (!revoked || ev.Time.After(latest.Time)) {
 			latest, revoked = ev, true
@@ -55,7 +60,7 @@ func (rc revocationCheck) Check(_ context.Context, r *check.Request) *check.Deni
 	}
 	if !revoked {
 		if rc.gen != nil {
-			rc.verdicts.remember(r.Claims, g)
+			rc.verdicts.remember(claims, g)
 		}
 		return nil
 	}

@@ -299,16 +299,22 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	now, start := callClock()
 	// gRPC calls unary interceptors for registered methods only.
 	ms := s.met.method(info.FullMethod, true)
-	addr := peerAddr(ctx)
 	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials, now)
+	var addr net.Addr // read when a check or a denial needs it
 	if d == nil {
 		var md metadata.MD
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
+		if len(s.o.checks) > 0 {
+			addr = peerAddr(ctx)
+		}
 		d = s.evaluate(ctx, info.FullMethod, claims, md, false, addr, now)
 	}
 	if d != nil {
+		if addr == nil {
+			addr = peerAddr(ctx)
+		}
 		c := s.newCut(d, claims)
 		s.met.denied(ctx, ms, reasonName(d.Reason), monoNow()-start)
 		if c.header != "" {
@@ -450,8 +456,12 @@ var requestPool = sync.Pool{New: func() any { return new(check.Request) }}
 // denial wins.
 //
 // now is the call's time.Now reading (callClock): check.Request.Now under
-// the default clock.
+// the default clock. Without configured checks, the built-in revocation
+// check, which reads only the claims, runs without a Request.
 func (s *Server) evaluate(ctx context.Context, method string, claims *Claims, md metadata.MD, stream bool, addr net.Addr, now time.Time) *check.Denial {
+	if len(s.checks) == 1 {
+		return s.revoke.check(claims)
+	}
 	r := requestPool.Get().(*check.Request)
 	r.FullMethod = method
 	r.Claims = claims
