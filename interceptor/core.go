@@ -267,7 +267,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	if !c.Watch {
 		a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
 		s.met.allowed(ctx, ms, start)
-		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
+		a.ctx = withClaims(ctx, claims)
 		return a, nil
 	}
 	if c.Lazy {
@@ -283,7 +283,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	// A watched call's Admission and watch in one allocation.
 	wa := &watchedAdmission{Admission: Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}}
 	a := &wa.Admission
-	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, claimsKey{}, claims))
+	hctx, cancel := context.WithCancelCause(withClaims(ctx, claims))
 	w := s.initWatch(&wa.w, hctx, cancel, claims, c.Method, md, c.Peer, c.Stream, a)
 	// Set before indexing: an event may wake the call at once; opening
 	// defers the re-check goroutine of such a wake until the call is let in.

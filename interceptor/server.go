@@ -222,6 +222,29 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 
 type claimsKey struct{}
 
+// claimsCtx is a handler's context: the call's context and its claims,
+// which ClaimsFromContext finds under claimsKey. It is
+// context.WithValue(parent, claimsKey{}, claims) in half the allocation (24
+// bytes, not 48: neither the key nor the claims are boxed in an interface).
+type claimsCtx struct {
+	context.Context
+	claims *Claims
+}
+
+// withClaims returns parent carrying claims for ClaimsFromContext.
+func withClaims(parent context.Context, claims *Claims) context.Context {
+	return &claimsCtx{Context: parent, claims: claims}
+}
+
+func (c *claimsCtx) Value(key any) any {
+	if _, ok := key.(claimsKey); ok {
+		return c.claims
+	}
+	return c.Context.Value(key)
+}
+
+func (c *claimsCtx) String() string { return fmt.Sprint(c.Context) + ".WithValue(caekit claims)" }
+
 // ClaimsFromContext returns the validated token claims of the call, as put
 // into the handler's context by the Server's interceptors. It reports false
 // for exempt methods and outside an intercepted call. Never modify the Claims.
@@ -324,7 +347,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		return nil, c.err
 	}
 	s.met.allowed(ctx, ms, start)
-	hctx := context.WithValue(ctx, claimsKey{}, claims)
+	hctx := withClaims(ctx, claims)
 	if s.o.logFields {
 		if up := hasLoggingFields(ctx); up || s.o.injectFields {
 			hctx = publishFields(ctx, hctx, up, s.o.injectFields, logging.Fields{

@@ -134,7 +134,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // w is the zero watch to fill in (allocated by the caller, with the
 // Admission for a call admitted by Admit).
 func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission, w *watch) (*watch, *cut) {
-	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
+	hctx, cancel := context.WithCancelCause(withClaims(parent, claims))
 	s.initWatch(w, hctx, cancel, claims, method, md, addr, stream, adm)
 	s.indexWatch(w)
 	if err := w.recheck(true); err != nil {
