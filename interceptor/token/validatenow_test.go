@@ -34,3 +34,23 @@ func TestValidateNow(t *testing.T) {
 		t.Fatalf("a validator with a clock of its own judged at the time given: %v", err)
 	}
 }
+
+// TestTokenWithSpaceRefused pins what the interceptor relies on to look for
+// spaces in a token only after the validator refused it: a valid token with
+// a space or a tab put anywhere in it is refused, after the token itself
+// was cached too.
+func TestTokenWithSpaceRefused(t *testing.T) {
+	s := edSigner("ed")
+	v := newValidator(t, token.WithStaticKey("ed", s.key.Public()), token.WithIssuer(shapeIss))
+	raw := s.sign(t, claimsFor(shapeIss), nil)
+	if _, err := v.Validate(context.Background(), raw); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i <= len(raw); i++ {
+		for _, sp := range []string{" ", "\t"} {
+			if _, err := v.Validate(context.Background(), raw[:i]+sp+raw[i:]); err == nil {
+				t.Fatalf("accepted with %q at %d", sp, i)
+			}
+		}
+	}
+}
