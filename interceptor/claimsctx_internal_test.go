@@ -3,6 +3,7 @@ package interceptor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -27,6 +28,13 @@ func TestClaimsCtx(t *testing.T) {
 	}
 	if _, ok := ClaimsFromContext(parent); ok {
 		t.Fatal("the parent has claims")
+	}
+	if got, want := fmt.Sprint(ctx), fmt.Sprint(parent)+".WithValue(caekit claims)"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+	type opaque struct{ context.Context }
+	if got := fmt.Sprint(withClaims(opaque{context.Background()}, claims)); got != "interceptor.opaque.WithValue(caekit claims)" {
+		t.Fatalf("String() of a context without String = %q", got)
 	}
 	cause := errors.New("cut")
 	cancel(cause)

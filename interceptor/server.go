@@ -240,6 +240,7 @@ func withClaims(parent context.Context, claims *Claims) context.Context {
 	return &claimsCtx{Context: parent, claims: claims}
 }
 
+// Value returns the claims for claimsKey, else the parent's value.
 func (c *claimsCtx) Value(key any) any {
 	if _, ok := key.(claimsKey); ok {
 		return c.claims
@@ -247,7 +248,15 @@ func (c *claimsCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-func (c *claimsCtx) String() string { return fmt.Sprint(c.Context) + ".WithValue(caekit claims)" }
+// String describes the context as the context package does: the parent's
+// String, or its type name (never its contents), and no claims.
+func (c *claimsCtx) String() string {
+	parent := fmt.Sprintf("%T", c.Context)
+	if s, ok := c.Context.(fmt.Stringer); ok {
+		parent = s.String()
+	}
+	return parent + ".WithValue(caekit claims)"
+}
 
 // ClaimsFromContext returns the validated token claims of the call, as put
 // into the handler's context by the Server's interceptors. It reports false
