@@ -240,7 +240,7 @@ func (a *Admission) End() error {
 // Admit is the hook for transport adapters such as interceptor/caehttp and
 // interceptor/caeconnect; gRPC servers use the interceptors instead.
 func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
-	start := monoNow()
+	now, start := callClock()
 	// Read before the evaluation: a change counted after this read may
 	// have been missed by it, and a lazy watch start re-evaluates then.
 	snap := s.changes.Load()
@@ -248,14 +248,14 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	if c.Credentials != "" {
 		src = credentials{name: c.Credentials, hint: "Authorization: Bearer <token>"}
 	}
-	claims, raw, d := s.authenticate(ctx, c.Authorization, src)
+	claims, raw, d := s.authenticate(ctx, c.Authorization, src, now)
 	ms := s.methodSet(c.Method, c.Registered, d == nil)
 	var md metadata.MD
 	if d == nil {
 		if s.o.customMetadata && c.Metadata != nil {
 			md = c.Metadata()
 		}
-		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer, start)
+		d = s.evaluate(ctx, c.Method, claims, md, c.Stream, c.Peer, now)
 	}
 	phase := PhaseUnary
 	if c.Watch || c.Stream {
@@ -267,7 +267,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	if !c.Watch {
 		a := &Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}
 		s.met.allowed(ctx, ms, start)
-		a.ctx = context.WithValue(ctx, claimsKey{}, claims)
+		a.ctx = withClaims(ctx, claims)
 		return a, nil
 	}
 	if c.Lazy {
@@ -283,7 +283,7 @@ func (s *Server) Admit(ctx context.Context, c Call) (*Admission, error) {
 	// A watched call's Admission and watch in one allocation.
 	wa := &watchedAdmission{Admission: Admission{s: s, call: c, claims: claims, raw: raw, ms: ms}}
 	a := &wa.Admission
-	hctx, cancel := context.WithCancelCause(context.WithValue(ctx, claimsKey{}, claims))
+	hctx, cancel := context.WithCancelCause(withClaims(ctx, claims))
 	w := s.initWatch(&wa.w, hctx, cancel, claims, c.Method, md, c.Peer, c.Stream, a)
 	// Set before indexing: an event may wake the call at once; opening
 	// defers the re-check goroutine of such a wake until the call is let in.

@@ -49,7 +49,8 @@ type options struct {
 	// allowedEvery is WithAllowedDurationEvery's n.
 	allowedEvery int
 	// clockSet is true after WithClock: check.Request.Now is then read
-	// from now on every call, not derived from the monotonic clock.
+	// from now on every call, not taken from the call's own clock read
+	// (callClock).
 	clockSet bool
 }
 
@@ -277,10 +278,11 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // MetricDecisions counts every decision whatever n is, so only the
 // histogram's count and sum shrink to about 1/n of the allowed calls: its
 // buckets remain a sample of the latency distribution. On a verified-token
-// cache hit, the clock read and the histogram's Record are about a third
-// of caekit's cost per call with the OpenTelemetry SDK installed
-// (BENCHMARKS.md, issue 16 item 1); a large n, such as 64, removes most of
-// it. A negative n is an error.
+// cache hit, the clock read and the histogram's Record are about 45 % of
+// the instructions of caekit's call with the OpenTelemetry SDK installed
+// (BENCHMARKS.md, issue 16 item 1, third pass), most of it the SDK's
+// attribute handling; a large n, such as 64, removes most of it. A
+// negative n is an error.
 func WithAllowedDurationEvery(n int) Option {
 	return func(o *options) {
 		if n < 0 {

@@ -2,7 +2,6 @@ package interceptor
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -33,13 +32,18 @@ type revocationCheck struct {
 // Check denies a token that a stored event revokes, and every token while
 // the store is unhealthy.
 func (rc revocationCheck) Check(_ context.Context, r *check.Request) *check.Denial {
+	return rc.check(r.Claims)
+}
+
+// check is Check for the token of claims.
+func (rc revocationCheck) check(claims *Claims) *check.Denial {
 	if d := storeHealth(rc.store); d != nil {
 		return d
 	}
 	var g uint64
 	if rc.gen != nil {
 		g = rc.gen.Load()
-		if rc.verdicts.passed(r.Claims, g) {
+		if rc.verdicts.passed(claims, g) {
 			return nil
 		}
 	}
@@ -47,8 +51,8 @@ func (rc revocationCheck) Check(_ context.Context, r *check.Request) *check.Deni
 		latest  revocation.Event
 		revoked bool
 	)
-	iat, nbf := r.Claims.IssuedAt, r.Claims.NotBefore
-	for _, k := range r.Claims.Keys() {
+	iat, nbf := claims.IssuedAt, claims.NotBefore
+	for _, k := range claims.Keys() {
 		ev, ok := rc.store.Lookup(k)
 		if ok && ev.RevokesToken(iat, nbf) && (!revoked || ev.Time.After(latest.Time)) {
 			latest, revoked = ev, true
@@ -56,73 +60,83 @@ func (rc revocationCheck) Check(_ context.Context, r *check.Request) *check.Deni
 	}
 	if !revoked {
 		if rc.gen != nil {
-			rc.verdicts.remember(r.Claims, g)
+			rc.verdicts.remember(claims, g)
 		}
 		return nil
 	}
 	return RevocationDenial(latest, iat)
 }
 
-// maxVerdicts bounds the verdict cache (entries of all shards together).
-const maxVerdicts = 4096
-
-const verdictShards = 16
+// The verdict cache's shape: 1<<verdictSetBits sets of verdictWays slots,
+// maxVerdicts slots in all (its bound). A token's verdict may be in either
+// slot of its set (remember is written for two ways).
+const (
+	verdictWays    = 2
+	verdictSetBits = 11
+	maxVerdicts    = verdictWays << verdictSetBits // 4096
+)
 
 // verdictCache maps verified-token Claims (by pointer: a verified-token
 // cache hands out the same *Claims for the same token, and an entry keeps
 // its Claims alive, so a pointer is never reused for another token while
 // it is a key) to the store generation at which the token was found not
-// revoked. Each shard holds at most maxVerdicts/verdictShards entries and is
-// emptied when full.
+// revoked. It is a two-way set-associative table of immutable entries read
+// without locks: a look-up is two atomic loads and no write, so concurrent
+// calls of a hot token share its cache lines read-only (a read lock, the
+// former shards' RWMutex, wrote its reader count twice per call). A new
+// or renewed entry goes first in its set and moves the other one second; a
+// third token of the same set evicts the least recently remembered one,
+// which then costs its next call the store look-ups, nothing else.
 type verdictCache struct {
-	shards [verdictShards]verdictShard
+	slots [maxVerdicts]atomic.Pointer[verdict]
 }
 
-type verdictShard struct {
-	mu sync.RWMutex
-	m  map[*Claims]uint64
-	_  [40]byte // keep shards on separate cache lines
+type verdict struct {
+	c   *Claims
+	gen uint64
 }
 
-func (vc *verdictCache) shard(c *Claims) *verdictShard {
-	p := uintptr(unsafe.Pointer(c))
-	return &vc.shards[(p>>4^p>>12)%verdictShards]
+// set returns the slots c's verdict may be in.
+func (vc *verdictCache) set(c *Claims) []atomic.Pointer[verdict] {
+	// Fibonacci hashing of the address: its top bits pick the set.
+	h := uint64(uintptr(unsafe.Pointer(c))) * 0x9e3779b97f4a7c15
+	i := int(h>>(64-verdictSetBits)) * verdictWays
+	return vc.slots[i : i+verdictWays : i+verdictWays]
 }
 
 // passed reports whether c was found not revoked at generation g.
 func (vc *verdictCache) passed(c *Claims, g uint64) bool {
-	sh := vc.shard(c)
-	sh.mu.RLock()
-	v, ok := sh.m[c]
-	sh.mu.RUnlock()
-	return ok && v == g
+	set := vc.set(c)
+	for i := range set {
+		if v := set[i].Load(); v != nil && v.c == c {
+			return v.gen == g
+		}
+	}
+	return false
 }
 
 // remember records that c was found not revoked by look-ups that started at
-// generation g.
+// generation g. Racing calls may lose an entry or leave a stale one; either
+// only costs a later call the store look-ups.
 func (vc *verdictCache) remember(c *Claims, g uint64) {
-	sh := vc.shard(c)
-	sh.mu.Lock()
-	if sh.m == nil || (len(sh.m) >= maxVerdicts/verdictShards && !hasKey(sh.m, c)) {
-		sh.m = make(map[*Claims]uint64, 64)
+	set := vc.set(c)
+	nv := &verdict{c: c, gen: g}
+	first := set[0].Load()
+	if first == nil || first.c == c {
+		set[0].Store(nv)
+		return
 	}
-	sh.m[c] = g
-	sh.mu.Unlock()
-}
-
-func hasKey(m map[*Claims]uint64, c *Claims) bool {
-	_, ok := m[c]
-	return ok
+	set[1].Store(first) // c's old entry, if second, goes
+	set[0].Store(nv)
 }
 
 // len returns the number of entries (for tests).
 func (vc *verdictCache) len() int {
 	n := 0
-	for i := range vc.shards {
-		sh := &vc.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
+	for i := range vc.slots {
+		if vc.slots[i].Load() != nil {
+			n++
+		}
 	}
 	return n
 }

@@ -52,9 +52,9 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 	if s.isExempt(ctx, info.FullMethod, info, nil) {
 		return handler(srv, ss)
 	}
-	start := monoNow()
+	now, start := callClock()
 	addr := peerAddr(ctx)
-	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials)
+	claims, raw, d := s.authenticate(ctx, metadata.ValueFromIncomingContext(ctx, "authorization"), grpcCredentials, now)
 	// gRPC passes the service implementation as srv, nil for an
 	// unknown-service handler.
 	ms := s.methodSet(info.FullMethod, srv != nil, d == nil)
@@ -63,7 +63,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 		if s.o.customMetadata {
 			md, _ = metadata.FromIncomingContext(ctx)
 		}
-		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr, start)
+		d = s.evaluate(ctx, info.FullMethod, claims, md, true, addr, now)
 	}
 	if d != nil {
 		c := s.newCut(d, claims)
@@ -134,7 +134,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // w is the zero watch to fill in (allocated by the caller, with the
 // Admission for a call admitted by Admit).
 func (s *Server) openWatch(parent context.Context, claims *Claims, method string, md metadata.MD, addr net.Addr, stream bool, adm *Admission, w *watch) (*watch, *cut) {
-	hctx, cancel := context.WithCancelCause(context.WithValue(parent, claimsKey{}, claims))
+	hctx, cancel := context.WithCancelCause(withClaims(parent, claims))
 	s.initWatch(w, hctx, cancel, claims, method, md, addr, stream, adm)
 	s.indexWatch(w)
 	if err := w.recheck(true); err != nil {

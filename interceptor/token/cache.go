@@ -10,7 +10,7 @@ import (
 )
 
 // cache remembers verified tokens. It is a fixed number of shards, each a
-// map from a seeded 64-bit hash of the raw token to a slot in a fixed array
+// map from a seeded 64-bit hash of the raw token's end (hash) to a slot in a fixed array
 // evicted with the CLOCK algorithm (expired entries first, then entries not
 // hit since the hand last passed). Lookups take a shard read lock and do not
 // allocate; the full raw token is compared on every hit, so hash collisions
@@ -38,6 +38,24 @@ type cacheSlot struct {
 	exp    int64       // unix nanos; the entry is served only strictly before it
 	nbf    int64       // unix nanos, math.MinInt64 when absent
 	ref    atomic.Bool
+}
+
+// hashTail is how many bytes at the end of a raw token the cache hashes. A
+// cached token is a verified compact JWS, which ends in its signature in
+// canonical base64url, 43 characters or more for every supported alg: its
+// last hashTail bytes are signature bytes that only the signing key
+// produces, so distinct cached tokens collide by chance only, and a
+// collision costs a miss (the raw token is compared in full), never a wrong
+// answer. Hashing whole tokens (hundreds of bytes) was ~8 % of a cache-hit
+// call (BenchmarkUnaryInterceptorCacheHitSDKJSONLog profile).
+const hashTail = 32
+
+// hash is the seeded hash of raw's last hashTail bytes.
+func (c *cache) hash(raw string) uint64 {
+	if len(raw) > hashTail {
+		raw = raw[len(raw)-hashTail:]
+	}
+	return maphash.String(c.seed, raw)
 }
 
 // maxShards bounds the shard count; minPerShard keeps shards from being tiny.
@@ -71,7 +89,7 @@ func newCache(size int) *cache {
 // before its exp, not before its nbf minus leeway, and the key that verified
 // it is still accepted.
 func (c *cache) get(raw string, now, leeway int64) (*Claims, bool) {
-	h := maphash.String(c.seed, raw)
+	h := c.hash(raw)
 	s := &c.shards[h&c.mask]
 	s.mu.RLock()
 	i, ok := s.index[h]
@@ -102,7 +120,7 @@ func (c *cache) put(raw string, cl *Claims, key *keyset.Key, now int64) {
 	if !cl.NotBefore.IsZero() {
 		nbf = cl.NotBefore.UnixNano()
 	}
-	h := maphash.String(c.seed, raw)
+	h := c.hash(raw)
 	s := &c.shards[h&c.mask]
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,8 +2,8 @@ package token
 
 import (
 	"fmt"
-	"hash/maphash"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,9 +89,27 @@ func TestCacheComparesRawOnHit(t *testing.T) {
 	c.put("a", claimsExp(now.Add(time.Hour)), staticRec, now.UnixNano())
 	// Simulate a hash collision: make "b" hash to the slot of "a".
 	s := &c.shards[0]
-	s.index[maphash.String(c.seed, "b")] = s.index[maphash.String(c.seed, "a")]
+	s.index[c.hash("b")] = s.index[c.hash("a")]
 	if _, ok := c.get("b", now.UnixNano(), 0); ok {
 		t.Fatal("a colliding token was answered from another token's entry")
+	}
+}
+
+// TestCacheSameTail: tokens that end alike share a hash (hashTail); one is
+// never answered from the other's entry.
+func TestCacheSameTail(t *testing.T) {
+	now := testclock.Unix(1_900_000_000, 0)
+	c := newCache(1)
+	tail := strings.Repeat("s", hashTail)
+	c.put("a."+tail, claimsExp(now.Add(time.Hour)), staticRec, now.UnixNano())
+	if c.hash("a."+tail) != c.hash("b."+tail) {
+		t.Fatal("tokens with the same tail hash differently")
+	}
+	if _, ok := c.get("b."+tail, now.UnixNano(), 0); ok {
+		t.Fatal("a token was answered from the entry of another with the same tail")
+	}
+	if _, ok := c.get("a."+tail, now.UnixNano(), 0); !ok {
+		t.Fatal("miss")
 	}
 }
 

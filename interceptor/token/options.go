@@ -99,6 +99,7 @@ type config struct {
 	maxTokenSize    int
 	cacheSize       int
 	now             func() time.Time
+	clockSet        bool // WithClock was given
 	httpClient      *http.Client
 	refreshInterval time.Duration
 	unknownKIDLimit time.Duration
@@ -419,6 +420,7 @@ func WithClock(now func() time.Time) Option {
 			return
 		}
 		c.now = now
+		c.clockSet = true
 	}
 }
 
