@@ -12,7 +12,6 @@ import (
 
 	"github.com/caekit/caekit/interceptor/challenge"
 	"github.com/caekit/caekit/interceptor/client"
-	"github.com/caekit/caekit/internal/testkit"
 	"github.com/caekit/caekit/internal/testkit/testidp"
 	caev1 "github.com/caekit/caekit/proto/cae/v1"
 )
@@ -137,15 +136,29 @@ func TestChallengeNotBeforeWait(t *testing.T) {
 func TestChallengeNotBeforeWaitEndsWithClose(t *testing.T) {
 	asked := &askedAt{}
 	clock := &fakeTime{now: time.Now()}
+	// A wait that lasts until something ends it, and says when it began:
+	// Close must come during the wait, not before it (Close before the
+	// fetch starts refuses it with ErrClosed instead, as it should).
+	waiting := make(chan struct{})
+	var began sync.Once
+	sleep := func(ctx context.Context, d time.Duration) error {
+		began.Do(func() { close(waiting) })
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	e := newEnv(t, envConfig{
-		// nbf an hour ahead of the client's clock: the real wait lasts
-		// MaxNotBeforeWait unless something ends it.
-		wrap: challengeOnce(challenge.NotBeforeClaims(time.Now().Add(time.Hour))),
-		src:  func(idp *testidp.IdP) client.TokenSource { return asked.source(clock, mustSource(idp)) },
+		// nbf an hour ahead of the client's clock.
+		wrap:       challengeOnce(challenge.NotBeforeClaims(time.Now().Add(time.Hour))),
+		src:        func(idp *testidp.IdP) client.TokenSource { return asked.source(clock, mustSource(idp)) },
+		clientOpts: []client.Option{client.WithTestClock(clock.Now, sleep)},
 	})
 	done := make(chan error, 1)
 	go func() { done <- e.get() }()
-	testkit.Eventually(t, "the challenge", func() bool { return e.obs.count(client.EventChallenge) == 1 })
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never began to wait for the challenge's nbf")
+	}
 	if err := e.cli.Close(); err != nil {
 		t.Fatal(err)
 	}
