@@ -80,18 +80,29 @@ func TestChangeLogGapFallsBackToFullReload(t *testing.T) {
 	proxy := redistest.NewProxy(t, srv.Addr())
 	writer := open(t, srv.URL(), redisstore.WithChangeLog(0)) // writes no log entry at all
 	replica := open(t, proxy.URL())
-	fulls := replica.FullSyncs()
-	proxy.Cut()
-	if n, err := redistest.Command(srv.Addr(), "DEL caekit:changes"); err != nil || n != "1" {
-		t.Fatalf("DEL caekit:changes = %s, %v; want 1", n, err)
-	}
 	missed := event(revocation.ObjectKey("t", "written-without-a-log-entry"), time.Now())
-	put(t, writer, missed)
-	proxy.Restore()
-	testkit.EventuallyWithin(t, waitFor, "the replica to reload and enforce the event", sees(replica, missed))
-	if replica.FullSyncs() == fulls {
+	full := missWhileCut(t, proxy, replica, missed, func() {
+		if n, err := redistest.Command(srv.Addr(), "DEL caekit:changes"); err != nil || n != "1" {
+			t.Fatalf("DEL caekit:changes = %s, %v; want 1", n, err)
+		}
+		put(t, writer, missed)
+	})
+	if !full {
 		t.Error("the replica found the event without a full reload, yet the log could not have named it")
 	}
+}
+
+// missWhileCut cuts replica off Redis through proxy, runs during (which
+// stores ev behind the replica's back), lets it reconnect and waits until it
+// enforces ev. It reports whether that took a full reload.
+func missWhileCut(t *testing.T, proxy *redistest.Proxy, replica *redisstore.Store, ev revocation.Event, during func()) (fullReload bool) {
+	t.Helper()
+	fulls := replica.FullSyncs()
+	proxy.Cut()
+	during()
+	proxy.Restore()
+	testkit.EventuallyWithin(t, waitFor, "the replica to enforce the event stored while it was cut off", sees(replica, ev))
+	return replica.FullSyncs() != fulls
 }
 
 // TestLostMessageCaughtUpAtHeartbeat: an event whose Pub/Sub message never
@@ -197,19 +208,17 @@ func TestChangeLogPositionMustBeTheSameEntry(t *testing.T) {
 		t.Fatalf("XREVRANGE caekit:changes = %v, %v; want the replica's position mark", last, err)
 	}
 	id := last[0].ID
-	fulls := replica.FullSyncs()
-	proxy.Cut()
 	missed := event(revocation.ObjectKey("t", "stored-after-a-failover"), time.Now())
-	if _, err := redistest.Commands(srv.Addr(),
-		"DEL caekit:changes",
-		"XADD caekit:changes "+id+" m another-store-1",
-		"SET "+redisstore.SubjectKey(redisstore.DefaultPrefix, missed.Subject)+" "+redisstore.Encode(missed)+" PX 600000",
-	); err != nil {
-		t.Fatal(err)
-	}
-	proxy.Restore()
-	testkit.EventuallyWithin(t, waitFor, "the replica to reload and enforce the event", sees(replica, missed))
-	if replica.FullSyncs() == fulls {
+	full := missWhileCut(t, proxy, replica, missed, func() {
+		if _, err := redistest.Commands(srv.Addr(),
+			"DEL caekit:changes",
+			"XADD caekit:changes "+id+" m another-store-1",
+			"SET "+redisstore.SubjectKey(redisstore.DefaultPrefix, missed.Subject)+" "+redisstore.Encode(missed)+" PX 600000",
+		); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !full {
 		t.Error("no full reload after the position's entry changed")
 	}
 }
@@ -229,13 +238,8 @@ func TestReadOnlyUserFollowsWithoutChangeLog(t *testing.T) {
 	live := event(revocation.ObjectKey("t", "published"), time.Now())
 	put(t, writer, live)
 	testkit.EventuallyWithin(t, waitFor, "the read-only store to enforce a published event", sees(reader, live))
-	fulls := reader.FullSyncs()
-	proxy.Cut()
 	missed := event(revocation.ObjectKey("t", "during-the-cut"), time.Now())
-	put(t, writer, missed)
-	proxy.Restore()
-	testkit.EventuallyWithin(t, waitFor, "the read-only store to reload and enforce the event", sees(reader, missed))
-	if reader.FullSyncs() == fulls {
+	if !missWhileCut(t, proxy, reader, missed, func() { put(t, writer, missed) }) {
 		t.Error("the read-only store found the event without a full reload")
 	}
 	if err := reader.Health(); err != nil {
