@@ -131,7 +131,7 @@ func New(v Validator, opts ...Option) (*Server, error) {
 	s.vnow, _ = v.(nowValidator)
 	_, s.jws = v.(*token.Validator)
 	s.revoke = revocationCheck{store: o.store}
-	if _, ok := v.(*token.Validator); ok {
+	if s.jws {
 		// Verdicts are keyed by the *Claims pointer: only a validator known
 		// to hand out one immutable Claims per token (fresh on a miss, the
 		// cached one on a hit) qualifies; a custom Validator might reuse a

@@ -97,11 +97,7 @@ func runInterleaved(envs []*env, conc int, warm, total, slice time.Duration) []i
 				st[i].err = err
 				continue
 			}
-			n := 0
-			for _, l := range lats {
-				n += len(l)
-			}
-			rate = max(rate, float64(n)/el.Seconds())
+			rate = max(rate, float64(countCalls(lats))/el.Seconds())
 		}
 		st[i].lats = make([][]time.Duration, conc)
 		for w := range st[i].lats {
@@ -116,20 +112,13 @@ func runInterleaved(envs []*env, conc int, warm, total, slice time.Duration) []i
 			if st[i].err != nil {
 				continue
 			}
-			before := 0
-			for _, l := range st[i].lats {
-				before += len(l)
-			}
+			before := countCalls(st[i].lats)
 			el, m, b, err := drive(envs[i], conc, slice, st[i].lats)
 			if err != nil {
 				st[i].err = err
 				continue
 			}
-			after := 0
-			for _, l := range st[i].lats {
-				after += len(l)
-			}
-			st[i].sliceRPS = append(st[i].sliceRPS, float64(after-before)/el.Seconds())
+			st[i].sliceRPS = append(st[i].sliceRPS, float64(countCalls(st[i].lats)-before)/el.Seconds())
 			st[i].elapsed += el
 			st[i].mallocs += m
 			st[i].allocB += b
@@ -161,6 +150,15 @@ func runInterleaved(envs []*env, conc int, warm, total, slice time.Duration) []i
 		s.lats = nil
 	}
 	return st
+}
+
+// countCalls returns the number of latencies recorded across the workers.
+func countCalls(lats [][]time.Duration) int {
+	n := 0
+	for _, l := range lats {
+		n += len(l)
+	}
+	return n
 }
 
 // drive runs conc workers calling GetMessage back to back for dur (HTTP
